@@ -1,0 +1,47 @@
+import js from '@eslint/js';
+import tseslint from 'typescript-eslint';
+
+export default tseslint.config(
+  { ignores: ['dist/', 'node_modules/', 'athanor-data/', 'coverage/'] },
+  js.configs.recommended,
+  ...tseslint.configs.recommended,
+  {
+    rules: {
+      '@typescript-eslint/consistent-type-imports': 'error',
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      'no-console': 'off',
+    },
+  },
+  {
+    files: ['src/**'],
+    ignores: ['src/store/dialects/**', 'src/ops/backup/snapshot-*'],
+    rules: {
+      // Only the dialect files know which database is underneath (DESIGN §2).
+      'no-restricted-imports': [
+        'error',
+        { paths: ['better-sqlite3', 'pg'], patterns: ['**/dialects/sqlite*', '**/dialects/postgres*'] },
+      ],
+    },
+  },
+  {
+    files: ['src/domain/**'],
+    rules: {
+      // The domain is pure: no I/O, no outer layers.
+      'no-restricted-imports': [
+        'error',
+        {
+          paths: ['better-sqlite3', 'pg'],
+          patterns: [
+            'node:fs*',
+            'node:net',
+            'node:http*',
+            'node:child_process',
+            '../store/*',
+            '../service/*',
+            '../server/*',
+          ],
+        },
+      ],
+    },
+  },
+);

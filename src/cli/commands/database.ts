@@ -1,0 +1,246 @@
+import { Command } from 'commander';
+import { AthanorError, ExitCode } from '../../domain/errors.js';
+import { osActor, recordAudit, recordFailure } from '../../service/audit.js';
+import type { MigrationStatus } from '../../store/migrator.js';
+import {
+  checkSchema,
+  getMigrationStatus,
+  migrate,
+  migrationStatements,
+  resetDatabase,
+} from '../../store/migrator.js';
+import type { Store } from '../../store/open-store.js';
+import { appVersion } from '../../version.js';
+import { confirm, integerOption, wantsJson, withStore } from '../context.js';
+import { bold, note, printJson, printLine, printTable } from '../output.js';
+
+const statusExitCodes: Readonly<Record<MigrationStatus['state'], ExitCode>> = {
+  up_to_date: ExitCode.ok,
+  pending: ExitCode.error,
+  drift: ExitCode.checkFailed,
+  newer: ExitCode.incompatibleSchema,
+  newer_breaking: ExitCode.incompatibleSchema,
+};
+
+function statusJson(store: Store, status: MigrationStatus) {
+  return {
+    state: status.state,
+    backend: store.backend.name,
+    database: store.displayUrl,
+    databaseVersion: status.databaseVersion,
+    releaseVersion: status.releaseVersion,
+    appVersion,
+    applied: status.applied.map((a) => ({
+      id: a.id,
+      name: a.name,
+      breaking: a.breaking === 1,
+      appliedAt: a.applied_at,
+      appVersion: a.app_version,
+      durationMs: a.duration_ms,
+      backupId: a.backup_id,
+    })),
+    pending: status.pending.map((m) => ({ id: m.id, name: m.name, breaking: m.breaking })),
+    newer: status.newer.map((a) => ({
+      id: a.id,
+      name: a.name,
+      breaking: a.breaking === 1,
+      appVersion: a.app_version,
+    })),
+    drift: status.drift,
+  };
+}
+
+const stateText: Readonly<Record<MigrationStatus['state'], string>> = {
+  up_to_date: 'up to date',
+  pending: "migrations pending: run 'athanor database migrate'",
+  drift: 'DRIFT: applied migrations differ from this release',
+  newer: 'the database is newer than this release (non-breaking: this release can still run)',
+  newer_breaking: 'the database is newer than this release and incompatible with it',
+};
+
+async function runMigrate(
+  store: Store,
+  config: { lockTimeoutMs: number },
+  action: string,
+  options: { to?: number; json: boolean },
+) {
+  const actor = osActor();
+  const before = await getMigrationStatus(store).catch(() => undefined);
+  try {
+    const applied = await migrate(store, {
+      to: options.to,
+      lockTimeoutMs: config.lockTimeoutMs,
+      onProgress: options.json
+        ? undefined
+        : (event) => {
+            if (event.phase === 'start')
+              note(`applying migration ${event.migration.id} (${event.migration.name})…`);
+            else
+              note(
+                `applied migration ${event.migration.id} (${event.migration.name}) in ${event.durationMs} ms`,
+              );
+          },
+    });
+    const after = await getMigrationStatus(store);
+    if (applied.length > 0) {
+      await recordAudit(store, {
+        actor,
+        action,
+        target: store.displayUrl,
+        outcome: 'ok',
+        details: {
+          from: before?.databaseVersion ?? 0,
+          to: after.databaseVersion,
+          applied: applied.map((a) => a.id),
+        },
+      });
+    }
+    return { applied, after };
+  } catch (error) {
+    await recordFailure(store, { actor, action, target: store.displayUrl }, error);
+    throw error;
+  }
+}
+
+export function databaseCommand(): Command {
+  const command = new Command('database').description('create, inspect and migrate the state store');
+
+  command
+    .command('init')
+    .description('create the database and apply every migration; running it again changes nothing')
+    .action(async (_options: unknown, cmd: Command) => {
+      const json = wantsJson(cmd);
+      await withStore(
+        cmd,
+        async (store, config) => {
+          const { applied, after } = await runMigrate(store, config, 'database.init', { json });
+          if (json) printJson({ ...statusJson(store, after), appliedNow: applied });
+          else if (applied.length === 0) {
+            printLine(
+              `database ${store.displayUrl} is already at migration ${after.databaseVersion}; nothing to do`,
+            );
+          } else printLine(`database ${store.displayUrl} initialized at migration ${after.databaseVersion}`);
+        },
+        { create: true },
+      );
+    });
+
+  command
+    .command('status')
+    .description(
+      'where the database stands: exit 0 up to date, 1 pending, 3 drift, 6 newer than this release',
+    )
+    .action(async (_options: unknown, cmd: Command) => {
+      const status = await withStore(cmd, async (store) => {
+        const s = await getMigrationStatus(store);
+        if (wantsJson(cmd)) {
+          printJson(statusJson(store, s));
+          return s;
+        }
+        printLine(`${bold('database')}  ${store.displayUrl} (${store.backend.name})`);
+        printLine(
+          `${bold('schema')}    migration ${s.databaseVersion}; this release (${appVersion}) has ${s.releaseVersion}`,
+        );
+        printLine(`${bold('state')}     ${stateText[s.state]}`);
+        for (const d of s.drift) printLine(`  ${d.message}`);
+        for (const m of s.pending)
+          printLine(`  pending: ${m.id} ${m.name}${m.breaking ? ' (breaking)' : ''}`);
+        for (const n of s.newer)
+          printLine(`  newer: ${n.id} ${n.name}${n.breaking ? ' (breaking)' : ''} from ${n.app_version}`);
+        return s;
+      });
+      process.exitCode = statusExitCodes[status.state];
+    });
+
+  command
+    .command('migrate')
+    .description('apply pending migrations, each in its own transaction, under a lock')
+    .option('--to <id>', 'stop after this migration', integerOption('--to'))
+    .option('--plan', 'print what would run (with its SQL) and change nothing')
+    .action(async (options: { to?: number; plan?: boolean }, cmd: Command) => {
+      const json = wantsJson(cmd);
+      await withStore(
+        cmd,
+        async (store, config) => {
+          if (options.plan) {
+            const status = await getMigrationStatus(store);
+            const steps = status.pending.filter((m) => options.to === undefined || m.id <= options.to);
+            const plan = [];
+            for (const m of steps) {
+              plan.push({
+                id: m.id,
+                name: m.name,
+                breaking: m.breaking,
+                sql: await migrationStatements(m, store.backend),
+              });
+            }
+            if (json) printJson({ state: status.state, databaseVersion: status.databaseVersion, plan });
+            else if (plan.length === 0)
+              printLine(`nothing to apply: the database is at migration ${status.databaseVersion}`);
+            else {
+              for (const step of plan) {
+                printLine(bold(`-- migration ${step.id} (${step.name})${step.breaking ? ' BREAKING' : ''}`));
+                for (const statement of step.sql) printLine(`${statement};`);
+              }
+            }
+            return;
+          }
+          const { applied, after } = await runMigrate(store, config, 'database.migrate', {
+            to: options.to,
+            json,
+          });
+          if (json) printJson({ applied, databaseVersion: after.databaseVersion, state: after.state });
+          else if (applied.length === 0)
+            printLine(`nothing to apply: the database is at migration ${after.databaseVersion}`);
+          else printLine(`the database is now at migration ${after.databaseVersion}`);
+        },
+        { create: true },
+      );
+    });
+
+  command
+    .command('check')
+    .description('compare the live schema with the one this release expects (exit 3 on a difference)')
+    .action(async (_options: unknown, cmd: Command) => {
+      const differences = await withStore(cmd, (store) => checkSchema(store));
+      if (wantsJson(cmd)) printJson({ ok: differences.length === 0, differences });
+      else if (differences.length === 0) printLine('the schema is exactly what this release expects');
+      else {
+        printTable(differences, [
+          { header: 'OBJECT', value: (d) => d.object },
+          { header: 'EXPECTED', value: (d) => d.expected ?? '(absent)' },
+          { header: 'ACTUAL', value: (d) => d.actual ?? '(absent)' },
+        ]);
+      }
+      if (differences.length > 0) {
+        throw new AthanorError(
+          'schema_check_failed',
+          `the live schema differs from the expected one in ${differences.length} place(s); ` +
+            `restore from a backup or undo the manual change`,
+        );
+      }
+    });
+
+  command
+    .command('reset')
+    .description('DROP every table and recreate an empty database at this release (destroys all data)')
+    .option('-y, --yes', 'do not ask for confirmation')
+    .action(async (options: { yes?: boolean }, cmd: Command) => {
+      const json = wantsJson(cmd);
+      await withStore(cmd, async (store, config) => {
+        await confirm(`reset ${store.displayUrl}: every table and all data will be dropped`, options.yes);
+        const applied = await resetDatabase(store, { lockTimeoutMs: config.lockTimeoutMs });
+        await recordAudit(store, {
+          actor: osActor(),
+          action: 'database.reset',
+          target: store.displayUrl,
+          outcome: 'ok',
+          details: { applied: applied.map((a) => a.id) },
+        });
+        if (json) printJson({ reset: true, applied });
+        else printLine(`reset ${store.displayUrl}; now empty at migration ${applied.at(-1)?.id ?? 0}`);
+      });
+    });
+
+  return command;
+}

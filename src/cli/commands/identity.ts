@@ -1,0 +1,266 @@
+import { Command, Option } from 'commander';
+import type { IdentityKind } from '../../domain/identifier.js';
+import { identityKinds, parseIdentifier } from '../../domain/identifier.js';
+import { osActor } from '../../service/audit.js';
+import type { IdentityView } from '../../service/identities.js';
+import * as identities from '../../service/identities.js';
+import { collect, confirm, readStdin, wantsJson, withStore } from '../context.js';
+import { bold, note, printJson, printLine, printTable } from '../output.js';
+
+interface RefOptions {
+  type: IdentityKind;
+  identity: string;
+}
+
+const typeOption = () =>
+  new Option('-t, --type <type>', 'identity type')
+    .choices([...identityKinds])
+    .default('user' as IdentityKind);
+const identityOption = () => new Option('-i, --identity <id>', 'identity identifier').makeOptionMandatory();
+const keyOption = () =>
+  new Option(
+    '-k, --key <key>',
+    "the key; '-' reads it from standard input; omit to generate one, printed once",
+  );
+const scopeOption = () =>
+  new Option('-s, --scope <scope>', 'an org-campaign-project scope (repeatable)')
+    .argParser(collect)
+    .makeOptionMandatory();
+
+function ref(options: RefOptions) {
+  return { kind: options.type, identifier: parseIdentifier(options.identity) };
+}
+
+async function keyFrom(option: string | undefined): Promise<string | undefined> {
+  return option === '-' ? readStdin() : option;
+}
+
+function printGeneratedKey(kind: IdentityKind, identifier: string, key: string): void {
+  note(`Generated a key for ${kind} identity '${identifier}'. It is shown once and stored only as a hash:`);
+  printLine(key);
+}
+
+function formatStatus(identity: IdentityView, now = new Date()): string {
+  if (identity.disabled) return 'disabled';
+  if (identity.expiresAt && new Date(identity.expiresAt) <= now) return 'expired';
+  return 'active';
+}
+
+function printIdentities(list: readonly IdentityView[]): void {
+  printTable(
+    list,
+    [
+      { header: 'TYPE', value: (i) => i.kind },
+      { header: 'IDENTITY', value: (i) => i.identifier },
+      { header: 'STATUS', value: (i) => formatStatus(i) },
+      { header: 'EXPIRES', value: (i) => i.expiresAt ?? '-' },
+      { header: 'SCOPES', value: (i) => (i.scopes.length ? i.scopes.join(' ') : '-') },
+    ],
+    'no identities',
+  );
+}
+
+export function identityCommand(): Command {
+  const command = new Command('identity').description(
+    'manage user and compute identities, their keys and scopes',
+  );
+
+  command
+    .command('add')
+    .description('add an identity with a key (stored only as an argon2id hash)')
+    .addOption(typeOption())
+    .addOption(identityOption())
+    .addOption(keyOption())
+    .addOption(new Option('-s, --scope <scope>', 'grant a scope at once (repeatable)').argParser(collect))
+    .option('--expires <when>', 'ISO 8601 instant after which the key stops working')
+    .action(
+      async (options: RefOptions & { key?: string; scope?: string[]; expires?: string }, cmd: Command) => {
+        const key = await keyFrom(options.key);
+        const result = await withStore(cmd, (store) =>
+          identities.addIdentity(store, osActor(), {
+            ...ref(options),
+            key,
+            scopes: options.scope,
+            expiresAt: options.expires,
+          }),
+        );
+        if (wantsJson(cmd)) {
+          printJson({ ...result.identity, ...(result.generatedKey ? { key: result.generatedKey } : {}) });
+          return;
+        }
+        if (result.generatedKey) printGeneratedKey(options.type, options.identity, result.generatedKey);
+        else printLine(`added ${options.type} identity '${options.identity}'`);
+      },
+    );
+
+  command
+    .command('set-key')
+    .description('rotate the key of an identity, keeping its scopes; tokens issued before stop working')
+    .addOption(typeOption())
+    .addOption(identityOption())
+    .addOption(keyOption())
+    .action(async (options: RefOptions & { key?: string }, cmd: Command) => {
+      const key = await keyFrom(options.key);
+      const result = await withStore(cmd, (store) =>
+        identities.setIdentityKey(store, osActor(), ref(options), key),
+      );
+      if (wantsJson(cmd)) {
+        printJson({
+          kind: options.type,
+          identifier: options.identity,
+          ...(result.generatedKey ? { key: result.generatedKey } : {}),
+        });
+        return;
+      }
+      if (result.generatedKey) printGeneratedKey(options.type, options.identity, result.generatedKey);
+      else
+        printLine(
+          `set a new key for ${options.type} identity '${options.identity}'; its scopes are unchanged`,
+        );
+    });
+
+  command
+    .command('add-scope')
+    .description('grant scopes to an identity')
+    .addOption(typeOption())
+    .addOption(identityOption())
+    .addOption(scopeOption())
+    .action(async (options: RefOptions & { scope: string[] }, cmd: Command) => {
+      const result = await withStore(cmd, (store) =>
+        identities.addIdentityScopes(store, osActor(), ref(options), options.scope),
+      );
+      if (wantsJson(cmd)) printJson(result);
+      else printLine(`${options.type} identity '${options.identity}' scopes: ${result.scopes.join(' ')}`);
+    });
+
+  command
+    .command('remove-scope')
+    .description('withdraw scopes from an identity; tokens issued before stop working')
+    .addOption(typeOption())
+    .addOption(identityOption())
+    .addOption(scopeOption())
+    .action(async (options: RefOptions & { scope: string[] }, cmd: Command) => {
+      const result = await withStore(cmd, (store) =>
+        identities.removeIdentityScopes(store, osActor(), ref(options), options.scope),
+      );
+      if (wantsJson(cmd)) printJson(result);
+      else {
+        const notHeld = options.scope.filter((s) => !result.removed.includes(s));
+        if (notHeld.length) note(`not held, so not removed: ${notHeld.join(' ')}`);
+        printLine(
+          `${options.type} identity '${options.identity}' scopes: ${result.scopes.length ? result.scopes.join(' ') : '(none)'}`,
+        );
+      }
+    });
+
+  command
+    .command('list-scope')
+    .description("list an identity's scopes")
+    .addOption(typeOption())
+    .addOption(identityOption())
+    .action(async (options: RefOptions, cmd: Command) => {
+      const scopes = await withStore(cmd, (store) => identities.listIdentityScopes(store, ref(options)));
+      if (wantsJson(cmd)) printJson(scopes);
+      else for (const scope of scopes) printLine(scope);
+    });
+
+  command
+    .command('list')
+    .description('list identities')
+    .addOption(new Option('-t, --type <type>', 'only this type').choices([...identityKinds]))
+    .action(async (options: { type?: IdentityKind }, cmd: Command) => {
+      const list = await withStore(cmd, (store) => identities.listIdentities(store, options.type));
+      if (wantsJson(cmd)) printJson(list);
+      else printIdentities(list);
+    });
+
+  command
+    .command('show')
+    .description('show one identity')
+    .addOption(typeOption())
+    .addOption(identityOption())
+    .action(async (options: RefOptions, cmd: Command) => {
+      const identity = await withStore(cmd, (store) => identities.showIdentity(store, ref(options)));
+      if (wantsJson(cmd)) {
+        printJson(identity);
+        return;
+      }
+      printLine(`${bold('identity')}  ${identity.kind}:${identity.identifier}`);
+      printLine(`${bold('status')}    ${formatStatus(identity)}`);
+      printLine(`${bold('expires')}   ${identity.expiresAt ?? 'never'}`);
+      printLine(`${bold('created')}   ${identity.createdAt}`);
+      printLine(`${bold('updated')}   ${identity.updatedAt}`);
+      printLine(`${bold('scopes')}    ${identity.scopes.length ? identity.scopes.join(' ') : '(none)'}`);
+    });
+
+  command
+    .command('remove')
+    .description('remove an identity and its scopes; its tokens stop working')
+    .addOption(typeOption())
+    .addOption(identityOption())
+    .option('-y, --yes', 'do not ask for confirmation')
+    .action(async (options: RefOptions & { yes?: boolean }, cmd: Command) => {
+      const identityRef = ref(options);
+      await confirm(
+        `remove ${options.type} identity '${options.identity}'`,
+        options.yes ?? !process.stdin.isTTY,
+      );
+      await withStore(cmd, (store) => identities.removeIdentity(store, osActor(), identityRef));
+      if (wantsJson(cmd)) printJson({ removed: identityRef });
+      else printLine(`removed ${options.type} identity '${options.identity}'`);
+    });
+
+  for (const [verb, disabled] of [
+    ['disable', true],
+    ['enable', false],
+  ] as const) {
+    command
+      .command(verb)
+      .description(
+        disabled ? 'disable an identity: its key and tokens stop working' : 'enable a disabled identity',
+      )
+      .addOption(typeOption())
+      .addOption(identityOption())
+      .action(async (options: RefOptions, cmd: Command) => {
+        await withStore(cmd, (store) =>
+          identities.setIdentityDisabled(store, osActor(), ref(options), disabled),
+        );
+        if (wantsJson(cmd)) printJson({ kind: options.type, identifier: options.identity, disabled });
+        else printLine(`${verb}d ${options.type} identity '${options.identity}'`);
+      });
+  }
+
+  command
+    .command('set-expiry')
+    .description('set when an identity stops working (--never to clear)')
+    .addOption(typeOption())
+    .addOption(identityOption())
+    .addOption(new Option('--at <when>', 'ISO 8601 instant').conflicts('never'))
+    .option('--never', 'the identity never expires')
+    .action(async (options: RefOptions & { at?: string; never?: boolean }, cmd: Command) => {
+      if (!options.at && !options.never) cmd.error('give --at <when> or --never', { exitCode: 2 });
+      await withStore(cmd, (store) =>
+        identities.setIdentityExpiry(store, osActor(), ref(options), options.at),
+      );
+      if (wantsJson(cmd))
+        printJson({ kind: options.type, identifier: options.identity, expiresAt: options.at ?? null });
+      else printLine(`${options.type} identity '${options.identity}' expires: ${options.at ?? 'never'}`);
+    });
+
+  command
+    .command('verify')
+    .description('check that a key authenticates (exit 0) or not (exit 4)')
+    .addOption(typeOption())
+    .addOption(identityOption())
+    .addOption(
+      new Option('-k, --key <key>', "the key; '-' reads it from standard input").makeOptionMandatory(),
+    )
+    .action(async (options: RefOptions & { key: string }, cmd: Command) => {
+      const key = (await keyFrom(options.key)) ?? '';
+      const who = await withStore(cmd, (store) => identities.authenticateIdentity(store, ref(options), key));
+      if (wantsJson(cmd)) printJson({ kind: who.kind, identifier: who.identifier, scopes: who.scopes });
+      else printLine(`the key authenticates ${who.kind} identity '${who.identifier}'`);
+    });
+
+  return command;
+}

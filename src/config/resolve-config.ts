@@ -1,0 +1,156 @@
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { AthanorError } from '../domain/errors.js';
+
+/** One setting: where it comes from and what it defaults to. The table drives `--help` too. */
+interface SettingSpec {
+  readonly env: string;
+  readonly description: string;
+  readonly kind: 'string' | 'integer';
+}
+
+export const settingSpecs = {
+  dataDir: {
+    env: 'ATHANOR_DATA_DIR',
+    kind: 'string',
+    description: 'data directory (default ./athanor-data)',
+  },
+  databaseUrl: {
+    env: 'ATHANOR_DATABASE_URL',
+    kind: 'string',
+    description: 'sqlite:<path> or postgres://user:pass@host:port/db (default sqlite:<data dir>/athanor.db)',
+  },
+  objectsUrl: {
+    env: 'ATHANOR_OBJECTS_URL',
+    kind: 'string',
+    description: 'file:<dir> or s3://bucket/prefix (default file:<data dir>/objects)',
+  },
+  busyTimeoutMs: {
+    env: 'ATHANOR_BUSY_TIMEOUT_MS',
+    kind: 'integer',
+    description: 'how long SQLite waits for a writer lock (default 10000)',
+  },
+  lockTimeoutMs: {
+    env: 'ATHANOR_LOCK_TIMEOUT_MS',
+    kind: 'integer',
+    description: 'how long a migration waits for the migration lock (default 60000)',
+  },
+} as const satisfies Record<string, SettingSpec>;
+
+export type SettingName = keyof typeof settingSpecs;
+
+/** The resolved configuration: one frozen object, read once per process. */
+export interface Config {
+  /** Data directory; default `./athanor-data`. */
+  readonly dataDir: string;
+  /** State store URL; default `sqlite:<dataDir>/athanor.db`. */
+  readonly databaseUrl: string;
+  /** Object store URL; default `file:<dataDir>/objects`. */
+  readonly objectsUrl: string;
+  /** SQLite busy timeout in milliseconds; default 10000. */
+  readonly busyTimeoutMs: number;
+  /** Migration lock wait in milliseconds; default 60000. */
+  readonly lockTimeoutMs: number;
+  /** The config file that was read, if any. */
+  readonly configFile: string | undefined;
+}
+
+export type ConfigFlags = Partial<Record<SettingName, string | number | undefined>> & {
+  readonly config?: string | undefined;
+};
+
+const defaultConfigFile = 'athanor.config.json';
+
+/**
+ * Resolves configuration: flag > `ATHANOR_*` environment > config file > default.
+ * The config file is `--config`, else `ATHANOR_CONFIG`, else `./athanor.config.json` if present.
+ */
+export function resolveConfig(
+  flags: ConfigFlags = {},
+  env: NodeJS.ProcessEnv = process.env,
+  cwd: string = process.cwd(),
+): Config {
+  const explicitFile = flags.config ?? env.ATHANOR_CONFIG;
+  const configFile =
+    explicitFile ?? (existsSync(path.join(cwd, defaultConfigFile)) ? defaultConfigFile : undefined);
+  const fileValues = configFile === undefined ? {} : readConfigFile(path.resolve(cwd, configFile));
+
+  const pick = (name: SettingName): string | number | undefined => {
+    const spec = settingSpecs[name];
+    const raw = flags[name] ?? nonEmpty(env[spec.env]) ?? fileValues[name];
+    if (raw === undefined) return undefined;
+    if (spec.kind === 'integer') {
+      const value = typeof raw === 'number' ? raw : Number(raw);
+      if (!Number.isSafeInteger(value) || value < 0) {
+        throw new AthanorError(
+          'invalid_config',
+          `${spec.env} (${name}) must be a whole number, got '${raw}'`,
+        );
+      }
+      return value;
+    }
+    return String(raw);
+  };
+
+  const dataDir = path.resolve(cwd, (pick('dataDir') as string | undefined) ?? 'athanor-data');
+  const databaseUrl = normalizeDatabaseUrl(
+    (pick('databaseUrl') as string | undefined) ?? `sqlite:${path.join(dataDir, 'athanor.db')}`,
+    cwd,
+  );
+  const objectsUrl = (pick('objectsUrl') as string | undefined) ?? `file:${path.join(dataDir, 'objects')}`;
+  return Object.freeze({
+    dataDir,
+    databaseUrl,
+    objectsUrl,
+    busyTimeoutMs: (pick('busyTimeoutMs') as number | undefined) ?? 10_000,
+    lockTimeoutMs: (pick('lockTimeoutMs') as number | undefined) ?? 60_000,
+    configFile,
+  });
+}
+
+function nonEmpty(value: string | undefined): string | undefined {
+  return value === undefined || value === '' ? undefined : value;
+}
+
+function readConfigFile(file: string): Partial<Record<SettingName, string | number>> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (cause) {
+    throw new AthanorError('invalid_config', `cannot read config file ${file}: ${(cause as Error).message}`, {
+      cause,
+    });
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new AthanorError('invalid_config', `config file ${file} must hold a JSON object`);
+  }
+  const known = new Set(Object.keys(settingSpecs));
+  for (const key of Object.keys(parsed)) {
+    if (!known.has(key)) {
+      throw new AthanorError(
+        'invalid_config',
+        `config file ${file}: unknown setting '${key}'; known settings: ${[...known].join(', ')}`,
+      );
+    }
+  }
+  return parsed as Partial<Record<SettingName, string | number>>;
+}
+
+/** Relative SQLite paths are resolved against the working directory so every process agrees. */
+function normalizeDatabaseUrl(url: string, cwd: string): string {
+  if (url.startsWith('sqlite:')) {
+    const file = url.slice('sqlite:'.length);
+    if (file === ':memory:') return url;
+    return `sqlite:${path.resolve(cwd, file)}`;
+  }
+  if (url.startsWith('postgres://') || url.startsWith('postgresql://') || url === 'postgres:') return url;
+  throw new AthanorError(
+    'invalid_config',
+    `database URL '${redactUrl(url)}' is not supported: use sqlite:<path> or postgres://user:pass@host:port/db`,
+  );
+}
+
+/** A URL with its password replaced, for messages and logs. */
+export function redactUrl(url: string): string {
+  return url.replace(/\/\/([^:/@]+):([^@]*)@/, '//$1:***@');
+}

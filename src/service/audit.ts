@@ -1,0 +1,95 @@
+import os from 'node:os';
+import type { Kysely } from 'kysely';
+import { isAthanorError } from '../domain/errors.js';
+import type { Store } from '../store/open-store.js';
+import type { AuditRow } from '../store/queries/audit.js';
+import { insertAuditEntry, listAuditEntries } from '../store/queries/audit.js';
+import type { Database } from '../store/schema.js';
+
+export type { AuditRow };
+
+/** Who acted: `osuser@host` for the CLI, `user:<id>` for an API identity. */
+export function osActor(): string {
+  let user = 'unknown';
+  try {
+    user = os.userInfo().username;
+  } catch {
+    user = process.env.USER ?? 'unknown';
+  }
+  return `${user}@${os.hostname()}`;
+}
+
+export interface AuditEvent {
+  readonly actor: string;
+  readonly action: string;
+  readonly target?: string | undefined;
+}
+
+/**
+ * Runs an admin action in a write transaction and records it in the audit log in the same
+ * transaction. A failure is recorded too, with its error code, after the rollback.
+ * Details must never hold a secret: callers pass only names, counts and ids.
+ */
+export async function audited<T>(
+  store: Store,
+  event: AuditEvent,
+  action: (trx: Kysely<Database>) => Promise<{ result: T; details?: Record<string, unknown> }>,
+): Promise<T> {
+  try {
+    return await store.transaction(async (trx) => {
+      const { result, details } = await action(trx);
+      await insertAuditEntry(trx, {
+        at: new Date().toISOString(),
+        actor: event.actor,
+        action: event.action,
+        target: event.target ?? null,
+        outcome: 'ok',
+        details: details ? JSON.stringify(details) : null,
+      });
+      return result;
+    });
+  } catch (error) {
+    await recordFailure(store, event, error);
+    throw error;
+  }
+}
+
+/** Records an action that failed; never throws (the original error is what matters). */
+export async function recordFailure(store: Store, event: AuditEvent, error: unknown): Promise<void> {
+  const code = isAthanorError(error) ? error.code : 'internal';
+  const message = error instanceof Error ? error.message : String(error);
+  try {
+    await insertAuditEntry(store.db, {
+      at: new Date().toISOString(),
+      actor: event.actor,
+      action: event.action,
+      target: event.target ?? null,
+      outcome: 'error',
+      details: JSON.stringify({ code, message }),
+    });
+  } catch {
+    // The audit table may not exist yet (a failed first migration); the error still reaches the user.
+  }
+}
+
+/** Records an action that ran outside a transaction of its own (migrations, backups). */
+export async function recordAudit(
+  store: Store,
+  event: AuditEvent & { outcome: 'ok' | 'error'; details?: Record<string, unknown> },
+): Promise<void> {
+  await insertAuditEntry(store.db, {
+    at: new Date().toISOString(),
+    actor: event.actor,
+    action: event.action,
+    target: event.target ?? null,
+    outcome: event.outcome,
+    details: event.details ? JSON.stringify(event.details) : null,
+  });
+}
+
+export async function listAudit(
+  store: Store,
+  filter: { since?: string | undefined; action?: string | undefined; limit?: number | undefined },
+): Promise<AuditRow[]> {
+  return listAuditEntries(store.db, { ...filter, limit: filter.limit ?? 1000 });
+}

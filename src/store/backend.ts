@@ -1,0 +1,50 @@
+import type { CreateTableBuilder, Kysely } from 'kysely';
+
+export type BackendName = 'sqlite' | 'postgres';
+
+/** What a database error means, decided from SQLSTATE or SQLite result codes, never message text. */
+export type ErrorClass =
+  'unique_violation' | 'foreign_key_violation' | 'busy' | 'unavailable' | 'undefined_table';
+
+/** The few column shapes that differ between backends, handed to every migration. */
+export interface MigrationHelpers {
+  /** Adds an auto-incrementing integer primary key column. */
+  autoIncrementId<TB extends string>(
+    table: CreateTableBuilder<TB, never>,
+    column: string,
+  ): CreateTableBuilder<TB, string>;
+}
+
+/** Everything that differs between SQLite and PostgreSQL lives behind this interface. */
+export interface Backend {
+  readonly name: BackendName;
+  readonly migrationHelpers: MigrationHelpers;
+  /**
+   * Runs `fn` in a transaction that holds the write lock from its first statement
+   * (SQLite `BEGIN IMMEDIATE`; PostgreSQL an ordinary transaction).
+   */
+  writeTransaction<DB, T>(db: Kysely<DB>, fn: (trx: Kysely<DB>) => Promise<T>): Promise<T>;
+  /**
+   * Holds the migration lock while `fn` runs on one pinned connection; waits at most
+   * `timeoutMs`, then throws `lock_timeout`.
+   */
+  withMigrationLock<DB, T>(
+    db: Kysely<DB>,
+    timeoutMs: number,
+    fn: (conn: Kysely<DB>) => Promise<T>,
+  ): Promise<T>;
+  /** Describes the live schema as `object → definition` lines, for `database check`. */
+  describeSchema<DB>(db: Kysely<DB>): Promise<Map<string, string>>;
+  /**
+   * Runs `fn` against an empty scratch schema that vanishes afterwards, so the expected schema
+   * can be built by running the migrations for real.
+   */
+  withScratchDatabase<DB, T>(db: Kysely<DB>, fn: (scratch: Kysely<unknown>) => Promise<T>): Promise<T>;
+  /** True when `table` exists in the database's current schema. */
+  tableExists<DB>(db: Kysely<DB>, table: string): Promise<boolean>;
+  /** Drops every table of the database (for `database reset`). */
+  dropAllTables<DB>(db: Kysely<DB>): Promise<void>;
+  classifyError(error: unknown): ErrorClass | undefined;
+  /** A Kysely instance that executes nothing and records the SQL it would run. */
+  createRecorder(): { db: Kysely<unknown>; statements: string[] };
+}

@@ -1,0 +1,161 @@
+import { randomBytes } from 'node:crypto';
+import type { Kysely } from 'kysely';
+import {
+  Kysely as KyselyClass,
+  PostgresAdapter,
+  PostgresDialect,
+  PostgresIntrospector,
+  PostgresQueryCompiler,
+  sql,
+} from 'kysely';
+import pg from 'pg';
+import { AthanorError } from '../../domain/errors.js';
+import type { Backend, ErrorClass } from '../backend.js';
+import { recordingKysely } from './recorder.js';
+
+// COUNT(*) and bigint columns arrive as strings by default; every bigint Athanor stores fits in a
+// double, and one number type on both backends keeps the service layer simple.
+pg.types.setTypeParser(pg.types.builtins.INT8, (value) => Number(value));
+
+/** Advisory lock key that serializes migrations (and restores) on one database. */
+const migrationLockKey = 0x41_54_48_4e_4d_49_47n; // "ATHNMIG"
+
+export function createPostgresPool(url: string, maxConnections = 10): pg.Pool {
+  // `postgres:` alone means: take every connection setting from the standard PG* variables.
+  const pool = new pg.Pool({
+    connectionString: url === 'postgres:' ? undefined : url,
+    max: maxConnections,
+    application_name: 'athanor',
+    connectionTimeoutMillis: 10_000,
+  });
+  // An idle client that loses its server must not crash the process; the next query reports it.
+  pool.on('error', () => {});
+  return pool;
+}
+
+export function createPostgresKysely<DB>(pool: pg.Pool): Kysely<DB> {
+  return new KyselyClass<DB>({ dialect: new PostgresDialect({ pool }) });
+}
+
+function classifyPostgresError(error: unknown): ErrorClass | undefined {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code !== 'string') return undefined;
+  if (code === '23505') return 'unique_violation';
+  if (code === '23503') return 'foreign_key_violation';
+  if (code === '55P03' || code === '40001' || code === '40P01') return 'busy';
+  if (code === '42P01') return 'undefined_table';
+  if (code.startsWith('08') || code === '57P01' || code === '57P03' || code === '3D000') return 'unavailable';
+  if (code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'ETIMEDOUT' || code === 'ECONNRESET') {
+    return 'unavailable';
+  }
+  return undefined;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+export const postgresBackend: Backend = {
+  name: 'postgres',
+  migrationHelpers: {
+    autoIncrementId: (table, column) =>
+      table.addColumn(column, 'integer', (c) => c.primaryKey().generatedByDefaultAsIdentity()),
+  },
+
+  async writeTransaction(db, fn) {
+    return db.transaction().execute((trx) => fn(trx));
+  },
+
+  async withMigrationLock(db, timeoutMs, fn) {
+    return db.connection().execute(async (conn) => {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const { rows } = await sql<{ locked: boolean }>`
+          select pg_try_advisory_lock(${migrationLockKey}) as locked`.execute(conn);
+        if (rows[0]?.locked) break;
+        if (Date.now() >= deadline) {
+          throw new AthanorError(
+            'lock_timeout',
+            `another migration or restore holds this database's migration lock; waited ${timeoutMs} ms. ` +
+              `Retry when it finishes, or raise ATHANOR_LOCK_TIMEOUT_MS`,
+          );
+        }
+        await sleep(100);
+      }
+      try {
+        return await fn(conn);
+      } finally {
+        await sql`select pg_advisory_unlock(${migrationLockKey})`.execute(conn);
+      }
+    });
+  },
+
+  async describeSchema(db) {
+    const lines = new Map<string, string>();
+    const columns = await sql<{
+      table_name: string;
+      column_name: string;
+      data_type: string;
+      is_nullable: string;
+      has_default: boolean;
+    }>`select table_name, column_name, data_type, is_nullable, column_default is not null as has_default
+       from information_schema.columns where table_schema = current_schema()`.execute(db);
+    for (const c of columns.rows) {
+      lines.set(
+        `column ${c.table_name}.${c.column_name}`,
+        `${c.data_type}${c.is_nullable === 'NO' ? ' not null' : ''}${c.has_default ? ' default' : ''}`,
+      );
+    }
+    const indexes = await sql<{ indexname: string; indexdef: string }>`
+      select indexname, replace(indexdef, ' ON ' || current_schema() || '.', ' ON ') as indexdef
+      from pg_indexes where schemaname = current_schema()`.execute(db);
+    for (const i of indexes.rows) lines.set(`index ${i.indexname}`, i.indexdef);
+    const constraints = await sql<{ conname: string; relname: string; def: string }>`
+      select c.conname, t.relname, pg_get_constraintdef(c.oid) as def
+      from pg_constraint c join pg_class t on t.oid = c.conrelid
+      where c.connamespace = current_schema()::regnamespace`.execute(db);
+    for (const c of constraints.rows) lines.set(`constraint ${c.relname}.${c.conname}`, c.def);
+    return lines;
+  },
+
+  async withScratchDatabase(db, fn) {
+    const schemaName = `athanor_scratch_${randomBytes(6).toString('hex')}`;
+    const rollback = Symbol('rollback');
+    let result: Awaited<ReturnType<typeof fn>> | undefined;
+    try {
+      // Everything happens in one transaction that is always rolled back: the scratch schema
+      // never becomes visible to anyone else and leaves nothing behind.
+      await db.transaction().execute(async (trx) => {
+        await sql`create schema ${sql.id(schemaName)}`.execute(trx);
+        await sql`set local search_path to ${sql.id(schemaName)}`.execute(trx);
+        result = await fn(trx as unknown as Kysely<unknown>);
+        throw rollback;
+      });
+    } catch (error) {
+      if (error !== rollback) throw error;
+    }
+    return result as Awaited<ReturnType<typeof fn>>;
+  },
+
+  async tableExists(db, table) {
+    const { rows } = await sql<{ found: boolean }>`
+      select to_regclass(quote_ident(current_schema()) || '.' || quote_ident(${table})) is not null as found`.execute(
+      db,
+    );
+    return rows[0]?.found === true;
+  },
+
+  async dropAllTables(db) {
+    const { rows } = await sql<{ tablename: string }>`
+      select tablename from pg_tables where schemaname = current_schema()`.execute(db);
+    if (rows.length === 0) return;
+    await sql`drop table if exists ${sql.join(rows.map((r) => sql.table(r.tablename)))} cascade`.execute(db);
+  },
+
+  classifyError: classifyPostgresError,
+
+  createRecorder: () =>
+    recordingKysely({
+      createAdapter: () => new PostgresAdapter(),
+      createQueryCompiler: () => new PostgresQueryCompiler(),
+      createIntrospector: (k) => new PostgresIntrospector(k),
+    }),
+};

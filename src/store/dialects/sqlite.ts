@@ -1,0 +1,150 @@
+import { existsSync, mkdirSync } from 'node:fs';
+import path from 'node:path';
+import SqliteDatabase from 'better-sqlite3';
+import type { Kysely } from 'kysely';
+import {
+  Kysely as KyselyClass,
+  SqliteAdapter,
+  SqliteDialect,
+  SqliteIntrospector,
+  SqliteQueryCompiler,
+  sql,
+} from 'kysely';
+import { AthanorError } from '../../domain/errors.js';
+import type { Backend, ErrorClass } from '../backend.js';
+import { recordingKysely } from './recorder.js';
+
+export interface SqliteOptions {
+  /** Create the file (and its directory) when missing; otherwise a missing file is an error. */
+  readonly create: boolean;
+  readonly busyTimeoutMs: number;
+  readonly readonly?: boolean;
+}
+
+/** Opens a SQLite database in WAL mode with a busy timeout and foreign keys on. */
+export function openSqliteDatabase(file: string, options: SqliteOptions): SqliteDatabase.Database {
+  if (file !== ':memory:' && options.create) mkdirSync(path.dirname(file), { recursive: true });
+  const missing = () =>
+    new AthanorError(
+      'database_unavailable',
+      `no database at ${file}: run 'athanor database init' to create it, or set ATHANOR_DATABASE_URL`,
+    );
+  if (file !== ':memory:' && !options.create && !existsSync(file)) throw missing();
+  let raw: SqliteDatabase.Database;
+  try {
+    raw = new SqliteDatabase(file, { fileMustExist: !options.create, readonly: options.readonly ?? false });
+  } catch (cause) {
+    if ((cause as { code?: string }).code === 'SQLITE_CANTOPEN') throw missing();
+    throw new AthanorError(
+      'database_unavailable',
+      `cannot open the SQLite database at ${file}: ${(cause as Error).message}`,
+      {
+        cause,
+      },
+    );
+  }
+  raw.pragma(`busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs))}`);
+  if (!options.readonly) {
+    raw.pragma('journal_mode = WAL');
+    raw.pragma('synchronous = NORMAL');
+  }
+  raw.pragma('foreign_keys = ON');
+  return raw;
+}
+
+export function createSqliteKysely<DB>(raw: SqliteDatabase.Database): Kysely<DB> {
+  return new KyselyClass<DB>({ dialect: new SqliteDialect({ database: raw }) });
+}
+
+async function immediateTransaction<DB, T>(db: Kysely<DB>, fn: (trx: Kysely<DB>) => Promise<T>): Promise<T> {
+  // BEGIN IMMEDIATE takes the write lock up front: a deferred transaction that later writes can
+  // fail with SQLITE_BUSY without waiting, when another writer committed in between.
+  return db.connection().execute(async (conn) => {
+    await sql`begin immediate`.execute(conn);
+    let result: T;
+    try {
+      result = await fn(conn);
+    } catch (error) {
+      await sql`rollback`.execute(conn);
+      throw error;
+    }
+    await sql`commit`.execute(conn);
+    return result;
+  });
+}
+
+function classifySqliteError(error: unknown): ErrorClass | undefined {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code !== 'string') return undefined;
+  if (code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || code === 'SQLITE_CONSTRAINT_UNIQUE')
+    return 'unique_violation';
+  if (code === 'SQLITE_CONSTRAINT_FOREIGNKEY') return 'foreign_key_violation';
+  if (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED')) return 'busy';
+  if (code === 'SQLITE_CANTOPEN') return 'unavailable';
+  return undefined;
+}
+
+export const sqliteBackend: Backend = {
+  name: 'sqlite',
+  migrationHelpers: {
+    autoIncrementId: (table, column) =>
+      table.addColumn(column, 'integer', (c) => c.primaryKey().autoIncrement()),
+  },
+
+  writeTransaction: immediateTransaction,
+
+  async withMigrationLock(db, _timeoutMs, fn) {
+    // Every migration runs in its own BEGIN IMMEDIATE transaction, which is the lock on SQLite;
+    // the wait is bounded by the connection's busy timeout.
+    return db.connection().execute(fn);
+  },
+
+  async describeSchema(db) {
+    const rows = await sql<{ type: string; name: string; sql: string | null }>`
+      select type, name, sql from sqlite_master
+      where name not like 'sqlite_%' and sql is not null order by type, name`.execute(db);
+    return new Map(rows.rows.map((r) => [`${r.type} ${r.name}`, normalizeSql(r.sql ?? '')]));
+  },
+
+  async withScratchDatabase(_db, fn) {
+    const raw = openSqliteDatabase(':memory:', { create: true, busyTimeoutMs: 0 });
+    const scratch = createSqliteKysely<unknown>(raw);
+    try {
+      return await fn(scratch);
+    } finally {
+      await scratch.destroy();
+    }
+  },
+
+  async tableExists(db, table) {
+    const { rows } = await sql<{ n: number }>`
+      select count(*) as n from sqlite_master where type = 'table' and name = ${table}`.execute(db);
+    return Number(rows[0]?.n ?? 0) > 0;
+  },
+
+  async dropAllTables(db) {
+    await db.connection().execute(async (conn) => {
+      await sql`pragma foreign_keys = off`.execute(conn);
+      try {
+        const tables = await sql<{ name: string }>`
+          select name from sqlite_master where type = 'table' and name not like 'sqlite_%'`.execute(conn);
+        for (const { name } of tables.rows) await sql`drop table if exists ${sql.table(name)}`.execute(conn);
+      } finally {
+        await sql`pragma foreign_keys = on`.execute(conn);
+      }
+    });
+  },
+
+  classifyError: classifySqliteError,
+
+  createRecorder: () =>
+    recordingKysely({
+      createAdapter: () => new SqliteAdapter(),
+      createQueryCompiler: () => new SqliteQueryCompiler(),
+      createIntrospector: (k) => new SqliteIntrospector(k),
+    }),
+};
+
+function normalizeSql(text: string): string {
+  return text.replace(/\s+/g, ' ').replace(/"/g, '').trim();
+}

@@ -1,0 +1,5 @@
+import { migration0001 } from './0001-identities-audit-settings.js';
+import type { Migration } from './migration.js';
+
+/** Every migration this release knows, in order. Append only: never edit or remove one. */
+export const migrations: readonly Migration[] = [migration0001];

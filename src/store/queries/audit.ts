@@ -1,0 +1,22 @@
+import type { Insertable, Kysely, Selectable } from 'kysely';
+import type { AuditLogTable, Database } from '../schema.js';
+
+export type AuditRow = Selectable<AuditLogTable>;
+
+export async function insertAuditEntry(
+  db: Kysely<Database>,
+  entry: Insertable<AuditLogTable>,
+): Promise<void> {
+  await db.insertInto('audit_log').values(entry).execute();
+}
+
+export async function listAuditEntries(
+  db: Kysely<Database>,
+  filter: { since?: string | undefined; action?: string | undefined; limit: number },
+): Promise<AuditRow[]> {
+  let query = db.selectFrom('audit_log').selectAll().orderBy('id', 'desc').limit(filter.limit);
+  if (filter.since) query = query.where('at', '>=', filter.since);
+  if (filter.action) query = query.where('action', 'like', `${filter.action}%`);
+  const rows = await query.execute();
+  return rows.reverse();
+}
