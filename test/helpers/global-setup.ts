@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { startPostgresCluster } from './postgres-cluster.js';
@@ -13,8 +13,8 @@ declare module 'vitest' {
 
 export default async function setup(project: TestProject): Promise<() => void> {
   const root = path.resolve(import.meta.dirname, '../..');
-  // CLI tests run the built binary, as users do; build it when a bare `vitest` run finds none.
-  if (!existsSync(path.join(root, 'dist/cli/main.js'))) {
+  // CLI tests run the built binary, as users do; rebuild it when a source file is newer.
+  if (newestMtime(path.join(root, 'src')) > builtAt(path.join(root, 'dist/cli/main.js'))) {
     execFileSync('npm', ['run', 'build'], { cwd: root, stdio: 'inherit' });
   }
   const cluster = await startPostgresCluster();
@@ -34,4 +34,16 @@ export default async function setup(project: TestProject): Promise<() => void> {
   }
   project.provide('postgresAdminUrl', cluster.url);
   return () => cluster.stop();
+}
+
+function builtAt(file: string): number {
+  return existsSync(file) ? statSync(file).mtimeMs : 0;
+}
+
+function newestMtime(dir: string): number {
+  let newest = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true, recursive: true })) {
+    if (entry.isFile()) newest = Math.max(newest, statSync(path.join(entry.parentPath, entry.name)).mtimeMs);
+  }
+  return newest;
 }

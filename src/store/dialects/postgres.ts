@@ -17,8 +17,8 @@ import { recordingKysely } from './recorder.js';
 // double, and one number type on both backends keeps the service layer simple.
 pg.types.setTypeParser(pg.types.builtins.INT8, (value) => Number(value));
 
-/** Advisory lock key that serializes migrations (and restores) on one database. */
-const migrationLockKey = 0x41_54_48_4e_4d_49_47n; // "ATHNMIG"
+/** Advisory lock key that serializes migrations (and restores) on one database: "ATHN". */
+export const migrationLockKey = 0x4154484e;
 
 export function createPostgresPool(url: string, maxConnections = 10): pg.Pool {
   // `postgres:` alone means: take every connection setting from the standard PG* variables.
