@@ -50,21 +50,47 @@ describeEachBackend('athanor identity', (backend) => {
     expect(add.stdout).toContain("added user identity 'alice'");
     expect(add.stdout + add.stderr).not.toContain('alice-key-0123456789');
 
-    const scopes = await cli(['identity', 'add-scope', '-t', 'user', '-i', 'alice', '-s', 'org-camp-proj', '-s', 'org-other-*']);
+    const scopes = await cli([
+      'identity',
+      'add-scope',
+      '-t',
+      'user',
+      '-i',
+      'alice',
+      '-s',
+      'org-camp-proj',
+      '-s',
+      'org-other-*',
+    ]);
     expect(scopes.code, scopes.stderr).toBe(0);
-    expect((await cli(['identity', 'add', '-t', 'compute', '-i', 'hpc-cluster-1', '-k', 'compute-key-0123456'])).code).toBe(0);
+    expect(
+      (await cli(['identity', 'add', '-t', 'compute', '-i', 'hpc-cluster-1', '-k', 'compute-key-0123456']))
+        .code,
+    ).toBe(0);
 
     const list = await cli(['identity', 'list', '-t', 'user']);
     expect(list.code).toBe(0);
     expect(list.stdout).toMatch(/alice\s+active/);
     expect(list.stdout).not.toContain('hpc-cluster-1');
-    const listJson = JSON.parse((await cli(['identity', 'list', '--json'])).stdout) as { identifier: string; kind: string }[];
+    const listJson = JSON.parse((await cli(['identity', 'list', '--json'])).stdout) as {
+      identifier: string;
+      kind: string;
+    }[];
     expect(listJson.map((i) => `${i.kind}:${i.identifier}`)).toEqual(['compute:hpc-cluster-1', 'user:alice']);
 
     const listScope = await cli(['identity', 'list-scope', '-t', 'user', '-i', 'alice']);
     expect(listScope.stdout.trim().split('\n')).toEqual(['org-camp-proj', 'org-other-*']);
 
-    const removeScope = await cli(['identity', 'remove-scope', '-t', 'user', '-i', 'alice', '-s', 'org-camp-proj']);
+    const removeScope = await cli([
+      'identity',
+      'remove-scope',
+      '-t',
+      'user',
+      '-i',
+      'alice',
+      '-s',
+      'org-camp-proj',
+    ]);
     expect(removeScope.code).toBe(0);
     expect((await cli(['identity', 'list-scope', '-i', 'alice'])).stdout.trim()).toBe('org-other-*');
 
@@ -115,7 +141,12 @@ describeEachBackend('athanor identity', (backend) => {
     expect(contents).toContain('$argon2id$');
     const audit = await cli(['audit', 'list', '--json']);
     expect(audit.stdout).not.toContain('CANARY');
-    const entries = JSON.parse(audit.stdout) as { action: string; outcome: string; actor: string; target: string }[];
+    const entries = JSON.parse(audit.stdout) as {
+      action: string;
+      outcome: string;
+      actor: string;
+      target: string;
+    }[];
     expect(entries.map((e) => `${e.action}:${e.outcome}`)).toEqual([
       'identity.add:ok',
       'identity.set-key:ok',
@@ -161,7 +192,9 @@ describeEachBackend('athanor identity', (backend) => {
     expect((await cli(['identity', 'list'])).stdout).toMatch(/frank\s+disabled/);
     expect((await cli(['identity', 'enable', '-i', 'frank'])).code).toBe(0);
     expect((await cli(['identity', 'verify', '-i', 'frank', '-k', 'frank-key-123456789'])).code).toBe(0);
-    expect((await cli(['identity', 'set-expiry', '-i', 'frank', '--at', '2001-01-01T00:00:00Z'])).code).toBe(0);
+    expect((await cli(['identity', 'set-expiry', '-i', 'frank', '--at', '2001-01-01T00:00:00Z'])).code).toBe(
+      0,
+    );
     expect((await cli(['identity', 'verify', '-i', 'frank', '-k', 'frank-key-123456789'])).code).toBe(4);
     expect((await cli(['identity', 'show', '-i', 'frank'])).stdout).toMatch(/status\s+expired/);
     expect((await cli(['identity', 'set-expiry', '-i', 'frank', '--never'])).code).toBe(0);
@@ -183,7 +216,9 @@ describe('athanor without a database', () => {
   const dir = tempDir();
 
   it('says how to create one instead of creating an empty file', async () => {
-    const run = await runCli(['identity', 'list'], { env: { ATHANOR_DATABASE_URL: `sqlite:${dir}/none/athanor.db` } });
+    const run = await runCli(['identity', 'list'], {
+      env: { ATHANOR_DATABASE_URL: `sqlite:${dir}/none/athanor.db` },
+    });
     expect(run.code).toBe(1);
     expect(run.stderr).toContain("run 'athanor database init'");
     expect(readdirSync(dir)).toEqual([]);
@@ -192,7 +227,8 @@ describe('athanor without a database', () => {
   it('prints the exit code table', async () => {
     const run = await runCli(['help', 'exit-codes']);
     expect(run.code).toBe(0);
-    for (const code of [0, 1, 2, 3, 4, 5, 6, 7]) expect(run.stdout).toMatch(new RegExp(`^${code}\\s+\\S`, 'm'));
+    for (const code of [0, 1, 2, 3, 4, 5, 6, 7])
+      expect(run.stdout).toMatch(new RegExp(`^${code}\\s+\\S`, 'm'));
     const json = JSON.parse((await runCli(['help', 'exit-codes', '--json'])).stdout) as { code: number }[];
     expect(json.map((r) => r.code)).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
   });

@@ -22,7 +22,11 @@ const createTable = (id: number, table: string, column = 'value'): Migration => 
   name: `create-${table}`,
   breaking: false,
   async up(db) {
-    await db.schema.createTable(table).addColumn('id', 'integer', (c) => c.primaryKey()).addColumn(column, 'text').execute();
+    await db.schema
+      .createTable(table)
+      .addColumn('id', 'integer', (c) => c.primaryKey())
+      .addColumn(column, 'text')
+      .execute();
   },
 });
 
@@ -69,7 +73,11 @@ describeEachBackend('migrations', (backend) => {
     }
     expect(await store.db.selectFrom('athanor_migrations').selectAll().execute()).toEqual(before);
     expect(await store.backend.describeSchema(store.db)).toEqual(schemaBefore);
-    const audit = await store.db.selectFrom('audit_log').select('action').where('action', '=', 'database.init').execute();
+    const audit = await store.db
+      .selectFrom('audit_log')
+      .select('action')
+      .where('action', '=', 'database.init')
+      .execute();
     expect(audit).toHaveLength(1);
     const status = await runCli(['database', 'status', '--json'], { env });
     expect(status.code).toBe(0);
@@ -82,10 +90,14 @@ describeEachBackend('migrations', (backend) => {
   it('ten concurrent `database migrate` processes apply each migration exactly once', async () => {
     const { url, store } = await freshStore(backend, dir, { migrated: false });
     const runs = await Promise.all(
-      Array.from({ length: 10 }, () => runCli(['database', 'migrate', '--json'], { env: { ATHANOR_DATABASE_URL: url } })),
+      Array.from({ length: 10 }, () =>
+        runCli(['database', 'migrate', '--json'], { env: { ATHANOR_DATABASE_URL: url } }),
+      ),
     );
     for (const run of runs) expect(run.code, run.stderr).toBe(0);
-    const appliedNow = runs.flatMap((r) => (JSON.parse(r.stdout) as { applied: { id: number }[] }).applied.map((a) => a.id));
+    const appliedNow = runs.flatMap((r) =>
+      (JSON.parse(r.stdout) as { applied: { id: number }[] }).applied.map((a) => a.id),
+    );
     expect(appliedNow.sort()).toEqual(releaseMigrations.map((m) => m.id));
     const rows = await store.db.selectFrom('athanor_migrations').select('id').orderBy('id').execute();
     expect(rows.map((r) => r.id)).toEqual(releaseMigrations.map((m) => m.id));
@@ -105,7 +117,9 @@ describeEachBackend('migrations', (backend) => {
     expect(problem?.message).toContain('migration 1 (create-widgets) changed after it was applied');
     expect(problem?.message).toContain((await migrationChecksum(original)).slice(0, 12));
     expect(problem?.message).toContain((await migrationChecksum(edited)).slice(0, 12));
-    await expect(migrate(store, { lockTimeoutMs: 5000, migrations: [edited, countingMigration(2)] })).rejects.toMatchObject({
+    await expect(
+      migrate(store, { lockTimeoutMs: 5000, migrations: [edited, countingMigration(2)] }),
+    ).rejects.toMatchObject({
       code: 'migration_drift',
     });
     const counted = await sql<{ n: number }>`select count(*) as n from run_counter`.execute(store.db);
@@ -115,7 +129,11 @@ describeEachBackend('migrations', (backend) => {
     // The same drift through the CLI: a release migration whose recorded checksum no longer matches.
     const { url: other } = await freshStore(backend, dir);
     const tampered = await openStore(testConfig(other, dir));
-    await tampered.db.updateTable('athanor_migrations').set({ checksum: 'f'.repeat(64) }).where('id', '=', 1).execute();
+    await tampered.db
+      .updateTable('athanor_migrations')
+      .set({ checksum: 'f'.repeat(64) })
+      .where('id', '=', 1)
+      .execute();
     await tampered.close();
     const cli = await runCli(['database', 'status'], { env: { ATHANOR_DATABASE_URL: other } });
     expect(cli.code).toBe(3);
@@ -129,7 +147,10 @@ describeEachBackend('migrations', (backend) => {
 
   it('reports an applied migration missing from the code as drift', async () => {
     const { store } = await freshStore(backend, dir, { migrated: false });
-    await migrate(store, { lockTimeoutMs: 5000, migrations: [createTable(1, 'a'), createTable(2, 'b'), createTable(3, 'c')] });
+    await migrate(store, {
+      lockTimeoutMs: 5000,
+      migrations: [createTable(1, 'a'), createTable(2, 'b'), createTable(3, 'c')],
+    });
     const status = await getMigrationStatus(store, [createTable(1, 'a'), createTable(3, 'c')]);
     expect(status.state).toBe('drift');
     expect(status.drift[0]).toMatchObject({ id: 2, problem: 'missing_from_code' });
@@ -145,14 +166,22 @@ describeEachBackend('migrations', (backend) => {
       duration_ms: 1,
       backup_id: null,
     };
-    await store.db.insertInto('athanor_migrations').values({ ...newer, id: 998, breaking: 0 }).execute();
+    await store.db
+      .insertInto('athanor_migrations')
+      .values({ ...newer, id: 998, breaking: 0 })
+      .execute();
     const warned = await assertSchemaCompatible(store);
     expect(warned.verdict).toBe('newer_compatible');
-    const nonBreaking = await runCli(['database', 'status', '--json'], { env: { ATHANOR_DATABASE_URL: url } });
+    const nonBreaking = await runCli(['database', 'status', '--json'], {
+      env: { ATHANOR_DATABASE_URL: url },
+    });
     expect(nonBreaking.code).toBe(6);
     expect(JSON.parse(nonBreaking.stdout).state).toBe('newer');
 
-    await store.db.insertInto('athanor_migrations').values({ ...newer, id: 999, breaking: 1 }).execute();
+    await store.db
+      .insertInto('athanor_migrations')
+      .values({ ...newer, id: 999, breaking: 1 })
+      .execute();
     await expect(assertSchemaCompatible(store)).rejects.toSatisfy(
       (e: AthanorError) => e.code === 'schema_newer' && e.exitCode === 6 && e.message.includes('999'),
     );
@@ -189,7 +218,9 @@ describeEachBackend('migrations', (backend) => {
     };
     await migrate(store, { lockTimeoutMs: 5000, migrations: [good] });
     const schemaBefore = await store.backend.describeSchema(store.db);
-    const error = await migrate(store, { lockTimeoutMs: 5000, migrations: [good, failing] }).catch((e: unknown) => e);
+    const error = await migrate(store, { lockTimeoutMs: 5000, migrations: [good, failing] }).catch(
+      (e: unknown) => e,
+    );
     expect(error).toMatchObject({ code: 'migration_failed' });
     expect((error as Error).message).toContain('migration 2 (fails-half-way) failed and was rolled back');
     expect((error as Error).message).toContain('unchanged at migration 1');
@@ -206,8 +237,12 @@ describeEachBackend('migrations', (backend) => {
     expect(await migrate(store, { lockTimeoutMs: 5000, migrations: list, to: 2 })).toHaveLength(2);
     expect((await getMigrationStatus(store, list)).pending.map((m) => m.id)).toEqual([3]);
     await migrate(store, { lockTimeoutMs: 5000, migrations: list });
-    await expect(migrate(store, { lockTimeoutMs: 5000, migrations: list, to: 1 })).rejects.toThrow(/only go forward/);
-    await expect(migrate(store, { lockTimeoutMs: 5000, migrations: list, to: 7 })).rejects.toThrow(/no migration 7/);
+    await expect(migrate(store, { lockTimeoutMs: 5000, migrations: list, to: 1 })).rejects.toThrow(
+      /only go forward/,
+    );
+    await expect(migrate(store, { lockTimeoutMs: 5000, migrations: list, to: 7 })).rejects.toThrow(
+      /no migration 7/,
+    );
   });
 
   it('database check finds a change made by hand, with exit code 3', async () => {
@@ -226,7 +261,9 @@ describeEachBackend('migrations', (backend) => {
   it('database reset refuses without --yes and recreates an empty database with it', async () => {
     const { store, url } = await freshStore(backend, dir);
     const env = { ATHANOR_DATABASE_URL: url };
-    expect((await runCli(['identity', 'add', '-i', 'alice', '-k', 'a-long-enough-key'], { env })).code).toBe(0);
+    expect((await runCli(['identity', 'add', '-i', 'alice', '-k', 'a-long-enough-key'], { env })).code).toBe(
+      0,
+    );
     const refused = await runCli(['database', 'reset'], { env });
     expect(refused.code).toBe(2);
     expect(refused.stderr).toContain('--yes');
@@ -257,9 +294,9 @@ describe.runIf(postgresAdminUrl() !== '')('concurrent migrators in one process [
     const stores = await Promise.all(Array.from({ length: 10 }, () => openStore(testConfig(url, dir))));
     await Promise.all(stores.map((s) => migrate(s, { lockTimeoutMs: 20_000, migrations: list })));
     await Promise.all(stores.map((s) => s.close()));
-    const runs = await sql<{ migration_id: number }>`select migration_id from run_counter order by migration_id`.execute(
-      store.db,
-    );
+    const runs = await sql<{
+      migration_id: number;
+    }>`select migration_id from run_counter order by migration_id`.execute(store.db);
     expect(runs.rows.map((r) => r.migration_id)).toEqual([1, 2, 3, 4, 5]);
   });
 });
@@ -277,9 +314,13 @@ describeEachBackend('the migration lock', (backend) => {
         : `const pg = require('pg'); const c = new pg.Client(process.argv[1]);
            c.connect().then(() => c.query('select pg_advisory_lock($1)', [${migrationLockKey}]))
              .then(() => console.log('locked')); setTimeout(() => c.end(), 30000);`;
-    const holder = spawn(process.execPath, ['-e', holderScript, backend === 'sqlite' ? url.slice('sqlite:'.length) : url], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
+    const holder = spawn(
+      process.execPath,
+      ['-e', holderScript, backend === 'sqlite' ? url.slice('sqlite:'.length) : url],
+      {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
     try {
       await new Promise<void>((resolve) => holder.stdout.once('data', () => resolve()));
       const run = await runCli(['database', 'migrate'], {
