@@ -5,6 +5,7 @@ import { appVersion } from '../version.js';
 import { auditCommand } from './commands/audit.js';
 import { databaseCommand } from './commands/database.js';
 import { identityCommand } from './commands/identity.js';
+import { serveCommand } from './commands/serve.js';
 import { printJson, printLine, printTable, reportError } from './output.js';
 
 function environmentHelp(): string {
@@ -52,6 +53,7 @@ export function buildProgram(): Command {
   program.addCommand(identityCommand());
   program.addCommand(databaseCommand());
   program.addCommand(auditCommand());
+  program.addCommand(serveCommand());
 
   program
     .command('help')

@@ -35,6 +35,27 @@ export const settingSpecs = {
     kind: 'integer',
     description: 'how long a migration waits for the migration lock (default 60000)',
   },
+  host: {
+    env: 'ATHANOR_HOST',
+    kind: 'string',
+    description: 'address the server listens on (default 127.0.0.1)',
+  },
+  port: { env: 'ATHANOR_PORT', kind: 'integer', description: 'port the server listens on (default 8080)' },
+  tokenTtlSeconds: {
+    env: 'ATHANOR_TOKEN_TTL_SECONDS',
+    kind: 'integer',
+    description: 'lifetime of API tokens (default 1800)',
+  },
+  bodyLimitBytes: {
+    env: 'ATHANOR_BODY_LIMIT_BYTES',
+    kind: 'integer',
+    description: 'largest JSON request body (default 16777216)',
+  },
+  tokenRateLimit: {
+    env: 'ATHANOR_TOKEN_RATE_LIMIT',
+    kind: 'integer',
+    description: 'token requests per minute per client address (default 60)',
+  },
 } as const satisfies Record<string, SettingSpec>;
 
 export type SettingName = keyof typeof settingSpecs;
@@ -51,6 +72,21 @@ export interface Config {
   readonly busyTimeoutMs: number;
   /** Migration lock wait in milliseconds; default 60000. */
   readonly lockTimeoutMs: number;
+  /** Server listen address; default `127.0.0.1`. */
+  readonly host: string;
+  /** Server port; default 8080. */
+  readonly port: number;
+  /** API token lifetime in seconds; default 1800. */
+  readonly tokenTtlSeconds: number;
+  /** Largest JSON request body in bytes; default 16 MiB. */
+  readonly bodyLimitBytes: number;
+  /** Token requests per minute per client address; default 60. */
+  readonly tokenRateLimit: number;
+  /**
+   * JWT signing secret from `ATHANOR_JWT_SECRET` or the file named by `ATHANOR_JWT_SECRET_FILE`
+   * (never from the config file); when absent, one is generated once and kept in the state store.
+   */
+  readonly jwtSecret: string | undefined;
   /** The config file that was read, if any. */
   readonly configFile: string | undefined;
 }
@@ -104,8 +140,33 @@ export function resolveConfig(
     objectsUrl,
     busyTimeoutMs: (pick('busyTimeoutMs') as number | undefined) ?? 10_000,
     lockTimeoutMs: (pick('lockTimeoutMs') as number | undefined) ?? 60_000,
+    host: (pick('host') as string | undefined) ?? '127.0.0.1',
+    port: (pick('port') as number | undefined) ?? 8080,
+    tokenTtlSeconds: (pick('tokenTtlSeconds') as number | undefined) ?? 1800,
+    bodyLimitBytes: (pick('bodyLimitBytes') as number | undefined) ?? 16 * 1024 * 1024,
+    tokenRateLimit: (pick('tokenRateLimit') as number | undefined) ?? 60,
+    jwtSecret: readSecret(env, 'ATHANOR_JWT_SECRET'),
     configFile,
   });
+}
+
+/** A secret from `NAME` or from the file named by `NAME_FILE`; never from the config file. */
+function readSecret(env: NodeJS.ProcessEnv, name: string): string | undefined {
+  const direct = nonEmpty(env[name]);
+  if (direct !== undefined) return direct;
+  const file = nonEmpty(env[`${name}_FILE`]);
+  if (file === undefined) return undefined;
+  try {
+    return readFileSync(file, 'utf8').trim();
+  } catch (cause) {
+    throw new AthanorError(
+      'invalid_config',
+      `cannot read ${name}_FILE (${file}): ${(cause as Error).message}`,
+      {
+        cause,
+      },
+    );
+  }
 }
 
 function nonEmpty(value: string | undefined): string | undefined {

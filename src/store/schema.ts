@@ -1,4 +1,5 @@
 import type { Generated } from 'kysely';
+import type { TaskStatus } from '../domain/task-state.js';
 
 /**
  * Row types of the state store. Timestamps are UTC ISO-8601 text with milliseconds, so both
@@ -51,10 +52,113 @@ export interface SettingsTable {
   updated_at: string;
 }
 
+export type NetworkState = 'active' | 'inactive' | 'invalid' | 'deleted';
+export type { TaskStatus };
+
+export interface NetworksTable {
+  key: string;
+  scope: string;
+  name: string;
+  state: NetworkState;
+  created_at: string;
+  created_by: string;
+  updated_at: string;
+}
+
+export interface TransformationsTable {
+  key: string;
+  scope: string;
+  name: string;
+  protocol: string;
+  /** Canonical JSON. */
+  inputs: string;
+  created_at: string;
+}
+
+export interface NetworkTransformationsTable {
+  network_key: string;
+  transformation_key: string;
+}
+
+export interface TasksTable {
+  id: string;
+  scope: string;
+  transformation_key: string;
+  extends_task_id: string | null;
+  status: TaskStatus;
+  priority: number;
+  /** How many times the task was claimed. */
+  attempts: number;
+  /** How many failures a restart policy sent back to `waiting`. */
+  restarts: number;
+  created_at: string;
+  created_by: string;
+  updated_at: string;
+  lease_service_id: string | null;
+  /** Fencing token: incremented at every claim; every write of the holder must carry it. */
+  lease_token: number;
+  lease_expires_at: string | null;
+  last_error: string | null;
+}
+
+export interface HubsTable {
+  network_key: string;
+  scope: string;
+  weight: number;
+}
+
+export interface HubTasksTable {
+  network_key: string;
+  task_id: string;
+  weight: number;
+  actioned_at: string;
+}
+
+export interface RestartPoliciesTable {
+  network_key: string;
+  pattern: string;
+  max_retries: number;
+  created_at: string;
+}
+
+export interface ComputeServicesTable {
+  id: string;
+  identifier: string;
+  name: string;
+  hostname: string | null;
+  state: 'active' | 'deregistered' | 'expired';
+  registered_at: string;
+  heartbeat_at: string;
+  expires_at: string;
+}
+
+export interface ResultsTable {
+  id: string;
+  task_id: string;
+  scope: string;
+  attempt: number;
+  lease_token: number;
+  outcome: 'ok' | 'failed';
+  blob_sha256: string | null;
+  size_bytes: number | null;
+  error: string | null;
+  compute_service_id: string | null;
+  created_at: string;
+}
+
 export interface Database {
   athanor_migrations: AthanorMigrationsTable;
   identities: IdentitiesTable;
   identity_scopes: IdentityScopesTable;
   audit_log: AuditLogTable;
   settings: SettingsTable;
+  networks: NetworksTable;
+  transformations: TransformationsTable;
+  network_transformations: NetworkTransformationsTable;
+  tasks: TasksTable;
+  hubs: HubsTable;
+  hub_tasks: HubTasksTable;
+  restart_policies: RestartPoliciesTable;
+  compute_services: ComputeServicesTable;
+  results: ResultsTable;
 }

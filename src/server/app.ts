@@ -1,0 +1,103 @@
+import formbody from '@fastify/formbody';
+import rateLimit from '@fastify/rate-limit';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { FastifyInstance } from 'fastify';
+import Fastify from 'fastify';
+import type { Config } from '../config/resolve-config.js';
+import { AthanorError } from '../domain/errors.js';
+import { Authenticator } from '../service/authenticator.js';
+import type { Store } from '../store/open-store.js';
+import { assertSchemaCompatible } from '../store/migrator.js';
+import { appVersion } from '../version.js';
+import { errorBody, handleError } from './errors.js';
+import { userRoutes } from './user-routes.js';
+
+/** Which API(s) one server process serves. */
+export type ApiSelection = 'user' | 'compute' | 'all';
+
+export interface AppOptions {
+  readonly store: Store;
+  readonly config: Config;
+  readonly api?: ApiSelection;
+  /** pino logger options, or false for none (tests). */
+  readonly logger?: boolean | { level: string };
+  /** Streams a stored result's bytes by sha256; results download as 404 without it. */
+  readonly openResult?: (sha256: string) => Promise<NodeJS.ReadableStream>;
+}
+
+/** Builds the HTTP application: both APIs (or one), OpenAPI, health. Does not listen. */
+export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
+  const { store, config } = options;
+  const api = options.api ?? 'all';
+  const app = Fastify({
+    logger:
+      options.logger === false
+        ? false
+        : {
+            level:
+              typeof options.logger === 'object'
+                ? options.logger.level
+                : (process.env.ATHANOR_LOG_LEVEL ?? 'info'),
+            redact: ['req.headers.authorization', 'req.body.password'],
+          },
+    bodyLimit: config.bodyLimitBytes,
+    trustProxy: process.env.ATHANOR_TRUST_PROXY === '1',
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  app.setErrorHandler((error, request, reply) => handleError(error, request, reply));
+  app.setNotFoundHandler((request, reply) => {
+    void reply
+      .status(404)
+      .send(
+        errorBody(new AthanorError('not_found', `no route ${request.method} ${request.url.split('?')[0]}`)),
+      );
+  });
+
+  await app.register(formbody);
+  await app.register(rateLimit, { global: false });
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'Athanor',
+        version: appVersion,
+        description: 'User API under /v1, compute API under /compute/v1',
+      },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      security: [{ bearer: [] }],
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+
+  const authenticator = await Authenticator.create(store, {
+    jwtSecret: config.jwtSecret,
+    tokenTtlSeconds: config.tokenTtlSeconds,
+  });
+  const routeOptions = {
+    store,
+    authenticator,
+    tokenRateLimit: config.tokenRateLimit,
+    openResult: options.openResult,
+  };
+
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  app.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok', version: appVersion }));
+  app.get('/readyz', { schema: { hide: true } }, async (_request, reply) => {
+    try {
+      const compatibility = await assertSchemaCompatible(store);
+      return { status: 'ready', schema: compatibility.status.databaseVersion };
+    } catch (error) {
+      const known =
+        error instanceof AthanorError
+          ? error
+          : new AthanorError('database_unavailable', 'database unreachable');
+      return reply.status(503).send(errorBody(known));
+    }
+  });
+
+  if (api === 'user' || api === 'all') await app.register(userRoutes, { ...routeOptions, prefix: '/v1' });
+  return app;
+}

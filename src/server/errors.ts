@@ -1,0 +1,45 @@
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import { AthanorError, isAthanorError } from '../domain/errors.js';
+
+/** The HTTP error body, everywhere: `{error: {code, message}}`. */
+export function errorBody(error: AthanorError) {
+  return { error: { code: error.code, message: error.message } };
+}
+
+const fastifyCodes: Readonly<Record<string, (error: FastifyError) => AthanorError>> = {
+  FST_ERR_VALIDATION: (e) => new AthanorError('validation_failed', e.message),
+  FST_ERR_CTP_BODY_TOO_LARGE: () =>
+    new AthanorError(
+      'body_too_large',
+      'the request body is larger than this server accepts (ATHANOR_BODY_LIMIT_BYTES)',
+    ),
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: (e) => new AthanorError('invalid_argument', e.message),
+  FST_ERR_CTP_EMPTY_JSON_BODY: () => new AthanorError('validation_failed', 'the JSON body is empty'),
+  FST_ERR_CTP_INVALID_JSON_BODY: () => new AthanorError('validation_failed', 'the body is not valid JSON'),
+};
+
+/** Maps every error to the registry: known errors keep their status; the rest are 500 without details. */
+export function toAthanorError(error: unknown): AthanorError {
+  if (isAthanorError(error)) return error;
+  const fastifyError = error as FastifyError;
+  if (typeof fastifyError?.code === 'string') {
+    const map = fastifyCodes[fastifyError.code];
+    if (map) return map(fastifyError);
+    if (fastifyError.code.startsWith('FST_ERR_CTP_'))
+      return new AthanorError('invalid_argument', fastifyError.message);
+  }
+  if (typeof fastifyError?.statusCode === 'number' && fastifyError.statusCode === 429) {
+    return new AthanorError('rate_limited', 'too many requests: wait a minute and retry');
+  }
+  if ((error as SyntaxError) instanceof SyntaxError)
+    return new AthanorError('validation_failed', 'the body is not valid JSON');
+  return new AthanorError('internal', 'internal error: the server log has the details', { cause: error });
+}
+
+export function handleError(error: unknown, request: FastifyRequest, reply: FastifyReply): void {
+  const known = toAthanorError(error);
+  if (known.code === 'internal') request.log.error({ err: error }, 'request failed');
+  if (known.code === 'maintenance') void reply.header('retry-after', '30');
+  if (known.code === 'unauthenticated') void reply.header('www-authenticate', 'Bearer');
+  void reply.status(known.status).send(errorBody(known));
+}

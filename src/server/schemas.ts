@@ -1,0 +1,129 @@
+import { Type } from '@fastify/type-provider-typebox';
+
+/** Shared TypeBox schemas of the HTTP APIs. */
+export const ErrorBody = Type.Object(
+  { error: Type.Object({ code: Type.String(), message: Type.String() }) },
+  { $id: 'ErrorBody', description: 'Every error: a stable code and a message that says what to do' },
+);
+
+export const TokenRequest = Type.Object({
+  username: Type.String({ minLength: 1, maxLength: 64 }),
+  password: Type.String({ minLength: 1, maxLength: 1024 }),
+});
+
+export const TokenResponse = Type.Object({
+  access_token: Type.String(),
+  token_type: Type.Literal('bearer'),
+  expires_in: Type.Integer(),
+});
+
+export const ScopeText = Type.String({
+  maxLength: 200,
+  description: 'org-campaign-project; each part a name or *, and after a * only *',
+});
+export const Key = Type.String({ minLength: 1, maxLength: 200 });
+export const KeyList = Type.Array(Key, { minItems: 1, maxItems: 10_000 });
+export const Weight = Type.Number({ minimum: 0, maximum: 1 });
+export const Priority = Type.Integer({ minimum: 1, maximum: 1_000_000, description: '1 is the highest' });
+
+export const Page = Type.Object({
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000, default: 1000 })),
+  after: Type.Optional(
+    Type.String({ description: 'return items after this key (the last key of the previous page)' }),
+  ),
+});
+
+export const NetworkState = Type.Union([
+  Type.Literal('active'),
+  Type.Literal('inactive'),
+  Type.Literal('invalid'),
+  Type.Literal('deleted'),
+]);
+
+export const TaskStatus = Type.Union([
+  Type.Literal('waiting'),
+  Type.Literal('running'),
+  Type.Literal('complete'),
+  Type.Literal('error'),
+  Type.Literal('invalid'),
+  Type.Literal('deleted'),
+]);
+
+export const UserTaskStatus = Type.Union([
+  Type.Literal('waiting'),
+  Type.Literal('invalid'),
+  Type.Literal('deleted'),
+]);
+
+export const Transformation = Type.Object({
+  name: Type.String({ minLength: 1, maxLength: 500 }),
+  protocol: Type.String({ minLength: 1, maxLength: 200 }),
+  inputs: Type.Unknown({ description: 'any JSON' }),
+});
+
+export const NetworkSubmission = Type.Object({
+  scope: ScopeText,
+  name: Type.String({ minLength: 1, maxLength: 500 }),
+  transformations: Type.Array(Transformation, { minItems: 1, maxItems: 100_000 }),
+  state: Type.Optional(NetworkState),
+});
+
+export const Network = Type.Object({
+  key: Type.String(),
+  scope: Type.String(),
+  name: Type.String(),
+  state: NetworkState,
+  weight: Type.Number(),
+  createdAt: Type.String(),
+  createdBy: Type.String(),
+  updatedAt: Type.String(),
+  transformationCount: Type.Optional(Type.Integer()),
+});
+
+export const TransformationView = Type.Object({
+  key: Type.String(),
+  scope: Type.String(),
+  name: Type.String(),
+  protocol: Type.String(),
+  inputs: Type.Unknown(),
+  createdAt: Type.String(),
+});
+
+export const Task = Type.Object({
+  id: Type.String(),
+  scope: Type.String(),
+  transformation: Type.String(),
+  extends: Type.Union([Type.String(), Type.Null()]),
+  status: TaskStatus,
+  priority: Type.Integer(),
+  attempts: Type.Integer(),
+  restarts: Type.Integer(),
+  createdAt: Type.String(),
+  createdBy: Type.String(),
+  updatedAt: Type.String(),
+  lastError: Type.Union([Type.String(), Type.Null()]),
+});
+
+export const Result = Type.Object({
+  id: Type.String(),
+  task: Type.String(),
+  scope: Type.String(),
+  attempt: Type.Integer(),
+  outcome: Type.Union([Type.Literal('ok'), Type.Literal('failed')]),
+  sha256: Type.Union([Type.String(), Type.Null()]),
+  sizeBytes: Type.Union([Type.Integer(), Type.Null()]),
+  error: Type.Union([Type.String(), Type.Null()]),
+  computeService: Type.Union([Type.String(), Type.Null()]),
+  createdAt: Type.String(),
+});
+
+/** One item's answer in a bulk request; `result: null` means not found in your scopes. */
+export function bulkAnswer<T extends Parameters<typeof Type.Union>[0][number]>(result: T) {
+  return Type.Object({
+    task: Type.String(),
+    result: Type.Union([result, Type.Null()]),
+    error: Type.Optional(Type.String()),
+  });
+}
+
+export const StatusCounts = Type.Record(Type.String(), Type.Integer());

@@ -1,0 +1,250 @@
+import type { Principal } from '../auth/principal.js';
+import { canAccess, principalName, requireScope, visibleScopes } from '../auth/principal.js';
+import { canonicalJson } from '../domain/canonical-json.js';
+import { AthanorError } from '../domain/errors.js';
+import type { TransformationContent } from '../domain/keys.js';
+import { networkKey, transformationKey } from '../domain/keys.js';
+import type { Scope } from '../domain/scope.js';
+import { formatScope, parseScope, parseSpecificScope } from '../domain/scope.js';
+import type { Store } from '../store/open-store.js';
+import * as q from '../store/queries/networks.js';
+import type { NetworkState, TaskStatus } from '../store/schema.js';
+import type { NetworkView, TransformationView } from './views.js';
+import { networkView, transformationView } from './views.js';
+
+export const maxListLimit = 10_000;
+
+export interface Page {
+  readonly limit?: number | undefined;
+  readonly after?: string | undefined;
+}
+
+export function pageLimit(page: Page): number {
+  return Math.min(Math.max(page.limit ?? 1000, 1), maxListLimit);
+}
+
+export function notFound(what: string, key: string): AthanorError {
+  return new AthanorError('not_found', `no ${what} '${key}' in your scopes`);
+}
+
+export function parseQueryScope(text: string | undefined): Scope | undefined {
+  return text === undefined ? undefined : parseScope(text);
+}
+
+/** Loads a network the caller may see; anything else is "not found", whether it exists or not. */
+export async function requireNetwork(store: Store, principal: Principal, key: string): Promise<q.NetworkRow> {
+  const row = await q.findNetwork(store.db, key);
+  if (!row || !canAccess(principal, row.scope)) throw notFound('network', key);
+  return row;
+}
+
+export interface SubmitNetworkInput {
+  readonly scope: string;
+  readonly name: string;
+  readonly transformations: readonly TransformationContent[];
+  readonly state?: NetworkState | undefined;
+}
+
+/** Submits a network; the same content in the same scope returns the same key (`created: false`). */
+export async function submitNetwork(
+  store: Store,
+  principal: Principal,
+  input: SubmitNetworkInput,
+): Promise<{ key: string; created: boolean; transformations: string[] }> {
+  const scope = parseSpecificScope(input.scope);
+  requireScope(principal, scope);
+  if (input.transformations.length === 0) {
+    throw new AthanorError('validation_failed', 'body/transformations must hold at least one transformation');
+  }
+  const now = new Date().toISOString();
+  const rows = input.transformations.map((t) => ({
+    key: transformationKey(scope, t),
+    scope: formatScope(scope),
+    name: t.name,
+    protocol: t.protocol,
+    inputs: canonicalJson(t.inputs ?? null),
+    created_at: now,
+  }));
+  const unique = [...new Map(rows.map((r) => [r.key, r])).values()];
+  const keys = unique.map((r) => r.key);
+  const key = networkKey(scope, input.name, keys);
+  const created = await store.transaction(async (trx) => {
+    await q.insertTransformations(trx, unique);
+    return q.insertNetwork(
+      trx,
+      {
+        key,
+        scope: formatScope(scope),
+        name: input.name,
+        state: input.state ?? 'active',
+        created_at: now,
+        created_by: principalName(principal),
+        updated_at: now,
+      },
+      keys,
+    );
+  });
+  return { key, created, transformations: rows.map((r) => r.key) };
+}
+
+export async function getNetwork(store: Store, principal: Principal, key: string): Promise<NetworkView> {
+  const row = await requireNetwork(store, principal, key);
+  return networkView(row, { transformationCount: await q.countTransformations(store.db, key) });
+}
+
+export async function listNetworks(
+  store: Store,
+  principal: Principal,
+  filter: Page & { scope?: string | undefined; state?: NetworkState | undefined; name?: string | undefined },
+): Promise<NetworkView[]> {
+  const scopes = visibleScopes(principal, parseQueryScope(filter.scope));
+  const rows = await q.listNetworks(store.db, { ...filter, scopes, limit: pageLimit(filter) });
+  return rows.map((r) => networkView(r));
+}
+
+/** Sets the state of many networks; networks outside the caller's scopes answer `null`. */
+export async function setNetworkStates(
+  store: Store,
+  principal: Principal,
+  keys: readonly string[],
+  state: NetworkState,
+): Promise<{ key: string; state: NetworkState | null }[]> {
+  const now = new Date().toISOString();
+  return store.transaction(async (trx) => {
+    const answers: { key: string; state: NetworkState | null }[] = [];
+    for (const key of keys) {
+      const row = await q.findNetwork(trx, key);
+      if (!row || !canAccess(principal, row.scope)) {
+        answers.push({ key, state: null });
+        continue;
+      }
+      if (row.state !== state) await q.updateNetworkState(trx, key, state, now);
+      answers.push({ key, state });
+    }
+    return answers;
+  });
+}
+
+export async function setHubWeight(
+  store: Store,
+  principal: Principal,
+  key: string,
+  weight: number,
+): Promise<NetworkView> {
+  await requireNetwork(store, principal, key);
+  await store.transaction((trx) => q.updateHubWeight(trx, key, weight));
+  return getNetwork(store, principal, key);
+}
+
+export async function listNetworkTransformations(
+  store: Store,
+  principal: Principal,
+  key: string,
+  page: Page,
+): Promise<TransformationView[]> {
+  await requireNetwork(store, principal, key);
+  const rows = await q.listNetworkTransformations(store.db, key, pageLimit(page), page.after);
+  return rows.map(transformationView);
+}
+
+export async function getTransformation(
+  store: Store,
+  principal: Principal,
+  key: string,
+): Promise<TransformationView> {
+  const row = await q.findTransformation(store.db, key);
+  if (!row || !canAccess(principal, row.scope)) throw notFound('transformation', key);
+  return transformationView(row);
+}
+
+export async function listTransformations(
+  store: Store,
+  principal: Principal,
+  filter: Page & { scope?: string | undefined; name?: string | undefined; protocol?: string | undefined },
+): Promise<TransformationView[]> {
+  const scopes = visibleScopes(principal, parseQueryScope(filter.scope));
+  const rows = await q.listTransformations(store.db, { ...filter, scopes, limit: pageLimit(filter) });
+  return rows.map(transformationView);
+}
+
+export type StatusCounts = Partial<Record<TaskStatus, number>>;
+
+export async function networkStatus(store: Store, principal: Principal, key: string): Promise<StatusCounts> {
+  await requireNetwork(store, principal, key);
+  return q.networkStatusCounts(store.db, key);
+}
+
+/** Task counts per scope and status, over the query scope intersected with the caller's. */
+export async function scopeStatus(
+  store: Store,
+  principal: Principal,
+  scope: string | undefined,
+): Promise<Record<string, StatusCounts>> {
+  const rows = await q.scopeStatusCounts(store.db, visibleScopes(principal, parseQueryScope(scope)));
+  const result: Record<string, StatusCounts> = {};
+  for (const row of rows) (result[row.scope] ??= {})[row.status] = row.n;
+  return result;
+}
+
+export interface RestartPolicy {
+  readonly pattern: string;
+  readonly maxRetries: number;
+}
+
+function checkPattern(pattern: string): void {
+  try {
+    new RegExp(pattern);
+  } catch (cause) {
+    throw new AthanorError(
+      'validation_failed',
+      `restart pattern '${pattern}' is not a valid regular expression`,
+      {
+        cause,
+      },
+    );
+  }
+}
+
+export async function listRestartPolicies(
+  store: Store,
+  principal: Principal,
+  key: string,
+): Promise<RestartPolicy[]> {
+  await requireNetwork(store, principal, key);
+  const rows = await q.listRestartPolicies(store.db, key);
+  return rows.map((r) => ({ pattern: r.pattern, maxRetries: r.max_retries }));
+}
+
+/** Adds (or updates the retries of) restart policies: failures whose error text matches are retried. */
+export async function addRestartPolicies(
+  store: Store,
+  principal: Principal,
+  key: string,
+  policies: readonly RestartPolicy[],
+): Promise<RestartPolicy[]> {
+  await requireNetwork(store, principal, key);
+  for (const p of policies) checkPattern(p.pattern);
+  const now = new Date().toISOString();
+  await store.transaction(async (trx) => {
+    for (const p of policies) {
+      await q.upsertRestartPolicy(trx, {
+        network_key: key,
+        pattern: p.pattern,
+        max_retries: p.maxRetries,
+        created_at: now,
+      });
+    }
+  });
+  return listRestartPolicies(store, principal, key);
+}
+
+export async function removeRestartPolicies(
+  store: Store,
+  principal: Principal,
+  key: string,
+  patterns: readonly string[],
+): Promise<RestartPolicy[]> {
+  await requireNetwork(store, principal, key);
+  await store.transaction((trx) => q.deleteRestartPolicies(trx, key, patterns));
+  return listRestartPolicies(store, principal, key);
+}

@@ -1,0 +1,28 @@
+import type { Expression, ExpressionBuilder, SqlBool } from 'kysely';
+import { sql } from 'kysely';
+import type { Scope } from '../../domain/scope.js';
+
+/**
+ * A condition: `column` (a specific `org-campaign-project` text) lies in one of `scopes`.
+ * A wildcard scope becomes a prefix comparison, so `org-*-*` matches `org-…` exactly and a
+ * `_` in a name is never a LIKE wildcard.
+ */
+export function scopeIn<DB, TB extends keyof DB>(
+  eb: ExpressionBuilder<DB, TB>,
+  column: string,
+  scopes: readonly Scope[],
+): Expression<SqlBool> {
+  if (scopes.length === 0) return sql<SqlBool>`1 = 0`;
+  const ref = sql.ref(column);
+  const conditions = scopes.map((scope): Expression<SqlBool> => {
+    if (scope.org === '*') return sql<SqlBool>`1 = 1`;
+    if (scope.campaign === '*') return prefix(ref, `${scope.org}-`);
+    if (scope.project === '*') return prefix(ref, `${scope.org}-${scope.campaign}-`);
+    return sql<SqlBool>`${ref} = ${`${scope.org}-${scope.campaign}-${scope.project}`}`;
+  });
+  return eb.or(conditions);
+}
+
+function prefix(ref: ReturnType<typeof sql.ref>, text: string): Expression<SqlBool> {
+  return sql<SqlBool>`substr(${ref}, 1, ${text.length}) = ${text}`;
+}

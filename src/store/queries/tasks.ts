@@ -1,0 +1,178 @@
+import type { Kysely, Selectable } from 'kysely';
+import type { Database, HubTasksTable, ResultsTable, TasksTable, TaskStatus } from '../schema.js';
+import type { ListFilter } from './networks.js';
+import { scopeIn } from './scope-filter.js';
+
+export type TaskRow = Selectable<TasksTable>;
+export type ResultRow = Selectable<ResultsTable>;
+
+export async function insertTasks(db: Kysely<Database>, rows: readonly TaskRow[]): Promise<void> {
+  for (let i = 0; i < rows.length; i += 100)
+    await db
+      .insertInto('tasks')
+      .values(rows.slice(i, i + 100))
+      .execute();
+}
+
+export async function findTasks(db: Kysely<Database>, ids: readonly string[]): Promise<Map<string, TaskRow>> {
+  const found = new Map<string, TaskRow>();
+  for (let i = 0; i < ids.length; i += 500) {
+    const rows = await db
+      .selectFrom('tasks')
+      .selectAll()
+      .where('id', 'in', ids.slice(i, i + 500))
+      .execute();
+    for (const row of rows) found.set(row.id, row);
+  }
+  return found;
+}
+
+export async function findTask(db: Kysely<Database>, id: string): Promise<TaskRow | undefined> {
+  return db.selectFrom('tasks').selectAll().where('id', '=', id).executeTakeFirst();
+}
+
+export async function listTasks(
+  db: Kysely<Database>,
+  filter: ListFilter & {
+    status?: TaskStatus | undefined;
+    transformationKey?: string | undefined;
+    networkKey?: string | undefined;
+  },
+): Promise<TaskRow[]> {
+  let query = db
+    .selectFrom('tasks')
+    .selectAll('tasks')
+    .where((eb) => scopeIn(eb, 'tasks.scope', filter.scopes))
+    .orderBy('tasks.id')
+    .limit(filter.limit);
+  if (filter.status) query = query.where('tasks.status', '=', filter.status);
+  if (filter.transformationKey)
+    query = query.where('tasks.transformation_key', '=', filter.transformationKey);
+  if (filter.networkKey) {
+    const networkKey = filter.networkKey;
+    query = query.where((eb) =>
+      eb.exists(
+        eb
+          .selectFrom('network_transformations as nt')
+          .select('nt.network_key')
+          .whereRef('nt.transformation_key', '=', 'tasks.transformation_key')
+          .where('nt.network_key', '=', networkKey),
+      ),
+    );
+  }
+  if (filter.after) query = query.where('tasks.id', '>', filter.after);
+  return query.execute();
+}
+
+export async function updateTasks(
+  db: Kysely<Database>,
+  ids: readonly string[],
+  changes: Partial<Omit<TaskRow, 'id'>>,
+): Promise<void> {
+  for (let i = 0; i < ids.length; i += 500) {
+    await db
+      .updateTable('tasks')
+      .set(changes)
+      .where('id', 'in', ids.slice(i, i + 500))
+      .execute();
+  }
+}
+
+/** Every task that extends one of `ids`, directly or through a chain. */
+export async function findExtendingTasks(db: Kysely<Database>, ids: readonly string[]): Promise<TaskRow[]> {
+  const found: TaskRow[] = [];
+  let frontier = [...ids];
+  const seen = new Set(ids);
+  while (frontier.length > 0) {
+    const next: TaskRow[] = [];
+    for (let i = 0; i < frontier.length; i += 500) {
+      next.push(
+        ...(await db
+          .selectFrom('tasks')
+          .selectAll()
+          .where('extends_task_id', 'in', frontier.slice(i, i + 500))
+          .execute()),
+      );
+    }
+    frontier = [];
+    for (const row of next) {
+      if (seen.has(row.id)) continue;
+      seen.add(row.id);
+      found.push(row);
+      frontier.push(row.id);
+    }
+  }
+  return found;
+}
+
+export async function actionOnHub(
+  db: Kysely<Database>,
+  rows: readonly Selectable<HubTasksTable>[],
+): Promise<void> {
+  for (let i = 0; i < rows.length; i += 200) {
+    await db
+      .insertInto('hub_tasks')
+      .values(rows.slice(i, i + 200))
+      .onConflict((oc) =>
+        oc.columns(['network_key', 'task_id']).doUpdateSet((eb) => ({ weight: eb.ref('excluded.weight') })),
+      )
+      .execute();
+  }
+}
+
+/** Removes tasks from one hub (or every hub when `networkKey` is undefined); returns those removed. */
+export async function removeFromHubs(
+  db: Kysely<Database>,
+  taskIds: readonly string[],
+  networkKey: string | undefined,
+): Promise<string[]> {
+  const removed: string[] = [];
+  for (let i = 0; i < taskIds.length; i += 500) {
+    let query = db.deleteFrom('hub_tasks').where('task_id', 'in', taskIds.slice(i, i + 500));
+    if (networkKey) query = query.where('network_key', '=', networkKey);
+    removed.push(...(await query.returning('task_id').execute()).map((r) => r.task_id));
+  }
+  return removed;
+}
+
+export async function listActionedTasks(
+  db: Kysely<Database>,
+  networkKey: string,
+  limit: number,
+  after: string | undefined,
+): Promise<(TaskRow & { hub_weight: number })[]> {
+  let query = db
+    .selectFrom('hub_tasks')
+    .innerJoin('tasks', 'tasks.id', 'hub_tasks.task_id')
+    .selectAll('tasks')
+    .select('hub_tasks.weight as hub_weight')
+    .where('hub_tasks.network_key', '=', networkKey)
+    .orderBy('tasks.id')
+    .limit(limit);
+  if (after) query = query.where('tasks.id', '>', after);
+  return query.execute();
+}
+
+/** Whether the transformation belongs to the network (tasks may only be actioned on such hubs). */
+export async function transformationsInNetwork(
+  db: Kysely<Database>,
+  networkKey: string,
+  transformationKeys: readonly string[],
+): Promise<Set<string>> {
+  if (transformationKeys.length === 0) return new Set();
+  const rows = await db
+    .selectFrom('network_transformations')
+    .select('transformation_key')
+    .where('network_key', '=', networkKey)
+    .where('transformation_key', 'in', [...new Set(transformationKeys)])
+    .execute();
+  return new Set(rows.map((r) => r.transformation_key));
+}
+
+export async function listResults(db: Kysely<Database>, taskId: string): Promise<ResultRow[]> {
+  return db.selectFrom('results').selectAll().where('task_id', '=', taskId).orderBy('created_at').execute();
+}
+
+export async function findResult(db: Kysely<Database>, id: string): Promise<ResultRow | undefined> {
+  return db.selectFrom('results').selectAll().where('id', '=', id).executeTakeFirst();
+}
