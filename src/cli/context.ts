@@ -1,10 +1,30 @@
+import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline/promises';
+import { UserClient } from '../client/user-client.js';
 import type { Command } from 'commander';
 import type { Config, ConfigFlags } from '../config/resolve-config.js';
 import { resolveConfig } from '../config/resolve-config.js';
 import { AthanorError } from '../domain/errors.js';
 import type { OpenStoreOptions, Store } from '../store/open-store.js';
 import { openStore } from '../store/open-store.js';
+
+/** A user API client from --url/--id/--key or ATHANOR_URL, ATHANOR_ID, ATHANOR_KEY (or ATHANOR_KEY_FILE). */
+export function userClient(command: Command): UserClient {
+  const options = command.optsWithGlobals<{ url?: string; id?: string; key?: string }>();
+  const url = options.url ?? process.env.ATHANOR_URL ?? 'http://127.0.0.1:8080';
+  const identifier = options.id ?? process.env.ATHANOR_ID;
+  let key = options.key ?? process.env.ATHANOR_KEY;
+  if (key === undefined && process.env.ATHANOR_KEY_FILE)
+    key = readFileSync(process.env.ATHANOR_KEY_FILE, 'utf8').trim();
+  if (!identifier || !key) {
+    throw new AthanorError(
+      'invalid_argument',
+      'set ATHANOR_ID and ATHANOR_KEY (or pass --id and --key) to the user identity and key to use; ' +
+        "'athanor up' prints them on its first run",
+    );
+  }
+  return new UserClient({ url, identifier, key });
+}
 
 interface GlobalOptions {
   config?: string;

@@ -5,7 +5,9 @@ import { appVersion } from '../version.js';
 import { auditCommand } from './commands/audit.js';
 import { databaseCommand } from './commands/database.js';
 import { identityCommand } from './commands/identity.js';
+import { networkCommand, resultCommand, taskCommand } from './commands/queue.js';
 import { serveCommand } from './commands/serve.js';
+import { upCommand } from './commands/up.js';
 import { printJson, printLine, printTable, reportError } from './output.js';
 
 function environmentHelp(): string {
@@ -54,6 +56,14 @@ export function buildProgram(): Command {
   program.addCommand(databaseCommand());
   program.addCommand(auditCommand());
   program.addCommand(serveCommand());
+  program.addCommand(upCommand());
+  for (const command of [networkCommand(), taskCommand(), resultCommand()]) {
+    command
+      .option('--url <url>', 'server URL (ATHANOR_URL, default http://127.0.0.1:8080)')
+      .option('--id <identity>', 'user identity (ATHANOR_ID)')
+      .option('--key <key>', 'its key (ATHANOR_KEY or ATHANOR_KEY_FILE; prefer those to this flag)');
+    program.addCommand(command);
+  }
 
   program
     .command('help')

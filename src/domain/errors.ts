@@ -58,6 +58,12 @@ export const errorKinds = {
   migration_failed: { status: 500, exitCode: ExitCode.error },
   database_unavailable: { status: 503, exitCode: ExitCode.error },
   target_not_empty: { status: 409, exitCode: ExitCode.targetNotEmpty },
+  backup_not_found: { status: 404, exitCode: ExitCode.error },
+  backup_corrupt: { status: 500, exitCode: ExitCode.checkFailed },
+  backup_incompatible: { status: 500, exitCode: ExitCode.incompatibleSchema },
+  backup_key_missing: { status: 500, exitCode: ExitCode.usage },
+  backup_decryption_failed: { status: 403, exitCode: ExitCode.auth },
+  server_unreachable: { status: 503, exitCode: ExitCode.error },
   internal: { status: 500, exitCode: ExitCode.error },
 } as const satisfies Record<string, ErrorKind>;
 

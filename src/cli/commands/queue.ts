@@ -1,0 +1,334 @@
+import { createWriteStream, readFileSync } from 'node:fs';
+import { pipeline } from 'node:stream/promises';
+import { Command, Option } from 'commander';
+import type { NetworkState, TransformationInput } from '../../client/user-client.js';
+import { AthanorError } from '../../domain/errors.js';
+import type { TaskView } from '../../service/views.js';
+import { integerOption, userClient, wantsJson } from '../context.js';
+import { printJson, printLine, printTable } from '../output.js';
+
+const networkStates = ['active', 'inactive', 'invalid', 'deleted'] as const;
+const short = (key: string | null) => (key === null ? '-' : key.length > 20 ? `${key.slice(0, 16)}…` : key);
+
+function numberOption(flag: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isFinite(n))
+      throw new AthanorError('invalid_argument', `${flag} takes a number, got '${value}'`);
+    return n;
+  };
+}
+
+/** Reads a network file: `{name, scope?, transformations: [{name, protocol, inputs}]}`. */
+function readNetworkFile(file: string): {
+  name: string;
+  scope?: string;
+  transformations: TransformationInput[];
+} {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (cause) {
+    throw new AthanorError(
+      'invalid_argument',
+      `cannot read network file ${file}: ${(cause as Error).message}`,
+      { cause },
+    );
+  }
+  const network = parsed as { name?: unknown; transformations?: unknown };
+  if (typeof network.name !== 'string' || !Array.isArray(network.transformations)) {
+    throw new AthanorError(
+      'invalid_argument',
+      `${file} must hold {"name": "...", "transformations": [{"name", "protocol", "inputs"}, ...]}`,
+    );
+  }
+  return parsed as { name: string; scope?: string; transformations: TransformationInput[] };
+}
+
+function printTasks(tasks: readonly TaskView[]): void {
+  printTable(
+    tasks,
+    [
+      { header: 'TASK', value: (t) => t.id },
+      { header: 'STATUS', value: (t) => t.status },
+      { header: 'PRIORITY', value: (t) => String(t.priority) },
+      { header: 'ATTEMPTS', value: (t) => String(t.attempts) },
+      { header: 'TRANSFORMATION', value: (t) => short(t.transformation) },
+      { header: 'EXTENDS', value: (t) => short(t.extends) },
+    ],
+    'no tasks',
+  );
+}
+
+function printBulk(answers: readonly { task: string; result: unknown; error?: string }[]): void {
+  printTable(answers, [
+    { header: 'TASK', value: (a) => a.task },
+    { header: 'RESULT', value: (a) => (a.result === null ? 'not found' : String(a.result)) },
+    { header: 'NOTE', value: (a) => a.error ?? '' },
+  ]);
+}
+
+export function networkCommand(): Command {
+  const command = new Command('network').description('submit and steer networks (user API)');
+
+  command
+    .command('submit')
+    .description('submit a network from a JSON file; submitting it again returns the same key')
+    .argument('<file>', 'JSON: {"name", "transformations": [{"name", "protocol", "inputs"}]}')
+    .option('-s, --scope <scope>', 'org-campaign-project to submit into (or "scope" in the file)')
+    .addOption(new Option('--state <state>', 'initial state').choices([...networkStates]))
+    .action(async (file: string, options: { scope?: string; state?: NetworkState }, cmd: Command) => {
+      const network = readNetworkFile(file);
+      const scope = options.scope ?? network.scope;
+      if (!scope)
+        throw new AthanorError(
+          'invalid_argument',
+          'give --scope org-campaign-project (or "scope" in the file)',
+        );
+      const result = await userClient(cmd).submitNetwork({
+        scope,
+        name: network.name,
+        transformations: network.transformations,
+        ...(options.state ? { state: options.state } : {}),
+      });
+      if (wantsJson(cmd)) printJson(result);
+      else {
+        printLine(result.key);
+        process.stderr.write(
+          `${result.created ? 'submitted' : 'already submitted'}: network '${network.name}' with ` +
+            `${result.transformations.length} transformation(s) in ${scope}\n`,
+        );
+      }
+    });
+
+  command
+    .command('list')
+    .description('list networks in your scopes')
+    .option('-s, --scope <scope>', 'only this scope (wildcards allowed)')
+    .addOption(new Option('--state <state>', 'only this state').choices([...networkStates]))
+    .action(async (options: { scope?: string; state?: NetworkState }, cmd: Command) => {
+      const list = await userClient(cmd).listNetworks(options);
+      if (wantsJson(cmd)) printJson(list);
+      else {
+        printTable(
+          list,
+          [
+            { header: 'NETWORK', value: (n) => n.key },
+            { header: 'NAME', value: (n) => n.name },
+            { header: 'SCOPE', value: (n) => n.scope },
+            { header: 'STATE', value: (n) => n.state },
+            { header: 'WEIGHT', value: (n) => String(n.weight) },
+          ],
+          'no networks',
+        );
+      }
+    });
+
+  command
+    .command('show')
+    .argument('<network>')
+    .description('one network, with its transformations')
+    .action(async (key: string, _options: unknown, cmd: Command) => {
+      const client = userClient(cmd);
+      const network = await client.getNetwork(key);
+      const transformations = await client.networkTransformations(key);
+      if (wantsJson(cmd)) printJson({ ...network, transformations });
+      else {
+        printLine(
+          `${network.key}\n  name ${network.name}\n  scope ${network.scope}\n  state ${network.state}  weight ${network.weight}`,
+        );
+        printTable(transformations, [
+          { header: 'TRANSFORMATION', value: (t) => t.key },
+          { header: 'NAME', value: (t) => t.name },
+          { header: 'PROTOCOL', value: (t) => t.protocol },
+        ]);
+      }
+    });
+
+  command
+    .command('status')
+    .argument('<network>')
+    .description("task counts by status over a network's transformations")
+    .action(async (key: string, _options: unknown, cmd: Command) => {
+      const counts = await userClient(cmd).networkStatus(key);
+      if (wantsJson(cmd)) printJson(counts);
+      else
+        printTable(
+          Object.entries(counts),
+          [
+            { header: 'STATUS', value: ([s]) => s },
+            { header: 'TASKS', value: ([, n]) => String(n) },
+          ],
+          'no tasks',
+        );
+    });
+
+  command
+    .command('state')
+    .argument('<network...>')
+    .addOption(new Option('--set <state>', 'the new state').choices([...networkStates]).makeOptionMandatory())
+    .description('set the state of networks (only active networks are claimable)')
+    .action(async (keys: string[], options: { set: NetworkState }, cmd: Command) => {
+      const answers = await userClient(cmd).setNetworkState(keys, options.set);
+      if (wantsJson(cmd)) printJson(answers);
+      else
+        printTable(answers, [
+          { header: 'NETWORK', value: (a) => a.key },
+          { header: 'STATE', value: (a) => a.state ?? 'not found' },
+        ]);
+      if (answers.some((a) => a.state === null)) process.exitCode = 1;
+    });
+
+  command
+    .command('weight')
+    .argument('<network>')
+    .argument('<weight>', 'from 0 (paused) to 1', numberOption('weight'))
+    .description("set a network hub's weight")
+    .action(async (key: string, weight: number, _options: unknown, cmd: Command) => {
+      const network = await userClient(cmd).setNetworkWeight(key, weight);
+      if (wantsJson(cmd)) printJson(network);
+      else printLine(`network ${network.key} weight ${network.weight}`);
+    });
+
+  return command;
+}
+
+export function taskCommand(): Command {
+  const command = new Command('task').description('create and steer tasks (user API)');
+
+  command
+    .command('create')
+    .argument('<transformation>')
+    .option('-n, --count <n>', 'how many tasks', integerOption('--count'), 1)
+    .option('--extends <task>', 'a task of the same transformation to continue from')
+    .option('-p, --priority <n>', '1 is the highest (default 10)', integerOption('--priority'))
+    .description('create tasks for a transformation')
+    .action(
+      async (key: string, options: { count: number; extends?: string; priority?: number }, cmd: Command) => {
+        const created = await userClient(cmd).createTasks(key, options);
+        if (wantsJson(cmd)) printJson(created);
+        else for (const task of created) printLine(task.id);
+      },
+    );
+
+  command
+    .command('list')
+    .option('-s, --scope <scope>', 'only this scope (wildcards allowed)')
+    .option('--network <network>', "only tasks of this network's transformations")
+    .option('--transformation <key>', 'only tasks of this transformation')
+    .option('--status <status>', 'only this status')
+    .description('list tasks in your scopes')
+    .action(
+      async (
+        options: { scope?: string; network?: string; transformation?: string; status?: TaskView['status'] },
+        cmd: Command,
+      ) => {
+        const tasks = await userClient(cmd).listTasks(options);
+        if (wantsJson(cmd)) printJson(tasks);
+        else printTasks(tasks);
+      },
+    );
+
+  command
+    .command('action')
+    .argument('<network>')
+    .argument('<task...>')
+    .option('-w, --weight <weight>', 'weight on the hub, 0 to 1 (default 0.5)', numberOption('--weight'))
+    .description("put tasks on a network's hub so compute services can claim them")
+    .action(async (network: string, tasks: string[], options: { weight?: number }, cmd: Command) => {
+      const answers = await userClient(cmd).actionTasks(network, tasks, options.weight);
+      if (wantsJson(cmd)) printJson(answers);
+      else printBulk(answers);
+      if (answers.some((a) => a.result !== true)) process.exitCode = 1;
+    });
+
+  command
+    .command('cancel')
+    .argument('<network>')
+    .argument('<task...>')
+    .description("take tasks off a network's hub")
+    .action(async (network: string, tasks: string[], _options: unknown, cmd: Command) => {
+      const answers = await userClient(cmd).cancelTasks(network, tasks);
+      if (wantsJson(cmd)) printJson(answers);
+      else printBulk(answers);
+    });
+
+  command
+    .command('status')
+    .argument('<task...>')
+    .addOption(
+      new Option('--set <status>', 'set it (invalid and deleted cascade to extending tasks)').choices([
+        'waiting',
+        'invalid',
+        'deleted',
+      ]),
+    )
+    .description('show, or with --set change, the status of tasks')
+    .action(async (tasks: string[], options: { set?: 'waiting' | 'invalid' | 'deleted' }, cmd: Command) => {
+      const client = userClient(cmd);
+      if (!options.set) {
+        const views = await Promise.all(tasks.map((t) => client.getTask(t)));
+        if (wantsJson(cmd)) printJson(views);
+        else printTasks(views);
+        return;
+      }
+      const answer = await client.setTaskStatus(tasks, options.set);
+      if (wantsJson(cmd)) printJson(answer);
+      else {
+        printBulk(answer.tasks);
+        if (answer.cascaded.length)
+          process.stderr.write(`also ${options.set}: ${answer.cascaded.length} extending task(s)\n`);
+      }
+      if (answer.tasks.some((a) => a.error !== undefined)) process.exitCode = 1;
+    });
+
+  command
+    .command('priority')
+    .argument('<task...>')
+    .requiredOption('--set <n>', '1 is the highest', integerOption('--set'))
+    .description('set the priority of tasks')
+    .action(async (tasks: string[], options: { set: number }, cmd: Command) => {
+      const answers = await userClient(cmd).setTaskPriority(tasks, options.set);
+      if (wantsJson(cmd)) printJson(answers);
+      else printBulk(answers);
+    });
+
+  return command;
+}
+
+export function resultCommand(): Command {
+  const command = new Command('result').description("list and download tasks' results (user API)");
+
+  command
+    .command('list')
+    .argument('<task>')
+    .description("a task's results, one per attempt")
+    .action(async (task: string, _options: unknown, cmd: Command) => {
+      const results = await userClient(cmd).taskResults(task);
+      if (wantsJson(cmd)) printJson(results);
+      else
+        printTable(
+          results,
+          [
+            { header: 'RESULT', value: (r) => r.id },
+            { header: 'ATTEMPT', value: (r) => String(r.attempt) },
+            { header: 'OUTCOME', value: (r) => r.outcome },
+            { header: 'BYTES', value: (r) => String(r.sizeBytes ?? '-') },
+            { header: 'ERROR', value: (r) => (r.error ?? '').split('\n')[0] ?? '' },
+          ],
+          'no results',
+        );
+    });
+
+  command
+    .command('get')
+    .argument('<result>')
+    .option('-o, --output <file>', 'write to this file instead of stdout')
+    .description("download a result's bytes (streamed)")
+    .action(async (id: string, options: { output?: string }, cmd: Command) => {
+      const stream = await userClient(cmd).downloadResult(id);
+      await pipeline(stream, options.output ? createWriteStream(options.output) : process.stdout);
+    });
+
+  return command;
+}

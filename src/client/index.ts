@@ -1,0 +1,3 @@
+export type { ClientOptions } from './http-client.js';
+export { UserClient } from './user-client.js';
+export type { BulkAnswer, NetworkState, TaskStatus, TransformationInput } from './user-client.js';
