@@ -12,6 +12,7 @@ import type { Store } from '../store/open-store.js';
 import { assertSchemaCompatible } from '../store/migrator.js';
 import { appVersion } from '../version.js';
 import { errorBody, handleError } from './errors.js';
+import { computeRoutes } from './compute-routes.js';
 import { userRoutes } from './user-routes.js';
 
 /** Which API(s) one server process serves. */
@@ -99,5 +100,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   });
 
   if (api === 'user' || api === 'all') await app.register(userRoutes, { ...routeOptions, prefix: '/v1' });
+  if (api === 'compute' || api === 'all')
+    await app.register(computeRoutes, { ...routeOptions, prefix: '/compute/v1' });
   return app;
 }
