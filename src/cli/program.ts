@@ -3,6 +3,7 @@ import { settingSpecs } from '../config/resolve-config.js';
 import { ExitCode, exitCodeMeanings } from '../domain/errors.js';
 import { appVersion } from '../version.js';
 import { auditCommand } from './commands/audit.js';
+import { backupCommand } from './commands/backup.js';
 import { databaseCommand } from './commands/database.js';
 import { identityCommand } from './commands/identity.js';
 import { networkCommand, resultCommand, taskCommand } from './commands/queue.js';
@@ -55,6 +56,7 @@ export function buildProgram(): Command {
   program.addCommand(identityCommand());
   program.addCommand(databaseCommand());
   program.addCommand(auditCommand());
+  program.addCommand(backupCommand());
   program.addCommand(serveCommand());
   program.addCommand(upCommand());
   for (const command of [networkCommand(), taskCommand(), resultCommand()]) {

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { UserClient } from '../../src/client/user-client.js';
 import { addIdentity, listIdentities } from '../../src/service/identities.js';
 import { migrate } from '../../src/store/migrator.js';
