@@ -4,6 +4,7 @@ import { ExitCode, exitCodeMeanings } from '../domain/errors.js';
 import { appVersion } from '../version.js';
 import { auditCommand } from './commands/audit.js';
 import { backupCommand } from './commands/backup.js';
+import { computeCommand } from './commands/compute.js';
 import { databaseCommand } from './commands/database.js';
 import { identityCommand } from './commands/identity.js';
 import { networkCommand, resultCommand, taskCommand } from './commands/queue.js';
@@ -59,6 +60,7 @@ export function buildProgram(): Command {
   program.addCommand(backupCommand());
   program.addCommand(serveCommand());
   program.addCommand(upCommand());
+  program.addCommand(computeCommand());
   for (const command of [networkCommand(), taskCommand(), resultCommand()]) {
     command
       .option('--url <url>', 'server URL (ATHANOR_URL, default http://127.0.0.1:8080)')

@@ -56,6 +56,21 @@ export const settingSpecs = {
     kind: 'integer',
     description: 'token requests per minute per client address (default 60)',
   },
+  leaseTtlMs: {
+    env: 'ATHANOR_LEASE_TTL_MS',
+    kind: 'integer',
+    description: 'how long a claim lasts without a heartbeat (default 120000)',
+  },
+  registrationTtlMs: {
+    env: 'ATHANOR_REGISTRATION_TTL_MS',
+    kind: 'integer',
+    description: 'how long a compute service registration lasts without a heartbeat (default 300000)',
+  },
+  sweepIntervalMs: {
+    env: 'ATHANOR_SWEEP_INTERVAL_MS',
+    kind: 'integer',
+    description: 'how often the server expires stale leases and registrations (default 10000)',
+  },
 } as const satisfies Record<string, SettingSpec>;
 
 export type SettingName = keyof typeof settingSpecs;
@@ -82,6 +97,12 @@ export interface Config {
   readonly bodyLimitBytes: number;
   /** Token requests per minute per client address; default 60. */
   readonly tokenRateLimit: number;
+  /** Claim lifetime without a heartbeat, in milliseconds; default 120000. */
+  readonly leaseTtlMs: number;
+  /** Compute service registration lifetime without a heartbeat, in milliseconds; default 300000. */
+  readonly registrationTtlMs: number;
+  /** Interval of the lease and registration sweeper, in milliseconds; default 10000. */
+  readonly sweepIntervalMs: number;
   /**
    * JWT signing secret from `ATHANOR_JWT_SECRET` or the file named by `ATHANOR_JWT_SECRET_FILE`
    * (never from the config file); when absent, one is generated once and kept in the state store.
@@ -145,6 +166,9 @@ export function resolveConfig(
     tokenTtlSeconds: (pick('tokenTtlSeconds') as number | undefined) ?? 1800,
     bodyLimitBytes: (pick('bodyLimitBytes') as number | undefined) ?? 16 * 1024 * 1024,
     tokenRateLimit: (pick('tokenRateLimit') as number | undefined) ?? 60,
+    leaseTtlMs: (pick('leaseTtlMs') as number | undefined) ?? 120_000,
+    registrationTtlMs: (pick('registrationTtlMs') as number | undefined) ?? 300_000,
+    sweepIntervalMs: (pick('sweepIntervalMs') as number | undefined) ?? 10_000,
     jwtSecret: readSecret(env, 'ATHANOR_JWT_SECRET'),
     configFile,
   });

@@ -12,6 +12,10 @@ import type { Store } from '../store/open-store.js';
 import { assertSchemaCompatible } from '../store/migrator.js';
 import { appVersion } from '../version.js';
 import { errorBody, handleError } from './errors.js';
+import { getBlob } from '../objects/blob-store.js';
+import type { ObjectStore } from '../objects/object-store.js';
+import { openObjectStore } from '../objects/open-object-store.js';
+import { sweep } from '../service/compute.js';
 import { computeRoutes } from './compute-routes.js';
 import { userRoutes } from './user-routes.js';
 
@@ -24,8 +28,8 @@ export interface AppOptions {
   readonly api?: ApiSelection;
   /** pino logger options, or false for none (tests). */
   readonly logger?: boolean | { level: string };
-  /** Streams a stored result's bytes by sha256; results download as 404 without it. */
-  readonly openResult?: (sha256: string) => Promise<NodeJS.ReadableStream>;
+  /** The object store for results; default: opened from `config.objectsUrl`. */
+  readonly objects?: ObjectStore;
 }
 
 /** Builds the HTTP application: both APIs (or one), OpenAPI, health. Does not listen. */
@@ -77,11 +81,15 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     jwtSecret: config.jwtSecret,
     tokenTtlSeconds: config.tokenTtlSeconds,
   });
+  const objects = options.objects ?? openObjectStore(config.objectsUrl);
+  const timings = { leaseTtlMs: config.leaseTtlMs, registrationTtlMs: config.registrationTtlMs };
   const routeOptions = {
     store,
     authenticator,
     tokenRateLimit: config.tokenRateLimit,
-    openResult: options.openResult,
+    openResult: (sha256: string) => getBlob(objects, sha256),
+    objects,
+    timings,
   };
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
@@ -99,8 +107,34 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     }
   });
 
+  startSweeper(app, store, config.sweepIntervalMs);
+
   if (api === 'user' || api === 'all') await app.register(userRoutes, { ...routeOptions, prefix: '/v1' });
   if (api === 'compute' || api === 'all')
     await app.register(computeRoutes, { ...routeOptions, prefix: '/compute/v1' });
   return app;
+}
+
+/**
+ * Expires stale leases and registrations on a timer while the server runs. Every replica runs
+ * the timer; the leader lock inside `sweep` lets one of them act per round.
+ */
+function startSweeper(app: FastifyInstance, store: Store, intervalMs: number): void {
+  if (intervalMs <= 0) return;
+  let running: Promise<unknown> | undefined;
+  const timer = setInterval(() => {
+    if (running) return;
+    running = sweep(store)
+      .then((outcome) => {
+        if (outcome.expiredLeases || outcome.expiredServices)
+          app.log.info(outcome, 'expired stale leases and registrations');
+      })
+      .catch((error: unknown) => app.log.warn({ err: error }, 'lease sweep failed; retrying next round'))
+      .finally(() => (running = undefined));
+  }, intervalMs);
+  timer.unref();
+  app.addHook('onClose', async () => {
+    clearInterval(timer);
+    await running;
+  });
 }

@@ -1,25 +1,65 @@
 import type { FastifyPluginAsyncTypebox, TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from '@fastify/type-provider-typebox';
+import type { Readable } from 'node:stream';
+import { AthanorError } from '../domain/errors.js';
+import { getBlob } from '../objects/blob-store.js';
+import type { ObjectStore } from '../objects/object-store.js';
+import type { ComputeTimings } from '../service/compute.js';
+import * as compute from '../service/compute.js';
+import { getResult } from '../service/tasks.js';
 import { principalOf, requireBearer } from './auth-hook.js';
+import * as S from './schemas.js';
 import type { RouteOptions } from './user-routes.js';
 import { tokenRoute } from './user-routes.js';
 
+export interface ComputeRouteOptions extends RouteOptions {
+  readonly objects: ObjectStore;
+  readonly timings: ComputeTimings;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+const Claim = Type.Object({
+  task: Type.String(),
+  scope: Type.String(),
+  leaseToken: Type.Integer(),
+  leaseExpiresAt: Type.Union([Type.String(), Type.Null()]),
+  attempt: Type.Integer(),
+  transformation: S.TransformationView,
+  extends: Type.Union([
+    Type.Object({
+      task: Type.String(),
+      result: Type.Union([Type.String(), Type.Null()]),
+      sha256: Type.Union([Type.String(), Type.Null()]),
+    }),
+    Type.Null(),
+  ]),
+});
+
+const LeaseToken = Type.Object({ leaseToken: Type.Integer({ minimum: 0 }) });
+
 /** The compute API under `/compute/v1`: compute identities only. */
-export const computeRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, options) => {
+export const computeRoutes: FastifyPluginAsyncTypebox<ComputeRouteOptions> = async (app, options) => {
+  const { store, objects, timings } = options;
   await app.register(tokenRoute('compute'), {
-    store: options.store,
+    store,
     authenticator: options.authenticator,
     tokenRateLimit: options.tokenRateLimit,
   });
   await app.register(async (plain) => {
     const api = plain.withTypeProvider<TypeBoxTypeProvider>();
     requireBearer(plain, options.authenticator, 'compute');
+    // Result bodies stream straight to the object store: no body limit, never buffered whole.
+    plain.addContentTypeParser('application/octet-stream', (_request, payload, done) => done(null, payload));
+    const tags = ['compute'];
+    const ServiceParams = Type.Object({ id: S.Key });
+
     api.get(
       '/whoami',
       {
         schema: {
           summary: 'The calling compute identity and its scopes',
-          tags: ['compute'],
+          tags,
           response: { 200: Type.Unknown() },
         },
       },
@@ -30,6 +70,195 @@ export const computeRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app
           identifier: p.identifier,
           scopes: p.scopes.map((s) => `${s.org}-${s.campaign}-${s.project}`),
         };
+      },
+    );
+
+    api.post(
+      '/services',
+      {
+        schema: {
+          summary: 'Register a compute service',
+          tags,
+          body: Type.Object({
+            name: Type.String({ minLength: 1, maxLength: 200 }),
+            hostname: Type.Optional(Type.String({ maxLength: 255 })),
+          }),
+          response: {
+            200: Type.Object({
+              id: Type.String(),
+              leaseTtlMs: Type.Integer(),
+              registrationTtlMs: Type.Integer(),
+            }),
+          },
+        },
+      },
+      async (request) => compute.registerService(store, principalOf(request), request.body, timings),
+    );
+
+    api.post(
+      '/services/:id/heartbeat',
+      {
+        schema: {
+          summary: 'Keep a registration and its leases alive; answers the tasks it still holds',
+          tags,
+          params: ServiceParams,
+          response: {
+            200: Type.Object({
+              leases: Type.Array(Type.Object({ task: Type.String(), leaseToken: Type.Integer() })),
+              leaseExpiresAt: Type.String(),
+            }),
+          },
+        },
+      },
+      async (request) => compute.heartbeat(store, principalOf(request), request.params.id, timings),
+    );
+
+    api.delete(
+      '/services/:id',
+      {
+        schema: {
+          summary: 'Deregister a compute service; the tasks it holds return to waiting',
+          tags,
+          params: ServiceParams,
+          response: { 200: Type.Object({ released: Type.Array(Type.String()) }) },
+        },
+      },
+      async (request) => compute.deregisterService(store, principalOf(request), request.params.id),
+    );
+
+    api.post(
+      '/services/:id/claims',
+      {
+        schema: {
+          summary:
+            'Claim up to N tasks (hub by weight, then priority, then task weight); optionally wait for work',
+          tags,
+          params: ServiceParams,
+          body: Type.Object({
+            count: Type.Integer({ minimum: 1, maximum: 1000 }),
+            scopes: Type.Optional(Type.Array(S.ScopeText, { maxItems: 100 })),
+            protocols: Type.Optional(Type.Array(Type.String({ maxLength: 200 }), { maxItems: 100 })),
+            waitMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 60_000 })),
+          }),
+          response: { 200: Type.Array(Claim) },
+        },
+      },
+      async (request) => {
+        const principal = principalOf(request);
+        const deadline = Date.now() + (request.body.waitMs ?? 0);
+        for (let delay = 100; ; delay = Math.min(delay * 2, 1000)) {
+          const claims = await compute.claimTasks(store, principal, request.params.id, request.body, timings);
+          if (claims.length > 0 || Date.now() + delay > deadline || request.raw.destroyed) return claims;
+          await sleep(delay);
+        }
+      },
+    );
+
+    const TaskParams = Type.Object({ id: S.Key });
+
+    api.get(
+      '/tasks/:id',
+      {
+        schema: {
+          summary: 'A claimed task: its transformation and the result of the task it extends',
+          tags,
+          params: TaskParams,
+          querystring: LeaseToken,
+          response: { 200: Claim },
+        },
+      },
+      async (request) =>
+        compute.getClaim(store, principalOf(request), request.params.id, request.query.leaseToken),
+    );
+
+    api.post(
+      '/tasks/:id/heartbeat',
+      {
+        schema: {
+          summary: 'Extend one lease; a stale or foreign token gets 409 and changes nothing',
+          tags,
+          params: TaskParams,
+          body: LeaseToken,
+          response: {
+            200: Type.Object({
+              task: Type.String(),
+              leaseToken: Type.Integer(),
+              leaseExpiresAt: Type.String(),
+            }),
+          },
+        },
+      },
+      async (request) =>
+        compute.extendLease(store, principalOf(request), request.params.id, request.body.leaseToken, timings),
+    );
+
+    api.post(
+      '/tasks/:id/release',
+      {
+        schema: {
+          summary: 'Give a task back without penalty',
+          tags,
+          params: TaskParams,
+          body: LeaseToken,
+          response: { 200: Type.Object({ task: Type.String(), status: Type.Literal('waiting') }) },
+        },
+      },
+      async (request) =>
+        compute.releaseLease(store, principalOf(request), request.params.id, request.body.leaseToken),
+    );
+
+    api.put(
+      '/tasks/:id/result',
+      {
+        schema: {
+          summary:
+            'Submit a result as a streamed application/octet-stream body (for a failure: the error text)',
+          tags,
+          params: TaskParams,
+          querystring: Type.Object({
+            leaseToken: Type.Integer({ minimum: 0 }),
+            outcome: Type.Union([Type.Literal('ok'), Type.Literal('failed')]),
+          }),
+          response: {
+            200: Type.Object({
+              result: Type.String(),
+              status: Type.Union([Type.Literal('complete'), Type.Literal('waiting'), Type.Literal('error')]),
+              sha256: Type.String(),
+            }),
+          },
+        },
+      },
+      async (request) => {
+        if (request.headers['content-type'] !== 'application/octet-stream') {
+          throw new AthanorError('invalid_argument', 'send the result as an application/octet-stream body');
+        }
+        return compute.submitResult(store, objects, principalOf(request), {
+          taskId: request.params.id,
+          leaseToken: request.query.leaseToken,
+          outcome: request.query.outcome,
+          body: request.body as Readable,
+        });
+      },
+    );
+
+    api.get(
+      '/results/:id/download',
+      {
+        schema: {
+          summary: "Download a result's bytes (for tasks extending a task)",
+          tags,
+          params: TaskParams,
+          response: { 200: Type.Unknown({ description: 'the result bytes' }) },
+        },
+      },
+      async (request, reply) => {
+        const result = await getResult(store, principalOf(request), request.params.id);
+        if (!result.sha256) throw new AthanorError('not_found', `result '${result.id}' has no stored bytes`);
+        void reply
+          .header('content-type', 'application/octet-stream')
+          .header('x-athanor-sha256', result.sha256);
+        if (result.sizeBytes !== null) void reply.header('content-length', String(result.sizeBytes));
+        return reply.send(await getBlob(objects, result.sha256));
       },
     );
   });

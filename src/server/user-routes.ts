@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncTypebox, TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from '@fastify/type-provider-typebox';
+import type { Readable } from 'node:stream';
 import { AthanorError } from '../domain/errors.js';
 import type { IdentityKind } from '../domain/identifier.js';
 import type { Authenticator } from '../service/authenticator.js';
@@ -14,7 +15,7 @@ export interface RouteOptions {
   readonly authenticator: Authenticator;
   readonly tokenRateLimit: number;
   /** Streams a result's bytes to the reply (set when an object store is configured). */
-  readonly openResult?: (sha256: string) => Promise<NodeJS.ReadableStream>;
+  readonly openResult?: (sha256: string) => Promise<Readable>;
 }
 
 /** `POST <prefix>/token`: OAuth2 password form or JSON, rate limited; the same 401 for every refusal. */

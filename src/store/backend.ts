@@ -1,4 +1,4 @@
-import type { CreateTableBuilder, Kysely } from 'kysely';
+import type { CreateTableBuilder, Kysely, RawBuilder } from 'kysely';
 
 export type BackendName = 'sqlite' | 'postgres';
 
@@ -45,6 +45,16 @@ export interface Backend {
   /** Drops every table of the database (for `database reset`). */
   dropAllTables<DB>(db: Kysely<DB>): Promise<void>;
   classifyError(error: unknown): ErrorClass | undefined;
+  /** SQL for a uniform random number in [0, 1). */
+  readonly randomUnit: RawBuilder<number>;
+  /** Appended to a claim's row selection: skip rows other claimers hold (PostgreSQL), nothing on SQLite. */
+  readonly skipLocked: RawBuilder<unknown>;
+  /**
+   * Inside a write transaction: true for exactly one caller among replicas at a time (the
+   * sweeper and scheduler leader). PostgreSQL: a transaction-level advisory lock; SQLite: the
+   * write transaction itself already excludes everyone else.
+   */
+  tryLeaderLock<DB>(trx: Kysely<DB>, name: string): Promise<boolean>;
   /** A Kysely instance that executes nothing and records the SQL it would run. */
   createRecorder(): { db: Kysely<unknown>; statements: string[] };
 }

@@ -1,8 +1,9 @@
 import { Command } from 'commander';
-import { osActor, recordAudit } from '../../service/audit.js';
-import { addIdentity, listIdentities } from '../../service/identities.js';
-import { migrate } from '../../store/migrator.js';
-import { openStore } from '../../store/open-store.js';
+import { generateKey } from '../../auth/keys.js';
+import { ComputeService } from '../../compute/compute-service.js';
+import { loadProtocols } from '../../compute/protocols.js';
+import { osActor } from '../../service/audit.js';
+import { addIdentity, listIdentities, setIdentityKey } from '../../service/identities.js';
 import { commandConfig, integerOption } from '../context.js';
 import { note } from '../output.js';
 import { startServer, untilSignal } from './serve.js';
@@ -14,22 +15,26 @@ export function upCommand(): Command {
     )
     .option('--host <address>', 'listen address (ATHANOR_HOST, default 127.0.0.1)')
     .option('--port <port>', 'listen port (ATHANOR_PORT, default 8080)', integerOption('--port'))
-    .action(async (options: { host?: string; port?: number }, cmd: Command) => {
+    .option(
+      '-c, --concurrency <n>',
+      'tasks the local compute service runs at once',
+      integerOption('--concurrency'),
+      2,
+    )
+    .action(async (options: { host?: string; port?: number; concurrency: number }, cmd: Command) => {
       const config = commandConfig(cmd);
-      const store = await openStore(config, { create: true });
       let adminKey: string | undefined;
-      try {
-        const applied = await migrate(store, { lockTimeoutMs: config.lockTimeoutMs });
-        if (applied.length > 0) {
-          note(`database ${store.displayUrl} migrated to ${applied.at(-1)?.id}`);
-          await recordAudit(store, {
-            actor: osActor(),
-            action: 'database.migrate',
-            target: store.displayUrl,
-            outcome: 'ok',
-            details: { applied: applied.map((a) => a.id), by: 'up' },
-          });
-        }
+      // The local compute service gets a fresh key at every start; it lives only in this process.
+      const computeKey = generateKey();
+      const server = await startServer(config, {
+        api: 'all',
+        host: options.host,
+        port: options.port,
+        migrate: true,
+      });
+      // Identities are made once the server listens, so a failed start never swallows the admin key.
+      {
+        const store = server.store;
         if ((await listIdentities(store, 'user')).length === 0) {
           const created = await addIdentity(store, osActor(), {
             kind: 'user',
@@ -38,10 +43,13 @@ export function upCommand(): Command {
           });
           adminKey = created.generatedKey;
         }
-      } finally {
-        await store.close();
+        const local = { kind: 'compute' as const, identifier: 'local-compute' };
+        if ((await listIdentities(store, 'compute')).some((i) => i.identifier === local.identifier)) {
+          await setIdentityKey(store, osActor(), local, computeKey);
+        } else {
+          await addIdentity(store, osActor(), { ...local, key: computeKey, scopes: ['*-*-*'] });
+        }
       }
-      const server = await startServer(config, { api: 'all', host: options.host, port: options.port });
       if (adminKey) {
         note('');
         note("First run: created the user identity 'admin' with every scope (*-*-*). Its key is shown");
@@ -52,10 +60,24 @@ export function upCommand(): Command {
         note(`  export ATHANOR_KEY=${adminKey}`);
         note('');
       }
+      const compute = new ComputeService({
+        url: server.url,
+        identifier: 'local-compute',
+        key: computeKey,
+        name: 'local',
+        concurrency: options.concurrency,
+        protocols: await loadProtocols(),
+        log: (message) => note(`[compute] ${message}`),
+      });
+      const computeRunning = compute
+        .start()
+        .catch((error: unknown) => note(`[compute] stopped: ${(error as Error).message}`));
       note(`athanor is up on ${server.url} (data in ${config.dataDir}); API docs at ${server.url}/docs`);
       note('try: npx athanor network submit examples/hello-network.json --scope demo-first-run');
       const signal = await untilSignal();
       note(`received ${signal}: stopping`);
+      await compute.stop();
+      await computeRunning;
       await server.close();
     });
 }

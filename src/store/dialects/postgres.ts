@@ -152,6 +152,14 @@ export const postgresBackend: Backend = {
 
   classifyError: classifyPostgresError,
 
+  randomUnit: sql<number>`random()`,
+  skipLocked: sql`for update of t skip locked`,
+  async tryLeaderLock(trx, name) {
+    const { rows } = await sql<{ locked: boolean }>`
+      select pg_try_advisory_xact_lock(hashtext(${`athanor:${name}`})) as locked`.execute(trx);
+    return rows[0]?.locked === true;
+  },
+
   createRecorder: () =>
     recordingKysely({
       createAdapter: () => new PostgresAdapter(),

@@ -137,6 +137,13 @@ export const sqliteBackend: Backend = {
 
   classifyError: classifySqliteError,
 
+  // random() is a signed 64-bit integer.
+  randomUnit: sql<number>`(random() / 18446744073709551616.0 + 0.5)`,
+  skipLocked: sql``,
+  async tryLeaderLock() {
+    return true;
+  },
+
   createRecorder: () =>
     recordingKysely({
       createAdapter: () => new SqliteAdapter(),

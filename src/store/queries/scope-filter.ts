@@ -1,4 +1,4 @@
-import type { Expression, ExpressionBuilder, SqlBool } from 'kysely';
+import type { Expression, ExpressionBuilder, RawBuilder, SqlBool } from 'kysely';
 import { sql } from 'kysely';
 import type { Scope } from '../../domain/scope.js';
 
@@ -8,10 +8,15 @@ import type { Scope } from '../../domain/scope.js';
  * `_` in a name is never a LIKE wildcard.
  */
 export function scopeIn<DB, TB extends keyof DB>(
-  eb: ExpressionBuilder<DB, TB>,
+  _eb: ExpressionBuilder<DB, TB>,
   column: string,
   scopes: readonly Scope[],
 ): Expression<SqlBool> {
+  return scopeCondition(column, scopes);
+}
+
+/** The same condition as raw SQL, for hand-written statements. */
+export function scopeCondition(column: string, scopes: readonly Scope[]): RawBuilder<SqlBool> {
   if (scopes.length === 0) return sql<SqlBool>`1 = 0`;
   const ref = sql.ref(column);
   const conditions = scopes.map((scope): Expression<SqlBool> => {
@@ -20,7 +25,7 @@ export function scopeIn<DB, TB extends keyof DB>(
     if (scope.project === '*') return prefix(ref, `${scope.org}-${scope.campaign}-`);
     return sql<SqlBool>`${ref} = ${`${scope.org}-${scope.campaign}-${scope.project}`}`;
   });
-  return eb.or(conditions);
+  return sql<SqlBool>`(${sql.join(conditions, sql` or `)})`;
 }
 
 function prefix(ref: ReturnType<typeof sql.ref>, text: string): Expression<SqlBool> {

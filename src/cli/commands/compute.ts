@@ -1,0 +1,84 @@
+import { readFileSync } from 'node:fs';
+import { Command } from 'commander';
+import { ComputeService } from '../../compute/compute-service.js';
+import { loadProtocols } from '../../compute/protocols.js';
+import { AthanorError } from '../../domain/errors.js';
+import { collect, integerOption } from '../context.js';
+import { note } from '../output.js';
+import { untilSignal } from './serve.js';
+
+interface RunOptions {
+  url?: string;
+  id?: string;
+  key?: string;
+  name?: string;
+  concurrency: number;
+  scope?: string[];
+  protocols?: string[];
+  allowExec?: boolean;
+  graceMs: number;
+}
+
+export function computeCommand(): Command {
+  const command = new Command('compute').description('run a compute service that pulls and executes tasks');
+  command
+    .command('run')
+    .description('register, claim, execute, report; SIGTERM finishes or releases held tasks and deregisters')
+    .option('--url <url>', 'server URL (ATHANOR_URL, default http://127.0.0.1:8080)')
+    .option('--id <identity>', 'compute identity (ATHANOR_COMPUTE_ID, else ATHANOR_ID)')
+    .option(
+      '--key <key>',
+      'its key (ATHANOR_COMPUTE_KEY or ATHANOR_COMPUTE_KEY_FILE; prefer those to this flag)',
+    )
+    .option('--name <name>', 'a name for this service in listings')
+    .option('-c, --concurrency <n>', 'tasks run at once', integerOption('--concurrency'), 1)
+    .option('-s, --scope <scope>', 'only claim tasks in this scope (repeatable)', collect)
+    .option(
+      '--protocols <file>',
+      'a plug-in module exporting executors by protocol name (repeatable)',
+      collect,
+    )
+    .option('--allow-exec', 'offer the exec protocol, which runs commands named by transformations')
+    .option(
+      '--grace-ms <ms>',
+      'on stop, how long tasks in flight may finish before release',
+      integerOption('--grace-ms'),
+      30_000,
+    )
+    .action(async (options: RunOptions) => {
+      const env = process.env;
+      const identifier = options.id ?? env.ATHANOR_COMPUTE_ID ?? env.ATHANOR_ID;
+      let key = options.key ?? env.ATHANOR_COMPUTE_KEY;
+      if (key === undefined && env.ATHANOR_COMPUTE_KEY_FILE)
+        key = readFileSync(env.ATHANOR_COMPUTE_KEY_FILE, 'utf8').trim();
+      key ??= env.ATHANOR_KEY;
+      if (!identifier || !key) {
+        throw new AthanorError(
+          'invalid_argument',
+          'set ATHANOR_COMPUTE_ID and ATHANOR_COMPUTE_KEY (or --id/--key) to a compute identity and its key',
+        );
+      }
+      const protocols = await loadProtocols({ allowExec: options.allowExec, pluginFiles: options.protocols });
+      const service = new ComputeService({
+        url: options.url ?? env.ATHANOR_URL ?? 'http://127.0.0.1:8080',
+        identifier,
+        key,
+        name: options.name,
+        concurrency: options.concurrency,
+        scopes: options.scope,
+        protocols,
+        stopGraceMs: options.graceMs,
+        log: (message) => note(`[compute] ${message}`),
+      });
+      note(`[compute] protocols: ${[...protocols.keys()].join(', ')}; concurrency ${options.concurrency}`);
+      const running = service.start();
+      const stopped = untilSignal().then(async (signal) => {
+        note(`[compute] received ${signal}: no new claims; finishing tasks in flight`);
+        await service.stop();
+      });
+      await Promise.race([running, stopped]);
+      await running;
+      note(`[compute] stopped after ${service.completed} completed and ${service.failed} failed task(s)`);
+    });
+  return command;
+}

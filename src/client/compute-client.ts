@@ -1,0 +1,80 @@
+import { Readable } from 'node:stream';
+import type { Claim } from '../service/compute.js';
+import type { ClientOptions } from './http-client.js';
+import { HttpClient } from './http-client.js';
+
+export type { Claim };
+
+/** A typed client for the compute API (`/compute/v1`). */
+export class ComputeClient {
+  readonly http: HttpClient;
+
+  constructor(options: ClientOptions) {
+    this.http = new HttpClient(options, '/compute/v1');
+  }
+
+  register(name: string, hostname?: string) {
+    return this.http.json<{ id: string; leaseTtlMs: number; registrationTtlMs: number }>('/services', {
+      method: 'POST',
+      body: { name, hostname },
+    });
+  }
+
+  heartbeat(serviceId: string) {
+    return this.http.json<{ leases: { task: string; leaseToken: number }[]; leaseExpiresAt: string }>(
+      `/services/${encodeURIComponent(serviceId)}/heartbeat`,
+      { method: 'POST' },
+    );
+  }
+
+  deregister(serviceId: string) {
+    return this.http.json<{ released: string[] }>(`/services/${encodeURIComponent(serviceId)}`, {
+      method: 'DELETE',
+    });
+  }
+
+  claim(
+    serviceId: string,
+    request: { count: number; scopes?: string[]; protocols?: string[]; waitMs?: number },
+  ) {
+    return this.http.json<Claim[]>(`/services/${encodeURIComponent(serviceId)}/claims`, {
+      method: 'POST',
+      body: request,
+    });
+  }
+
+  getTask(taskId: string, leaseToken: number) {
+    return this.http.json<Claim>(`/tasks/${encodeURIComponent(taskId)}`, { query: { leaseToken } });
+  }
+
+  extendLease(taskId: string, leaseToken: number) {
+    return this.http.json<{ task: string; leaseToken: number; leaseExpiresAt: string }>(
+      `/tasks/${encodeURIComponent(taskId)}/heartbeat`,
+      { method: 'POST', body: { leaseToken } },
+    );
+  }
+
+  release(taskId: string, leaseToken: number) {
+    return this.http.json<{ task: string; status: 'waiting' }>(
+      `/tasks/${encodeURIComponent(taskId)}/release`,
+      {
+        method: 'POST',
+        body: { leaseToken },
+      },
+    );
+  }
+
+  /** Streams a result (or, for a failure, the error text) with the lease's fencing token. */
+  submitResult(taskId: string, leaseToken: number, outcome: 'ok' | 'failed', body: Readable | Buffer) {
+    return this.http.json<{ result: string; status: 'complete' | 'waiting' | 'error'; sha256: string }>(
+      `/tasks/${encodeURIComponent(taskId)}/result`,
+      { method: 'PUT', query: { leaseToken, outcome }, stream: body },
+    );
+  }
+
+  async downloadResult(resultId: string): Promise<Readable> {
+    const response = await this.http.request(`/results/${encodeURIComponent(resultId)}/download`);
+    if (!response.body) return Readable.from([]);
+    return Readable.fromWeb(response.body as Parameters<typeof Readable.fromWeb>[0]);
+  }
+}

@@ -1,0 +1,120 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { pipeline, Readable, Transform } from 'node:stream';
+import { AthanorError } from '../domain/errors.js';
+import { bodyChunks } from './body-chunks.js';
+import type { ObjectStore } from './object-store.js';
+
+/** A stored blob: its content address and length. */
+export interface BlobInfo {
+  /** SHA-256 of the content, 64 lowercase hex characters. */
+  readonly sha256: string;
+  readonly sizeBytes: number;
+}
+
+const sha256Pattern = /^[0-9a-f]{64}$/;
+
+/** Checks a content address: exactly 64 lowercase hex characters (so it is also a safe key). */
+export function assertSha256(sha256: string): string {
+  if (!sha256Pattern.test(sha256)) {
+    const shown = JSON.stringify(sha256.length > 80 ? `${sha256.slice(0, 80)}…` : sha256);
+    throw new AthanorError(
+      'invalid_argument',
+      `${shown} is not a SHA-256 digest: expected 64 lowercase hexadecimal characters`,
+    );
+  }
+  return sha256;
+}
+
+/** The key of a blob: `blobs/sha256/ab/abcdef…` (DESIGN §6). */
+export function blobKey(sha256: string): string {
+  assertSha256(sha256);
+  return `blobs/sha256/${sha256.slice(0, 2)}/${sha256}`;
+}
+
+/**
+ * Stores `body` under its SHA-256, reading it once. A stream is hashed while it is written to a
+ * temporary key (`tmp/<random>`), then moved to its blob key; a buffer is hashed first and written
+ * straight to it. Content already stored is not written again.
+ */
+export async function putBlob(
+  store: ObjectStore,
+  body: Readable | Buffer,
+  options: { signal?: AbortSignal } = {},
+): Promise<BlobInfo> {
+  if (Buffer.isBuffer(body)) {
+    const sha256 = createHash('sha256').update(body).digest('hex');
+    const existing = await store.head(blobKey(sha256));
+    if (existing?.sizeBytes !== body.length) await store.put(blobKey(sha256), body, options);
+    return { sha256, sizeBytes: body.length };
+  }
+  const hash = createHash('sha256');
+  const hashed = Readable.from(
+    (async function* () {
+      for await (const chunk of bodyChunks(body, options.signal)) {
+        hash.update(chunk);
+        yield chunk;
+      }
+    })(),
+  );
+  const tempKey = `tmp/${randomBytes(16).toString('hex')}`;
+  const { sizeBytes } = await store.put(tempKey, hashed, options);
+  const sha256 = hash.digest('hex');
+  const key = blobKey(sha256);
+  try {
+    const existing = await store.head(key);
+    // A blob of another length under this digest is damaged: the new copy replaces it.
+    if (existing?.sizeBytes === sizeBytes) await store.delete(tempKey);
+    else await store.move(tempKey, key);
+  } catch (error) {
+    await store.delete(tempKey).catch(() => {});
+    throw error;
+  }
+  return { sha256, sizeBytes };
+}
+
+/**
+ * A stream of the blob's bytes, checked against its digest as it is read: a damaged blob ends the
+ * stream with an error instead of handing out wrong bytes. Throws `not_found` when absent.
+ */
+export async function getBlob(store: ObjectStore, sha256: string): Promise<Readable> {
+  const key = blobKey(sha256);
+  let source: Readable;
+  try {
+    source = await store.get(key);
+  } catch (error) {
+    if (error instanceof AthanorError && error.code === 'not_found') {
+      throw new AthanorError('not_found', `blob ${sha256} not found at ${store.url} (key '${key}')`, {
+        cause: error,
+        details: { sha256, store: store.url },
+      });
+    }
+    throw error;
+  }
+  const hash = createHash('sha256');
+  const verify = new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      hash.update(chunk);
+      callback(null, chunk);
+    },
+    flush(callback) {
+      const actual = hash.digest('hex');
+      if (actual === sha256) callback();
+      else {
+        callback(
+          new AthanorError(
+            'internal',
+            `blob ${sha256} at ${store.url} is damaged: its bytes hash to ${actual}. Restore it from a backup or delete it so it is written again`,
+            { details: { sha256, actual, store: store.url } },
+          ),
+        );
+      }
+    },
+  });
+  // pipeline destroys the source when the reader stops early, releasing its file or connection.
+  return pipeline(source, verify, () => {});
+}
+
+/** Whether the blob is stored. */
+export async function hasBlob(store: ObjectStore, sha256: string): Promise<boolean> {
+  return (await store.head(blobKey(sha256))) !== undefined;
+}

@@ -1,0 +1,385 @@
+import { randomBytes } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import type { Principal } from '../auth/principal.js';
+import { canAccess, visibleScopes } from '../auth/principal.js';
+import { AthanorError } from '../domain/errors.js';
+import { parseScope } from '../domain/scope.js';
+import type { BlobInfo } from '../objects/blob-store.js';
+import { blobKey, putBlob } from '../objects/blob-store.js';
+import type { ObjectStore } from '../objects/object-store.js';
+import type { Store } from '../store/open-store.js';
+import * as q from '../store/queries/compute.js';
+import { findTransformation } from '../store/queries/networks.js';
+import { findTask, removeFromHubs, type TaskRow } from '../store/queries/tasks.js';
+import { transformationView } from './views.js';
+
+/** Lease and registration timing; the defaults suit a service heartbeating every 20 s. */
+export interface ComputeTimings {
+  /** How long a claim lasts without a heartbeat; default 120 s. */
+  readonly leaseTtlMs: number;
+  /** How long a registration lasts without a heartbeat; default 300 s. */
+  readonly registrationTtlMs: number;
+}
+
+export const defaultTimings: ComputeTimings = { leaseTtlMs: 120_000, registrationTtlMs: 300_000 };
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
+async function requireService(
+  store: Store,
+  principal: Principal,
+  serviceId: string,
+  db = store.db,
+): Promise<q.ComputeServiceRow> {
+  const row = await q.findComputeService(db, serviceId);
+  if (!row || row.identifier !== principal.identifier) {
+    throw new AthanorError(
+      'not_found',
+      `no compute service '${serviceId}' registered by ${principal.identifier}`,
+    );
+  }
+  if (row.state !== 'active') {
+    throw new AthanorError(
+      'stale_lease',
+      `compute service '${serviceId}' is ${row.state}: register again (its tasks went back to waiting)`,
+    );
+  }
+  return row;
+}
+
+export async function registerService(
+  store: Store,
+  principal: Principal,
+  input: { name: string; hostname?: string | undefined },
+  timings: ComputeTimings = defaultTimings,
+) {
+  const now = Date.now();
+  const id = `svc-${randomBytes(16).toString('hex')}`;
+  await store.transaction((trx) =>
+    q.insertComputeService(trx, {
+      id,
+      identifier: principal.identifier,
+      name: input.name,
+      hostname: input.hostname ?? null,
+      state: 'active',
+      registered_at: iso(now),
+      heartbeat_at: iso(now),
+      expires_at: iso(now + timings.registrationTtlMs),
+    }),
+  );
+  return { id, leaseTtlMs: timings.leaseTtlMs, registrationTtlMs: timings.registrationTtlMs };
+}
+
+/** Keeps a registration and all of its unexpired leases alive; answers the tasks it still holds. */
+export async function heartbeat(
+  store: Store,
+  principal: Principal,
+  serviceId: string,
+  timings: ComputeTimings = defaultTimings,
+) {
+  return store.transaction(async (trx) => {
+    await requireService(store, principal, serviceId, trx);
+    const now = Date.now();
+    await q.updateComputeService(trx, serviceId, {
+      heartbeat_at: iso(now),
+      expires_at: iso(now + timings.registrationTtlMs),
+    });
+    const leases = await q.extendServiceLeases(trx, serviceId, iso(now), iso(now + timings.leaseTtlMs));
+    return {
+      leases: leases.map((l) => ({ task: l.id, leaseToken: l.lease_token })),
+      leaseExpiresAt: iso(now + timings.leaseTtlMs),
+    };
+  });
+}
+
+export async function deregisterService(store: Store, principal: Principal, serviceId: string) {
+  return store.transaction(async (trx) => {
+    const row = await q.findComputeService(trx, serviceId);
+    if (!row || row.identifier !== principal.identifier) {
+      throw new AthanorError(
+        'not_found',
+        `no compute service '${serviceId}' registered by ${principal.identifier}`,
+      );
+    }
+    const released = await q.releaseLeases(trx, { serviceId }, iso(Date.now()));
+    await q.updateComputeService(trx, serviceId, { state: 'deregistered' });
+    return { released };
+  });
+}
+
+export interface ClaimRequest {
+  readonly count: number;
+  readonly scopes?: readonly string[] | undefined;
+  readonly protocols?: readonly string[] | undefined;
+}
+
+/** Weighted random order without replacement (Efraimidis–Spirakis keys). */
+function weightedOrder<T extends { weight: number }>(items: readonly T[]): T[] {
+  return items
+    .map((item) => ({ item, key: -Math.log(1 - Math.random()) / item.weight }))
+    .sort((a, b) => a.key - b.key)
+    .map((x) => x.item);
+}
+
+/**
+ * Claims up to `count` tasks: hubs of active networks in a weighted random order, and within a
+ * hub by priority then task weight. Each claimed task gets a lease with a new fencing token.
+ */
+export async function claimTasks(
+  store: Store,
+  principal: Principal,
+  serviceId: string,
+  request: ClaimRequest,
+  timings: ComputeTimings = defaultTimings,
+) {
+  await requireService(store, principal, serviceId);
+  const wanted = request.scopes?.length ? request.scopes.map(parseScope) : [undefined];
+  const scopes = wanted.flatMap((s) => visibleScopes(principal, s));
+  const filter = { scopes, protocols: request.protocols };
+  const hubs = weightedOrder(await q.claimableHubs(store.db, filter));
+  const claimed: TaskRow[] = [];
+  for (const hub of hubs) {
+    if (claimed.length >= request.count) break;
+    const now = Date.now();
+    const rows = await store.transaction((trx) =>
+      q.claimFromHub(trx, store.backend, {
+        ...filter,
+        networkKey: hub.network_key,
+        serviceId,
+        count: request.count - claimed.length,
+        now: iso(now),
+        leaseExpiresAt: iso(now + timings.leaseTtlMs),
+      }),
+    );
+    claimed.push(...rows);
+  }
+  return Promise.all(claimed.map((task) => describeClaim(store, task)));
+}
+
+async function describeClaim(store: Store, task: TaskRow) {
+  const transformation = await findTransformation(store.db, task.transformation_key);
+  if (!transformation) throw new AthanorError('internal', `task ${task.id} has no transformation`);
+  const extended = task.extends_task_id ? await q.latestOkResult(store.db, task.extends_task_id) : undefined;
+  return {
+    task: task.id,
+    scope: task.scope,
+    leaseToken: task.lease_token,
+    leaseExpiresAt: task.lease_expires_at,
+    attempt: task.attempts,
+    transformation: transformationView(transformation),
+    extends: task.extends_task_id
+      ? { task: task.extends_task_id, result: extended?.id ?? null, sha256: extended?.blob_sha256 ?? null }
+      : null,
+  };
+}
+
+export type Claim = Awaited<ReturnType<typeof describeClaim>>;
+
+/** The claim of a task whose lease the caller holds (for services that fetch it again). */
+export async function getClaim(store: Store, principal: Principal, taskId: string, leaseToken: number) {
+  const task = await requireLease(store, principal, taskId, leaseToken);
+  return describeClaim(store, task);
+}
+
+function staleLease(taskId: string): AthanorError {
+  return new AthanorError(
+    'stale_lease',
+    `the lease on task '${taskId}' is not yours any more (expired, released or claimed again): drop the task`,
+  );
+}
+
+async function requireLease(
+  store: Store,
+  principal: Principal,
+  taskId: string,
+  leaseToken: number,
+  db = store.db,
+): Promise<TaskRow> {
+  const task = await findTask(db, taskId);
+  if (!task || !canAccess(principal, task.scope))
+    throw new AthanorError('not_found', `no task '${taskId}' in your scopes`);
+  const service = task.lease_service_id ? await q.findComputeService(db, task.lease_service_id) : undefined;
+  const valid =
+    task.status === 'running' &&
+    task.lease_token === leaseToken &&
+    task.lease_expires_at !== null &&
+    Date.parse(task.lease_expires_at) >= Date.now() &&
+    service?.identifier === principal.identifier;
+  if (!valid) throw staleLease(taskId);
+  return task;
+}
+
+/** Extends one lease; a stale or foreign token is refused (409) and changes nothing. */
+export async function extendLease(
+  store: Store,
+  principal: Principal,
+  taskId: string,
+  leaseToken: number,
+  timings: ComputeTimings = defaultTimings,
+) {
+  return store.transaction(async (trx) => {
+    await requireLease(store, principal, taskId, leaseToken, trx);
+    const leaseExpiresAt = iso(Date.now() + timings.leaseTtlMs);
+    await trx
+      .updateTable('tasks')
+      .set({ lease_expires_at: leaseExpiresAt })
+      .where('id', '=', taskId)
+      .execute();
+    return { task: taskId, leaseToken, leaseExpiresAt };
+  });
+}
+
+/** Gives a task back without penalty: it returns to waiting and its attempt is not counted. */
+export async function releaseLease(store: Store, principal: Principal, taskId: string, leaseToken: number) {
+  return store.transaction(async (trx) => {
+    const task = await requireLease(store, principal, taskId, leaseToken, trx);
+    await trx
+      .updateTable('tasks')
+      .set({
+        status: 'waiting',
+        lease_service_id: null,
+        lease_expires_at: null,
+        attempts: Math.max(0, task.attempts - 1),
+        updated_at: iso(Date.now()),
+      })
+      .where('id', '=', taskId)
+      .execute();
+    return { task: taskId, status: 'waiting' as const };
+  });
+}
+
+export const maxErrorTextBytes = 64 * 1024;
+
+export interface ResultSubmission {
+  readonly taskId: string;
+  readonly leaseToken: number;
+  readonly outcome: 'ok' | 'failed';
+  /** The result bytes; for a failure, the error text (its first 64 KiB are kept on the task too). */
+  readonly body: Readable;
+}
+
+/**
+ * Stores a result: the body streams into the object store first, then one transaction checks
+ * the lease and records it. A stale or foreign lease is refused (409) and leaves no status
+ * change, no result row and no blob that nothing references.
+ */
+export async function submitResult(
+  store: Store,
+  objects: ObjectStore,
+  principal: Principal,
+  submission: ResultSubmission,
+) {
+  const { taskId, leaseToken } = submission;
+  await requireLease(store, principal, taskId, leaseToken);
+  const blob: BlobInfo = await putBlob(objects, submission.body);
+  let errorText: string | null = null;
+  if (submission.outcome === 'failed') {
+    errorText = await readPrefix(objects, blob.sha256, maxErrorTextBytes);
+  }
+  try {
+    return await store.transaction(async (trx) => {
+      const task = await requireLease(store, principal, taskId, leaseToken, trx);
+      const now = iso(Date.now());
+      const resultId = `res-${randomBytes(16).toString('hex')}`;
+      await q.insertResult(trx, {
+        id: resultId,
+        task_id: taskId,
+        scope: task.scope,
+        attempt: task.attempts,
+        lease_token: leaseToken,
+        outcome: submission.outcome,
+        blob_sha256: blob.sha256,
+        size_bytes: blob.sizeBytes,
+        error: errorText,
+        compute_service_id: task.lease_service_id,
+        created_at: now,
+      });
+      const lease = { lease_service_id: null, lease_expires_at: null, updated_at: now };
+      if (submission.outcome === 'ok') {
+        await trx
+          .updateTable('tasks')
+          .set({ ...lease, status: 'complete', last_error: null })
+          .where('id', '=', taskId)
+          .execute();
+        await removeFromHubs(trx, [taskId], undefined);
+        return { result: resultId, status: 'complete' as const, sha256: blob.sha256 };
+      }
+      const status = await applyRestartPolicies(trx, task, errorText ?? '');
+      await trx
+        .updateTable('tasks')
+        .set({
+          ...lease,
+          status,
+          last_error: errorText,
+          restarts: status === 'waiting' ? task.restarts + 1 : task.restarts,
+        })
+        .where('id', '=', taskId)
+        .execute();
+      return { result: resultId, status, sha256: blob.sha256 };
+    });
+  } catch (error) {
+    if (!(await q.blobReferenced(store.db, blob.sha256))) {
+      await objects.delete(blobKey(blob.sha256)).catch(() => {});
+    }
+    throw error;
+  }
+}
+
+/**
+ * A failure goes back to waiting on every hub whose network has a matching restart policy with
+ * retries left; it leaves the other hubs. It is `error` when no hub keeps it.
+ */
+async function applyRestartPolicies(
+  trx: Store['db'],
+  task: TaskRow,
+  errorText: string,
+): Promise<'waiting' | 'error'> {
+  const rows = await q.policiesForTask(trx, task.id);
+  const keep = new Set<string>();
+  for (const row of rows) {
+    if (row.pattern === null || row.max_retries === null) continue;
+    if (task.restarts < row.max_retries && safeMatch(row.pattern, errorText)) keep.add(row.network_key);
+  }
+  const leave = [...new Set(rows.map((r) => r.network_key))].filter((k) => !keep.has(k));
+  for (const networkKey of leave) await removeFromHubs(trx, [task.id], networkKey);
+  return keep.size > 0 ? 'waiting' : 'error';
+}
+
+function safeMatch(pattern: string, text: string): boolean {
+  try {
+    return new RegExp(pattern).test(text);
+  } catch {
+    return false;
+  }
+}
+
+async function readPrefix(objects: ObjectStore, sha256: string, maxBytes: number): Promise<string> {
+  const stream = await objects.get(blobKey(sha256));
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of stream) {
+    const buffer = chunk as Buffer;
+    chunks.push(buffer);
+    size += buffer.length;
+    if (size >= maxBytes) break;
+  }
+  stream.destroy();
+  return Buffer.concat(chunks).subarray(0, maxBytes).toString('utf8');
+}
+
+/**
+ * One sweep: expired registrations become `expired`, and every running task whose lease ran out
+ * or whose service expired returns to `waiting`. Only one replica sweeps at a time.
+ */
+export async function sweep(store: Store, now = Date.now()) {
+  return store.transaction(async (trx) => {
+    if (!(await store.backend.tryLeaderLock(trx, 'sweeper')))
+      return { leader: false, expiredLeases: 0, expiredServices: 0 };
+    const at = iso(now);
+    const services = await q.expireServices(trx, at);
+    let released = 0;
+    for (const serviceId of services) released += (await q.releaseLeases(trx, { serviceId }, at)).length;
+    released += (await q.releaseLeases(trx, { expiredBefore: at }, at)).length;
+    return { leader: true, expiredLeases: released, expiredServices: services.length };
+  });
+}

@@ -1,0 +1,197 @@
+import type { Kysely, Selectable } from 'kysely';
+import { sql } from 'kysely';
+import type { Scope } from '../../domain/scope.js';
+import type { Backend } from '../backend.js';
+import type { ComputeServicesTable, Database } from '../schema.js';
+import { scopeCondition } from './scope-filter.js';
+import type { TaskRow } from './tasks.js';
+
+export type ComputeServiceRow = Selectable<ComputeServicesTable>;
+
+export async function insertComputeService(db: Kysely<Database>, row: ComputeServiceRow): Promise<void> {
+  await db.insertInto('compute_services').values(row).execute();
+}
+
+export async function findComputeService(
+  db: Kysely<Database>,
+  id: string,
+): Promise<ComputeServiceRow | undefined> {
+  return db.selectFrom('compute_services').selectAll().where('id', '=', id).executeTakeFirst();
+}
+
+export async function updateComputeService(
+  db: Kysely<Database>,
+  id: string,
+  changes: Partial<Omit<ComputeServiceRow, 'id'>>,
+): Promise<void> {
+  await db.updateTable('compute_services').set(changes).where('id', '=', id).execute();
+}
+
+export async function countActiveServices(db: Kysely<Database>): Promise<number> {
+  const row = await db
+    .selectFrom('compute_services')
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .where('state', '=', 'active')
+    .executeTakeFirst();
+  return Number(row?.n ?? 0);
+}
+
+export interface ClaimFilter {
+  readonly scopes: readonly Scope[];
+  readonly protocols?: readonly string[] | undefined;
+}
+
+/** Hubs that have at least one claimable task for this filter, with their weights. */
+export async function claimableHubs(
+  db: Kysely<Database>,
+  filter: ClaimFilter,
+): Promise<{ network_key: string; weight: number }[]> {
+  const { rows } = await sql<{ network_key: string; weight: number }>`
+    select h.network_key, h.weight from hubs h
+    join networks n on n.key = h.network_key
+    where n.state = 'active' and h.weight > 0 and ${scopeCondition('h.scope', filter.scopes)}
+      and exists (
+        select 1 from hub_tasks ht
+        join tasks t on t.id = ht.task_id
+        join transformations tf on tf.key = t.transformation_key
+        where ht.network_key = h.network_key and ht.weight > 0 and t.status = 'waiting'
+          and ${claimableTask(filter)}
+      )`.execute(db);
+  return rows;
+}
+
+function claimableTask(filter: ClaimFilter) {
+  const protocols = filter.protocols?.length
+    ? sql`tf.protocol in (${sql.join(filter.protocols.map((p) => sql`${p}`))})`
+    : sql`1 = 1`;
+  // A task extending another becomes claimable once that task is complete.
+  return sql`${scopeCondition('t.scope', filter.scopes)} and ${protocols}
+    and (t.extends_task_id is null or exists (
+      select 1 from tasks e where e.id = t.extends_task_id and e.status = 'complete'))`;
+}
+
+/**
+ * Claims up to `count` tasks of one hub in a single statement: highest priority first, then at
+ * random weighted by the task's hub weight (`-ln(u)/w` keys). On PostgreSQL rows another claimer
+ * holds are skipped; on SQLite the surrounding BEGIN IMMEDIATE serializes claimers.
+ */
+export async function claimFromHub(
+  db: Kysely<Database>,
+  backend: Backend,
+  params: ClaimFilter & {
+    networkKey: string;
+    serviceId: string;
+    count: number;
+    now: string;
+    leaseExpiresAt: string;
+  },
+): Promise<TaskRow[]> {
+  const { rows } = await sql<TaskRow>`
+    with picked as (
+      select t.id from hub_tasks ht
+      join tasks t on t.id = ht.task_id
+      join transformations tf on tf.key = t.transformation_key
+      where ht.network_key = ${params.networkKey} and ht.weight > 0 and t.status = 'waiting'
+        and ${claimableTask(params)}
+      order by t.priority asc, -ln(1 - ${backend.randomUnit}) / ht.weight asc
+      limit ${params.count}
+      ${backend.skipLocked}
+    )
+    update tasks set
+      status = 'running',
+      lease_service_id = ${params.serviceId},
+      lease_token = lease_token + 1,
+      lease_expires_at = ${params.leaseExpiresAt},
+      attempts = attempts + 1,
+      updated_at = ${params.now}
+    from picked
+    where tasks.id = picked.id and tasks.status = 'waiting'
+    returning *`.execute(db);
+  return rows;
+}
+
+/** Extends every live lease of a service; returns the tasks it still holds. */
+export async function extendServiceLeases(
+  db: Kysely<Database>,
+  serviceId: string,
+  now: string,
+  leaseExpiresAt: string,
+): Promise<{ id: string; lease_token: number }[]> {
+  return db
+    .updateTable('tasks')
+    .set({ lease_expires_at: leaseExpiresAt })
+    .where('status', '=', 'running')
+    .where('lease_service_id', '=', serviceId)
+    .where('lease_expires_at', '>=', now)
+    .returning(['id', 'lease_token'])
+    .execute();
+}
+
+/** Returns tasks to `waiting`: every running task of a service, or with an expired lease. */
+export async function releaseLeases(
+  db: Kysely<Database>,
+  where: { serviceId: string } | { expiredBefore: string },
+  now: string,
+): Promise<string[]> {
+  let query = db
+    .updateTable('tasks')
+    .set({ status: 'waiting', lease_service_id: null, lease_expires_at: null, updated_at: now })
+    .where('status', '=', 'running');
+  query =
+    'serviceId' in where
+      ? query.where('lease_service_id', '=', where.serviceId)
+      : query.where('lease_expires_at', '<', where.expiredBefore);
+  return (await query.returning('id').execute()).map((r) => r.id);
+}
+
+/** Marks registrations whose heartbeat stopped as expired; returns their ids. */
+export async function expireServices(db: Kysely<Database>, now: string): Promise<string[]> {
+  const rows = await db
+    .updateTable('compute_services')
+    .set({ state: 'expired' })
+    .where('state', '=', 'active')
+    .where('expires_at', '<', now)
+    .returning('id')
+    .execute();
+  return rows.map((r) => r.id);
+}
+
+/** Restart policies of every hub the task is actioned on, by network. */
+export async function policiesForTask(
+  db: Kysely<Database>,
+  taskId: string,
+): Promise<{ network_key: string; pattern: string | null; max_retries: number | null }[]> {
+  return db
+    .selectFrom('hub_tasks as ht')
+    .leftJoin('restart_policies as rp', 'rp.network_key', 'ht.network_key')
+    .select(['ht.network_key', 'rp.pattern', 'rp.max_retries'])
+    .where('ht.task_id', '=', taskId)
+    .execute();
+}
+
+export async function insertResult(
+  db: Kysely<Database>,
+  row: Selectable<Database['results']>,
+): Promise<void> {
+  await db.insertInto('results').values(row).execute();
+}
+
+export async function blobReferenced(db: Kysely<Database>, sha256: string): Promise<boolean> {
+  const row = await db
+    .selectFrom('results')
+    .select('id')
+    .where('blob_sha256', '=', sha256)
+    .executeTakeFirst();
+  return row !== undefined;
+}
+
+/** The newest successful result of a task (handed to tasks that extend it). */
+export async function latestOkResult(db: Kysely<Database>, taskId: string) {
+  return db
+    .selectFrom('results')
+    .selectAll()
+    .where('task_id', '=', taskId)
+    .where('outcome', '=', 'ok')
+    .orderBy('created_at', 'desc')
+    .executeTakeFirst();
+}
