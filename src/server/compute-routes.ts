@@ -148,7 +148,7 @@ export const computeRoutes: FastifyPluginAsyncTypebox<ComputeRouteOptions> = asy
         const deadline = Date.now() + (request.body.waitMs ?? 0);
         for (let delay = 100; ; delay = Math.min(delay * 2, 1000)) {
           const claims = await compute.claimTasks(store, principal, request.params.id, request.body, timings);
-          if (claims.length > 0 || Date.now() + delay > deadline || request.raw.destroyed) return claims;
+          if (claims.length > 0 || Date.now() + delay > deadline || request.socket.destroyed) return claims;
           await sleep(delay);
         }
       },
