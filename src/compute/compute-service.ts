@@ -51,6 +51,8 @@ export class ComputeService {
   #serviceId: string | undefined;
   readonly #inFlight = new Map<string, { claim: Claim; abort: AbortController; done: Promise<void> }>();
   readonly #stopping = new AbortController();
+  /** Aborted once nothing is in flight any more after a stop: ends the heartbeat loop. */
+  readonly #drained = new AbortController();
   #finished: Promise<void> | undefined;
   completed = 0;
   failed = 0;
@@ -100,9 +102,9 @@ export class ComputeService {
   #heartbeatEveryMs = 30_000;
 
   async #heartbeatLoop(): Promise<void> {
-    while (!this.#stopping.signal.aborted || this.#inFlight.size > 0) {
-      await sleep(this.#heartbeatEveryMs, this.#inFlight.size === 0 ? this.#stopping.signal : undefined);
-      if (!this.#serviceId) continue;
+    while (!this.#drained.signal.aborted) {
+      await sleep(this.#heartbeatEveryMs, this.#drained.signal);
+      if (!this.#serviceId || this.#drained.signal.aborted) continue;
       try {
         const { leases } = await this.client.heartbeat(this.#serviceId);
         const held = new Set(leases.map((l) => `${l.task}:${l.leaseToken}`));
@@ -158,6 +160,7 @@ export class ComputeService {
       }
     }
     await this.#drain();
+    this.#drained.abort();
     await heartbeats;
     if (this.#serviceId) {
       await this.client

@@ -1,0 +1,106 @@
+import type { ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
+import { expect, it } from 'vitest';
+import { cliPath } from '../helpers/cli.js';
+import { describeEachBackend, tempDir } from '../helpers/backends.js';
+import { networkWithTasks, queueClients } from '../helpers/queue.js';
+import { startTestServer } from '../helpers/server.js';
+
+function computeRun(credentials: { url: string; identifier: string; key: string }, extra: string[] = []) {
+  const child = spawn(process.execPath, [cliPath, 'compute', 'run', '--concurrency', '4', ...extra], {
+    env: {
+      ...process.env,
+      ATHANOR_URL: credentials.url,
+      ATHANOR_COMPUTE_ID: credentials.identifier,
+      ATHANOR_COMPUTE_KEY: credentials.key,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let log = '';
+  child.stderr.on('data', (c: Buffer) => (log += c.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+  return { child, exited, log: () => log };
+}
+
+async function until(condition: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error('timed out waiting for a condition');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+const kill = (child: ChildProcess) => child.kill('SIGKILL');
+
+describeEachBackend('athanor compute run', (backend) => {
+  const dir = tempDir();
+
+  it('a service killed with SIGKILL loses no task: its leases expire and another service completes them', async () => {
+    const server = await startTestServer(backend, dir, { leaseTtlMs: 1500, sweepIntervalMs: 200 });
+    const { user, computeCredentials } = await queueClients(server);
+    const { network, tasks } = await networkWithTasks(user, {
+      count: 4,
+      protocol: 'sleep',
+      inputs: (i) => ({ seconds: 1.5, i }),
+    });
+    const doomed = computeRun(computeCredentials);
+    await until(async () => (await user.networkStatus(network)).running === 4, 20_000);
+    kill(doomed.child);
+    expect(await doomed.exited).toBe(null);
+    await until(async () => (await user.networkStatus(network)).waiting === 4, 20_000);
+    const rescuer = computeRun(computeCredentials);
+    await until(async () => (await user.networkStatus(network)).complete === 4, 30_000);
+    rescuer.child.kill('SIGTERM');
+    expect(await rescuer.exited).toBe(0);
+    for (const id of tasks) {
+      const task = await user.getTask(id);
+      expect(task.attempts).toBe(2);
+      expect((await user.taskResults(id)).map((r) => r.outcome)).toEqual(['ok']);
+    }
+  });
+
+  it('on SIGTERM stops claiming, finishes the tasks it holds, deregisters and exits 0', async () => {
+    const server = await startTestServer(backend, dir);
+    const { user, computeCredentials } = await queueClients(server);
+    const { network } = await networkWithTasks(user, {
+      count: 6,
+      protocol: 'sleep',
+      inputs: (i) => ({ seconds: 1, i }),
+    });
+    const run = computeRun(computeCredentials);
+    await until(async () => (await user.networkStatus(network)).running === 4, 20_000);
+    run.child.kill('SIGTERM');
+    expect(await run.exited).toBe(0);
+    expect(await user.networkStatus(network)).toEqual({ complete: 4, waiting: 2 });
+    expect(run.log()).toContain('deregistered');
+    const services = await server.store.db.selectFrom('compute_services').select('state').execute();
+    expect(services.map((s) => s.state)).toEqual(['deregistered']);
+  });
+
+  it('runs plug-in protocols and reports their failures with the error text', async () => {
+    const server = await startTestServer(backend, dir);
+    const { user, computeCredentials } = await queueClients(server);
+    const plugin = `${dir}/protocols.mjs`;
+    const { writeFileSync } = await import('node:fs');
+    writeFileSync(
+      plugin,
+      'export async function square(inputs) { if (inputs.n < 0) throw new Error("negative input"); return { square: inputs.n * inputs.n }; }\n',
+    );
+    const { network, tasks } = await networkWithTasks(user, {
+      count: 2,
+      protocol: 'square',
+      inputs: (i) => ({ n: i === 0 ? 7 : -1 }),
+    });
+    const run = computeRun(computeCredentials, ['--protocols', plugin]);
+    await until(async () => {
+      const s = await user.networkStatus(network);
+      return (s.complete ?? 0) + (s.error ?? 0) === 2;
+    }, 20_000);
+    run.child.kill('SIGTERM');
+    await run.exited;
+    const [ok] = await user.taskResults(tasks[0]!);
+    const body = Buffer.concat(await (await user.downloadResult(ok!.id)).toArray()).toString();
+    expect(JSON.parse(body)).toEqual({ square: 49 });
+    expect((await user.getTask(tasks[1]!)).lastError).toContain('negative input');
+  });
+});
