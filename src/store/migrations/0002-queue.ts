@@ -89,14 +89,14 @@ export const migration0002: Migration = {
       .createTable('hubs')
       .addColumn('network_key', 'text', (c) => c.primaryKey().references('networks.key').onDelete('cascade'))
       .addColumn('scope', 'text', (c) => c.notNull())
-      .addColumn('weight', 'real', (c) => c.notNull().defaultTo(0.5))
+      .addColumn('weight', 'double precision', (c) => c.notNull().defaultTo(0.5))
       .execute();
 
     await db.schema
       .createTable('hub_tasks')
       .addColumn('network_key', 'text', (c) => c.notNull().references('hubs.network_key').onDelete('cascade'))
       .addColumn('task_id', 'text', (c) => c.notNull().references('tasks.id').onDelete('cascade'))
-      .addColumn('weight', 'real', (c) => c.notNull().defaultTo(0.5))
+      .addColumn('weight', 'double precision', (c) => c.notNull().defaultTo(0.5))
       .addColumn('actioned_at', 'text', (c) => c.notNull())
       .addPrimaryKeyConstraint('hub_tasks_pk', ['network_key', 'task_id'])
       .execute();

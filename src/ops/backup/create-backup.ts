@@ -1,0 +1,336 @@
+import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
+import type { Config } from '../../config/resolve-config.js';
+import { AthanorError } from '../../domain/errors.js';
+import type { ObjectStore } from '../../objects/object-store.js';
+import { osActor } from '../../service/audit.js';
+import { appVersion } from '../../version.js';
+import { auditBackupEvent, failureDetails } from './backup-audit.js';
+import { newBackupId } from './backup-id.js';
+import { backupKeys, readObject, targetKeys } from './backup-target.js';
+import { compressionExtension, createCompressor, defaultCompression } from './compression.js';
+import type { EncryptionSettings, StreamEncrypter } from './encryption.js';
+import { prepareEncryption } from './encryption.js';
+import { backupEnv } from './backup-env.js';
+import type {
+  BackupManifest,
+  ManifestEncryption,
+  ManifestFile,
+  ManifestMigration,
+  ManifestTable,
+} from './manifest.js';
+import { backupFormat, backupFormatVersion, serializeManifest } from './manifest.js';
+import { openSnapshot } from './open-snapshot.js';
+import type { Snapshot, TableSchema } from './snapshot.js';
+import { ByteMeter, chain } from './streams.js';
+import { acquireTargetLease } from './target-lease.js';
+
+/** Default uncompressed size of one table chunk file: 64 MiB. */
+export const defaultChunkBytes = 64 * 1024 * 1024;
+
+export interface BackupProgress {
+  readonly table: string;
+  readonly tableIndex: number;
+  readonly tableCount: number;
+  /** Rows of this table written so far. */
+  readonly rows: number;
+  readonly tableDone: boolean;
+}
+
+export interface CreateBackupOptions {
+  readonly config: Pick<Config, 'databaseUrl' | 'busyTimeoutMs'>;
+  readonly target: ObjectStore;
+  readonly encryption: EncryptionSettings;
+  /** Uncompressed bytes per chunk file; default 64 MiB. */
+  readonly chunkBytes?: number;
+  /** Why the backup is taken, recorded in the manifest; default `manual`. */
+  readonly reason?: string;
+  /** Who takes it, for the audit log and the lease; default the OS user@host. */
+  readonly actor?: string;
+  /** Writer lease TTL; default 120000 ms. */
+  readonly leaseTtlMs?: number;
+  readonly now?: () => Date;
+  readonly onProgress?: (progress: BackupProgress) => void;
+}
+
+export interface BackupResult {
+  readonly manifest: BackupManifest;
+  readonly targetUrl: string;
+}
+
+/** The target remembers that it holds encrypted backups, so a missing key is refused, not ignored. */
+interface TargetMarker {
+  readonly format: 'athanor-backup-target';
+  readonly encrypted: boolean;
+  readonly updatedAt: string;
+}
+
+async function reconcileTargetMarker(
+  target: ObjectStore,
+  encryption: EncryptionSettings,
+  now: Date,
+): Promise<void> {
+  const encrypted = encryption.mode !== 'none';
+  const marker: TargetMarker = { format: 'athanor-backup-target', encrypted, updatedAt: now.toISOString() };
+  const bytes = Buffer.from(`${JSON.stringify(marker, null, 2)}\n`);
+  if (await target.putIfAbsent(targetKeys.marker, bytes)) return;
+  let current: Partial<TargetMarker> = {};
+  try {
+    current = JSON.parse(
+      (await readObject(target, targetKeys.marker, 1024 * 1024)).toString('utf8'),
+    ) as TargetMarker;
+  } catch {
+    // An unreadable marker is rewritten below.
+  }
+  if (current.encrypted === true && !encrypted) {
+    throw new AthanorError(
+      'backup_key_missing',
+      `backup target ${target.url} holds encrypted backups but no encryption key is configured; refusing to ` +
+        `write a plaintext backup. Set ${backupEnv.recipients} or ${backupEnv.passphrase}(_FILE), ` +
+        `or use another target`,
+    );
+  }
+  if (current.encrypted !== encrypted) await target.put(targetKeys.marker, bytes);
+}
+
+/**
+ * Takes an online backup: one consistent snapshot of every table, streamed in chunks to the target,
+ * then `manifest.json` last. Holds the target's writer lease throughout; audited.
+ */
+export async function createBackup(options: CreateBackupOptions): Promise<BackupResult> {
+  const now = options.now ?? (() => new Date());
+  const actor = options.actor ?? osActor();
+  const target = options.target;
+  const startedAt = now();
+  const started = performance.now();
+  const id = newBackupId(startedAt);
+  const auditEvent = { actor, action: 'backup.create', target: `${target.url} ${id}` };
+  let manifest: BackupManifest;
+  try {
+    const lease = await acquireTargetLease(target, {
+      operation: 'backup',
+      backupId: id,
+      actor,
+      ...(options.leaseTtlMs !== undefined ? { ttlMs: options.leaseTtlMs } : {}),
+      now,
+    });
+    try {
+      manifest = await writeBackup(id, startedAt, started, options);
+      await lease.assertHeld();
+      await target.put(targetKeys.manifest(id), serializeManifest(manifest));
+    } catch (error) {
+      await removePartialBackup(target, id);
+      throw error;
+    } finally {
+      await lease.release();
+    }
+  } catch (error) {
+    await auditBackupEvent(options.config, {
+      ...auditEvent,
+      outcome: 'error',
+      details: { backupId: id, ...failureDetails(error) },
+    });
+    throw error;
+  }
+  await auditBackupEvent(options.config, {
+    ...auditEvent,
+    outcome: 'ok',
+    details: {
+      backupId: id,
+      reason: manifest.reason,
+      rows: manifest.totals.rows,
+      sizeBytes: manifest.totals.sizeBytes,
+      encrypted: manifest.encryption.mode !== 'none',
+      durationMs: manifest.timings.durationMs,
+    },
+  });
+  return { manifest, targetUrl: target.url };
+}
+
+async function removePartialBackup(target: ObjectStore, id: string): Promise<void> {
+  try {
+    for (const key of await backupKeys(target, id)) await target.delete(key);
+  } catch {
+    // Left-overs without a manifest are not a backup; prune removes them.
+  }
+}
+
+async function writeBackup(
+  id: string,
+  startedAt: Date,
+  started: number,
+  options: CreateBackupOptions,
+): Promise<BackupManifest> {
+  const { target, encryption } = options;
+  const now = options.now ?? (() => new Date());
+  await reconcileTargetMarker(target, encryption, startedAt);
+  const compression = defaultCompression;
+  const files: ManifestFile[] = [];
+  let encrypter: StreamEncrypter | undefined;
+  let manifestEncryption: ManifestEncryption = { mode: 'none' };
+  if (encryption.mode !== 'none') {
+    const prepared = await prepareEncryption(encryption);
+    encrypter = prepared.encrypter;
+    if (prepared.keyFile) {
+      const { sizeBytes } = await target.put(targetKeys.file(id, 'key.age'), prepared.keyFile);
+      files.push({
+        path: 'key.age',
+        sizeBytes,
+        sha256: createHash('sha256').update(prepared.keyFile).digest('hex'),
+      });
+      manifestEncryption = { mode: 'passphrase', keyFile: 'key.age', recipients: prepared.recipients };
+    } else {
+      manifestEncryption = { mode: 'recipients', recipients: prepared.recipients };
+    }
+  }
+
+  const writeFile = async (path: string, source: Readable): Promise<ManifestFile> => {
+    const compressed = chain(source, createCompressor(compression));
+    const stored = encrypter ? await encrypter.encrypt(compressed) : compressed;
+    const meter = new ByteMeter();
+    const body = chain(stored, meter);
+    try {
+      const { sizeBytes } = await target.put(targetKeys.file(id, path), body);
+      if (sizeBytes !== meter.sizeBytes) {
+        throw new AthanorError(
+          'internal',
+          `${target.url} stored ${sizeBytes} bytes of ${path}, sent ${meter.sizeBytes}`,
+        );
+      }
+      return { path, sizeBytes, sha256: meter.sha256 };
+    } catch (error) {
+      source.destroy();
+      throw error;
+    }
+  };
+
+  const snapshotStarted = performance.now();
+  const snapshot = await openSnapshot(options.config.databaseUrl, options.config);
+  const snapshotMs = Math.round(performance.now() - snapshotStarted);
+  const tables: ManifestTable[] = [];
+  const migrations: ManifestMigration[] = [];
+  try {
+    for (const [index, table] of snapshot.tables.entries()) {
+      tables.push(
+        await writeTable(snapshot, table, {
+          extension: `ndjson.${compressionExtension[compression]}${encrypter ? '.age' : ''}`,
+          chunkBytes: options.chunkBytes ?? defaultChunkBytes,
+          writeFile: async (path, source) => {
+            const file = await writeFile(path, source);
+            files.push(file);
+            return file;
+          },
+          onRow:
+            table.name === 'athanor_migrations'
+              ? (row) =>
+                  migrations.push({
+                    id: Number(row.id),
+                    name: String(row.name),
+                    checksum: String(row.checksum),
+                  })
+              : undefined,
+          onProgress: (rows, tableDone) =>
+            options.onProgress?.({
+              table: table.name,
+              tableIndex: index,
+              tableCount: snapshot.tables.length,
+              rows,
+              tableDone,
+            }),
+        }),
+      );
+    }
+  } finally {
+    await snapshot.close();
+  }
+  const completedAt = now();
+  migrations.sort((a, b) => a.id - b.id);
+  return {
+    format: backupFormat,
+    formatVersion: backupFormatVersion,
+    id,
+    reason: options.reason ?? 'manual',
+    appVersion,
+    backend: snapshot.backend,
+    schema: { version: migrations.at(-1)?.id ?? 0, migrations },
+    snapshot: { takenAt: snapshot.takenAt, point: snapshot.point },
+    compression,
+    encryption: manifestEncryption,
+    tables,
+    files,
+    totals: {
+      rows: tables.reduce((sum, t) => sum + t.rowCount, 0),
+      files: files.length,
+      sizeBytes: files.reduce((sum, f) => sum + f.sizeBytes, 0),
+    },
+    timings: {
+      startedAt: startedAt.toISOString(),
+      completedAt: completedAt.toISOString(),
+      snapshotMs,
+      durationMs: Math.round(performance.now() - started),
+    },
+  };
+}
+
+const lineBatchBytes = 64 * 1024;
+const progressEveryRows = 1000;
+
+async function writeTable(
+  snapshot: Snapshot,
+  table: TableSchema,
+  context: {
+    readonly extension: string;
+    readonly chunkBytes: number;
+    readonly writeFile: (path: string, source: Readable) => Promise<ManifestFile>;
+    readonly onRow: ((row: Record<string, unknown>) => void) | undefined;
+    readonly onProgress: (rows: number, tableDone: boolean) => void;
+  },
+): Promise<ManifestTable> {
+  const content = createHash('sha256');
+  const chunks: string[] = [];
+  let rowCount = 0;
+  const iterator = snapshot.rows(table)[Symbol.asyncIterator]();
+  try {
+    let next = await iterator.next();
+    while (!next.done) {
+      const path = `tables/${encodeURIComponent(table.name)}.${chunks.length}.${context.extension}`;
+      // Rows flow from the snapshot cursor straight into the compressor: at most one batch of lines
+      // is in memory, and a chunk ends at the first row past the size limit.
+      async function* chunkLines(): AsyncGenerator<Buffer> {
+        let chunkBytes = 0;
+        let batch: Buffer[] = [];
+        let batchBytes = 0;
+        while (!next.done && chunkBytes < context.chunkBytes) {
+          const line = Buffer.from(`${JSON.stringify(next.value)}\n`);
+          content.update(line);
+          context.onRow?.(next.value);
+          chunkBytes += line.length;
+          batch.push(line);
+          batchBytes += line.length;
+          rowCount += 1;
+          if (rowCount % progressEveryRows === 0) context.onProgress(rowCount, false);
+          if (batchBytes >= lineBatchBytes) {
+            yield Buffer.concat(batch);
+            batch = [];
+            batchBytes = 0;
+          }
+          next = await iterator.next();
+        }
+        if (batch.length > 0) yield Buffer.concat(batch);
+      }
+      await context.writeFile(path, Readable.from(chunkLines(), { objectMode: false }));
+      chunks.push(path);
+    }
+  } finally {
+    await iterator.return?.();
+  }
+  context.onProgress(rowCount, true);
+  return {
+    name: table.name,
+    columns: table.columns,
+    primaryKey: table.primaryKey,
+    rowCount,
+    contentSha256: content.digest('hex'),
+    chunks,
+  };
+}

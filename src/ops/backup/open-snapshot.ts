@@ -1,0 +1,13 @@
+import type { Snapshot } from './snapshot.js';
+import { openPostgresSnapshot } from './snapshot-postgres.js';
+import { openSqliteSnapshot } from './snapshot-sqlite.js';
+
+/** Opens a consistent snapshot of the database at `databaseUrl` (`sqlite:<path>` or `postgres://…`). */
+export async function openSnapshot(
+  databaseUrl: string,
+  options: { readonly busyTimeoutMs: number },
+): Promise<Snapshot> {
+  if (databaseUrl.startsWith('sqlite:'))
+    return openSqliteSnapshot(databaseUrl.slice('sqlite:'.length), options);
+  return openPostgresSnapshot(databaseUrl);
+}

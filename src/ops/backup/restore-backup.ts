@@ -1,0 +1,165 @@
+import type { Kysely } from 'kysely';
+import type { Config } from '../../config/resolve-config.js';
+import { redactUrl } from '../../config/resolve-config.js';
+import { AthanorError, isAthanorError } from '../../domain/errors.js';
+import type { ObjectStore } from '../../objects/object-store.js';
+import { osActor } from '../../service/audit.js';
+import type { BackendName } from '../../store/backend.js';
+import { migrations as releaseMigrations } from '../../store/migrations/index.js';
+import type { Migration } from '../../store/migrations/migration.js';
+import { openStore } from '../../store/open-store.js';
+import { insertAuditEntry } from '../../store/queries/audit.js';
+import type { Database } from '../../store/schema.js';
+import { auditBackupEvent, failureDetails } from './backup-audit.js';
+import { readManifest, resolveBackupId } from './backup-target.js';
+import { createBackup } from './create-backup.js';
+import type { DecryptionKeys, EncryptionSettings } from './encryption.js';
+import { checkRestorable, loadArchive } from './load-archive.js';
+import { openArchive } from './read-archive.js';
+import { replaceDatabase, tablesHoldingData } from './replace-database.js';
+
+export interface RestoreProgress {
+  readonly table: string;
+  readonly rowsDone: number;
+  readonly rowsTotal: number;
+}
+
+export interface RestoreBackupOptions {
+  readonly target: ObjectStore;
+  /** A backup id, or `latest`. */
+  readonly backup: string;
+  /** The database to replace. */
+  readonly config: Pick<Config, 'databaseUrl' | 'busyTimeoutMs' | 'lockTimeoutMs'>;
+  readonly keys: DecryptionKeys;
+  /** Replace a database that holds data, after taking a safety backup of it; default false. */
+  readonly force?: boolean;
+  /** How the safety backup taken by `force` is encrypted (the target's usual encryption). */
+  readonly safetyBackupEncryption?: EncryptionSettings;
+  readonly actor?: string;
+  /** For tests: the migrations of "this release". */
+  readonly migrations?: readonly Migration[];
+  readonly onProgress?: (progress: RestoreProgress) => void;
+}
+
+export interface RestoreResult {
+  readonly backupId: string;
+  readonly database: string;
+  readonly backend: BackendName;
+  readonly backupBackend: BackendName;
+  readonly rows: number;
+  readonly tables: number;
+  /** The backup's schema version, at which it was loaded. */
+  readonly backupSchemaVersion: number;
+  /** The schema version after migrating forward. */
+  readonly schemaVersion: number;
+  readonly appliedMigrations: readonly number[];
+  readonly safetyBackupId?: string;
+  readonly durationMs: number;
+}
+
+async function existingData(config: RestoreBackupOptions['config']): Promise<string[]> {
+  let store;
+  try {
+    store = await openStore(config);
+  } catch (error) {
+    // No database yet (a missing SQLite file): nothing to protect.
+    if (isAthanorError(error) && error.code === 'database_unavailable') return [];
+    throw error;
+  }
+  try {
+    return await tablesHoldingData(store);
+  } finally {
+    await store.close();
+  }
+}
+
+/**
+ * Restores a backup into the configured database, replacing its contents atomically, then
+ * migrates it forward to this release. A database holding data is refused (exit 7) unless
+ * `force`, which first takes a safety backup of it to the same target.
+ */
+export async function restoreBackup(options: RestoreBackupOptions): Promise<RestoreResult> {
+  const started = performance.now();
+  const actor = options.actor ?? osActor();
+  const known = options.migrations ?? releaseMigrations;
+  const database = redactUrl(options.config.databaseUrl);
+  let backupId = options.backup;
+  try {
+    backupId = await resolveBackupId(options.target, options.backup);
+    const manifest = await readManifest(options.target, backupId);
+    await checkRestorable(manifest, known);
+    const archive = await openArchive(options.target, manifest, options.keys);
+
+    let safetyBackupId: string | undefined;
+    const holding = await existingData(options.config);
+    if (holding.length > 0) {
+      if (!options.force) {
+        throw new AthanorError(
+          'target_not_empty',
+          `the database ${database} holds data (${holding.join(', ')}); restore refused. Pass --force to ` +
+            `take a safety backup of it and then replace it, or restore into an empty database (--database-url)`,
+          { details: { tables: holding } },
+        );
+      }
+      if (!options.safetyBackupEncryption) {
+        throw new AthanorError('internal', 'a forced restore needs the encryption of its safety backup');
+      }
+      const safety = await createBackup({
+        config: options.config,
+        target: options.target,
+        encryption: options.safetyBackupEncryption,
+        reason: `pre-restore of ${backupId}`,
+        actor,
+      });
+      safetyBackupId = safety.manifest.id;
+    }
+
+    const loaded = await replaceDatabase(options.config, async (trx, target) => {
+      const result = await loadArchive(trx, target, archive, {
+        migrations: known,
+        migrateForward: true,
+        ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+      });
+      // The restored database's own audit log records where its contents came from, atomically with them.
+      if (await target.backend.tableExists(trx, 'audit_log')) {
+        await insertAuditEntry(trx as Kysely<Database>, {
+          at: new Date().toISOString(),
+          actor,
+          action: 'backup.restore',
+          target: `${options.target.url} ${backupId}`,
+          outcome: 'ok',
+          details: JSON.stringify({
+            backupId,
+            rows: result.rows,
+            backupSchemaVersion: manifest.schema.version,
+            applied: result.applied,
+            ...(safetyBackupId ? { safetyBackupId } : {}),
+          }),
+        });
+      }
+      return { ...result, backend: target.backend.name };
+    });
+    return {
+      backupId,
+      database,
+      backend: loaded.backend,
+      backupBackend: manifest.backend,
+      rows: loaded.rows,
+      tables: loaded.tables,
+      backupSchemaVersion: manifest.schema.version,
+      schemaVersion: loaded.schemaVersion,
+      appliedMigrations: loaded.applied,
+      ...(safetyBackupId ? { safetyBackupId } : {}),
+      durationMs: Math.round(performance.now() - started),
+    };
+  } catch (error) {
+    await auditBackupEvent(options.config, {
+      actor,
+      action: 'backup.restore',
+      target: `${options.target.url} ${backupId}`,
+      outcome: 'error',
+      details: { backupId, ...failureDetails(error) },
+    });
+    throw error;
+  }
+}

@@ -1,0 +1,203 @@
+import type { Kysely } from 'kysely';
+import { sql } from 'kysely';
+import pg from 'pg';
+import { AthanorError } from '../../domain/errors.js';
+import type { Row, Snapshot, TableSchema } from './snapshot.js';
+import { backupValue, dependencyOrder } from './snapshot.js';
+
+const quote = (name: string) => `"${name.replace(/"/g, '""')}"`;
+
+/** Column types a backup carries; anything else is refused up front, naming the column. */
+const supportedTypes = new Set([
+  'text',
+  'character varying',
+  'character',
+  'smallint',
+  'integer',
+  'bigint',
+  'real',
+  'double precision',
+]);
+const textTypes = new Set(['text', 'character varying', 'character']);
+
+const fetchSize = 500;
+const int8Oid = 20;
+
+/**
+ * Opens one `REPEATABLE READ READ ONLY` transaction on a connection of its own; every table is
+ * then read through a server-side cursor in that transaction, so the backup is one point in time
+ * and never holds a whole table in memory.
+ */
+export async function openPostgresSnapshot(url: string): Promise<Snapshot> {
+  const client = new pg.Client({
+    connectionString: url === 'postgres:' ? undefined : url,
+    application_name: 'athanor-backup',
+    types: {
+      getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+        // Exact 64-bit integers: backupValue refuses one that a JSON number cannot hold.
+        oid === int8Oid
+          ? (value: string) => BigInt(value)
+          : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
+    },
+  });
+  client.on('error', () => {});
+  try {
+    await client.connect();
+  } catch (cause) {
+    throw new AthanorError(
+      'database_unavailable',
+      `cannot reach PostgreSQL for the backup: ${(cause as Error).message}. Check ATHANOR_DATABASE_URL`,
+      { cause },
+    );
+  }
+  try {
+    await client.query('begin isolation level repeatable read read only');
+    await client.query('set local idle_in_transaction_session_timeout = 0');
+    const point = await client.query<{ point: string; taken_at: Date }>(
+      'select pg_current_snapshot()::text as point, now() as taken_at',
+    );
+    const names = await client.query<{ tablename: string }>(
+      'select tablename from pg_tables where schemaname = current_schema() order by tablename',
+    );
+    const tables: TableSchema[] = [];
+    for (const { tablename } of names.rows) tables.push(await describeTable(client, tablename));
+    let cursors = 0;
+    let closed = false;
+    return {
+      backend: 'postgres',
+      takenAt: (point.rows[0]?.taken_at ?? new Date()).toISOString(),
+      point: `pg_current_snapshot ${point.rows[0]?.point ?? ''}`,
+      tables: dependencyOrder(tables),
+      rows: (table) => readRows(client, table, `athanor_backup_${cursors++}`),
+      async close() {
+        if (closed) return;
+        closed = true;
+        await client.query('commit').catch(() => {});
+        await client.end();
+      },
+    };
+  } catch (error) {
+    await client.end().catch(() => {});
+    throw error;
+  }
+}
+
+async function describeTable(client: pg.Client, name: string): Promise<TableSchema> {
+  const regclass = `${quote(name)}`;
+  const columns = await client.query<{ column_name: string; data_type: string }>(
+    `select column_name, data_type from information_schema.columns
+     where table_schema = current_schema() and table_name = $1 order by ordinal_position`,
+    [name],
+  );
+  for (const c of columns.rows) {
+    if (!supportedTypes.has(c.data_type)) {
+      throw new AthanorError(
+        'backup_incompatible',
+        `cannot back up ${name}.${c.column_name}: its type '${c.data_type}' is not one a backup carries ` +
+          `(text, integer, real and their variants). Change the column type in a migration`,
+      );
+    }
+  }
+  const primaryKey = await client.query<{ attname: string }>(
+    `select a.attname from pg_index i
+     join pg_attribute a on a.attrelid = i.indrelid and a.attnum = any(i.indkey)
+     where i.indrelid = $1::regclass and i.indisprimary
+     order by array_position(i.indkey::int2[], a.attnum)`,
+    [regclass],
+  );
+  const references = await client.query<{ relname: string }>(
+    `select distinct r.relname from pg_constraint c join pg_class r on r.oid = c.confrelid
+     where c.contype = 'f' and c.conrelid = $1::regclass`,
+    [regclass],
+  );
+  return {
+    name,
+    columns: columns.rows.map((c) => ({ name: c.column_name, type: c.data_type })),
+    primaryKey: primaryKey.rows.map((r) => r.attname),
+    references: references.rows.map((r) => r.relname),
+  };
+}
+
+async function* readRows(client: pg.Client, table: TableSchema, cursor: string): AsyncGenerator<Row> {
+  const names = table.columns.map((c) => c.name);
+  const textColumns = new Set(table.columns.filter((c) => textTypes.has(c.type)).map((c) => c.name));
+  // COLLATE "C" orders text by UTF-8 bytes, as SQLite's BINARY does: same rows, same order, same bytes.
+  const order = (table.primaryKey.length > 0 ? table.primaryKey : names)
+    .map((c) => (textColumns.has(c) ? `${quote(c)} collate "C"` : quote(c)))
+    .join(', ');
+  await client.query(
+    `declare ${quote(cursor)} no scroll cursor for select ${names.map(quote).join(', ')} from ${quote(table.name)} order by ${order}`,
+  );
+  try {
+    for (;;) {
+      const batch = await client.query<Record<string, unknown>>(
+        `fetch forward ${fetchSize} from ${quote(cursor)}`,
+      );
+      for (const raw of batch.rows) {
+        const row: Record<string, string | number | null> = {};
+        for (const column of names) row[column] = backupValue(table.name, column, raw[column]);
+        yield row;
+      }
+      if (batch.rows.length < fetchSize) break;
+    }
+  } finally {
+    await client.query(`close ${quote(cursor)}`).catch(() => {});
+  }
+}
+
+/**
+ * Moves every identity and serial sequence past the largest value restored into its column, so the
+ * next insert does not collide with a restored row.
+ */
+export async function resetPostgresSequences(db: Kysely<unknown>): Promise<void> {
+  const { rows } = await sql<{ table_name: string; column_name: string }>`
+    select table_name, column_name from information_schema.columns
+    where table_schema = current_schema() and (is_identity = 'YES' or column_default like 'nextval(%')`.execute(
+    db,
+  );
+  for (const { table_name: table, column_name: column } of rows) {
+    await sql`select setval(
+        pg_get_serial_sequence(${quote(table)}, ${column}),
+        coalesce((select max(${sql.id(column)}) from ${sql.id(table)}), 0) + 1,
+        false)`.execute(db);
+  }
+}
+
+/** Drops every table of the current schema, inside the caller's transaction. */
+export async function dropPostgresTables(db: Kysely<unknown>): Promise<void> {
+  const { rows } = await sql<{ tablename: string }>`
+    select tablename from pg_tables where schemaname = current_schema()`.execute(db);
+  if (rows.length === 0) return;
+  await sql`drop table if exists ${sql.join(rows.map((r) => sql.id(r.tablename)))} cascade`.execute(db);
+}
+
+/** Names of the tables in the current schema, sorted. */
+export async function listPostgresTables(db: Kysely<unknown>): Promise<string[]> {
+  const { rows } = await sql<{ tablename: string }>`
+    select tablename from pg_tables where schemaname = current_schema() order by tablename`.execute(db);
+  return rows.map((r) => r.tablename);
+}
+
+/**
+ * Drops the foreign keys of the current schema inside the caller's transaction and returns the
+ * function that adds them back, checking every loaded row. PostgreSQL checks a non-deferrable key
+ * per row, and a table that references itself (a task extending a task) need not come in an order
+ * that satisfies it; this is how pg_restore loads data too.
+ */
+export async function suspendPostgresForeignKeys(db: Kysely<unknown>): Promise<() => Promise<void>> {
+  const { rows } = await sql<{ table: string; name: string; definition: string }>`
+    select t.relname as table, c.conname as name, pg_get_constraintdef(c.oid) as definition
+    from pg_constraint c join pg_class t on t.oid = c.conrelid
+    where c.contype = 'f' and c.connamespace = current_schema()::regnamespace
+    order by t.relname, c.conname`.execute(db);
+  for (const fk of rows) {
+    await sql`alter table ${sql.id(fk.table)} drop constraint ${sql.id(fk.name)}`.execute(db);
+  }
+  return async () => {
+    for (const fk of rows) {
+      await sql`alter table ${sql.id(fk.table)} add constraint ${sql.id(fk.name)} ${sql.raw(fk.definition)}`.execute(
+        db,
+      );
+    }
+  };
+}

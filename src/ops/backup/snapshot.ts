@@ -1,0 +1,82 @@
+import type { BackendName } from '../../store/backend.js';
+import { AthanorError } from '../../domain/errors.js';
+
+/** A column value as it travels in a backup: the schema uses only text, integer and real. */
+export type RowValue = string | number | null;
+export type Row = Readonly<Record<string, RowValue>>;
+
+export interface TableColumn {
+  readonly name: string;
+  /** The declared type as the source database reports it (lower case), for the manifest. */
+  readonly type: string;
+}
+
+export interface TableSchema {
+  readonly name: string;
+  readonly columns: readonly TableColumn[];
+  /** Primary key columns in key order; empty when the table has none (rows then sort by every column). */
+  readonly primaryKey: readonly string[];
+  /** Tables this one references with foreign keys. */
+  readonly references: readonly string[];
+}
+
+/**
+ * One consistent, read-only view of every table of a database, held open until `close`.
+ * Rows stream in primary-key order (byte order for text), so a backup of the same data is the same
+ * bytes on either backend.
+ */
+export interface Snapshot {
+  readonly backend: BackendName;
+  /** When the snapshot was taken (ISO 8601). */
+  readonly takenAt: string;
+  /** The backend's own name for the point in time (PostgreSQL: `pg_current_snapshot()`). */
+  readonly point: string;
+  /** Every table, each after the tables it references. */
+  readonly tables: readonly TableSchema[];
+  rows(table: TableSchema): AsyncIterable<Row>;
+  close(): Promise<void>;
+}
+
+/** Orders tables so that each comes after the tables it references (cycles keep name order). */
+export function dependencyOrder(tables: readonly TableSchema[]): TableSchema[] {
+  const byName = new Map(tables.map((t) => [t.name, t]));
+  const sorted: TableSchema[] = [];
+  const state = new Map<string, 'visiting' | 'done'>();
+  const visit = (table: TableSchema) => {
+    if (state.has(table.name)) return;
+    state.set(table.name, 'visiting');
+    for (const name of [...table.references].sort()) {
+      const referenced = byName.get(name);
+      if (referenced && name !== table.name) visit(referenced);
+    }
+    state.set(table.name, 'done');
+    sorted.push(table);
+  };
+  for (const table of [...tables].sort((a, b) => a.name.localeCompare(b.name))) visit(table);
+  return sorted;
+}
+
+/** Converts a value read from either backend to its backup form, or says why it cannot. */
+export function backupValue(table: string, column: string, value: unknown): RowValue {
+  if (value === null || value === undefined) return null;
+  if (typeof value === 'string') return value;
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value)) throw unsupportedValue(table, column, String(value));
+    return value;
+  }
+  if (typeof value === 'bigint') {
+    if (value > BigInt(Number.MAX_SAFE_INTEGER) || value < BigInt(Number.MIN_SAFE_INTEGER)) {
+      throw unsupportedValue(table, column, `integer ${value} (beyond ±2^53)`);
+    }
+    return Number(value);
+  }
+  throw unsupportedValue(table, column, Buffer.isBuffer(value) ? 'a blob' : typeof value);
+}
+
+function unsupportedValue(table: string, column: string, what: string): AthanorError {
+  return new AthanorError(
+    'backup_incompatible',
+    `cannot back up ${table}.${column}: it holds ${what}, and backups carry only text, whole numbers ` +
+      `within ±2^53 and finite reals. Fix the row or the column type, then retry`,
+  );
+}
