@@ -14,6 +14,7 @@ export default tseslint.config(
         setTimeout: 'readonly',
         console: 'readonly',
         URL: 'readonly',
+        performance: 'readonly',
       },
     },
   },
