@@ -7,6 +7,7 @@ import { backupCommand } from './commands/backup.js';
 import { computeCommand } from './commands/compute.js';
 import { databaseCommand } from './commands/database.js';
 import { identityCommand } from './commands/identity.js';
+import { maintenanceCommand } from './commands/maintenance.js';
 import { networkCommand, resultCommand, taskCommand } from './commands/queue.js';
 import { serveCommand } from './commands/serve.js';
 import { upCommand } from './commands/up.js';
@@ -61,6 +62,7 @@ export function buildProgram(): Command {
   program.addCommand(serveCommand());
   program.addCommand(upCommand());
   program.addCommand(computeCommand());
+  program.addCommand(maintenanceCommand());
   for (const command of [networkCommand(), taskCommand(), resultCommand()]) {
     command
       .option('--url <url>', 'server URL (ATHANOR_URL, default http://127.0.0.1:8080)')

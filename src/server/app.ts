@@ -15,7 +15,10 @@ import { errorBody, handleError } from './errors.js';
 import { getBlob } from '../objects/blob-store.js';
 import type { ObjectStore } from '../objects/object-store.js';
 import { openObjectStore } from '../objects/open-object-store.js';
+import { MaintenanceWatch } from '../ops/maintenance.js';
+import { leasesExpired, metricsRegistry } from '../ops/metrics.js';
 import { sweep } from '../service/compute.js';
+import { refreshQueueMetrics } from './queue-metrics.js';
 import { computeRoutes } from './compute-routes.js';
 import { userRoutes } from './user-routes.js';
 
@@ -92,11 +95,41 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     timings,
   };
 
+  const maintenance = new MaintenanceWatch(store);
+  app.addHook('onRequest', async (request, reply) => {
+    if (request.method === 'GET' || request.method === 'HEAD' || request.method === 'OPTIONS') return;
+    const route = `${request.method} ${request.routeOptions.url ?? ''}`;
+    if (writesAllowedInMaintenance.has(route)) return;
+    const state = await maintenance.current();
+    if (state.on) {
+      void reply.header('retry-after', '30');
+      throw new AthanorError(
+        'maintenance',
+        `the platform is in maintenance (${state.reason ?? 'no reason given'}); reads work, writes and claims resume when it ends`,
+      );
+    }
+  });
+
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  app.get('/metrics', { schema: { hide: true } }, async (_request, reply) => {
+    await refreshQueueMetrics(store, maintenance);
+    return reply.header('content-type', metricsRegistry.contentType).send(await metricsRegistry.metrics());
+  });
   app.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok', version: appVersion }));
   app.get('/readyz', { schema: { hide: true } }, async (_request, reply) => {
     try {
       const compatibility = await assertSchemaCompatible(store);
+      const state = await maintenance.current();
+      if (state.on) {
+        return reply
+          .status(503)
+          .header('retry-after', '30')
+          .send(
+            errorBody(
+              new AthanorError('maintenance', `in maintenance: ${state.reason ?? 'no reason given'}`),
+            ),
+          );
+      }
       return { status: 'ready', schema: compatibility.status.databaseVersion };
     } catch (error) {
       const known =
@@ -138,3 +171,14 @@ function startSweeper(app: FastifyInstance, store: Store, intervalMs: number): v
     await running;
   });
 }
+
+/** Writes that go on during maintenance: tokens, and what lets held leases finish their work. */
+const writesAllowedInMaintenance: ReadonlySet<string> = new Set([
+  'POST /v1/token',
+  'POST /compute/v1/token',
+  'PUT /compute/v1/tasks/:id/result',
+  'POST /compute/v1/tasks/:id/heartbeat',
+  'POST /compute/v1/tasks/:id/release',
+  'POST /compute/v1/services/:id/heartbeat',
+  'DELETE /compute/v1/services/:id',
+]);

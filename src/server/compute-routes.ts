@@ -3,6 +3,7 @@ import { Type } from '@fastify/type-provider-typebox';
 import type { Readable } from 'node:stream';
 import { AthanorError } from '../domain/errors.js';
 import { getBlob } from '../objects/blob-store.js';
+import { claimDuration } from '../ops/metrics.js';
 import type { ObjectStore } from '../objects/object-store.js';
 import type { ComputeTimings } from '../service/compute.js';
 import * as compute from '../service/compute.js';
@@ -147,7 +148,9 @@ export const computeRoutes: FastifyPluginAsyncTypebox<ComputeRouteOptions> = asy
         const principal = principalOf(request);
         const deadline = Date.now() + (request.body.waitMs ?? 0);
         for (let delay = 100; ; delay = Math.min(delay * 2, 1000)) {
+          const stopTimer = claimDuration.startTimer();
           const claims = await compute.claimTasks(store, principal, request.params.id, request.body, timings);
+          stopTimer();
           if (claims.length > 0 || Date.now() + delay > deadline || request.socket.destroyed) return claims;
           await sleep(delay);
         }

@@ -1,5 +1,6 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { AthanorError, isAthanorError } from '../domain/errors.js';
+import { staleLeaseRefusals } from '../ops/metrics.js';
 
 /** The HTTP error body, everywhere: `{error: {code, message}}`. */
 export function errorBody(error: AthanorError) {
@@ -40,6 +41,7 @@ export function handleError(error: unknown, request: FastifyRequest, reply: Fast
   const known = toAthanorError(error);
   if (known.code === 'internal') request.log.error({ err: error }, 'request failed');
   if (known.code === 'maintenance') void reply.header('retry-after', '30');
+  if (known.code === 'stale_lease') staleLeaseRefusals.inc();
   if (known.code === 'unauthenticated') void reply.header('www-authenticate', 'Bearer');
   void reply.status(known.status).send(errorBody(known));
 }

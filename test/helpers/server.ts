@@ -11,6 +11,8 @@ import { freshStore } from './store.js';
 export interface TestServer {
   readonly url: string;
   readonly store: Store;
+  /** The database URL, for CLI commands against the same database (undefined for a shared store). */
+  readonly databaseUrl: string | undefined;
   readonly config: Config;
   addIdentity(kind: 'user' | 'compute', identifier: string, scopes: string[]): Promise<string>;
   token(kind: 'user' | 'compute', identifier: string, key: string): Promise<string>;
@@ -23,7 +25,8 @@ export async function startTestServer(
   dir: string,
   overrides: Partial<Config> & { store?: Store; app?: Partial<AppOptions> } = {},
 ): Promise<TestServer> {
-  const store = overrides.store ?? (await freshStore(backend, dir)).store;
+  const fresh = overrides.store ? undefined : await freshStore(backend, dir);
+  const store = overrides.store ?? (fresh as { store: Store }).store;
   const config: Config = { ...testConfig('sqlite::memory:', dir), tokenRateLimit: 10_000, ...overrides };
   const app = await buildApp({ store, config, logger: false, ...overrides.app });
   await app.listen({ host: '127.0.0.1', port: 0 });
@@ -39,6 +42,7 @@ export async function startTestServer(
   return {
     url,
     store,
+    databaseUrl: fresh?.url,
     config,
     async addIdentity(kind, identifier, scopes) {
       const key = `${identifier}-key-0123456789`;

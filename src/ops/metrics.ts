@@ -1,0 +1,76 @@
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+/**
+ * The process's Prometheus metrics. One registry per process; `/metrics` serves it. Labels are
+ * bounded: scopes and statuses only, never task or identity ids.
+ */
+export const metricsRegistry = new Registry();
+
+export const backupLastSuccess = new Gauge({
+  name: 'athanor_backup_last_success_timestamp_seconds',
+  help: 'Unix time of the newest complete backup at the configured target',
+  registers: [metricsRegistry],
+});
+
+export const backupLastVerified = new Gauge({
+  name: 'athanor_backup_last_verified_timestamp_seconds',
+  help: 'Unix time of the newest backup that passed a full verify (restore drill)',
+  registers: [metricsRegistry],
+});
+
+export const backupDuration = new Gauge({
+  name: 'athanor_backup_duration_seconds',
+  help: 'How long the last successful backup took',
+  registers: [metricsRegistry],
+});
+
+export const backupSize = new Gauge({
+  name: 'athanor_backup_size_bytes',
+  help: 'Stored size of the last successful backup',
+  registers: [metricsRegistry],
+});
+
+export const backupRuns = new Counter({
+  name: 'athanor_backup_runs_total',
+  help: 'Scheduled backup, prune and drill runs by kind and outcome',
+  labelNames: ['kind', 'outcome'] as const,
+  registers: [metricsRegistry],
+});
+
+export const claimDuration = new Histogram({
+  name: 'athanor_claim_duration_seconds',
+  help: 'Time to answer a claim request (without long-poll waiting)',
+  buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+  registers: [metricsRegistry],
+});
+
+export const leasesExpired = new Counter({
+  name: 'athanor_leases_expired_total',
+  help: 'Leases the sweeper expired (their tasks returned to waiting)',
+  registers: [metricsRegistry],
+});
+
+export const staleLeaseRefusals = new Counter({
+  name: 'athanor_stale_lease_refusals_total',
+  help: 'Results, heartbeats and releases refused because their lease token was stale or foreign',
+  registers: [metricsRegistry],
+});
+
+export const tasksByStatus = new Gauge({
+  name: 'athanor_tasks',
+  help: 'Tasks by scope and status (read from the state store at scrape time)',
+  labelNames: ['scope', 'status'] as const,
+  registers: [metricsRegistry],
+});
+
+export const computeServicesAlive = new Gauge({
+  name: 'athanor_compute_services_alive',
+  help: 'Registered compute services whose heartbeat is current',
+  registers: [metricsRegistry],
+});
+
+export const maintenanceMode = new Gauge({
+  name: 'athanor_maintenance',
+  help: '1 while maintenance mode is on',
+  registers: [metricsRegistry],
+});
