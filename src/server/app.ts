@@ -159,6 +159,7 @@ function startSweeper(app: FastifyInstance, store: Store, intervalMs: number): v
     if (running) return;
     running = sweep(store)
       .then((outcome) => {
+        leasesExpired.inc(outcome.expiredLeases);
         if (outcome.expiredLeases || outcome.expiredServices)
           app.log.info(outcome, 'expired stale leases and registrations');
       })
