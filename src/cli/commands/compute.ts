@@ -1,7 +1,5 @@
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
-import { ComputeService } from '../../compute/compute-service.js';
-import { loadProtocols } from '../../compute/protocols.js';
 import { AthanorError } from '../../domain/errors.js';
 import { collect, integerOption } from '../context.js';
 import { note } from '../output.js';
@@ -58,6 +56,8 @@ export function computeCommand(): Command {
           'set ATHANOR_COMPUTE_ID and ATHANOR_COMPUTE_KEY (or --id/--key) to a compute identity and its key',
         );
       }
+      const { ComputeService } = await import('../../compute/compute-service.js');
+      const { loadProtocols } = await import('../../compute/protocols.js');
       const protocols = await loadProtocols({ allowExec: options.allowExec, pluginFiles: options.protocols });
       const service = new ComputeService({
         url: options.url ?? env.ATHANOR_URL ?? 'http://127.0.0.1:8080',

@@ -2,7 +2,6 @@ import type { FastifyInstance } from 'fastify';
 import { Command, Option } from 'commander';
 import type { Config } from '../../config/resolve-config.js';
 import type { ApiSelection } from '../../server/app.js';
-import { buildApp } from '../../server/app.js';
 import { osActor, recordAudit } from '../../service/audit.js';
 import { assertSchemaCompatible, migrate } from '../../store/migrator.js';
 import type { Store } from '../../store/open-store.js';
@@ -44,6 +43,8 @@ export async function startServer(config: Config, options: ServeOptions): Promis
     }
     const compatibility = await assertSchemaCompatible(store);
     if (compatibility.verdict === 'newer_compatible') note(`warning: ${compatibility.warning}`);
+    // Loaded on demand: the HTTP stack is heavy, and most commands never need it.
+    const { buildApp } = await import('../../server/app.js');
     const app = await buildApp({ store, config, api: options.api });
     const host = options.host ?? config.host;
     const port = options.port ?? config.port;

@@ -1,7 +1,5 @@
 import { Command } from 'commander';
 import { generateKey } from '../../auth/keys.js';
-import { ComputeService } from '../../compute/compute-service.js';
-import { loadProtocols } from '../../compute/protocols.js';
 import { osActor } from '../../service/audit.js';
 import { addIdentity, listIdentities, setIdentityKey } from '../../service/identities.js';
 import { commandConfig, integerOption } from '../context.js';
@@ -60,6 +58,8 @@ export function upCommand(): Command {
         note(`  export ATHANOR_KEY=${adminKey}`);
         note('');
       }
+      const { ComputeService } = await import('../../compute/compute-service.js');
+      const { loadProtocols } = await import('../../compute/protocols.js');
       const compute = new ComputeService({
         url: server.url,
         identifier: 'local-compute',
