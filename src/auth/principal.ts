@@ -10,6 +10,15 @@ export interface Principal {
   readonly scopes: readonly Scope[];
 }
 
+/** What `whoami` answers: the identity and its scopes as text. */
+export function principalView(principal: Principal) {
+  return {
+    kind: principal.kind,
+    identifier: principal.identifier,
+    scopes: principal.scopes.map(formatScope),
+  };
+}
+
 export function principalName(principal: Principal): string {
   return `${principal.kind}:${principal.identifier}`;
 }

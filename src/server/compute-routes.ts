@@ -9,6 +9,7 @@ import type { ComputeTimings } from '../service/compute.js';
 import * as compute from '../service/compute.js';
 import { getResult } from '../service/tasks.js';
 import { principalOf, requireBearer } from './auth-hook.js';
+import { principalView } from '../auth/principal.js';
 import * as S from './schemas.js';
 import type { RouteOptions } from './user-routes.js';
 import { tokenRoute } from './user-routes.js';
@@ -64,14 +65,7 @@ export const computeRoutes: FastifyPluginAsyncTypebox<ComputeRouteOptions> = asy
           response: { 200: Type.Unknown() },
         },
       },
-      async (request) => {
-        const p = principalOf(request);
-        return {
-          kind: p.kind,
-          identifier: p.identifier,
-          scopes: p.scopes.map((s) => `${s.org}-${s.campaign}-${s.project}`),
-        };
-      },
+      async (request) => principalView(principalOf(request)),
     );
 
     api.post(

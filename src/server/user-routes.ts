@@ -8,6 +8,7 @@ import * as networks from '../service/networks.js';
 import * as tasks from '../service/tasks.js';
 import type { Store } from '../store/open-store.js';
 import { principalOf, requireBearer } from './auth-hook.js';
+import { principalView } from '../auth/principal.js';
 import * as S from './schemas.js';
 
 export interface RouteOptions {
@@ -55,14 +56,7 @@ export const userRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, o
     api.get(
       '/whoami',
       { schema: { summary: 'The calling identity and its scopes', tags, response: ok } },
-      async (request) => {
-        const p = principalOf(request);
-        return {
-          kind: p.kind,
-          identifier: p.identifier,
-          scopes: p.scopes.map((s) => `${s.org}-${s.campaign}-${s.project}`),
-        };
-      },
+      async (request) => principalView(principalOf(request)),
     );
 
     api.post(
