@@ -1,6 +1,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { spawn } from 'node:child_process';
 import { expect, it } from 'vitest';
+import { buildApp } from '../../src/server/app.js';
 import { cliPath } from '../helpers/cli.js';
 import { describeEachBackend, tempDir } from '../helpers/backends.js';
 import { networkWithTasks, queueClients } from '../helpers/queue.js';
@@ -56,6 +57,32 @@ describeEachBackend('athanor compute run', (backend) => {
       const task = await user.getTask(id);
       expect(task.attempts).toBe(2);
       expect((await user.taskResults(id)).map((r) => r.outcome)).toEqual(['ok']);
+    }
+  });
+
+  it('a server restart loses no task: the service backs off, reconnects and reports', async () => {
+    const first = await startTestServer(backend, dir);
+    const { user, computeCredentials } = await queueClients(first);
+    const { network } = await networkWithTasks(user, {
+      count: 3,
+      protocol: 'sleep',
+      inputs: (i) => ({ seconds: 2, i }),
+    });
+    const run = computeRun(computeCredentials);
+    await until(async () => (await user.networkStatus(network)).running === 3, 20_000);
+    const port = Number(new URL(first.url).port);
+    await first.close();
+    // The same database and port come back a little later, as after a restart or a deploy.
+    await new Promise((r) => setTimeout(r, 2500));
+    const app = await buildApp({ store: first.store, config: first.config, logger: false });
+    await app.listen({ host: '127.0.0.1', port });
+    try {
+      await until(async () => (await user.networkStatus(network)).complete === 3, 40_000);
+      for (const task of await user.listTasks({ network })) expect(task.attempts).toBe(1);
+    } finally {
+      run.child.kill('SIGTERM');
+      await run.exited;
+      await app.close();
     }
   });
 
