@@ -1,4 +1,8 @@
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import type { Claim } from '../client/compute-client.js';
 import { ComputeClient } from '../client/compute-client.js';
@@ -214,12 +218,27 @@ export class ComputeService {
     await this.#report(claim, outcome, body);
   }
 
-  /** Reports a result, retrying while the server is unreachable; a stale lease drops it. */
+  /**
+   * Reports a result, retrying while the server is unreachable; a stale lease drops it. A streamed
+   * result is spooled to a temporary file first, so a retry can send it again without holding it
+   * in memory.
+   */
   async #report(claim: Claim, outcome: 'ok' | 'failed', body: Readable | Buffer): Promise<void> {
-    const bytes = Buffer.isBuffer(body) ? body : Buffer.concat(await body.toArray());
+    if (Buffer.isBuffer(body)) return this.#upload(claim, outcome, () => body);
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'athanor-result-'));
+    try {
+      const file = path.join(dir, 'result');
+      await pipeline(body, createWriteStream(file));
+      return await this.#upload(claim, outcome, () => createReadStream(file));
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+
+  async #upload(claim: Claim, outcome: 'ok' | 'failed', body: () => Readable | Buffer): Promise<void> {
     for (let delay = 500; ; delay = Math.min(delay * 2, 15_000)) {
       try {
-        await this.client.submitResult(claim.task, claim.leaseToken, outcome, bytes);
+        await this.client.submitResult(claim.task, claim.leaseToken, outcome, body());
         if (outcome === 'ok') this.completed++;
         else this.failed++;
         return;

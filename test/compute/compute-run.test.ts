@@ -1,5 +1,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
 import { expect, it } from 'vitest';
 import { buildApp } from '../../src/server/app.js';
 import { cliPath } from '../helpers/cli.js';
@@ -104,30 +106,44 @@ describeEachBackend('athanor compute run', (backend) => {
     expect(services.map((s) => s.state)).toEqual(['deregistered']);
   });
 
-  it('runs plug-in protocols and reports their failures with the error text', async () => {
+  it('runs plug-in protocols, streams their results, and reports their failures with the error text', async () => {
     const server = await startTestServer(backend, dir);
     const { user, computeCredentials } = await queueClients(server);
     const plugin = `${dir}/protocols.mjs`;
-    const { writeFileSync } = await import('node:fs');
     writeFileSync(
       plugin,
-      'export async function square(inputs) { if (inputs.n < 0) throw new Error("negative input"); return { square: inputs.n * inputs.n }; }\n',
+      [
+        "import { Readable } from 'node:stream';",
+        'export async function square(inputs) { if (inputs.n < 0) throw new Error("negative input"); return { square: inputs.n * inputs.n }; }',
+        'export async function blocks(inputs) { return Readable.from((function* () { for (let i = 0; i < inputs.count; i++) yield Buffer.alloc(65536, i % 251); })()); }',
+      ].join('\n'),
     );
-    const { network, tasks } = await networkWithTasks(user, {
+    const squares = await networkWithTasks(user, {
       count: 2,
       protocol: 'square',
       inputs: (i) => ({ n: i === 0 ? 7 : -1 }),
     });
+    const streamed = await networkWithTasks(user, {
+      name: 'blocks',
+      count: 1,
+      protocol: 'blocks',
+      inputs: () => ({ count: 48 }),
+    });
     const run = computeRun(computeCredentials, ['--protocols', plugin]);
     await until(async () => {
-      const s = await user.networkStatus(network);
-      return (s.complete ?? 0) + (s.error ?? 0) === 2;
-    }, 20_000);
+      const s = await user.scopeStatus();
+      const counts = s['org-camp-p'] ?? {};
+      return (counts.complete ?? 0) + (counts.error ?? 0) === 3;
+    }, 30_000);
     run.child.kill('SIGTERM');
     await run.exited;
-    const [ok] = await user.taskResults(tasks[0]!);
+    const [ok] = await user.taskResults(squares.tasks[0]!);
     const body = Buffer.concat(await (await user.downloadResult(ok!.id)).toArray()).toString();
     expect(JSON.parse(body)).toEqual({ square: 49 });
-    expect((await user.getTask(tasks[1]!)).lastError).toContain('negative input');
+    expect((await user.getTask(squares.tasks[1]!)).lastError).toContain('negative input');
+    const [big] = await user.taskResults(streamed.tasks[0]!);
+    const expected = createHash('sha256');
+    for (let i = 0; i < 48; i++) expected.update(Buffer.alloc(65536, i % 251));
+    expect(big).toMatchObject({ sizeBytes: 48 * 65536, sha256: expected.digest('hex') });
   });
 });
