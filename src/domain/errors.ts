@@ -63,6 +63,7 @@ export const errorKinds = {
   backup_incompatible: { status: 500, exitCode: ExitCode.incompatibleSchema },
   backup_key_missing: { status: 500, exitCode: ExitCode.usage },
   backup_decryption_failed: { status: 403, exitCode: ExitCode.auth },
+  backup_stale: { status: 503, exitCode: ExitCode.checkFailed },
   server_unreachable: { status: 503, exitCode: ExitCode.error },
   internal: { status: 500, exitCode: ExitCode.error },
 } as const satisfies Record<string, ErrorKind>;

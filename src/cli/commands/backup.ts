@@ -9,8 +9,14 @@ import { backupEnv } from '../../ops/backup/backup-env.js';
 import type { BackupEntry, VerificationRecord } from '../../ops/backup/backup-target.js';
 import type { BackupManifest } from '../../ops/backup/manifest.js';
 import type { RetentionPolicy } from '../../ops/backup/retention.js';
+import type { BackupAge } from '../../ops/schedule/backup-freshness.js';
+import { backupFreshness } from '../../ops/schedule/backup-freshness.js';
+import type { SchedulerLogFields } from '../../ops/schedule/backup-scheduler.js';
+import { formatDuration, parseDuration } from '../../ops/schedule/parse-duration.js';
+import { resolveScheduleSettings, scheduleEnv } from '../../ops/schedule/schedule-settings.js';
+import { openStore } from '../../store/open-store.js';
 import { commandConfig, confirm, integerOption, wantsJson } from '../context.js';
-import { note, printJson, printLine, printTable } from '../output.js';
+import { bold, note, printJson, printLine, printTable } from '../output.js';
 
 // The backup code pulls in the S3 SDK and age; loading it only when a backup verb runs keeps every
 // other command's start-up fast.
@@ -142,6 +148,10 @@ export function backupCommand(): Command {
         `  ${backupEnv.passphrase.padEnd(34)} or encrypt with this passphrase`,
         `  ${backupEnv.passphraseFile.padEnd(34)} or with the passphrase in this file`,
         `  ${backupEnv.identityFile.padEnd(34)} age identities (AGE-SECRET-KEY-1…) that open backups`,
+        `  ${scheduleEnv.schedule.padEnd(34)} cron schedule of backups, UTC ('0 * * * *'), or off`,
+        `  ${scheduleEnv.drillSchedule.padEnd(34)} cron schedule of restore drills ('30 3 * * *'), or off`,
+        `  ${scheduleEnv.keep.padEnd(34)} retention after scheduled backups: hourly=24,daily=7, or off`,
+        `  ${'ATHANOR_BACKUP_KEEP_<RULE>'.padEnd(34)} one rule: _LAST, _HOURLY, _DAILY, _WEEKLY, _MONTHLY, _YEARLY`,
       ].join('\n'),
     );
 
@@ -372,7 +382,155 @@ export function backupCommand(): Command {
       );
     });
 
+  command
+    .command('schedule')
+    .description(
+      'run scheduled backups (each followed by a prune) and restore drills until SIGTERM; a sidecar to ' +
+        "'athanor serve'. Replicas sharing a target run each slot once",
+    )
+    .option(
+      '--schedule <cron>',
+      `backup schedule in UTC, or off (${scheduleEnv.schedule}; default '0 * * * *', hourly)`,
+    )
+    .option(
+      '--drill-schedule <cron>',
+      `restore drill schedule in UTC, or off (${scheduleEnv.drillSchedule}; default '30 3 * * *')`,
+    )
+    .option(
+      '--keep <rules>',
+      `retention after each backup, or off (${scheduleEnv.keep}; default hourly=24,daily=7)`,
+    )
+    .action(async (options: { schedule?: string; drillSchedule?: string; keep?: string }, cmd: Command) => {
+      const json = wantsJson(cmd);
+      const config = commandConfig(cmd);
+      const settings = resolveScheduleSettings({
+        profile: 'sidecar',
+        dataDir: config.dataDir,
+        overrides: {
+          schedule: options.schedule,
+          drillSchedule: options.drillSchedule,
+          keep: options.keep,
+          targetUrl: cmd.optsWithGlobals<{ target?: string }>().target,
+        },
+      });
+      if (!settings.schedule && !settings.drillSchedule) {
+        throw new AthanorError(
+          'invalid_argument',
+          `nothing to schedule: backups and drills are both off. Set --schedule or ${scheduleEnv.schedule}`,
+        );
+      }
+      const { startBackupScheduler } = await import('../../ops/schedule/backup-scheduler.js');
+      const store = await openStore(config);
+      try {
+        const stopped = untilSignal();
+        const scheduler = startBackupScheduler({
+          store,
+          config,
+          ...settings,
+          log: json ? jsonLog : textLog,
+        });
+        const signal = await stopped;
+        note(`received ${signal}: stopping after the run in progress, if any`);
+        await scheduler.stop();
+      } finally {
+        await store.close();
+      }
+    });
+
+  command
+    .command('status')
+    .description(
+      'exit 0 when the newest complete backup is younger than --max-age, 3 when it is older or there is ' +
+        'none (for cron and monitors)',
+    )
+    .option('--max-age <duration>', 'how old it may be: 90m, 26h, 7d', '26h')
+    .option('--verified', 'count only backups whose last full verify (restore drill) passed')
+    .action(async (options: { maxAge: string; verified?: boolean }, cmd: Command) => {
+      const maxAgeMs = parseDuration(options.maxAge, '--max-age');
+      const config = commandConfig(cmd);
+      const ops = await load();
+      const target = await resolveTarget(cmd, config);
+      const entries = await ops.listBackups(target);
+      const freshness = backupFreshness(entries, new Date());
+      const subject = options.verified ? freshness.newestVerified : freshness.newest;
+      const ok = subject !== undefined && subject.ageMs <= maxAgeMs;
+      const ageJson = (age: BackupAge | undefined) =>
+        age
+          ? { id: age.id, createdAt: age.createdAt.toISOString(), ageSeconds: Math.floor(age.ageMs / 1000) }
+          : null;
+      if (wantsJson(cmd)) {
+        printJson({
+          ok,
+          target: target.url,
+          verified: options.verified === true,
+          maxAgeSeconds: Math.floor(maxAgeMs / 1000),
+          backups: entries.filter((e) => e.manifest !== undefined).length,
+          newest: ageJson(freshness.newest),
+          newestVerified: ageJson(freshness.newestVerified),
+        });
+      } else {
+        const describe = (age: BackupAge | undefined) =>
+          age ? `${age.id}, ${formatDuration(age.ageMs)} old` : 'none';
+        printLine(`${bold('target')}           ${target.url}`);
+        printLine(`${bold('newest backup')}    ${describe(freshness.newest)}`);
+        printLine(`${bold('newest verified')}  ${describe(freshness.newestVerified)}`);
+        if (ok) printLine(`ok: younger than ${options.maxAge}`);
+      }
+      if (ok) return;
+      const what = options.verified ? 'verified backup' : 'complete backup';
+      const remedy = options.verified
+        ? "prove one restorable with 'athanor backup verify' and check the restore drills run " +
+          `(${scheduleEnv.drillSchedule}, metric athanor_backup_runs_total{kind="drill",outcome="error"})`
+        : "take one now with 'athanor backup create' and check the scheduled backups run " +
+          `(${scheduleEnv.schedule}, the server or 'athanor backup schedule' log, metric ` +
+          'athanor_backup_runs_total{outcome="error"})';
+      throw new AthanorError(
+        'backup_stale',
+        subject
+          ? `the newest ${what} at ${target.url} (${subject.id}) is ${formatDuration(subject.ageMs)} old, ` +
+              `older than ${options.maxAge}: ${remedy}`
+          : `there is no ${what} at ${target.url}: ${remedy}`,
+        {
+          details: {
+            target: target.url,
+            maxAgeSeconds: Math.floor(maxAgeMs / 1000),
+            newest: ageJson(subject),
+          },
+        },
+      );
+    });
+
   return command;
+}
+
+/** The scheduler's log as text lines on stderr. */
+function textLog(message: string, fields: SchedulerLogFields): void {
+  note(`${new Date().toISOString()} ${fields.level.padEnd(5)} ${message}`);
+}
+
+/** The scheduler's log as one JSON object per line on stdout (`--json`). */
+function jsonLog(message: string, fields: SchedulerLogFields): void {
+  process.stdout.write(`${JSON.stringify({ at: new Date().toISOString(), message, ...fields })}\n`);
+}
+
+/** Resolves at the first SIGTERM or SIGINT; a second one exits at once. */
+function untilSignal(): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    const stop = (signal: NodeJS.Signals) => {
+      process.off('SIGTERM', stop);
+      process.off('SIGINT', stop);
+      const now = (again: NodeJS.Signals) => {
+        // A backup cut short leaves no manifest, so it is not a backup; prune removes its files.
+        note(`received ${again} again: exiting without waiting`);
+        process.exit(1);
+      };
+      process.once('SIGTERM', now);
+      process.once('SIGINT', now);
+      resolve(signal);
+    };
+    process.on('SIGTERM', stop);
+    process.on('SIGINT', stop);
+  });
 }
 
 function verificationFailed(record: VerificationRecord): AthanorError {

@@ -1,5 +1,8 @@
+import path from 'node:path';
 import { Command } from 'commander';
-import { AthanorError, ExitCode } from '../../domain/errors.js';
+import type { Config } from '../../config/resolve-config.js';
+import { AthanorError, ExitCode, isAthanorError } from '../../domain/errors.js';
+import { backupEnv } from '../../ops/backup/backup-env.js';
 import { osActor, recordAudit, recordFailure } from '../../service/audit.js';
 import type { MigrationStatus } from '../../store/migrator.js';
 import {
@@ -62,7 +65,7 @@ async function runMigrate(
   store: Store,
   config: { lockTimeoutMs: number },
   action: string,
-  options: { to?: number; json: boolean },
+  options: { to?: number; json: boolean; backupId?: string },
 ) {
   const actor = osActor();
   const before = await getMigrationStatus(store).catch(() => undefined);
@@ -70,6 +73,7 @@ async function runMigrate(
     const applied = await migrate(store, {
       to: options.to,
       lockTimeoutMs: config.lockTimeoutMs,
+      backupId: options.backupId,
       onProgress: options.json
         ? undefined
         : (event) => {
@@ -92,6 +96,7 @@ async function runMigrate(
           from: before?.databaseVersion ?? 0,
           to: after.databaseVersion,
           applied: applied.map((a) => a.id),
+          ...(options.backupId ? { backupId: options.backupId } : {}),
         },
       });
     }
@@ -100,6 +105,50 @@ async function runMigrate(
     await recordFailure(store, { actor, action, target: store.displayUrl }, error);
     throw error;
   }
+}
+
+/**
+ * Takes the backup that `database migrate` records with the migrations it applies. The backup
+ * code (S3 SDK, age) loads only here, so other database verbs start fast.
+ */
+async function backupBeforeMigrate(
+  config: Config,
+  targetFlag: string | undefined,
+  from: number,
+  to: number,
+): Promise<string> {
+  const fromEnv = process.env[backupEnv.target];
+  const url = targetFlag ?? (fromEnv ? fromEnv : `file:${path.join(config.dataDir, 'backups')}`);
+  try {
+    const [{ openObjectStore }, { createBackup }, { encryptionFromEnv }] = await Promise.all([
+      import('../../objects/open-object-store.js'),
+      import('../../ops/backup/create-backup.js'),
+      import('../../ops/backup/encryption.js'),
+    ]);
+    const { manifest } = await createBackup({
+      config,
+      target: openObjectStore(url),
+      encryption: encryptionFromEnv(),
+      reason: `pre-migrate ${from} to ${to}`,
+    });
+    return manifest.id;
+  } catch (error) {
+    throw new AthanorError(
+      isAthanorError(error) ? error.code : 'internal',
+      `no migration applied: the backup taken before migrating failed: ${(error as Error).message}. ` +
+        `Fix the backup target (${url}; --backup-target or ${backupEnv.target}), or pass --no-backup to ` +
+        'migrate without one',
+      { cause: error },
+    );
+  }
+}
+
+interface MigrateFlags {
+  readonly to?: number;
+  readonly plan?: boolean;
+  /** False with `--no-backup`. */
+  readonly backup: boolean;
+  readonly backupTarget?: string;
 }
 
 export function databaseCommand(): Command {
@@ -154,10 +203,18 @@ export function databaseCommand(): Command {
 
   command
     .command('migrate')
-    .description('apply pending migrations, each in its own transaction, under a lock')
+    .description('apply pending migrations, each in its own transaction, under a lock; takes a backup first')
     .option('--to <id>', 'stop after this migration', integerOption('--to'))
     .option('--plan', 'print what would run (with its SQL) and change nothing')
-    .action(async (options: { to?: number; plan?: boolean }, cmd: Command) => {
+    .option(
+      '--no-backup',
+      'skip the backup taken first (by default, when migrations are pending on a database with data)',
+    )
+    .option(
+      '--backup-target <url>',
+      `where that backup goes: file:<dir> or s3://bucket/prefix (${backupEnv.target}; default file:<data dir>/backups)`,
+    )
+    .action(async (options: MigrateFlags, cmd: Command) => {
       const json = wantsJson(cmd);
       await withStore(
         cmd,
@@ -185,14 +242,59 @@ export function databaseCommand(): Command {
             }
             return;
           }
-          const { applied, after } = await runMigrate(store, config, 'database.migrate', {
-            to: options.to,
-            json,
-          });
-          if (json) printJson({ applied, databaseVersion: after.databaseVersion, state: after.state });
-          else if (applied.length === 0)
+          const before = await getMigrationStatus(store);
+          const steps = before.pending.filter((m) => options.to === undefined || m.id <= options.to);
+          let backupId: string | undefined;
+          // An empty database has nothing to lose; drift and the like fail in migrate() before any change.
+          if (
+            options.backup &&
+            steps.length > 0 &&
+            before.databaseVersion > 0 &&
+            before.state === 'pending'
+          ) {
+            if (!json) note('taking a backup before migrating (skip with --no-backup)…');
+            backupId = await backupBeforeMigrate(
+              config,
+              options.backupTarget,
+              before.databaseVersion,
+              steps.at(-1)?.id ?? before.databaseVersion,
+            );
+            if (!json) note(`backup ${backupId} taken`);
+          }
+          const targetFlag = options.backupTarget ? ` --target ${options.backupTarget}` : '';
+          const undo = backupId ? `athanor backup restore ${backupId} --force${targetFlag}` : undefined;
+          let result;
+          try {
+            result = await runMigrate(store, config, 'database.migrate', {
+              to: options.to,
+              json,
+              ...(backupId ? { backupId } : {}),
+            });
+          } catch (error) {
+            // Migrations applied before the failing one stay applied: the backup is the way back.
+            if (undo) note(`the backup taken before migrating is ${backupId}; to undo: ${undo}`);
+            throw error;
+          }
+          const { applied, after } = result;
+          if (json) {
+            printJson({
+              applied,
+              databaseVersion: after.databaseVersion,
+              state: after.state,
+              backupId: backupId ?? null,
+              undo: undo ?? null,
+            });
+          } else if (applied.length === 0)
             printLine(`nothing to apply: the database is at migration ${after.databaseVersion}`);
-          else printLine(`the database is now at migration ${after.databaseVersion}`);
+          else {
+            printLine(`the database is now at migration ${after.databaseVersion}`);
+            if (undo) {
+              printLine(`to undo: ${undo}`);
+              printLine(
+                '  (with the release you migrated from: this one would migrate the restored database forward again)',
+              );
+            }
+          }
         },
         { create: true },
       );

@@ -1,0 +1,185 @@
+import path from 'node:path';
+import { Cron } from 'croner';
+import { AthanorError } from '../../domain/errors.js';
+import { backupEnv } from '../backup/backup-env.js';
+import type { RetentionPolicy } from '../backup/retention.js';
+
+/** The environment variables of scheduled backups, for the code, `--help` and the docs. */
+export const scheduleEnv = {
+  /** Cron schedule of backups (UTC), or `off`. */
+  schedule: 'ATHANOR_BACKUP_SCHEDULE',
+  /** Cron schedule of restore drills (UTC), or `off`. */
+  drillSchedule: 'ATHANOR_BACKUP_DRILL_SCHEDULE',
+  /** Retention after each scheduled backup: `hourly=24,daily=7` (or `off`). */
+  keep: 'ATHANOR_BACKUP_KEEP',
+  keepLast: 'ATHANOR_BACKUP_KEEP_LAST',
+  keepHourly: 'ATHANOR_BACKUP_KEEP_HOURLY',
+  keepDaily: 'ATHANOR_BACKUP_KEEP_DAILY',
+  keepWeekly: 'ATHANOR_BACKUP_KEEP_WEEKLY',
+  keepMonthly: 'ATHANOR_BACKUP_KEEP_MONTHLY',
+  keepYearly: 'ATHANOR_BACKUP_KEEP_YEARLY',
+} as const;
+
+/**
+ * Who runs the scheduler, which decides the defaults: `serve` schedules nothing unless told;
+ * `up` (the embedded single host) and the `backup schedule` sidecar back up hourly, keep 24 hourly
+ * and 7 daily backups, and run a restore drill daily.
+ */
+export type ScheduleProfile = 'serve' | 'up' | 'sidecar';
+
+export const scheduleDefaults = {
+  schedule: '0 * * * *',
+  drillSchedule: '30 3 * * *',
+  retention: { keepHourly: 24, keepDaily: 7 },
+} as const satisfies { schedule: string; drillSchedule: string; retention: RetentionPolicy };
+
+/** What the backup scheduler runs, resolved from flags, the environment and the profile's defaults. */
+export interface ScheduleSettings {
+  /** Cron schedule of backups (each followed by a prune), in UTC; undefined: no scheduled backups. */
+  readonly schedule: string | undefined;
+  /** Cron schedule of restore drills, in UTC; undefined: no drills. */
+  readonly drillSchedule: string | undefined;
+  /** Retention applied after each scheduled backup; undefined: never prune. */
+  readonly retention: RetentionPolicy | undefined;
+  /** Backup target URL: `ATHANOR_BACKUP_TARGET`, default `file:<data dir>/backups`. */
+  readonly targetUrl: string;
+}
+
+export interface ScheduleOverrides {
+  readonly schedule?: string | undefined;
+  readonly drillSchedule?: string | undefined;
+  /** A retention in the `ATHANOR_BACKUP_KEEP` form. */
+  readonly keep?: string | undefined;
+  readonly targetUrl?: string | undefined;
+}
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+const offWords = new Set(['off', 'none', 'false', 'no', '0']);
+const isOff = (value: string) => offWords.has(value.trim().toLowerCase());
+
+/** Checks a cron expression (5 fields, or 6 with seconds first); throws `invalid_config` naming `source`. */
+export function assertCronSchedule(schedule: string, source: string): void {
+  try {
+    new Cron(schedule, { timezone: 'Etc/UTC' });
+  } catch (cause) {
+    throw new AthanorError(
+      'invalid_config',
+      `${source}: '${schedule}' is not a cron schedule (${(cause as Error).message}). Use five fields ` +
+        `'minute hour day month weekday' in UTC, e.g. '0 * * * *' for hourly, or 'off'`,
+      { cause },
+    );
+  }
+}
+
+const keepNames: Readonly<Record<string, keyof RetentionPolicy>> = {
+  last: 'keepLast',
+  hourly: 'keepHourly',
+  daily: 'keepDaily',
+  weekly: 'keepWeekly',
+  monthly: 'keepMonthly',
+  yearly: 'keepYearly',
+};
+
+/** Parses `hourly=24,daily=7` (also `last=`, `weekly=`, `monthly=`, `yearly=`); throws `invalid_config`. */
+export function parseRetentionPolicy(text: string, source: string): RetentionPolicy {
+  const policy: Partial<Record<keyof RetentionPolicy, number>> = {};
+  for (const part of text.split(/[\s,]+/).filter((p) => p !== '')) {
+    const match = /^([a-z]+)=(\d+)$/i.exec(part);
+    const option = match ? keepNames[match[1]?.toLowerCase() ?? ''] : undefined;
+    if (!match || !option) {
+      throw new AthanorError(
+        'invalid_config',
+        `${source}: '${part}' is not a retention rule; write rules like 'hourly=24,daily=7' ` +
+          `(rules: ${Object.keys(keepNames).join(', ')})`,
+      );
+    }
+    policy[option] = Number(match[2]);
+  }
+  return policy;
+}
+
+function retentionFromEnv(env: Env, override: string | undefined): RetentionPolicy | undefined | 'off' {
+  const combined = override ?? nonEmpty(env[scheduleEnv.keep]);
+  if (combined !== undefined && isOff(combined)) return 'off';
+  const policy: Partial<Record<keyof RetentionPolicy, number>> = {
+    ...(combined !== undefined
+      ? parseRetentionPolicy(combined, override !== undefined ? '--keep' : scheduleEnv.keep)
+      : {}),
+  };
+  // With --keep on the command line, the single-rule variables do not mix in: the flag is the policy.
+  if (override === undefined) {
+    for (const [name, option] of Object.entries(keepNames)) {
+      const variable = `ATHANOR_BACKUP_KEEP_${name.toUpperCase()}`;
+      const raw = nonEmpty(env[variable]);
+      if (raw === undefined) continue;
+      const count = Number(raw);
+      if (!/^\d+$/.test(raw.trim()) || !Number.isSafeInteger(count)) {
+        throw new AthanorError('invalid_config', `${variable} must be a whole number, got '${raw}'`);
+      }
+      policy[option] = count;
+    }
+  }
+  return Object.keys(policy).length === 0 ? undefined : policy;
+}
+
+function scheduleFrom(
+  override: string | undefined,
+  env: Env,
+  variable: string,
+  flag: string,
+  fallback: string | undefined,
+): string | undefined {
+  const value = override ?? nonEmpty(env[variable]);
+  if (value === undefined) return fallback;
+  if (isOff(value)) return undefined;
+  assertCronSchedule(value.trim(), override !== undefined ? flag : variable);
+  return value.trim();
+}
+
+/**
+ * Resolves what the backup scheduler should run: flags (overrides) > environment > the profile's
+ * defaults. `off` disables a part. Throws `invalid_config` naming the variable for a bad value.
+ */
+export function resolveScheduleSettings(options: {
+  readonly profile: ScheduleProfile;
+  readonly dataDir: string;
+  readonly env?: Env;
+  readonly overrides?: ScheduleOverrides;
+}): ScheduleSettings {
+  const env = options.env ?? process.env;
+  const overrides = options.overrides ?? {};
+  const autopilot = options.profile !== 'serve';
+  const schedule = scheduleFrom(
+    overrides.schedule,
+    env,
+    scheduleEnv.schedule,
+    '--schedule',
+    autopilot ? scheduleDefaults.schedule : undefined,
+  );
+  // A drill needs backups to drill on: by default it comes with a backup schedule.
+  const drillSchedule = scheduleFrom(
+    overrides.drillSchedule,
+    env,
+    scheduleEnv.drillSchedule,
+    '--drill-schedule',
+    schedule !== undefined ? scheduleDefaults.drillSchedule : undefined,
+  );
+  const fromEnv = retentionFromEnv(env, overrides.keep);
+  const retention =
+    fromEnv === 'off' ? undefined : (fromEnv ?? (autopilot ? scheduleDefaults.retention : undefined));
+  if (retention && Object.values(retention).every((count) => !count)) {
+    throw new AthanorError(
+      'invalid_config',
+      `${scheduleEnv.keep}: every rule keeps 0 backups. Set at least one above 0, e.g. 'hourly=24,daily=7', ` +
+        `or 'off' to never prune`,
+    );
+  }
+  const targetUrl =
+    overrides.targetUrl ?? nonEmpty(env[backupEnv.target]) ?? `file:${path.join(options.dataDir, 'backups')}`;
+  return { schedule, drillSchedule, retention, targetUrl };
+}
+
+function nonEmpty(value: string | undefined): string | undefined {
+  return value === undefined || value.trim() === '' ? undefined : value;
+}
