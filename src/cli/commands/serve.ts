@@ -1,6 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import { Command, Option } from 'commander';
 import type { Config } from '../../config/resolve-config.js';
+import type { ScheduleSettings } from '../../ops/schedule/schedule-settings.js';
+import { resolveScheduleSettings } from '../../ops/schedule/schedule-settings.js';
 import type { ApiSelection } from '../../server/app.js';
 import { osActor, recordAudit } from '../../service/audit.js';
 import { assertSchemaCompatible, migrate } from '../../store/migrator.js';
@@ -14,12 +16,16 @@ export interface ServeOptions {
   readonly host?: string | undefined;
   readonly port?: number | undefined;
   readonly migrate?: boolean | undefined;
+  /** Whose backup defaults apply: `serve` schedules nothing unless told, `up` backs up hourly. */
+  readonly backupProfile?: 'serve' | 'up';
 }
 
 export interface RunningServer {
   readonly app: FastifyInstance;
   readonly store: Store;
   readonly url: string;
+  /** The backup schedule this server runs (both undefined: none). */
+  readonly backups: ScheduleSettings;
   /** Stops accepting connections, lets requests in flight finish, closes the database. */
   close(): Promise<void>;
 }
@@ -48,6 +54,22 @@ export async function startServer(config: Config, options: ServeOptions): Promis
     const app = await buildApp({ store, config, api: options.api });
     const host = options.host ?? config.host;
     const port = options.port ?? config.port;
+    // Scheduled backups, pruning and restore drills run inside the server; one replica per slot.
+    const settings = resolveScheduleSettings({
+      profile: options.backupProfile ?? 'serve',
+      dataDir: config.dataDir,
+    });
+    let scheduler: { stop(): Promise<void> } | undefined;
+    if (settings.schedule || settings.drillSchedule) {
+      const { startBackupScheduler } = await import('../../ops/schedule/backup-scheduler.js');
+      scheduler = startBackupScheduler({
+        store,
+        config,
+        ...settings,
+        log: (message, fields) => app.log[fields.level](fields, message),
+      });
+      app.addHook('onClose', async () => scheduler?.stop());
+    }
     await app.listen({ host, port });
     const address = app.server.address();
     const boundPort = typeof address === 'object' && address ? address.port : port;
@@ -56,6 +78,7 @@ export async function startServer(config: Config, options: ServeOptions): Promis
       app,
       store,
       url,
+      backups: settings,
       close: async () => {
         await app.close();
         await store.close();

@@ -29,6 +29,7 @@ export function upCommand(): Command {
         host: options.host,
         port: options.port,
         migrate: true,
+        backupProfile: 'up',
       });
       // Identities are made once the server listens, so a failed start never swallows the admin key.
       {
@@ -72,6 +73,12 @@ export function upCommand(): Command {
       const computeRunning = compute
         .start()
         .catch((error: unknown) => note(`[compute] stopped: ${(error as Error).message}`));
+      const { backups } = server;
+      note(
+        backups.schedule
+          ? `backups: '${backups.schedule}' (UTC) to ${backups.targetUrl}; restore drills '${backups.drillSchedule ?? 'off'}'`
+          : 'backups: not scheduled (ATHANOR_BACKUP_SCHEDULE=off)',
+      );
       note(`athanor is up on ${server.url} (data in ${config.dataDir}); API docs at ${server.url}/docs`);
       note('try: npx athanor network submit examples/hello-network.json --scope demo-first-run');
       const signal = await untilSignal();
