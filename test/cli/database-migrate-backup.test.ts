@@ -73,10 +73,20 @@ describeEachBackend('athanor database migrate takes a backup first', (backend) =
     }
   });
 
-  it('prints how to go back', async () => {
-    const { target, cli } = await atMigrationOne();
+  it('prints how to go back, and holds maintenance mode only while migrating', async () => {
+    const { store, target, cli } = await atMigrationOne();
     const result = await cli();
     expect(result.code, result.stderr).toBe(0);
+    const actions = (await store.db.selectFrom('audit_log').select('action').orderBy('id').execute()).map(
+      (a) => a.action,
+    );
+    const order = ['maintenance.on', 'database.migrate', 'maintenance.off'].map((a) => actions.indexOf(a));
+    expect(
+      order.every((i) => i >= 0),
+      actions.join(' '),
+    ).toBe(true);
+    expect([...order].sort((a, b) => a - b)).toEqual(order);
+    expect(result.stderr).toContain('maintenance mode on');
     const [backup] = await listBackups(target);
     expect(result.stderr).toContain(`backup ${backup?.id} taken`);
     expect(result.stdout).toContain(`to undo: athanor backup restore ${backup?.id} --force`);

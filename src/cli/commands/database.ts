@@ -3,6 +3,7 @@ import { Command } from 'commander';
 import type { Config } from '../../config/resolve-config.js';
 import { AthanorError, ExitCode, isAthanorError } from '../../domain/errors.js';
 import { backupEnv } from '../../ops/backup/backup-env.js';
+import { getMaintenance, setMaintenance } from '../../ops/maintenance.js';
 import { osActor, recordAudit, recordFailure } from '../../service/audit.js';
 import type { MigrationStatus } from '../../store/migrator.js';
 import {
@@ -106,6 +107,33 @@ async function runMigrate(
     throw error;
   }
 }
+
+/**
+ * Switches maintenance mode on for a migration (unless an operator already had it on) and waits
+ * long enough for every server to notice; `resume()` switches it back off.
+ */
+async function pauseIfPending(
+  store: Store,
+  json: boolean,
+  pending: boolean,
+): Promise<{ resume(): Promise<void> } | undefined> {
+  if (!pending) return undefined;
+  const actor = osActor();
+  const previous = await getMaintenance(store);
+  if (previous.on) return undefined;
+  await setMaintenance(store, actor, true, 'database migration in progress');
+  if (!json) note('maintenance mode on: servers refuse writes and claims until the migration ends');
+  await new Promise((resolve) => setTimeout(resolve, maintenanceNoticeMs));
+  return {
+    async resume() {
+      await setMaintenance(store, actor, false);
+      if (!json) note('maintenance mode off');
+    },
+  };
+}
+
+/** Servers re-read maintenance mode every second; this is how long a switch takes to reach all. */
+const maintenanceNoticeMs = 1200;
 
 /**
  * Takes the backup that `database migrate` records with the migrations it applies. The backup
@@ -245,35 +273,48 @@ export function databaseCommand(): Command {
           const before = await getMigrationStatus(store);
           const steps = before.pending.filter((m) => options.to === undefined || m.id <= options.to);
           let backupId: string | undefined;
-          // An empty database has nothing to lose; drift and the like fail in migrate() before any change.
-          if (
-            options.backup &&
-            steps.length > 0 &&
-            before.databaseVersion > 0 &&
-            before.state === 'pending'
-          ) {
-            if (!json) note('taking a backup before migrating (skip with --no-backup)…');
-            backupId = await backupBeforeMigrate(
-              config,
-              options.backupTarget,
-              before.databaseVersion,
-              steps.at(-1)?.id ?? before.databaseVersion,
-            );
-            if (!json) note(`backup ${backupId} taken`);
-          }
-          const targetFlag = options.backupTarget ? ` --target ${options.backupTarget}` : '';
-          const undo = backupId ? `athanor backup restore ${backupId} --force${targetFlag}` : undefined;
-          let result;
+          let undo: string | undefined;
+          let result: Awaited<ReturnType<typeof runMigrate>>;
+          // Servers on this database stop writes and claims while the migrations run (after the
+          // backup, so a restored backup is not in maintenance); it ends even when migrating fails.
+          let pause: { resume(): Promise<void> } | undefined;
           try {
-            result = await runMigrate(store, config, 'database.migrate', {
-              to: options.to,
+            // An empty database has nothing to lose; drift and the like fail in migrate() before any change.
+            if (
+              options.backup &&
+              steps.length > 0 &&
+              before.databaseVersion > 0 &&
+              before.state === 'pending'
+            ) {
+              if (!json) note('taking a backup before migrating (skip with --no-backup)…');
+              backupId = await backupBeforeMigrate(
+                config,
+                options.backupTarget,
+                before.databaseVersion,
+                steps.at(-1)?.id ?? before.databaseVersion,
+              );
+              if (!json) note(`backup ${backupId} taken`);
+            }
+            const targetFlag = options.backupTarget ? ` --target ${options.backupTarget}` : '';
+            undo = backupId ? `athanor backup restore ${backupId} --force${targetFlag}` : undefined;
+            pause = await pauseIfPending(
+              store,
               json,
-              ...(backupId ? { backupId } : {}),
-            });
-          } catch (error) {
-            // Migrations applied before the failing one stay applied: the backup is the way back.
-            if (undo) note(`the backup taken before migrating is ${backupId}; to undo: ${undo}`);
-            throw error;
+              steps.length > 0 && before.databaseVersion > 0 && before.state === 'pending',
+            );
+            try {
+              result = await runMigrate(store, config, 'database.migrate', {
+                to: options.to,
+                json,
+                ...(backupId ? { backupId } : {}),
+              });
+            } catch (error) {
+              // Migrations applied before the failing one stay applied: the backup is the way back.
+              if (undo) note(`the backup taken before migrating is ${backupId}; to undo: ${undo}`);
+              throw error;
+            }
+          } finally {
+            await pause?.resume();
           }
           const { applied, after } = result;
           if (json) {
