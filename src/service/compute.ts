@@ -10,7 +10,7 @@ import type { ObjectStore } from '../objects/object-store.js';
 import type { Store } from '../store/open-store.js';
 import * as q from '../store/queries/compute.js';
 import { findTransformation } from '../store/queries/networks.js';
-import { findTask, removeFromHubs, type TaskRow } from '../store/queries/tasks.js';
+import { findTask, removeFromHubs, type TaskRow, updateTasks } from '../store/queries/tasks.js';
 import { transformationView } from './views.js';
 
 /** Lease and registration timing; the defaults suit a service heartbeating every 20 s. */
@@ -220,11 +220,7 @@ export async function extendLease(
   return store.transaction(async (trx) => {
     await requireLease(store, principal, taskId, leaseToken, trx);
     const leaseExpiresAt = iso(Date.now() + timings.leaseTtlMs);
-    await trx
-      .updateTable('tasks')
-      .set({ lease_expires_at: leaseExpiresAt })
-      .where('id', '=', taskId)
-      .execute();
+    await updateTasks(trx, [taskId], { lease_expires_at: leaseExpiresAt });
     return { task: taskId, leaseToken, leaseExpiresAt };
   });
 }
@@ -233,17 +229,13 @@ export async function extendLease(
 export async function releaseLease(store: Store, principal: Principal, taskId: string, leaseToken: number) {
   return store.transaction(async (trx) => {
     const task = await requireLease(store, principal, taskId, leaseToken, trx);
-    await trx
-      .updateTable('tasks')
-      .set({
-        status: 'waiting',
-        lease_service_id: null,
-        lease_expires_at: null,
-        attempts: Math.max(0, task.attempts - 1),
-        updated_at: iso(Date.now()),
-      })
-      .where('id', '=', taskId)
-      .execute();
+    await updateTasks(trx, [taskId], {
+      status: 'waiting',
+      lease_service_id: null,
+      lease_expires_at: null,
+      attempts: Math.max(0, task.attempts - 1),
+      updated_at: iso(Date.now()),
+    });
     return { task: taskId, status: 'waiting' as const };
   });
 }
@@ -296,25 +288,17 @@ export async function submitResult(
       });
       const lease = { lease_service_id: null, lease_expires_at: null, updated_at: now };
       if (submission.outcome === 'ok') {
-        await trx
-          .updateTable('tasks')
-          .set({ ...lease, status: 'complete', last_error: null })
-          .where('id', '=', taskId)
-          .execute();
+        await updateTasks(trx, [taskId], { ...lease, status: 'complete', last_error: null });
         await removeFromHubs(trx, [taskId], undefined);
         return { result: resultId, status: 'complete' as const, sha256: blob.sha256 };
       }
       const status = await applyRestartPolicies(trx, task, errorText ?? '');
-      await trx
-        .updateTable('tasks')
-        .set({
-          ...lease,
-          status,
-          last_error: errorText,
-          restarts: status === 'waiting' ? task.restarts + 1 : task.restarts,
-        })
-        .where('id', '=', taskId)
-        .execute();
+      await updateTasks(trx, [taskId], {
+        ...lease,
+        status,
+        last_error: errorText,
+        restarts: status === 'waiting' ? task.restarts + 1 : task.restarts,
+      });
       return { result: resultId, status, sha256: blob.sha256 };
     });
   } catch (error) {
