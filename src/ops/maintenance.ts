@@ -79,3 +79,22 @@ export class MaintenanceWatch {
     return this.#loading;
   }
 }
+
+/** Servers re-read maintenance mode every second; this is how long a switch takes to reach all. */
+export const maintenanceNoticeMs = 1200;
+
+/**
+ * Switches maintenance mode on for an operation (unless an operator already had it on) and
+ * waits until every server has noticed; `resume()` switches it back off. Returns undefined when
+ * it was on already, so an operator's own maintenance window is left alone.
+ */
+export async function pauseWrites(
+  store: Store,
+  actor: string,
+  reason: string,
+): Promise<{ resume(): Promise<void> } | undefined> {
+  if ((await getMaintenance(store)).on) return undefined;
+  await setMaintenance(store, actor, true, reason);
+  await new Promise((resolve) => setTimeout(resolve, maintenanceNoticeMs));
+  return { resume: async () => void (await setMaintenance(store, actor, false)) };
+}

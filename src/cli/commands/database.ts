@@ -3,7 +3,7 @@ import { Command } from 'commander';
 import type { Config } from '../../config/resolve-config.js';
 import { AthanorError, ExitCode, isAthanorError } from '../../domain/errors.js';
 import { backupEnv } from '../../ops/backup/backup-env.js';
-import { getMaintenance, setMaintenance } from '../../ops/maintenance.js';
+import { pauseWrites } from '../../ops/maintenance.js';
 import { osActor, recordAudit, recordFailure } from '../../service/audit.js';
 import type { MigrationStatus } from '../../store/migrator.js';
 import {
@@ -108,32 +108,23 @@ async function runMigrate(
   }
 }
 
-/**
- * Switches maintenance mode on for a migration (unless an operator already had it on) and waits
- * long enough for every server to notice; `resume()` switches it back off.
- */
+/** Pauses servers for a migration with pending steps, telling the operator (unless --json). */
 async function pauseIfPending(
   store: Store,
   json: boolean,
   pending: boolean,
 ): Promise<{ resume(): Promise<void> } | undefined> {
   if (!pending) return undefined;
-  const actor = osActor();
-  const previous = await getMaintenance(store);
-  if (previous.on) return undefined;
-  await setMaintenance(store, actor, true, 'database migration in progress');
+  const pause = await pauseWrites(store, osActor(), 'database migration in progress');
+  if (!pause) return undefined;
   if (!json) note('maintenance mode on: servers refuse writes and claims until the migration ends');
-  await new Promise((resolve) => setTimeout(resolve, maintenanceNoticeMs));
   return {
     async resume() {
-      await setMaintenance(store, actor, false);
+      await pause.resume();
       if (!json) note('maintenance mode off');
     },
   };
 }
-
-/** Servers re-read maintenance mode every second; this is how long a switch takes to reach all. */
-const maintenanceNoticeMs = 1200;
 
 /**
  * Takes the backup that `database migrate` records with the migrations it applies. The backup
