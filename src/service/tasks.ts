@@ -156,12 +156,10 @@ export async function actionTasks(
     }
     await q.actionOnHub(
       trx,
-      [...new Set(toAction)].map((task_id) => ({
-        network_key: networkKey,
-        task_id,
-        weight,
-        actioned_at: now,
-      })),
+      networkKey,
+      [...new Set(toAction)].map((id) => ({ id, priority: rows.get(id)!.priority })),
+      weight,
+      now,
     );
     return answers;
   });
@@ -246,6 +244,7 @@ export async function setTaskPriorities(
   return store.transaction(async (trx) => {
     const rows = await visibleTasks(store, principal, taskIds, trx);
     await q.updateTasks(trx, [...rows.keys()], { priority, updated_at: new Date().toISOString() });
+    await q.setHubPriority(trx, [...rows.keys()], priority);
     return taskIds.map((id) =>
       rows.has(id) ? { task: id, result: priority } : { task: id, result: null, error: notFoundText },
     );

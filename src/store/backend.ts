@@ -45,8 +45,6 @@ export interface Backend {
   /** Drops every table of the database (for `database reset`). */
   dropAllTables<DB>(db: Kysely<DB>): Promise<void>;
   classifyError(error: unknown): ErrorClass | undefined;
-  /** SQL for a uniform random number in [0, 1). */
-  readonly randomUnit: RawBuilder<number>;
   /** Appended to a claim's row selection: skip rows other claimers hold (PostgreSQL), nothing on SQLite. */
   readonly skipLocked: RawBuilder<unknown>;
   /**

@@ -112,6 +112,10 @@ export interface HubTasksTable {
   task_id: string;
   weight: number;
   actioned_at: string;
+  /** The task's priority, copied here so claims read one index in claim order. */
+  priority: number;
+  /** Weighted random claim order within a priority (see domain/claim-key.ts). */
+  claim_key: number;
 }
 
 export interface RestartPoliciesTable {

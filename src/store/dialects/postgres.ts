@@ -152,7 +152,6 @@ export const postgresBackend: Backend = {
 
   classifyError: classifyPostgresError,
 
-  randomUnit: sql<number>`random()`,
   skipLocked: sql`for update of t skip locked`,
   async tryLeaderLock(trx, name) {
     const { rows } = await sql<{ locked: boolean }>`

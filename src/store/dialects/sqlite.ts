@@ -53,7 +53,35 @@ export function openSqliteDatabase(file: string, options: SqliteOptions): Sqlite
 }
 
 export function createSqliteKysely<DB>(raw: SqliteDatabase.Database): Kysely<DB> {
-  return new KyselyClass<DB>({ dialect: new SqliteDialect({ database: raw }) });
+  return new KyselyClass<DB>({ dialect: new SqliteDialect({ database: withStatementCache(raw) }) });
+}
+
+const statementCacheSize = 256;
+
+/**
+ * Kysely prepares every query it runs; preparing costs about as much as running a small query.
+ * This keeps the most recently used statements by their SQL text. A statement still being
+ * iterated (a streamed query) is busy, so a second user of the same SQL gets a fresh one.
+ */
+function withStatementCache(raw: SqliteDatabase.Database) {
+  const cache = new Map<string, SqliteDatabase.Statement>();
+  return {
+    close: () => raw.close(),
+    prepare(text: string): SqliteDatabase.Statement {
+      const cached = cache.get(text);
+      if (cached && !cached.busy) {
+        cache.delete(text);
+        cache.set(text, cached);
+        return cached;
+      }
+      const statement = raw.prepare(text);
+      if (!cached) {
+        cache.set(text, statement);
+        if (cache.size > statementCacheSize) cache.delete(cache.keys().next().value!);
+      }
+      return statement;
+    },
+  };
 }
 
 async function immediateTransaction<DB, T>(db: Kysely<DB>, fn: (trx: Kysely<DB>) => Promise<T>): Promise<T> {
@@ -137,8 +165,6 @@ export const sqliteBackend: Backend = {
 
   classifyError: classifySqliteError,
 
-  // random() is a signed 64-bit integer.
-  randomUnit: sql<number>`(random() / 18446744073709551616.0 + 0.5)`,
   skipLocked: sql``,
   async tryLeaderLock() {
     return true;

@@ -1,3 +1,4 @@
+import { claimKey } from '../../domain/claim-key.js';
 import type { Kysely, Selectable } from 'kysely';
 import type { Database, HubTasksTable, ResultsTable, TasksTable, TaskStatus } from '../schema.js';
 import type { ListFilter } from './networks.js';
@@ -105,17 +106,58 @@ export async function findExtendingTasks(db: Kysely<Database>, ids: readonly str
   return found;
 }
 
+/**
+ * Puts tasks on a hub (or changes their weight there). Each entry gets a claim key drawn after the
+ * smallest key at its priority, so it competes fairly with the entries already waiting.
+ */
 export async function actionOnHub(
   db: Kysely<Database>,
-  rows: readonly Selectable<HubTasksTable>[],
+  networkKey: string,
+  tasks: readonly { id: string; priority: number }[],
+  weight: number,
+  now: string,
 ): Promise<void> {
+  const offsets = new Map<number, number>();
+  for (const priority of new Set(tasks.map((t) => t.priority))) {
+    const row = await db
+      .selectFrom('hub_tasks')
+      .select('claim_key')
+      .where('network_key', '=', networkKey)
+      .where('priority', '=', priority)
+      .orderBy('claim_key')
+      .limit(1)
+      .executeTakeFirst();
+    offsets.set(priority, row?.claim_key ?? 0);
+  }
+  const rows: Selectable<HubTasksTable>[] = tasks.map((t) => ({
+    network_key: networkKey,
+    task_id: t.id,
+    weight,
+    actioned_at: now,
+    priority: t.priority,
+    claim_key: claimKey(weight, offsets.get(t.priority) ?? 0),
+  }));
   for (let i = 0; i < rows.length; i += 200) {
     await db
       .insertInto('hub_tasks')
       .values(rows.slice(i, i + 200))
       .onConflict((oc) =>
-        oc.columns(['network_key', 'task_id']).doUpdateSet((eb) => ({ weight: eb.ref('excluded.weight') })),
+        oc.columns(['network_key', 'task_id']).doUpdateSet((eb) => ({
+          weight: eb.ref('excluded.weight'),
+          claim_key: eb.ref('excluded.claim_key'),
+        })),
       )
+      .execute();
+  }
+}
+
+/** Copies a new priority to the tasks' hub entries, keeping their claim keys. */
+export async function setHubPriority(db: Kysely<Database>, taskIds: readonly string[], priority: number) {
+  for (let i = 0; i < taskIds.length; i += 500) {
+    await db
+      .updateTable('hub_tasks')
+      .set({ priority })
+      .where('task_id', 'in', taskIds.slice(i, i + 500))
       .execute();
   }
 }
