@@ -1,4 +1,4 @@
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import type { Claim } from '../service/compute.js';
 import type { ClientOptions } from './http-client.js';
 import { HttpClient } from './http-client.js';
@@ -40,6 +40,7 @@ export class ComputeClient {
     return this.http.json<Claim[]>(`/services/${encodeURIComponent(serviceId)}/claims`, {
       method: 'POST',
       body: request,
+      waitMs: request.waitMs,
     });
   }
 
@@ -74,7 +75,6 @@ export class ComputeClient {
 
   async downloadResult(resultId: string): Promise<Readable> {
     const response = await this.http.request(`/results/${encodeURIComponent(resultId)}/download`);
-    if (!response.body) return Readable.from([]);
-    return Readable.fromWeb(response.body as Parameters<typeof Readable.fromWeb>[0]);
+    return response.body;
   }
 }

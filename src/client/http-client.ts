@@ -1,4 +1,7 @@
+import http from 'node:http';
+import https from 'node:https';
 import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { AthanorError, errorKinds } from '../domain/errors.js';
 import type { ErrorCode } from '../domain/errors.js';
 
@@ -7,7 +10,10 @@ export interface ClientOptions {
   readonly url: string;
   readonly identifier: string;
   readonly key: string;
-  /** Request timeout in milliseconds; default 60000. */
+  /**
+   * How long a request may go without any bytes moving before it fails, in milliseconds; default
+   * 60000. A long-poll claim adds its wait to this.
+   */
   readonly timeoutMs?: number;
 }
 
@@ -18,7 +24,26 @@ export interface RequestOptions {
   /** A raw body streamed as application/octet-stream. */
   readonly stream?: Readable | Buffer;
   readonly headers?: Record<string, string>;
+  /** Extra milliseconds the server may stay silent (a long-poll wait). */
+  readonly waitMs?: number;
 }
+
+/** A response whose body has not been read yet. */
+export interface ClientResponse {
+  readonly status: number;
+  readonly headers: http.IncomingHttpHeaders;
+  /** The body as a stream: read it or destroy it, or the connection stays busy. */
+  readonly body: Readable;
+  json<T>(): Promise<T>;
+}
+
+// Keep-alive agents: a compute service talks to one server all day, and a fresh TLS handshake per
+// request would cost more than the request. (Node's fetch costs about four times the CPU of
+// http.request per small request, which is why the client does not use it.)
+const agents = {
+  'http:': new http.Agent({ keepAlive: true }),
+  'https:': new https.Agent({ keepAlive: true }),
+};
 
 /**
  * The HTTP plumbing shared by the user and compute clients: bearer tokens fetched on demand
@@ -45,48 +70,67 @@ export class HttpClient {
       method: 'POST',
       body: { username: this.options.identifier, password: this.options.key },
     });
-    const body = (await response.json()) as { access_token: string };
+    const body = await response.json<{ access_token: string }>();
     this.#token = body.access_token;
     return this.#token;
   }
 
-  async #send(path: string, request: RequestOptions, token?: string): Promise<Response> {
+  async #send(path: string, request: RequestOptions, token?: string): Promise<ClientResponse> {
     const url = new URL(`${this.#base}${path}`);
     for (const [name, value] of Object.entries(request.query ?? {}) as [string, unknown][]) {
       if (value !== undefined && value !== null) url.searchParams.set(name, String(value));
     }
     const headers: Record<string, string> = { ...request.headers };
     if (token) headers.authorization = `Bearer ${token}`;
-    let body: string | Readable | Buffer | undefined;
+    let body: Readable | Buffer | undefined;
     if (request.stream !== undefined) {
       headers['content-type'] = 'application/octet-stream';
       body = request.stream;
     } else if (request.body !== undefined) {
       headers['content-type'] = 'application/json';
-      body = JSON.stringify(request.body);
+      body = Buffer.from(JSON.stringify(request.body));
     }
-    let response: Response;
-    try {
-      response = await fetch(url, {
-        method: request.method ?? 'GET',
-        headers,
-        body: body as RequestInit['body'],
-        signal: AbortSignal.timeout(this.options.timeoutMs ?? 60_000),
-        ...(request.stream !== undefined ? { duplex: 'half' } : {}),
-      } as RequestInit);
-    } catch (cause) {
+    if (Buffer.isBuffer(body)) headers['content-length'] = String(body.length);
+    const response = await this.#exchange(url, request, headers, body).catch((cause: unknown) => {
       throw new AthanorError(
         'server_unreachable',
         `cannot reach the Athanor server at ${this.#base}: ${(cause as Error).message}. Check ATHANOR_URL and that the server runs`,
         { cause },
       );
-    }
-    if (!response.ok) throw await responseError(response);
-    return response;
+    });
+    const status = response.statusCode ?? 0;
+    const result: ClientResponse = {
+      status,
+      headers: response.headers,
+      body: response,
+      json: async <T>() => JSON.parse((await readAll(response)).toString('utf8')) as T,
+    };
+    if (status < 200 || status >= 300) throw await responseError(result, response.statusMessage ?? '');
+    return result;
+  }
+
+  /** One HTTP exchange: resolves with the response once its headers arrive. */
+  #exchange(
+    url: URL,
+    request: RequestOptions,
+    headers: Record<string, string>,
+    body: Readable | Buffer | undefined,
+  ): Promise<http.IncomingMessage> {
+    const send = url.protocol === 'https:' ? https.request : http.request;
+    const agent = agents[url.protocol as keyof typeof agents];
+    const idleMs = (this.options.timeoutMs ?? 60_000) + (request.waitMs ?? 0);
+    return new Promise((resolve, reject) => {
+      const req = send(url, { method: request.method ?? 'GET', headers, agent }, resolve);
+      req.setTimeout(idleMs, () => req.destroy(new Error(`no answer within ${idleMs} ms`)));
+      req.on('error', reject);
+      if (body === undefined || Buffer.isBuffer(body)) req.end(body);
+      // A body that fails mid-way destroys the request, which rejects through 'error' above.
+      else pipeline(body, req).catch((error: unknown) => req.destroy(error as Error));
+    });
   }
 
   /** Sends an authenticated request; on a 401 fetches a new token once and retries. */
-  async request(path: string, request: RequestOptions = {}): Promise<Response> {
+  async request(path: string, request: RequestOptions = {}): Promise<ClientResponse> {
     const token = this.#token ?? (await this.#fetchToken());
     try {
       return await this.#send(`${this.prefix}${path}`, request, token);
@@ -101,19 +145,25 @@ export class HttpClient {
 
   async json<T>(path: string, request: RequestOptions = {}): Promise<T> {
     const response = await this.request(path, request);
-    return (await response.json()) as T;
+    return response.json<T>();
   }
 }
 
-async function responseError(response: Response): Promise<AthanorError> {
+async function readAll(stream: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+async function responseError(response: ClientResponse, statusText: string): Promise<AthanorError> {
   let code: string | undefined;
-  let message = `HTTP ${response.status} ${response.statusText}`;
+  let message = `HTTP ${response.status} ${statusText}`.trimEnd();
   try {
-    const body = (await response.json()) as { error?: { code?: string; message?: string } };
+    const body = await response.json<{ error?: { code?: string; message?: string } }>();
     code = body.error?.code;
     if (body.error?.message) message = body.error.message;
   } catch {
-    // not a JSON error body: keep the status line
+    // not a JSON error body (or it broke off): keep the status line
   }
   const known = code !== undefined && code in errorKinds ? (code as ErrorCode) : statusCode(response.status);
   return new AthanorError(known, message, { details: { status: response.status } });

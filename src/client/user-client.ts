@@ -1,4 +1,4 @@
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import type { NetworkView, ResultView, TaskView, TransformationView } from '../service/views.js';
 import type { ClientOptions } from './http-client.js';
 import { HttpClient } from './http-client.js';
@@ -181,8 +181,7 @@ export class UserClient {
   /** The result's bytes as a stream: never buffered whole. */
   async downloadResult(id: string): Promise<Readable> {
     const response = await this.http.request(`/results/${encodeURIComponent(id)}/download`);
-    if (!response.body) return Readable.from([]);
-    return Readable.fromWeb(response.body as Parameters<typeof Readable.fromWeb>[0]);
+    return response.body;
   }
 
   scopeStatus(scope?: string) {
