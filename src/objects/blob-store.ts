@@ -31,26 +31,40 @@ export function blobKey(sha256: string): string {
   return `blobs/sha256/${sha256.slice(0, 2)}/${sha256}`;
 }
 
+/** Streamed bodies up to this size are gathered in memory and written once, straight to their key. */
+const smallBodyBytes = 256 * 1024;
+
 /**
- * Stores `body` under its SHA-256, reading it once. A stream is hashed while it is written to a
- * temporary key (`tmp/<random>`), then moved to its blob key; a buffer is hashed first and written
- * straight to it. Content already stored is not written again.
+ * Stores `body` under its SHA-256, reading it once. A small body (a buffer, or a stream that ends
+ * within 256 KiB) is hashed first and written straight to its key; a larger stream is hashed while
+ * it is written to a temporary key (`tmp/<random>`), then moved to its blob key. Content already
+ * stored is not written again.
  */
 export async function putBlob(
   store: ObjectStore,
   body: Readable | Buffer,
   options: { signal?: AbortSignal } = {},
 ): Promise<BlobInfo> {
-  if (Buffer.isBuffer(body)) {
-    const sha256 = createHash('sha256').update(body).digest('hex');
-    const existing = await store.head(blobKey(sha256));
-    if (existing?.sizeBytes !== body.length) await store.put(blobKey(sha256), body, options);
-    return { sha256, sizeBytes: body.length };
+  if (Buffer.isBuffer(body)) return putSmallBlob(store, body, options);
+  const chunks = bodyChunks(body, options.signal);
+  const head: Buffer[] = [];
+  let headBytes = 0;
+  for (;;) {
+    const next = await chunks.next();
+    if (next.done) return putSmallBlob(store, Buffer.concat(head, headBytes), options);
+    head.push(next.value);
+    headBytes += next.value.length;
+    if (headBytes > smallBodyBytes) break;
   }
   const hash = createHash('sha256');
   const hashed = Readable.from(
     (async function* () {
-      for await (const chunk of bodyChunks(body, options.signal)) {
+      for (const chunk of head) {
+        hash.update(chunk);
+        yield chunk;
+      }
+      head.length = 0;
+      for await (const chunk of chunks) {
         hash.update(chunk);
         yield chunk;
       }
@@ -70,6 +84,17 @@ export async function putBlob(
     throw error;
   }
   return { sha256, sizeBytes };
+}
+
+async function putSmallBlob(
+  store: ObjectStore,
+  body: Buffer,
+  options: { signal?: AbortSignal },
+): Promise<BlobInfo> {
+  const sha256 = createHash('sha256').update(body).digest('hex');
+  const existing = await store.head(blobKey(sha256));
+  if (existing?.sizeBytes !== body.length) await store.put(blobKey(sha256), body, options);
+  return { sha256, sizeBytes: body.length };
 }
 
 /**

@@ -188,25 +188,32 @@ function staleLease(taskId: string): AthanorError {
   );
 }
 
+/**
+ * The task whose live lease `leaseToken` is, held by the caller; else 404 (not in the caller's
+ * scopes) or 409 (stale or foreign). Given a transaction, the task stays locked until it ends.
+ */
 async function requireLease(
   store: Store,
   principal: Principal,
   taskId: string,
   leaseToken: number,
-  db = store.db,
+  trx?: Store['db'],
 ): Promise<TaskRow> {
+  const db = trx ?? store.db;
+  const leased = await q.findLiveLease(db, {
+    taskId,
+    leaseToken,
+    now: iso(Date.now()),
+    lock: trx !== undefined,
+  });
+  if (leased && canAccess(principal, leased.scope) && leased.service_identifier === principal.identifier) {
+    const { service_identifier: _, ...task } = leased;
+    return task;
+  }
   const task = await findTask(db, taskId);
   if (!task || !canAccess(principal, task.scope))
     throw new AthanorError('not_found', `no task '${taskId}' in your scopes`);
-  const service = task.lease_service_id ? await q.findComputeService(db, task.lease_service_id) : undefined;
-  const valid =
-    task.status === 'running' &&
-    task.lease_token === leaseToken &&
-    task.lease_expires_at !== null &&
-    Date.parse(task.lease_expires_at) >= Date.now() &&
-    service?.identifier === principal.identifier;
-  if (!valid) throw staleLease(taskId);
-  return task;
+  throw staleLease(taskId);
 }
 
 /** Extends one lease; a stale or foreign token is refused (409) and changes nothing. */
@@ -268,45 +275,40 @@ export async function submitResult(
   if (submission.outcome === 'failed') {
     errorText = await readPrefix(objects, blob.sha256, maxErrorTextBytes);
   }
-  try {
-    return await store.transaction(async (trx) => {
-      const task = await requireLease(store, principal, taskId, leaseToken, trx);
-      const now = iso(Date.now());
-      const resultId = `res-${randomBytes(16).toString('hex')}`;
-      await q.insertResult(trx, {
-        id: resultId,
-        task_id: taskId,
-        scope: task.scope,
-        attempt: task.attempts,
-        lease_token: leaseToken,
-        outcome: submission.outcome,
-        blob_sha256: blob.sha256,
-        size_bytes: blob.sizeBytes,
-        error: errorText,
-        compute_service_id: task.lease_service_id,
-        created_at: now,
-      });
-      const lease = { lease_service_id: null, lease_expires_at: null, updated_at: now };
-      if (submission.outcome === 'ok') {
-        await updateTasks(trx, [taskId], { ...lease, status: 'complete', last_error: null });
-        await removeFromHubs(trx, [taskId], undefined);
-        return { result: resultId, status: 'complete' as const, sha256: blob.sha256 };
-      }
-      const status = await applyRestartPolicies(trx, task, errorText ?? '');
-      await updateTasks(trx, [taskId], {
-        ...lease,
-        status,
-        last_error: errorText,
-        restarts: status === 'waiting' ? task.restarts + 1 : task.restarts,
-      });
-      return { result: resultId, status, sha256: blob.sha256 };
+  // When the lease runs out during the upload, the blob stays behind unreferenced. It is not
+  // deleted here: another result with the same bytes may be committing a reference to it.
+  return store.transaction(async (trx) => {
+    const task = await requireLease(store, principal, taskId, leaseToken, trx);
+    const now = iso(Date.now());
+    const resultId = `res-${randomBytes(16).toString('hex')}`;
+    await q.insertResult(trx, {
+      id: resultId,
+      task_id: taskId,
+      scope: task.scope,
+      attempt: task.attempts,
+      lease_token: leaseToken,
+      outcome: submission.outcome,
+      blob_sha256: blob.sha256,
+      size_bytes: blob.sizeBytes,
+      error: errorText,
+      compute_service_id: task.lease_service_id,
+      created_at: now,
     });
-  } catch (error) {
-    if (!(await q.blobReferenced(store.db, blob.sha256))) {
-      await objects.delete(blobKey(blob.sha256)).catch(() => {});
+    const lease = { lease_service_id: null, lease_expires_at: null, updated_at: now };
+    if (submission.outcome === 'ok') {
+      await updateTasks(trx, [taskId], { ...lease, status: 'complete', last_error: null });
+      await removeFromHubs(trx, [taskId], undefined);
+      return { result: resultId, status: 'complete' as const, sha256: blob.sha256 };
     }
-    throw error;
-  }
+    const status = await applyRestartPolicies(trx, task, errorText ?? '');
+    await updateTasks(trx, [taskId], {
+      ...lease,
+      status,
+      last_error: errorText,
+      restarts: status === 'waiting' ? task.restarts + 1 : task.restarts,
+    });
+    return { result: resultId, status, sha256: blob.sha256 };
+  });
 }
 
 /**

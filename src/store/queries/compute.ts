@@ -71,9 +71,10 @@ function claimableTask(filter: ClaimFilter) {
 }
 
 /**
- * Claims up to `count` tasks of one hub in a single statement: highest priority first, then at
- * random weighted by the task's hub weight (`-ln(u)/w` keys). On PostgreSQL rows another claimer
- * holds are skipped; on SQLite the surrounding BEGIN IMMEDIATE serializes claimers.
+ * Claims up to `count` tasks of one hub in a single statement: highest priority first, then in
+ * the entries' weighted random claim-key order, read from the `hub_tasks_claim` index so the cost
+ * does not grow with the hub. On PostgreSQL rows another claimer holds are skipped; on SQLite the
+ * surrounding BEGIN IMMEDIATE serializes claimers.
  */
 export async function claimFromHub(
   db: Kysely<Database>,
@@ -93,7 +94,7 @@ export async function claimFromHub(
       join transformations tf on tf.key = t.transformation_key
       where ht.network_key = ${params.networkKey} and ht.weight > 0 and t.status = 'waiting'
         and ${claimableTask(params)}
-      order by t.priority asc, -ln(1 - ${backend.randomUnit}) / ht.weight asc
+      order by ht.priority asc, ht.claim_key asc
       limit ${params.count}
       ${backend.skipLocked}
     )
@@ -108,6 +109,30 @@ export async function claimFromHub(
     where tasks.id = picked.id and tasks.status = 'waiting'
     returning *`.execute(db);
   return rows;
+}
+
+/**
+ * The task with its lease holder's identity when `leaseToken` is its live lease, else undefined.
+ * With `lock` (inside a transaction) the row stays locked until commit, through a no-op UPDATE so
+ * PostgreSQL re-checks the lease after waiting for a concurrent sweep or claim: the lease cannot
+ * be taken away between this check and the transaction's writes.
+ */
+export async function findLiveLease(
+  db: Kysely<Database>,
+  params: { taskId: string; leaseToken: number; now: string; lock: boolean },
+): Promise<(TaskRow & { service_identifier: string | null }) | undefined> {
+  const live = sql`id = ${params.taskId} and status = 'running' and lease_token = ${params.leaseToken}
+      and lease_expires_at >= ${params.now}`;
+  const holder = sql`(select s.identifier from compute_services s where s.id = tasks.lease_service_id)`;
+  const { rows } = await (
+    params.lock
+      ? sql<TaskRow & { service_identifier: string | null }>`
+        update tasks set lease_token = lease_token where ${live}
+        returning *, ${holder} as service_identifier`
+      : sql<TaskRow & { service_identifier: string | null }>`
+        select tasks.*, ${holder} as service_identifier from tasks where ${live}`
+  ).execute(db);
+  return rows[0];
 }
 
 /** Extends every live lease of a service; returns the tasks it still holds. */
@@ -174,15 +199,6 @@ export async function insertResult(
   row: Selectable<Database['results']>,
 ): Promise<void> {
   await db.insertInto('results').values(row).execute();
-}
-
-export async function blobReferenced(db: Kysely<Database>, sha256: string): Promise<boolean> {
-  const row = await db
-    .selectFrom('results')
-    .select('id')
-    .where('blob_sha256', '=', sha256)
-    .executeTakeFirst();
-  return row !== undefined;
 }
 
 /** The newest successful result of a task (handed to tasks that extend it). */
