@@ -3,7 +3,6 @@ import path from 'node:path';
 import { expect, it } from 'vitest';
 import { openObjectStore } from '../../src/objects/open-object-store.js';
 import { listBackups } from '../../src/ops/backup/backup-target.js';
-import { restoreBackup } from '../../src/ops/backup/restore-backup.js';
 import { migrate } from '../../src/store/migrator.js';
 import { migrations as releaseMigrations } from '../../src/store/migrations/index.js';
 import { openStore } from '../../src/store/open-store.js';
@@ -35,15 +34,15 @@ describeEachBackend('athanor database migrate takes a backup first', (backend) =
     return { store, url, target, cli };
   }
 
-  it('records the backup with each migration, and the backup restores to the schema before it', async () => {
-    const { store, target, cli } = await atMigrationOne();
+  it('records the backup with each migration, and the printed undo restores the schema before it', async () => {
+    const { store, url, target, cli } = await atMigrationOne();
     const before = await dumpDatabase(store);
     const result = await cli('--json');
     expect(result.code, result.stderr).toBe(0);
     const out = JSON.parse(result.stdout) as MigrateJson;
     expect(out.applied.map((a) => a.id)).toEqual(releaseMigrations.slice(1).map((m) => m.id));
     expect(out.backupId).toMatch(/^\d{8}T\d{6}Z-[0-9a-f]{6}$/);
-    expect(out.undo).toBe(`athanor backup restore ${out.backupId} --force`);
+    expect(out.undo).toBe(`athanor backup restore ${out.backupId} --force --no-migrate`);
     const recorded = await store.db.selectFrom('athanor_migrations').select(['id', 'backup_id']).execute();
     expect(recorded).toEqual([
       { id: 1, backup_id: null },
@@ -54,18 +53,16 @@ describeEachBackend('athanor database migrate takes a backup first', (backend) =
     expect(backup?.manifest?.schema.version).toBe(1);
     expect(backup?.manifest?.reason).toBe(`pre-migrate 1 to ${releaseMigrations.at(-1)?.id}`);
 
-    // Undo as the previous release would: it knows only migration 1, so nothing migrates forward.
-    const intoUrl = await freshDatabaseUrl(backend, dir);
-    await restoreBackup({
-      target,
-      backup: out.backupId ?? '',
-      config: configFor(intoUrl, dir),
-      keys: { identities: [], passphrases: [] },
-      migrations: releaseMigrations.slice(0, 1),
+    // Undo exactly as printed (plus --yes, as there is no terminal to confirm on).
+    const [, ...undoArgs] = (out.undo ?? '').split(' ');
+    const undone = await runCli([...undoArgs, '--yes', '--json'], {
+      env: { ATHANOR_DATABASE_URL: url, ATHANOR_BACKUP_TARGET: target.url },
     });
-    const restored = await openStore(configFor(intoUrl, dir));
+    expect(undone.code, undone.stderr).toBe(0);
+    // A SQLite restore renames a new file into place: read it through a new connection.
+    const restored = await openStore(configFor(url, dir));
     try {
-      const applied = await restored.db.selectFrom('athanor_migrations').select('id').execute();
+      const applied = await restored.db.selectFrom('athanor_migrations').select('id').orderBy('id').execute();
       expect(applied).toEqual([{ id: 1 }]);
       expect(withoutAudit(await dumpDatabase(restored), 'backup.restore')).toEqual(before);
     } finally {
@@ -89,7 +86,7 @@ describeEachBackend('athanor database migrate takes a backup first', (backend) =
     expect(result.stderr).toContain('maintenance mode on');
     const [backup] = await listBackups(target);
     expect(result.stderr).toContain(`backup ${backup?.id} taken`);
-    expect(result.stdout).toContain(`to undo: athanor backup restore ${backup?.id} --force`);
+    expect(result.stdout).toContain(`to undo: athanor backup restore ${backup?.id} --force --no-migrate`);
   });
 
   it('--no-backup skips it, and so does a database with nothing pending or nothing in it', async () => {

@@ -287,7 +287,9 @@ export function databaseCommand(): Command {
               if (!json) note(`backup ${backupId} taken`);
             }
             const targetFlag = options.backupTarget ? ` --target ${options.backupTarget}` : '';
-            undo = backupId ? `athanor backup restore ${backupId} --force${targetFlag}` : undefined;
+            undo = backupId
+              ? `athanor backup restore ${backupId} --force --no-migrate${targetFlag}`
+              : undefined;
             pause = await pauseIfPending(
               store,
               json,
@@ -323,7 +325,7 @@ export function databaseCommand(): Command {
             if (undo) {
               printLine(`to undo: ${undo}`);
               printLine(
-                '  (with the release you migrated from: this one would migrate the restored database forward again)',
+                `  (it restores the database at migration ${before.databaseVersion}; then run the release you migrated from)`,
               );
             }
           }

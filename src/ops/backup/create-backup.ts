@@ -3,11 +3,14 @@ import { Readable } from 'node:stream';
 import type { Config } from '../../config/resolve-config.js';
 import { AthanorError } from '../../domain/errors.js';
 import type { ObjectStore } from '../../objects/object-store.js';
+import { openObjectStore } from '../../objects/open-object-store.js';
 import { osActor } from '../../service/audit.js';
 import { appVersion } from '../../version.js';
 import { auditBackupEvent, failureDetails } from './backup-audit.js';
 import { newBackupId } from './backup-id.js';
-import { backupKeys, readObject, targetKeys } from './backup-target.js';
+import { copyBlobsToTarget } from './backup-blobs.js';
+import { backupKeys, listBackups, readObject, targetKeys } from './backup-target.js';
+import { readCheckedFile } from './read-archive.js';
 import { compressionExtension, createCompressor, defaultCompression } from './compression.js';
 import type { EncryptionSettings, StreamEncrypter } from './encryption.js';
 import { prepareEncryption } from './encryption.js';
@@ -38,8 +41,11 @@ export interface BackupProgress {
 }
 
 export interface CreateBackupOptions {
-  readonly config: Pick<Config, 'databaseUrl' | 'busyTimeoutMs'>;
+  /** The database; with `objectsUrl`, the result blobs its results reference are backed up too. */
+  readonly config: Pick<Config, 'databaseUrl' | 'busyTimeoutMs'> & { readonly objectsUrl?: string };
   readonly target: ObjectStore;
+  /** The object store holding result blobs; default the one `config.objectsUrl` names. */
+  readonly objects?: ObjectStore;
   readonly encryption: EncryptionSettings;
   /** Uncompressed bytes per chunk file; default 64 MiB. */
   readonly chunkBytes?: number;
@@ -169,7 +175,10 @@ async function writeBackup(
   let encrypter: StreamEncrypter | undefined;
   let manifestEncryption: ManifestEncryption = { mode: 'none' };
   if (encryption.mode !== 'none') {
-    const prepared = await prepareEncryption(encryption);
+    const prepared = await prepareEncryption(
+      encryption,
+      encryption.mode === 'passphrase' ? await previousPassphraseKey(target) : undefined,
+    );
     encrypter = prepared.encrypter;
     if (prepared.keyFile) {
       const { sizeBytes } = await target.put(targetKeys.file(id, 'key.age'), prepared.keyFile);
@@ -209,6 +218,7 @@ async function writeBackup(
   const snapshotMs = Math.round(performance.now() - snapshotStarted);
   const tables: ManifestTable[] = [];
   const migrations: ManifestMigration[] = [];
+  const referencedBlobs = new Map<string, number>();
   try {
     for (const [index, table] of snapshot.tables.entries()) {
       tables.push(
@@ -228,7 +238,12 @@ async function writeBackup(
                     name: String(row.name),
                     checksum: String(row.checksum),
                   })
-              : undefined,
+              : table.name === 'results'
+                ? (row) => {
+                    if (typeof row.blob_sha256 === 'string')
+                      referencedBlobs.set(row.blob_sha256, Number(row.size_bytes ?? 0));
+                  }
+                : undefined,
           onProgress: (rows, tableDone) =>
             options.onProgress?.({
               table: table.name,
@@ -243,6 +258,17 @@ async function writeBackup(
   } finally {
     await snapshot.close();
   }
+  const objects =
+    options.objects ?? (options.config.objectsUrl ? openObjectStore(options.config.objectsUrl) : undefined);
+  const copied = objects
+    ? await copyBlobsToTarget({
+        objects,
+        target,
+        referenced: referencedBlobs,
+        encrypter,
+        recipients: manifestEncryption.mode === 'none' ? undefined : manifestEncryption.recipients,
+      })
+    : undefined;
   const completedAt = now();
   migrations.sort((a, b) => a.id - b.id);
   return {
@@ -258,6 +284,7 @@ async function writeBackup(
     encryption: manifestEncryption,
     tables,
     files,
+    ...(copied ? { blobs: copied.blobs, missingBlobs: copied.missing } : {}),
     totals: {
       rows: tables.reduce((sum, t) => sum + t.rowCount, 0),
       files: files.length,
@@ -270,6 +297,22 @@ async function writeBackup(
       durationMs: Math.round(performance.now() - started),
     },
   };
+}
+
+/**
+ * The key file of the newest passphrase-encrypted backup at the target: a new backup reuses its
+ * key when the passphrase still opens it, so backups under one passphrase share their result blobs.
+ */
+async function previousPassphraseKey(target: ObjectStore): Promise<Buffer | undefined> {
+  const backups = await listBackups(target);
+  for (const entry of backups.reverse()) {
+    const encryption = entry.manifest?.encryption;
+    if (encryption?.mode !== 'passphrase') continue;
+    const file = entry.manifest?.files.find((f) => f.path === encryption.keyFile);
+    if (!file || !entry.manifest) continue;
+    return readCheckedFile(target, entry.manifest, file).catch(() => undefined);
+  }
+  return undefined;
 }
 
 const lineBatchBytes = 64 * 1024;

@@ -124,19 +124,31 @@ export interface StreamEncrypter {
 }
 
 /**
- * Prepares the encryption of one backup. With a passphrase, the backup gets its own X25519 key,
- * stored in `key.age` encrypted with the passphrase: scrypt runs once per backup instead of once
- * per file, and every file still opens with the stock `age` tool.
+ * Prepares the encryption of one backup. With a passphrase, the key is an X25519 identity stored in
+ * `key.age` encrypted with the passphrase: scrypt runs once per backup instead of once per file,
+ * and every file still opens with the stock `age` tool. Backups under one passphrase reuse the
+ * previous backup's identity (each keeps its own copy of `key.age`), so they can share result blobs.
  */
 export async function prepareEncryption(
   settings: Exclude<EncryptionSettings, { mode: 'none' }>,
+  /** With a passphrase: an earlier backup's key file, reused when the passphrase opens it. */
+  previousKeyFile?: Buffer,
 ): Promise<{ encrypter: StreamEncrypter; keyFile?: Buffer; recipients: readonly string[] }> {
   const encrypter = new Encrypter();
   let keyFile: Buffer | undefined;
   let recipients: readonly string[];
+  const previous =
+    settings.mode === 'passphrase' && previousKeyFile
+      ? await openKeyFile(previousKeyFile, [settings.passphrase]).catch(() => undefined)
+      : undefined;
   if (settings.mode === 'recipients') {
     for (const recipient of settings.recipients) encrypter.addRecipient(recipient);
     recipients = settings.recipients;
+  } else if (previous && previousKeyFile) {
+    const recipient = await identityToRecipient(previous);
+    encrypter.addRecipient(recipient);
+    keyFile = previousKeyFile;
+    recipients = [recipient];
   } else {
     const identity = await generateX25519Identity();
     const recipient = await identityToRecipient(identity);
@@ -161,9 +173,18 @@ export async function prepareEncryption(
   };
 }
 
+/** The identity in a passphrase-protected key file; throws when no passphrase opens it. */
+async function openKeyFile(keyFile: Buffer, passphrases: readonly string[]): Promise<string | undefined> {
+  const keyDecrypter = new Decrypter();
+  for (const passphrase of passphrases) keyDecrypter.addPassphrase(passphrase);
+  const text = await keyDecrypter.decrypt(new Uint8Array(keyFile), 'text');
+  return text.split(/\r?\n/).find((l) => l.startsWith('AGE-SECRET-KEY-'));
+}
+
 /** Decrypts the files of one backup. */
 export interface StreamDecrypter {
-  decrypt(input: Buffer): Promise<Readable>;
+  /** The plaintext of an encrypted file, as a stream (a stream input is never read whole). */
+  decrypt(input: Buffer | Readable): Promise<Readable>;
 }
 
 const noMatch = /no identity matched/i;
@@ -196,15 +217,12 @@ export async function prepareDecryption(
       );
     }
     if (keys.passphrases.length > 0) {
-      const keyDecrypter = new Decrypter();
-      for (const passphrase of keys.passphrases) keyDecrypter.addPassphrase(passphrase);
-      let text: string;
+      let identity: string | undefined;
       try {
-        text = await keyDecrypter.decrypt(new Uint8Array(backup.keyFile), 'text');
+        identity = await openKeyFile(backup.keyFile, keys.passphrases);
       } catch (cause) {
         throw wrongKey(`the key of backup ${backup.id} (wrong passphrase?)`, cause);
       }
-      const identity = text.split(/\r?\n/).find((l) => l.startsWith('AGE-SECRET-KEY-'));
       if (!identity)
         throw new AthanorError('backup_corrupt', `the key file of backup ${backup.id} holds no key`);
       decrypter.addIdentity(identity);
@@ -219,7 +237,8 @@ export async function prepareDecryption(
   return {
     async decrypt(input) {
       try {
-        const web = Readable.toWeb(Readable.from([input])) as unknown as ReadableStream<Uint8Array>;
+        const source = Buffer.isBuffer(input) ? Readable.from([input]) : input;
+        const web = Readable.toWeb(source) as unknown as ReadableStream<Uint8Array>;
         const output = await decrypter.decrypt(web);
         return Readable.fromWeb(output as unknown as WebReadableStream<Uint8Array>);
       } catch (cause) {

@@ -16,6 +16,17 @@ export interface ManifestFile {
   readonly sha256: string;
 }
 
+/** A result blob the backup references, stored once per target (see backup-blobs.ts). */
+export interface ManifestBlob {
+  /** The blob's content address (of its plaintext bytes). */
+  readonly sha256: string;
+  readonly sizeBytes: number;
+  /** Path relative to the target's root, e.g. `blobs/sha256/ab/ab12…`. */
+  readonly path: string;
+  /** Size of the stored file (after encryption). */
+  readonly storedSizeBytes: number;
+}
+
 export interface ManifestTable {
   readonly name: string;
   readonly columns: readonly TableColumn[];
@@ -54,6 +65,10 @@ export interface BackupManifest {
   /** Every table, each after the tables it references (the restore order). */
   readonly tables: readonly ManifestTable[];
   readonly files: readonly ManifestFile[];
+  /** Result blobs the backup's results reference (absent in backups taken before blobs were kept). */
+  readonly blobs?: readonly ManifestBlob[];
+  /** Blobs results referenced that the object store did not have when the backup was taken. */
+  readonly missingBlobs?: readonly string[];
   readonly totals: { readonly rows: number; readonly files: number; readonly sizeBytes: number };
   readonly timings: {
     readonly startedAt: string;

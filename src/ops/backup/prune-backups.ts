@@ -5,6 +5,7 @@ import { auditBackupEvent, failureDetails } from './backup-audit.js';
 import { deleteBackup, listBackups, scanTarget, targetKeys } from './backup-target.js';
 import type { RetentionDecision, RetentionPolicy } from './retention.js';
 import { applyRetention } from './retention.js';
+import { unreferencedBlobs } from './backup-blobs.js';
 import { acquireTargetLease } from './target-lease.js';
 
 export interface PruneOptions {
@@ -22,6 +23,10 @@ export interface PruneResult extends RetentionDecision {
   readonly dryRun: boolean;
   /** Directories of backups that never finished (no manifest), removed with the pruned ones. */
   readonly incomplete: readonly string[];
+  /** Result blobs no kept backup references any more, removed (or, with dryRun, to be removed). */
+  readonly blobs: readonly string[];
+  /** Why blobs were left alone, when they were (a kept backup's manifest could not be read). */
+  readonly blobsKeptBecause?: string;
 }
 
 /**
@@ -48,11 +53,30 @@ export async function pruneBackups(options: PruneOptions): Promise<PruneResult> 
       const incomplete = [...directories.keys()].filter(
         (id) => !directories.get(id)?.includes(targetKeys.manifest(id)),
       );
-      result = { ...decision, incomplete, dryRun: options.dryRun ?? false };
+      const removed = new Set(decision.remove);
+      const kept = backups.filter((b) => !removed.has(b.id));
+      const unreadable = kept.find((b) => !b.manifest);
+      const blobs = unreadable
+        ? []
+        : await unreferencedBlobs(
+            target,
+            kept.flatMap((b) => (b.manifest ? [b.manifest] : [])),
+          );
+      result = {
+        ...decision,
+        incomplete,
+        blobs,
+        ...(unreadable
+          ? { blobsKeptBecause: `the manifest of kept backup ${unreadable.id} cannot be read` }
+          : {}),
+        dryRun: options.dryRun ?? false,
+      };
       if (!result.dryRun) {
         await lease.assertHeld();
         for (const id of decision.remove) await deleteBackup(target, id, directories.get(id));
         for (const id of incomplete) for (const key of directories.get(id) ?? []) await target.delete(key);
+        // Blobs last: an interrupted prune leaves extra blobs (removed next time), never missing ones.
+        for (const key of blobs) await target.delete(key);
       }
     } finally {
       await lease.release();
@@ -66,6 +90,7 @@ export async function pruneBackups(options: PruneOptions): Promise<PruneResult> 
           removed: result.remove,
           incomplete: result.incomplete,
           kept: result.keep.length,
+          blobsRemoved: result.blobs.length,
         },
       });
     }

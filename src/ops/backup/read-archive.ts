@@ -19,6 +19,8 @@ export interface ArchiveReader {
    * content checksum are checked after its last row.
    */
   rows(table: ManifestTable): AsyncGenerator<Row>;
+  /** Opens the backup's encrypted files (its result blobs too); undefined when not encrypted. */
+  readonly decrypter: StreamDecrypter | undefined;
 }
 
 export function corruptFile(id: string, file: string, problem: string, cause?: unknown): AthanorError {
@@ -123,7 +125,7 @@ export async function openArchive(
     }
   }
 
-  return { manifest, rows };
+  return { manifest, rows, decrypter };
 }
 
 function parseRow(line: string): Row {

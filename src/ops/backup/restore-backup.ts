@@ -10,7 +10,10 @@ import type { Migration } from '../../store/migrations/migration.js';
 import { openStore } from '../../store/open-store.js';
 import { insertAuditEntry } from '../../store/queries/audit.js';
 import type { Database } from '../../store/schema.js';
+import { openObjectStore } from '../../objects/open-object-store.js';
+import { getMaintenance, pauseWrites, setMaintenance } from '../maintenance.js';
 import { auditBackupEvent, failureDetails } from './backup-audit.js';
+import { restoreBlobs } from './backup-blobs.js';
 import { readManifest, resolveBackupId } from './backup-target.js';
 import { createBackup } from './create-backup.js';
 import type { DecryptionKeys, EncryptionSettings } from './encryption.js';
@@ -28,8 +31,14 @@ export interface RestoreBackupOptions {
   readonly target: ObjectStore;
   /** A backup id, or `latest`. */
   readonly backup: string;
-  /** The database to replace. */
-  readonly config: Pick<Config, 'databaseUrl' | 'busyTimeoutMs' | 'lockTimeoutMs'>;
+  /** The database to replace; with `objectsUrl`, the backup's result blobs go back there. */
+  readonly config: Pick<Config, 'databaseUrl' | 'busyTimeoutMs' | 'lockTimeoutMs'> & {
+    readonly objectsUrl?: string;
+  };
+  /** The object store result blobs are restored into; default the one `config.objectsUrl` names. */
+  readonly objects?: ObjectStore;
+  /** Load the backup at its own schema version and leave it there; default false (migrate forward). */
+  readonly noMigrate?: boolean;
   readonly keys: DecryptionKeys;
   /** Replace a database that holds data, after taking a safety backup of it; default false. */
   readonly force?: boolean;
@@ -53,8 +62,36 @@ export interface RestoreResult {
   /** The schema version after migrating forward. */
   readonly schemaVersion: number;
   readonly appliedMigrations: readonly number[];
+  /** Result blobs copied back into the object store, and those it already held. */
+  readonly blobs: { readonly copied: number; readonly present: number };
   readonly safetyBackupId?: string;
   readonly durationMs: number;
+}
+
+const restoreReasonPrefix = 'restoring backup ';
+
+async function pauseServers(config: RestoreBackupOptions['config'], actor: string, reason: string) {
+  const store = await openStore(config);
+  try {
+    await pauseWrites(store, actor, reason);
+  } finally {
+    await store.close();
+  }
+}
+
+/**
+ * Ends the maintenance a restore began. The restored database holds the backup's own maintenance
+ * state; it is switched off only when a restore switched it on (a safety backup is taken during
+ * one), never when an operator's window was backed up.
+ */
+async function resumeServers(config: RestoreBackupOptions['config'], actor: string) {
+  const store = await openStore(config);
+  try {
+    const state = await getMaintenance(store);
+    if (state.on && state.reason?.startsWith(restoreReasonPrefix)) await setMaintenance(store, actor, false);
+  } finally {
+    await store.close();
+  }
 }
 
 async function existingData(config: RestoreBackupOptions['config']): Promise<string[]> {
@@ -75,7 +112,8 @@ async function existingData(config: RestoreBackupOptions['config']): Promise<str
 
 /**
  * Restores a backup into the configured database, replacing its contents atomically, then
- * migrates it forward to this release. A database holding data is refused (exit 7) unless
+ * migrates it forward to this release (unless `noMigrate`). Its result blobs go back into the
+ * object store first. A database holding data is refused (exit 7) unless
  * `force`, which first takes a safety backup of it to the same target.
  */
 export async function restoreBackup(options: RestoreBackupOptions): Promise<RestoreResult> {
@@ -104,6 +142,10 @@ export async function restoreBackup(options: RestoreBackupOptions): Promise<Rest
       if (!options.safetyBackupEncryption) {
         throw new AthanorError('internal', 'a forced restore needs the encryption of its safety backup');
       }
+      // Servers on this database stop writing before the safety backup, so nothing they write is
+      // lost between it and the restore. A killed restore leaves maintenance on: look, then switch
+      // it off (or run the restore again).
+      await pauseServers(options.config, actor, `${restoreReasonPrefix}${backupId}`);
       const safety = await createBackup({
         config: options.config,
         target: options.target,
@@ -114,10 +156,17 @@ export async function restoreBackup(options: RestoreBackupOptions): Promise<Rest
       safetyBackupId = safety.manifest.id;
     }
 
+    // Blobs first: once the database commits, every result it references can be downloaded.
+    const objects =
+      options.objects ?? (options.config.objectsUrl ? openObjectStore(options.config.objectsUrl) : undefined);
+    const blobs = objects
+      ? await restoreBlobs({ target: options.target, manifest, objects, decrypter: archive.decrypter })
+      : { copied: 0, present: 0 };
+
     const loaded = await replaceDatabase(options.config, async (trx, target) => {
       const result = await loadArchive(trx, target, archive, {
         migrations: known,
-        migrateForward: true,
+        migrateForward: !options.noMigrate,
         ...(options.onProgress ? { onProgress: options.onProgress } : {}),
       });
       // The restored database's own audit log records where its contents came from, atomically with them.
@@ -133,12 +182,14 @@ export async function restoreBackup(options: RestoreBackupOptions): Promise<Rest
             rows: result.rows,
             backupSchemaVersion: manifest.schema.version,
             applied: result.applied,
+            blobs,
             ...(safetyBackupId ? { safetyBackupId } : {}),
           }),
         });
       }
       return { ...result, backend: target.backend.name };
     });
+    await resumeServers(options.config, actor);
     return {
       backupId,
       database,
@@ -149,6 +200,7 @@ export async function restoreBackup(options: RestoreBackupOptions): Promise<Rest
       backupSchemaVersion: manifest.schema.version,
       schemaVersion: loaded.schemaVersion,
       appliedMigrations: loaded.applied,
+      blobs,
       ...(safetyBackupId ? { safetyBackupId } : {}),
       durationMs: Math.round(performance.now() - started),
     };

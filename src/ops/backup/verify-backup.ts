@@ -10,6 +10,7 @@ import { migrations as releaseMigrations } from '../../store/migrations/index.js
 import type { Migration } from '../../store/migrations/migration.js';
 import { appVersion } from '../../version.js';
 import { auditBackupEvent, failureDetails } from './backup-audit.js';
+import { checkBackupBlob } from './backup-blobs.js';
 import type { VerificationMode, VerificationRecord } from './backup-target.js';
 import { readManifest, resolveBackupId, targetKeys } from './backup-target.js';
 import type { DecryptionKeys } from './encryption.js';
@@ -72,6 +73,12 @@ export async function verifyBackup(options: VerifyBackupOptions): Promise<Verifi
           }
           options.onProgress?.({ done: index + 1, total: manifest.files.length, what: file.path });
         }
+        // Without keys, encrypted blobs are checked for presence and size; plaintext ones are hashed.
+        const encrypted = manifest.encryption.mode !== 'none';
+        for (const blob of manifest.blobs ?? []) {
+          const problem = await checkBackupBlob(options.target, blob, undefined, { readContent: !encrypted });
+          if (problem) problems.push({ file: blob.path, problem });
+        }
       } else {
         try {
           rows = await restoreIntoScratch(manifest, options, problems);
@@ -131,6 +138,12 @@ async function restoreIntoScratch(
   const known = options.migrations ?? releaseMigrations;
   await checkRestorable(manifest, known);
   const archive = await openArchive(options.target, manifest, options.keys);
+  for (const [index, blob] of (manifest.blobs ?? []).entries()) {
+    const problem = await checkBackupBlob(options.target, blob, archive.decrypter, { readContent: true });
+    if (problem) problems.push({ file: blob.path, problem });
+    options.onProgress?.({ done: index + 1, total: manifest.blobs?.length ?? 0, what: 'result blobs' });
+  }
+  const referenced = new Set<string>();
   const dir = mkdtempSync(path.join(options.scratchDir ?? os.tmpdir(), 'athanor-verify-'));
   const scratchUrl = `sqlite:${path.join(dir, 'scratch.db')}`;
   try {
@@ -158,6 +171,8 @@ async function restoreIntoScratch(
         const content = createHash('sha256');
         let count = 0;
         for await (const row of snapshot.rows(live)) {
+          if (table.name === 'results' && typeof row.blob_sha256 === 'string')
+            referenced.add(row.blob_sha256);
           const ordered = Object.fromEntries(table.columns.map((c) => [c.name, row[c.name] ?? null]));
           content.update(`${JSON.stringify(ordered)}\n`);
           count += 1;
@@ -176,6 +191,17 @@ async function restoreIntoScratch(
       }
     } finally {
       await snapshot.close();
+    }
+    if (manifest.blobs) {
+      // Every result's bytes are in the backup, or were already missing from the object store.
+      const kept = new Set([...manifest.blobs.map((b) => b.sha256), ...(manifest.missingBlobs ?? [])]);
+      const unkept = [...referenced].filter((sha256) => !kept.has(sha256));
+      if (unkept.length > 0) {
+        problems.push({
+          file: 'table results',
+          problem: `${unkept.length} results reference blobs the backup does not hold (first: ${unkept[0]})`,
+        });
+      }
     }
     return loaded.rows;
   } finally {

@@ -3,6 +3,7 @@ import path from 'node:path';
 import pg from 'pg';
 import { expect, it } from 'vitest';
 import { createBackup } from '../../../src/ops/backup/create-backup.js';
+import { getMaintenance } from '../../../src/ops/maintenance.js';
 import { openStore } from '../../../src/store/open-store.js';
 import { describeEachBackend, tempDir } from '../../helpers/backends.js';
 import { runCli } from '../../helpers/cli.js';
@@ -13,7 +14,7 @@ import { spawnCli, waitFor } from './processes.js';
 describeEachBackend('a restore that dies half-way', (backend) => {
   const dir = tempDir();
 
-  it('killed with SIGKILL while loading rows, leaves the target database as it was', async () => {
+  it('killed with SIGKILL while loading rows, leaves the target database as it was, in maintenance', async () => {
     const { store: source, url: sourceUrl } = await freshStore(backend, dir);
     await fillAuditLog(source, 40_000);
     const backedUp = await dumpDatabase(source);
@@ -69,8 +70,18 @@ describeEachBackend('a restore that dies half-way', (backend) => {
 
     const reopened = await openStore(configFor(url, dir));
     try {
-      // The safety backup's audit entry is the only change: it was taken before the load began.
-      expect(withoutAudit(await dumpDatabase(reopened), 'backup.create')).toEqual(before);
+      // Maintenance mode stays on, so servers on this database keep refusing writes until an
+      // operator looks; it and the safety backup, taken before the load began, are the only changes.
+      expect(await getMaintenance(reopened)).toMatchObject({
+        on: true,
+        reason: `restoring backup ${manifest.id}`,
+      });
+      const dump = withoutAudit(
+        withoutAudit(await dumpDatabase(reopened), 'backup.create'),
+        'maintenance.on',
+      );
+      dump.settings = (dump.settings ?? []).filter((row) => (row as { key: string }).key !== 'maintenance');
+      expect(dump).toEqual(before);
     } finally {
       await reopened.close();
     }
@@ -81,6 +92,7 @@ describeEachBackend('a restore that dies half-way', (backend) => {
     const restored = await openStore(configFor(url, dir));
     try {
       expect(withoutAudit(await dumpDatabase(restored), 'backup.restore')).toEqual(backedUp);
+      expect((await getMaintenance(restored)).on).toBe(false);
       if (backend === 'sqlite') {
         const file = url.slice('sqlite:'.length);
         expect(readdirSync(path.dirname(file)).filter((f) => f.includes('.restore-'))).toEqual([]);

@@ -1,0 +1,170 @@
+import { createHash } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import { AthanorError, isAthanorError } from '../../domain/errors.js';
+import { getBlob, hasBlob, putBlob } from '../../objects/blob-store.js';
+import type { ObjectStore } from '../../objects/object-store.js';
+import type { StreamDecrypter, StreamEncrypter } from './encryption.js';
+import type { BackupManifest, ManifestBlob } from './manifest.js';
+import { ByteMeter, chain } from './streams.js';
+
+/** Where result blobs live at a backup target, shared by every backup that references them. */
+export const blobsPrefix = 'blobs/';
+
+/**
+ * The target path of a result blob. Plaintext blobs sit at `blobs/sha256/ab/<sha256>`, as in the
+ * object store. Encrypted ones sit under a directory named after the recipients they were
+ * encrypted to (`blobs/age-<id>/sha256/ab/<sha256>.age`), so a backup only reuses blobs its own
+ * key opens.
+ */
+export function blobTargetPath(sha256: string, recipients: readonly string[] | undefined): string {
+  const tail = `sha256/${sha256.slice(0, 2)}/${sha256}`;
+  if (!recipients) return `${blobsPrefix}${tail}`;
+  const keyId = createHash('sha256')
+    .update([...recipients].sort().join('\n'))
+    .digest('hex')
+    .slice(0, 16);
+  return `${blobsPrefix}age-${keyId}/${tail}.age`;
+}
+
+export interface CopyBlobsResult {
+  readonly blobs: readonly ManifestBlob[];
+  /** Referenced by a result but absent from the object store: recorded, not fatal. */
+  readonly missing: readonly string[];
+  /** How many were already at the target (deduplicated). */
+  readonly reused: number;
+}
+
+/**
+ * Copies the result blobs a backup references from the object store to the target, each read once
+ * and checked against its digest on the way. A blob already at the target is not copied again.
+ */
+export async function copyBlobsToTarget(options: {
+  readonly objects: ObjectStore;
+  readonly target: ObjectStore;
+  /** sha256 → plaintext size, from the snapshot's result rows. */
+  readonly referenced: ReadonlyMap<string, number>;
+  readonly encrypter: StreamEncrypter | undefined;
+  readonly recipients: readonly string[] | undefined;
+  readonly onProgress?: (done: number, total: number) => void;
+}): Promise<CopyBlobsResult> {
+  const blobs: ManifestBlob[] = [];
+  const missing: string[] = [];
+  let reused = 0;
+  const all = [...options.referenced].sort(([a], [b]) => (a < b ? -1 : 1));
+  for (const [index, [sha256, sizeBytes]] of all.entries()) {
+    const path = blobTargetPath(sha256, options.recipients);
+    let stored = await options.target.head(path);
+    if (stored) reused += 1;
+    else {
+      let source: Readable;
+      try {
+        source = await getBlob(options.objects, sha256);
+      } catch (error) {
+        if (isAthanorError(error) && error.code === 'not_found') {
+          missing.push(sha256);
+          continue;
+        }
+        throw error;
+      }
+      const body = options.encrypter ? await options.encrypter.encrypt(source) : source;
+      const meter = new ByteMeter();
+      await options.target.put(path, chain(body, meter));
+      stored = { key: path, sizeBytes: meter.sizeBytes, modifiedAt: new Date().toISOString() };
+    }
+    blobs.push({ sha256, sizeBytes, path, storedSizeBytes: stored.sizeBytes });
+    options.onProgress?.(index + 1, all.length);
+  }
+  return { blobs, missing, reused };
+}
+
+/** What is wrong with one of a backup's blobs at the target, or undefined when it is sound. */
+export async function checkBackupBlob(
+  target: ObjectStore,
+  blob: ManifestBlob,
+  decrypter: StreamDecrypter | undefined,
+  options: { readonly readContent: boolean },
+): Promise<string | undefined> {
+  const stored = await target.head(blob.path);
+  if (!stored) return 'is missing';
+  if (stored.sizeBytes !== blob.storedSizeBytes) {
+    return `has ${stored.sizeBytes} bytes, the manifest records ${blob.storedSizeBytes}`;
+  }
+  // Without the key an encrypted blob's content cannot be checked; size and presence must do.
+  if (!options.readContent) return undefined;
+  try {
+    const raw = await target.get(blob.path);
+    const plain = decrypter ? await decrypter.decrypt(raw) : raw;
+    const hash = createHash('sha256');
+    let size = 0;
+    for await (const chunk of plain) {
+      hash.update(chunk as Buffer);
+      size += (chunk as Buffer).length;
+    }
+    if (size !== blob.sizeBytes || hash.digest('hex') !== blob.sha256) {
+      return 'does not match its sha256 in the manifest';
+    }
+  } catch (error) {
+    if (isAthanorError(error) && error.code === 'backup_decryption_failed') throw error;
+    return `cannot be read (${(error as Error).message})`;
+  }
+  return undefined;
+}
+
+/**
+ * Puts a backup's blobs back into the object store, skipping those already there. Each is checked
+ * against its digest; a damaged one stops the restore with `backup_corrupt` naming it.
+ */
+export async function restoreBlobs(options: {
+  readonly target: ObjectStore;
+  readonly manifest: BackupManifest;
+  readonly objects: ObjectStore;
+  readonly decrypter: StreamDecrypter | undefined;
+}): Promise<{ copied: number; present: number }> {
+  let copied = 0;
+  let present = 0;
+  for (const blob of options.manifest.blobs ?? []) {
+    if (await hasBlob(options.objects, blob.sha256)) {
+      present += 1;
+      continue;
+    }
+    let raw: Readable;
+    try {
+      raw = await options.target.get(blob.path);
+    } catch (error) {
+      if (isAthanorError(error) && error.code === 'not_found')
+        throw corruptBlob(options.manifest, blob, 'is missing');
+      throw error;
+    }
+    const plain = options.decrypter ? await options.decrypter.decrypt(raw) : raw;
+    const stored = await putBlob(options.objects, plain);
+    if (stored.sha256 !== blob.sha256) {
+      throw corruptBlob(options.manifest, blob, 'does not match its sha256 in the manifest');
+    }
+    copied += 1;
+  }
+  return { copied, present };
+}
+
+function corruptBlob(manifest: BackupManifest, blob: ManifestBlob, problem: string): AthanorError {
+  return new AthanorError(
+    'backup_corrupt',
+    `backup ${manifest.id}: ${blob.path} ${problem}; its result cannot be restored, use another backup ('athanor backup list')`,
+    { details: { backupId: manifest.id, files: [blob.path], problem } },
+  );
+}
+
+/**
+ * The blobs at a target that no backup in `manifests` references. Only call this while holding the
+ * writer lease, with the manifests of every backup the target keeps.
+ */
+export async function unreferencedBlobs(
+  target: ObjectStore,
+  manifests: readonly BackupManifest[],
+): Promise<string[]> {
+  const referenced = new Set(manifests.flatMap((m) => (m.blobs ?? []).map((b) => b.path)));
+  const unreferenced: string[] = [];
+  for await (const object of target.list(blobsPrefix)) {
+    if (!referenced.has(object.key)) unreferenced.push(object.key);
+  }
+  return unreferenced;
+}
