@@ -7,6 +7,8 @@ import { AthanorError } from '../../domain/errors.js';
 import type { ObjectStore } from '../../objects/object-store.js';
 import { backupEnv } from '../../ops/backup/backup-env.js';
 import type { BackupEntry, VerificationRecord } from '../../ops/backup/backup-target.js';
+import type { BackupProgress } from '../../ops/backup/create-backup.js';
+import type { BackupTarResult } from '../../ops/backup/export-tar.js';
 import type { BackupManifest } from '../../ops/backup/manifest.js';
 import type { RetentionPolicy } from '../../ops/backup/retention.js';
 import type { BackupAge } from '../../ops/schedule/backup-freshness.js';
@@ -164,49 +166,110 @@ export function backupCommand(): Command {
       integerOption('--chunk-size'),
     )
     .option('--verify', 'verify the new backup by restoring it into a scratch database')
-    .action(async (options: { chunkSize?: number; verify?: boolean }, cmd: Command) => {
+    .option(
+      '--output <file>',
+      'write the backup as one tar file instead of to a target (extract it, then use --target file:<dir>)',
+    )
+    .action(async (options: { chunkSize?: number; verify?: boolean; output?: string }, cmd: Command) => {
       const json = wantsJson(cmd);
       const config = commandConfig(cmd);
+      if (options.output !== undefined && cmd.optsWithGlobals<{ target?: string }>().target !== undefined) {
+        throw new AthanorError(
+          'invalid_argument',
+          '--output and --target cannot be used together: --output writes the backup to one tar file, ' +
+            '--target to a backup target. Pass one of them',
+        );
+      }
       const ops = await load();
-      const target = await resolveTarget(cmd, config);
       const encryption = ops.encryptionFromEnv();
       const bar = progressBar('backup');
-      let result;
-      try {
-        result = await ops.createBackup({
-          config,
+      const onProgress = (p: BackupProgress) =>
+        bar.update(p.tableIndex + (p.tableDone ? 1 : 0), p.tableCount, `${p.table} ${p.rows} rows`);
+      const verify = (target: ObjectStore, manifest: BackupManifest) =>
+        ops.verifyBackup({
           target,
-          encryption,
-          ...(options.chunkSize ? { chunkBytes: options.chunkSize } : {}),
-          onProgress: (p) =>
-            bar.update(p.tableIndex + (p.tableDone ? 1 : 0), p.tableCount, `${p.table} ${p.rows} rows`),
-        });
-      } finally {
-        bar.stop();
-      }
-      let verification: VerificationRecord | undefined;
-      if (options.verify) {
-        verification = await ops.verifyBackup({
-          target,
-          backup: result.manifest.id,
+          backup: manifest.id,
           mode: 'full',
           keys: ops.decryptionKeysFromEnv(),
           auditConfig: config,
         });
-      }
-      if (json)
-        printJson({
-          ...manifestSummary(result.manifest, result.targetUrl),
-          verification: verification ?? null,
-        });
-      else {
+      let verification: VerificationRecord | undefined;
+
+      if (options.output !== undefined) {
+        const { createBackupTar } = await import('../../ops/backup/export-tar.js');
+        let result: BackupTarResult;
+        try {
+          result = await createBackupTar({
+            config,
+            output: options.output,
+            encryption,
+            ...(options.chunkSize ? { chunkBytes: options.chunkSize } : {}),
+            onProgress,
+            // Verified before packing, so that its verify.json travels in the tar.
+            ...(options.verify
+              ? {
+                  beforePack: async (target: ObjectStore, manifest: BackupManifest) => {
+                    bar.stop();
+                    verification = await verify(target, manifest);
+                  },
+                }
+              : {}),
+          });
+        } finally {
+          bar.stop();
+        }
         const m = result.manifest;
-        printLine(
-          `backup ${m.id} written to ${result.targetUrl}: ${m.tables.length} tables, ${m.totals.rows} rows, ` +
-            `${formatBytes(m.totals.sizeBytes)} in ${m.timings.durationMs} ms` +
-            (m.encryption.mode === 'none' ? '' : ` (encrypted, ${m.encryption.mode})`),
-        );
-        if (verification) printLine(`verified: ${verification.ok ? 'ok' : 'FAILED'}`);
+        if (json)
+          printJson({
+            ...manifestSummary(m, ''),
+            target: null,
+            output: result.outputPath,
+            outputSizeBytes: result.outputSizeBytes,
+            verification: verification ?? null,
+          });
+        else {
+          printLine(
+            `backup ${m.id} written to ${result.outputPath} (${formatBytes(result.outputSizeBytes)}): ` +
+              `${m.tables.length} tables, ${m.totals.rows} rows in ${m.timings.durationMs} ms` +
+              (m.encryption.mode === 'none' ? '' : ` (encrypted, ${m.encryption.mode})`),
+          );
+          if (verification) printLine(`verified: ${verification.ok ? 'ok' : 'FAILED'}`);
+          printLine(
+            'to use it, extract it into an empty directory, which is then a backup target:\n' +
+              `  mkdir <dir> && tar -xf ${result.outputPath} -C <dir>\n` +
+              '  athanor backup verify latest --target file:<dir>\n' +
+              '  athanor backup restore latest --target file:<dir>',
+          );
+        }
+      } else {
+        const target = await resolveTarget(cmd, config);
+        let result;
+        try {
+          result = await ops.createBackup({
+            config,
+            target,
+            encryption,
+            ...(options.chunkSize ? { chunkBytes: options.chunkSize } : {}),
+            onProgress,
+          });
+        } finally {
+          bar.stop();
+        }
+        if (options.verify) verification = await verify(target, result.manifest);
+        if (json)
+          printJson({
+            ...manifestSummary(result.manifest, result.targetUrl),
+            verification: verification ?? null,
+          });
+        else {
+          const m = result.manifest;
+          printLine(
+            `backup ${m.id} written to ${result.targetUrl}: ${m.tables.length} tables, ${m.totals.rows} rows, ` +
+              `${formatBytes(m.totals.sizeBytes)} in ${m.timings.durationMs} ms` +
+              (m.encryption.mode === 'none' ? '' : ` (encrypted, ${m.encryption.mode})`),
+          );
+          if (verification) printLine(`verified: ${verification.ok ? 'ok' : 'FAILED'}`);
+        }
       }
       if (verification && !verification.ok) throw verificationFailed(verification);
     });
@@ -282,44 +345,58 @@ export function backupCommand(): Command {
 
   command
     .command('restore')
-    .description('replace the database with a backup (atomically), then migrate it to this release')
+    .description(
+      'replace the database with a backup (atomically), then migrate it to this release; result blobs go ' +
+        'back into the object store. Servers on the database are held in maintenance mode meanwhile',
+    )
     .argument('<backup>', "a backup id, or 'latest'")
     .option('--force', 'replace a database that holds data, after taking a safety backup of it')
+    .option(
+      '--no-migrate',
+      "leave the database at the backup's migration (to go back to the release that wrote it)",
+    )
     .option('-y, --yes', 'do not ask for confirmation (with --force)')
-    .action(async (backup: string, options: { force?: boolean; yes?: boolean }, cmd: Command) => {
-      const config = commandConfig(cmd);
-      const ops = await load();
-      const target = await resolveTarget(cmd, config);
-      const keys = ops.decryptionKeysFromEnv();
-      if (options.force) {
-        await confirm(
-          `restore ${backup} over ${redactUrl(config.databaseUrl)}: its current contents are replaced (a safety backup is taken first)`,
-          options.yes,
-        );
-      }
-      const bar = progressBar('restore');
-      let result;
-      try {
-        result = await ops.restoreBackup({
-          target,
-          backup,
-          config,
-          keys,
-          ...(options.force ? { force: true, safetyBackupEncryption: ops.encryptionFromEnv() } : {}),
-          onProgress: (p) => bar.update(p.rowsDone, p.rowsTotal, p.table),
-        });
-      } finally {
-        bar.stop();
-      }
-      if (wantsJson(cmd)) printJson(result);
-      else {
-        if (result.safetyBackupId) note(`safety backup of the replaced database: ${result.safetyBackupId}`);
-        printLine(
-          `restored backup ${result.backupId} (${result.backupBackend}, migration ${result.backupSchemaVersion}) into ` +
-            `${result.database}: ${result.tables} tables, ${result.rows} rows; now at migration ${result.schemaVersion}`,
-        );
-      }
-    });
+    .action(
+      async (backup: string, options: { force?: boolean; yes?: boolean; migrate: boolean }, cmd: Command) => {
+        const config = commandConfig(cmd);
+        const ops = await load();
+        const target = await resolveTarget(cmd, config);
+        const keys = ops.decryptionKeysFromEnv();
+        if (options.force) {
+          await confirm(
+            `restore ${backup} over ${redactUrl(config.databaseUrl)}: its current contents are replaced (a safety backup is taken first)`,
+            options.yes,
+          );
+        }
+        const bar = progressBar('restore');
+        let result;
+        try {
+          result = await ops.restoreBackup({
+            target,
+            backup,
+            config,
+            keys,
+            noMigrate: !options.migrate,
+            ...(options.force ? { force: true, safetyBackupEncryption: ops.encryptionFromEnv() } : {}),
+            onProgress: (p) => bar.update(p.rowsDone, p.rowsTotal, p.table),
+          });
+        } finally {
+          bar.stop();
+        }
+        if (wantsJson(cmd)) printJson(result);
+        else {
+          if (result.safetyBackupId) note(`safety backup of the replaced database: ${result.safetyBackupId}`);
+          printLine(
+            `restored backup ${result.backupId} (${result.backupBackend}, migration ${result.backupSchemaVersion}) into ` +
+              `${result.database}: ${result.tables} tables, ${result.rows} rows; now at migration ${result.schemaVersion}`,
+          );
+          if (result.blobs.copied > 0)
+            note(`${result.blobs.copied} result blobs copied back into the object store`);
+          if (result.backend === 'sqlite')
+            note('restart servers that use this SQLite file: they still hold the file it replaced');
+        }
+      },
+    );
 
   command
     .command('prune')
@@ -380,6 +457,11 @@ export function backupCommand(): Command {
         ],
         'no backups at this target',
       );
+      if (result.blobs.length > 0)
+        note(
+          `${result.dryRun ? 'would remove' : 'removed'} ${result.blobs.length} result blobs no kept backup references`,
+        );
+      if (result.blobsKeptBecause) note(`result blobs left alone: ${result.blobsKeptBecause}`);
     });
 
   command
