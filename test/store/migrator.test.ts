@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import { spawn } from 'node:child_process';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { AthanorError } from '../../src/domain/errors.js';
 import { migrationLockKey } from '../../src/store/dialects/postgres.js';
@@ -89,13 +90,14 @@ describeEachBackend('migrations', (backend) => {
 
   it('ten concurrent `database migrate` processes apply each migration exactly once', async () => {
     const { url, store } = await freshStore(backend, dir, { migrated: false });
-    // --no-backup: this is about the migration lock. A migrator that starts after another applied
-    // migration 1 would take a pre-migration backup, and concurrent backups of one target are
-    // refused by the backup writer lease (exit 5), which test/cli/database-migrate-backup covers.
+    // Those that start after another applied migration 1 find migrations pending and take a
+    // pre-migration backup; the target takes one backup at a time, so the others wait for it.
+    const env = {
+      ATHANOR_DATABASE_URL: url,
+      ATHANOR_BACKUP_TARGET: `file:${path.join(dir, `mig-${backend}`)}`,
+    };
     const runs = await Promise.all(
-      Array.from({ length: 10 }, () =>
-        runCli(['database', 'migrate', '--json', '--no-backup'], { env: { ATHANOR_DATABASE_URL: url } }),
-      ),
+      Array.from({ length: 10 }, () => runCli(['database', 'migrate', '--json'], { env })),
     );
     for (const run of runs) expect(run.code, run.stderr).toBe(0);
     const appliedNow = runs.flatMap((r) =>

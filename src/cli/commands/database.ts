@@ -162,6 +162,40 @@ async function backupBeforeMigrate(
   }
 }
 
+/**
+ * The pre-migration backup, waiting while the backup target is busy: several `database migrate`
+ * processes started together each find migrations pending, and the target takes one backup at a
+ * time. After each wait the status is read again; once another migrator has applied everything,
+ * there is nothing to back up and undefined is returned.
+ */
+async function backupUnlessMigrated(
+  store: Store,
+  config: Config,
+  options: MigrateFlags,
+  json: boolean,
+): Promise<string | undefined> {
+  const deadline = Date.now() + config.lockTimeoutMs;
+  let waited = false;
+  for (;;) {
+    const status = await getMigrationStatus(store);
+    const steps = status.pending.filter((m) => options.to === undefined || m.id <= options.to);
+    if (steps.length === 0) return undefined;
+    try {
+      return await backupBeforeMigrate(
+        config,
+        options.backupTarget,
+        status.databaseVersion,
+        steps.at(-1)?.id ?? status.databaseVersion,
+      );
+    } catch (error) {
+      if (!isAthanorError(error) || error.code !== 'lock_timeout' || Date.now() > deadline) throw error;
+      if (!json && !waited) note('the backup target is busy (another backup or migration); waiting…');
+      waited = true;
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+  }
+}
+
 interface MigrateFlags {
   readonly to?: number;
   readonly plan?: boolean;
@@ -278,13 +312,8 @@ export function databaseCommand(): Command {
               before.state === 'pending'
             ) {
               if (!json) note('taking a backup before migrating (skip with --no-backup)…');
-              backupId = await backupBeforeMigrate(
-                config,
-                options.backupTarget,
-                before.databaseVersion,
-                steps.at(-1)?.id ?? before.databaseVersion,
-              );
-              if (!json) note(`backup ${backupId} taken`);
+              backupId = await backupUnlessMigrated(store, config, options, json);
+              if (!json && backupId) note(`backup ${backupId} taken`);
             }
             const targetFlag = options.backupTarget ? ` --target ${options.backupTarget}` : '';
             undo = backupId
