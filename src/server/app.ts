@@ -118,6 +118,12 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   app.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok', version: appVersion }));
   app.get('/readyz', { schema: { hide: true } }, async (_request, reply) => {
     try {
+      if (store.replaced()) {
+        throw new AthanorError(
+          'database_unavailable',
+          `the database file was replaced since this server opened it (a restore?): restart the server to use it`,
+        );
+      }
       const compatibility = await assertSchemaCompatible(store);
       const state = await maintenance.current();
       if (state.on) {

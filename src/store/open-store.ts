@@ -1,3 +1,4 @@
+import { statSync } from 'node:fs';
 import type { Kysely } from 'kysely';
 import type { Config } from '../config/resolve-config.js';
 import { redactUrl } from '../config/resolve-config.js';
@@ -21,6 +22,11 @@ export interface Store {
   readonly displayUrl: string;
   /** Runs `fn` in a write transaction (see Backend.writeTransaction). */
   transaction<T>(fn: (trx: Kysely<Database>) => Promise<T>): Promise<T>;
+  /**
+   * Whether the database this store opened was replaced since (a SQLite file a restore renamed
+   * over it: this store still reads the old one). Always false on PostgreSQL.
+   */
+  replaced(): boolean;
   close(): Promise<void>;
 }
 
@@ -39,11 +45,17 @@ export async function openStore(
   const displayUrl = redactUrl(url);
   let db: Kysely<Database>;
   let backend: Backend;
+  let replaced = () => false;
   if (url.startsWith('sqlite:')) {
-    const raw = openSqliteDatabase(url.slice('sqlite:'.length), {
+    const file = url.slice('sqlite:'.length);
+    const raw = openSqliteDatabase(file, {
       create: options.create ?? false,
       busyTimeoutMs: config.busyTimeoutMs,
     });
+    if (file !== ':memory:') {
+      const opened = statSync(file).ino;
+      replaced = () => statSync(file, { throwIfNoEntry: false })?.ino !== opened;
+    }
     db = createSqliteKysely<Database>(raw);
     backend = sqliteBackend;
   } else {
@@ -65,6 +77,7 @@ export async function openStore(
     backend,
     displayUrl,
     transaction: (fn) => backend.writeTransaction(db, fn),
+    replaced,
     close: () => db.destroy(),
   };
 }

@@ -1,0 +1,74 @@
+import path from 'node:path';
+import { expect, it } from 'vitest';
+import type { Config } from '../../../src/config/resolve-config.js';
+import { openObjectStore } from '../../../src/objects/open-object-store.js';
+import { createBackup } from '../../../src/ops/backup/create-backup.js';
+import { restoreBackup } from '../../../src/ops/backup/restore-backup.js';
+import { getMaintenance } from '../../../src/ops/maintenance.js';
+import { openStore } from '../../../src/store/open-store.js';
+import { describeEachBackend, tempDir } from '../../helpers/backends.js';
+import { queueClients } from '../../helpers/queue.js';
+import { call, startTestServer } from '../../helpers/server.js';
+
+describeEachBackend('restoring under a running server', (backend) => {
+  const dir = tempDir();
+
+  it('holds the server in maintenance during the restore, and says when it must be restarted', async () => {
+    const server = await startTestServer(backend, dir);
+    const { user } = await queueClients(server);
+    await user.submitNetwork({
+      scope: 'org-camp-p',
+      name: 'before',
+      transformations: [{ name: 't', protocol: 'echo', inputs: {} }],
+    });
+    const config: Config = { ...server.config, databaseUrl: server.databaseUrl! };
+    const target = openObjectStore(`file:${path.join(dir, `live-${backend}`)}`);
+    const { manifest } = await createBackup({ config, target, encryption: { mode: 'none' } });
+    await user.submitNetwork({
+      scope: 'org-camp-p',
+      name: 'after',
+      transformations: [{ name: 't', protocol: 'echo', inputs: {} }],
+    });
+
+    const seen: number[] = [];
+    let restoring = true;
+    const watcher = (async () => {
+      while (restoring) {
+        seen.push((await call(server.url, undefined, 'GET', '/readyz')).status);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    })();
+    const result = await restoreBackup({
+      target,
+      backup: manifest.id,
+      config,
+      keys: { identities: [], passphrases: [] },
+      force: true,
+      safetyBackupEncryption: { mode: 'none' },
+    });
+    restoring = false;
+    await watcher;
+    expect(result.safetyBackupId).toBeDefined();
+    // The server noticed maintenance while the restore ran.
+    expect(seen).toContain(503);
+
+    const restored = await openStore(config);
+    try {
+      expect((await getMaintenance(restored)).on).toBe(false);
+      const names = await restored.db.selectFrom('networks').select('name').execute();
+      expect(names.map((n) => n.name)).toEqual(['before']);
+    } finally {
+      await restored.close();
+    }
+    const ready = await call(server.url, undefined, 'GET', '/readyz');
+    if (backend === 'sqlite') {
+      // It still reads the file the restore replaced: not ready, and it says why.
+      expect(ready.status).toBe(503);
+      expect(ready.text).toContain('restart the server');
+    } else {
+      await new Promise((resolve) => setTimeout(resolve, 1200));
+      expect((await call(server.url, undefined, 'GET', '/readyz')).status).toBe(200);
+      expect((await user.listNetworks()).map((n) => n.name)).toEqual(['before']);
+    }
+  });
+});
