@@ -8,6 +8,7 @@ import { computeCommand } from './commands/compute.js';
 import { databaseCommand } from './commands/database.js';
 import { identityCommand } from './commands/identity.js';
 import { maintenanceCommand } from './commands/maintenance.js';
+import { objectsCommand } from './commands/objects.js';
 import { networkCommand, resultCommand, taskCommand } from './commands/queue.js';
 import { serveCommand } from './commands/serve.js';
 import { upCommand } from './commands/up.js';
@@ -63,6 +64,7 @@ export function buildProgram(): Command {
   program.addCommand(upCommand());
   program.addCommand(computeCommand());
   program.addCommand(maintenanceCommand());
+  program.addCommand(objectsCommand());
   for (const command of [networkCommand(), taskCommand(), resultCommand()]) {
     command
       .option('--url <url>', 'server URL (ATHANOR_URL, default http://127.0.0.1:8080)')

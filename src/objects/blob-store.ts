@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { pipeline, Readable, Transform } from 'node:stream';
 import { AthanorError } from '../domain/errors.js';
 import { bodyChunks } from './body-chunks.js';
-import type { ObjectStore } from './object-store.js';
+import type { ObjectInfo, ObjectStore } from './object-store.js';
 
 /** A stored blob: its content address and length. */
 export interface BlobInfo {
@@ -35,10 +35,23 @@ export function blobKey(sha256: string): string {
 const smallBodyBytes = 256 * 1024;
 
 /**
+ * A blob already stored is written again when it is older than this, which renews its modification
+ * time: the garbage collector (ops/objects-gc.ts) only removes unreferenced blobs older than its
+ * grace period (a day by default), so one about to be referenced again is never among them.
+ */
+export const blobRefreshAfterMs = 60 * 60 * 1000;
+
+function isFresh(existing: ObjectInfo | undefined, sizeBytes: number): boolean {
+  return (
+    existing?.sizeBytes === sizeBytes && Date.now() - Date.parse(existing.modifiedAt) < blobRefreshAfterMs
+  );
+}
+
+/**
  * Stores `body` under its SHA-256, reading it once. A small body (a buffer, or a stream that ends
  * within 256 KiB) is hashed first and written straight to its key; a larger stream is hashed while
  * it is written to a temporary key (`tmp/<random>`), then moved to its blob key. Content already
- * stored is not written again.
+ * stored is not written again (unless it is older than `blobRefreshAfterMs`).
  */
 export async function putBlob(
   store: ObjectStore,
@@ -77,7 +90,7 @@ export async function putBlob(
   try {
     const existing = await store.head(key);
     // A blob of another length under this digest is damaged: the new copy replaces it.
-    if (existing?.sizeBytes === sizeBytes) await store.delete(tempKey);
+    if (isFresh(existing, sizeBytes)) await store.delete(tempKey);
     else await store.move(tempKey, key);
   } catch (error) {
     await store.delete(tempKey).catch(() => {});
@@ -92,8 +105,8 @@ async function putSmallBlob(
   options: { signal?: AbortSignal },
 ): Promise<BlobInfo> {
   const sha256 = createHash('sha256').update(body).digest('hex');
-  const existing = await store.head(blobKey(sha256));
-  if (existing?.sizeBytes !== body.length) await store.put(blobKey(sha256), body, options);
+  if (!isFresh(await store.head(blobKey(sha256)), body.length))
+    await store.put(blobKey(sha256), body, options);
   return { sha256, sizeBytes: body.length };
 }
 

@@ -4,7 +4,8 @@ import { claimKey } from '../../domain/claim-key.js';
 import type { Migration } from './migration.js';
 
 /**
- * Claim order kept in an index: each hub entry carries its task's priority and a weighted random
+ * Claim order kept in an index (and an index of result blobs, for the object store's garbage
+ * collector): each hub entry carries its task's priority and a weighted random
  * key drawn once, so a claim reads the first few entries of `hub_tasks_claim` instead of sorting
  * every waiting task of the hub.
  */
@@ -30,6 +31,8 @@ export const migration0003: Migration = {
       .on('hub_tasks')
       .columns(['network_key', 'priority', 'claim_key'])
       .execute();
+    // The object store's garbage collector asks which blobs results still reference.
+    await db.schema.createIndex('results_blob').on('results').column('blob_sha256').execute();
   },
 };
 

@@ -211,3 +211,21 @@ export async function latestOkResult(db: Kysely<Database>, taskId: string) {
     .orderBy('created_at', 'desc')
     .executeTakeFirst();
 }
+
+/** Which of `sha256s` some result references. */
+export async function referencedBlobs(
+  db: Kysely<Database>,
+  sha256s: readonly string[],
+): Promise<Set<string>> {
+  const found = new Set<string>();
+  for (let i = 0; i < sha256s.length; i += 500) {
+    const rows = await db
+      .selectFrom('results')
+      .select('blob_sha256')
+      .distinct()
+      .where('blob_sha256', 'in', sha256s.slice(i, i + 500))
+      .execute();
+    for (const row of rows) if (row.blob_sha256) found.add(row.blob_sha256);
+  }
+  return found;
+}

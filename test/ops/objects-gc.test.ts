@@ -1,0 +1,82 @@
+import { existsSync, utimesSync } from 'node:fs';
+import path from 'node:path';
+import { expect, it } from 'vitest';
+import { blobKey, putBlob } from '../../src/objects/blob-store.js';
+import { openObjectStore } from '../../src/objects/open-object-store.js';
+import { describeEachBackend, tempDir } from '../helpers/backends.js';
+import { runCli } from '../helpers/cli.js';
+import { networkWithTasks, queueClients } from '../helpers/queue.js';
+import { startTestServer } from '../helpers/server.js';
+
+const twoDaysAgo = () => new Date(Date.now() - 2 * 24 * 3600 * 1000);
+
+describeEachBackend('athanor objects gc', (backend) => {
+  const dir = tempDir();
+
+  it('removes old unreferenced blobs and partial uploads, keeps referenced and young ones', async () => {
+    const server = await startTestServer(backend, dir);
+    const { user, compute } = await queueClients(server);
+    await networkWithTasks(user);
+    const { id } = await compute.register('gc-test');
+    const [claim] = await compute.claim(id, { count: 1 });
+    const { sha256: kept } = await compute.submitResult(
+      claim!.task,
+      claim!.leaseToken,
+      'ok',
+      Buffer.from('kept'),
+    );
+
+    const objectsDir = server.config.objectsUrl.slice('file:'.length);
+    const objects = openObjectStore(server.config.objectsUrl);
+    const { sha256: orphan } = await putBlob(objects, Buffer.from('left behind by a lease that ran out'));
+    const { sha256: young } = await putBlob(objects, Buffer.from('an upload about to be referenced'));
+    await objects.put('tmp/partial-upload', Buffer.from('half'));
+    const file = (key: string) => path.join(objectsDir, ...key.split('/'));
+    for (const key of [blobKey(kept), blobKey(orphan), 'tmp/partial-upload']) {
+      utimesSync(file(key), twoDaysAgo(), twoDaysAgo());
+    }
+
+    const env = { ATHANOR_DATABASE_URL: server.databaseUrl!, ATHANOR_OBJECTS_URL: server.config.objectsUrl };
+    const dry = await runCli(['objects', 'gc', '--dry-run', '--json'], { env });
+    expect(dry.code, dry.stderr).toBe(0);
+    expect(JSON.parse(dry.stdout)).toMatchObject({
+      dryRun: true,
+      removed: [blobKey(orphan)],
+      partials: ['tmp/partial-upload'],
+    });
+    expect(existsSync(file(blobKey(orphan)))).toBe(true);
+
+    const run = await runCli(['objects', 'gc', '--json'], { env });
+    expect(run.code, run.stderr).toBe(0);
+    expect(JSON.parse(run.stdout)).toMatchObject({
+      removed: [blobKey(orphan)],
+      partials: ['tmp/partial-upload'],
+    });
+    expect(existsSync(file(blobKey(orphan)))).toBe(false);
+    expect(existsSync(file('tmp/partial-upload'))).toBe(false);
+    expect(existsSync(file(blobKey(young)))).toBe(true);
+    const [result] = await user.taskResults(claim!.task);
+    const bytes = Buffer.concat(await (await user.downloadResult(result!.id)).toArray());
+    expect(bytes.toString()).toBe('kept');
+    const audit = await server.store.db
+      .selectFrom('audit_log')
+      .select('action')
+      .where('action', '=', 'objects.gc')
+      .execute();
+    expect(audit).toHaveLength(1);
+
+    const bad = await runCli(['objects', 'gc', '--grace', 'soon'], { env });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('--grace');
+  });
+
+  it('writes a reused blob again once it is old, so the collector never takes one about to be referenced', async () => {
+    const objects = openObjectStore(`file:${path.join(dir, `refresh-${backend}`)}`);
+    const { sha256 } = await putBlob(objects, Buffer.from('same bytes'));
+    const file = path.join(dir, `refresh-${backend}`, ...blobKey(sha256).split('/'));
+    utimesSync(file, twoDaysAgo(), twoDaysAgo());
+    await putBlob(objects, Buffer.from('same bytes'));
+    const info = await objects.head(blobKey(sha256));
+    expect(Date.now() - Date.parse(info!.modifiedAt)).toBeLessThan(60_000);
+  });
+});
