@@ -9,7 +9,8 @@ import { blobKey, putBlob } from '../objects/blob-store.js';
 import type { ObjectStore } from '../objects/object-store.js';
 import type { Store } from '../store/open-store.js';
 import * as q from '../store/queries/compute.js';
-import { findTransformation } from '../store/queries/networks.js';
+import type { TransformationRow } from '../store/queries/networks.js';
+import { findTransformations } from '../store/queries/networks.js';
 import { findTask, removeFromHubs, type TaskRow, updateTasks } from '../store/queries/tasks.js';
 import { transformationView } from './views.js';
 
@@ -153,11 +154,21 @@ export async function claimTasks(
     );
     claimed.push(...rows);
   }
-  return Promise.all(claimed.map((task) => describeClaim(store, task)));
+  return describeClaims(store, claimed);
 }
 
-async function describeClaim(store: Store, task: TaskRow) {
-  const transformation = await findTransformation(store.db, task.transformation_key);
+/** What a compute service needs to run claimed tasks; their transformations read in one query. */
+async function describeClaims(store: Store, tasks: readonly TaskRow[]) {
+  const transformations = await findTransformations(
+    store.db,
+    tasks.map((t) => t.transformation_key),
+  );
+  return Promise.all(
+    tasks.map((task) => describeClaim(store, task, transformations.get(task.transformation_key))),
+  );
+}
+
+async function describeClaim(store: Store, task: TaskRow, transformation: TransformationRow | undefined) {
   if (!transformation) throw new AthanorError('internal', `task ${task.id} has no transformation`);
   const extended = task.extends_task_id ? await q.latestOkResult(store.db, task.extends_task_id) : undefined;
   return {
@@ -178,7 +189,8 @@ export type Claim = Awaited<ReturnType<typeof describeClaim>>;
 /** The claim of a task whose lease the caller holds (for services that fetch it again). */
 export async function getClaim(store: Store, principal: Principal, taskId: string, leaseToken: number) {
   const task = await requireLease(store, principal, taskId, leaseToken);
-  return describeClaim(store, task);
+  const [claim] = await describeClaims(store, [task]);
+  return claim!;
 }
 
 function staleLease(taskId: string): AthanorError {

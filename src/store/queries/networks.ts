@@ -146,6 +146,24 @@ export async function findTransformation(
   return db.selectFrom('transformations').selectAll().where('key', '=', key).executeTakeFirst();
 }
 
+/** The transformations with these keys, by key (one query for many). */
+export async function findTransformations(
+  db: Kysely<Database>,
+  keys: readonly string[],
+): Promise<Map<string, TransformationRow>> {
+  const found = new Map<string, TransformationRow>();
+  const unique = [...new Set(keys)];
+  for (let i = 0; i < unique.length; i += 500) {
+    const rows = await db
+      .selectFrom('transformations')
+      .selectAll()
+      .where('key', 'in', unique.slice(i, i + 500))
+      .execute();
+    for (const row of rows) found.set(row.key, row);
+  }
+  return found;
+}
+
 export async function listTransformations(
   db: Kysely<Database>,
   filter: ListFilter & { name?: string | undefined; protocol?: string | undefined },
