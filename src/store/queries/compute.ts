@@ -56,6 +56,7 @@ export async function claimableHubs(
         join transformations tf on tf.key = t.transformation_key
         where ht.network_key = h.network_key and ht.weight > 0 and t.status = 'waiting'
           and ${claimableTask(filter)}
+        limit 1 offset 0 -- evaluated per hub, stopping at the first claimable task (see claimFromHub)
       )`.execute(db);
   return rows;
 }
@@ -74,7 +75,9 @@ function claimableTask(filter: ClaimFilter) {
  * Claims up to `count` tasks of one hub in a single statement: highest priority first, then in
  * the entries' weighted random claim-key order, read from the `hub_tasks_claim` index so the cost
  * does not grow with the hub. On PostgreSQL rows another claimer holds are skipped; on SQLite the
- * surrounding BEGIN IMMEDIATE serializes claimers.
+ * surrounding BEGIN IMMEDIATE serializes claimers. The hub entries are what is locked: a task on two
+ * hubs claimed through both at once is updated by the first claimer only (the second re-reads its
+ * status after waiting and skips it).
  */
 export async function claimFromHub(
   db: Kysely<Database>,
@@ -89,11 +92,15 @@ export async function claimFromHub(
 ): Promise<TaskRow[]> {
   const { rows } = await sql<TaskRow>`
     with picked as (
-      select t.id from hub_tasks ht
-      join tasks t on t.id = ht.task_id
-      join transformations tf on tf.key = t.transformation_key
-      where ht.network_key = ${params.networkKey} and ht.weight > 0 and t.status = 'waiting'
-        and ${claimableTask(params)}
+      select ht.task_id as id from hub_tasks ht
+      where ht.network_key = ${params.networkKey} and ht.weight > 0
+        and exists (
+          select 1 from tasks t
+          join transformations tf on tf.key = t.transformation_key
+          where t.id = ht.task_id and t.status = 'waiting' and ${claimableTask(params)}
+          -- OFFSET keeps PostgreSQL from turning this into a join it may drive from the tasks
+          -- side (then sorting every waiting task) when its statistics lag a bulk submission.
+          limit 1 offset 0)
       order by ht.priority asc, ht.claim_key asc
       limit ${params.count}
       ${backend.skipLocked}
