@@ -192,6 +192,8 @@ export function backupCommand(): Command {
           mode: 'full',
           keys: ops.decryptionKeysFromEnv(),
           auditConfig: config,
+          // A tar's temporary target is gone afterwards: the audit log names the file instead.
+          ...(options.output !== undefined ? { auditTarget: path.resolve(options.output) } : {}),
         });
       let verification: VerificationRecord | undefined;
 

@@ -46,6 +46,8 @@ export interface CreateBackupOptions {
   readonly target: ObjectStore;
   /** The object store holding result blobs; default the one `config.objectsUrl` names. */
   readonly objects?: ObjectStore;
+  /** Where the audit log says the backup went; default the target's URL. */
+  readonly auditTarget?: string;
   readonly encryption: EncryptionSettings;
   /** Uncompressed bytes per chunk file; default 64 MiB. */
   readonly chunkBytes?: number;
@@ -110,7 +112,7 @@ export async function createBackup(options: CreateBackupOptions): Promise<Backup
   const startedAt = now();
   const started = performance.now();
   const id = newBackupId(startedAt);
-  const auditEvent = { actor, action: 'backup.create', target: `${target.url} ${id}` };
+  const auditEvent = { actor, action: 'backup.create', target: `${options.auditTarget ?? target.url} ${id}` };
   let manifest: BackupManifest;
   try {
     const lease = await acquireTargetLease(target, {

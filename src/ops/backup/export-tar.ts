@@ -48,7 +48,7 @@ export async function createBackupTar(options: CreateBackupTarOptions): Promise<
     // not after.
     tempDir = await mkdtemp(`${outputPath}.tmp-`);
     const target = new FsObjectStore(tempDir);
-    const { manifest } = await createBackup({ ...backupOptions, target });
+    const { manifest } = await createBackup({ ...backupOptions, target, auditTarget: outputPath });
     await beforePack?.(target, manifest);
     await writeBackupTar(target, manifest, handle);
     await handle.sync();

@@ -30,6 +30,8 @@ export interface VerifyBackupOptions {
   readonly keys: DecryptionKeys;
   /** The configured database, only for the audit log (verify works without one). */
   readonly auditConfig?: Pick<Config, 'databaseUrl' | 'busyTimeoutMs'>;
+  /** Where the audit log says the backup is; default the target's URL. */
+  readonly auditTarget?: string;
   readonly actor?: string;
   /** Where the scratch database goes; default the OS temp directory. */
   readonly scratchDir?: string;
@@ -92,7 +94,7 @@ export async function verifyBackup(options: VerifyBackupOptions): Promise<Verifi
       await auditBackupEvent(options.auditConfig, {
         actor,
         action: 'backup.verify',
-        target: `${options.target.url} ${id}`,
+        target: `${options.auditTarget ?? options.target.url} ${id}`,
         outcome: 'error',
         details: { backupId: id, mode: options.mode, ...failureDetails(error) },
       });
@@ -117,7 +119,7 @@ export async function verifyBackup(options: VerifyBackupOptions): Promise<Verifi
     await auditBackupEvent(options.auditConfig, {
       actor,
       action: 'backup.verify',
-      target: `${options.target.url} ${id}`,
+      target: `${options.auditTarget ?? options.target.url} ${id}`,
       outcome: record.ok ? 'ok' : 'error',
       details: { backupId: id, mode: options.mode, ok: record.ok, files: problems.map((p) => p.file) },
     });

@@ -206,6 +206,22 @@ describe('backup create --output [sqlite]', () => {
       env: { ATHANOR_DATABASE_URL: url },
     });
     expect(JSON.parse(listed.stdout)).toMatchObject([{ id, verification: { ok: true } }]);
+    // The audit log names the tar file, not the temporary target it was packed from.
+    const store = await openStore(configFor(url, dir));
+    try {
+      const audit = await store.db
+        .selectFrom('audit_log')
+        .select(['action', 'target'])
+        .where('action', 'in', ['backup.create', 'backup.verify'])
+        .orderBy('id')
+        .execute();
+      expect(audit).toEqual([
+        { action: 'backup.create', target: `${output} ${id}` },
+        { action: 'backup.verify', target: `${output} ${id}` },
+      ]);
+    } finally {
+      await store.close();
+    }
   });
 
   it('a failed backup leaves nothing behind', async () => {
