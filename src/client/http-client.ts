@@ -120,7 +120,8 @@ export class HttpClient {
     const agent = agents[url.protocol as keyof typeof agents];
     const idleMs = (this.options.timeoutMs ?? 60_000) + (request.waitMs ?? 0);
     return new Promise((resolve, reject) => {
-      const req = send(url, { method: request.method ?? 'GET', headers, agent }, resolve);
+      // `timeout` also covers connecting; setTimeout alone starts once the socket is connected.
+      const req = send(url, { method: request.method ?? 'GET', headers, agent, timeout: idleMs }, resolve);
       req.setTimeout(idleMs, () => req.destroy(new Error(`no answer within ${idleMs} ms`)));
       req.on('error', reject);
       if (body === undefined || Buffer.isBuffer(body)) req.end(body);

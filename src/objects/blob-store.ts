@@ -152,6 +152,11 @@ export async function getBlob(store: ObjectStore, sha256: string): Promise<Reada
   return pipeline(source, verify, () => {});
 }
 
+/** Whether the blob is stored and was written within `blobRefreshAfterMs` (safe from collection). */
+export async function hasFreshBlob(store: ObjectStore, sha256: string, sizeBytes: number): Promise<boolean> {
+  return isFresh(await store.head(blobKey(sha256)), sizeBytes);
+}
+
 /** Whether the blob is stored. */
 export async function hasBlob(store: ObjectStore, sha256: string): Promise<boolean> {
   return (await store.head(blobKey(sha256))) !== undefined;

@@ -1,3 +1,5 @@
+import { AthanorError } from '../domain/errors.js';
+import { blobRefreshAfterMs } from '../objects/blob-store.js';
 import type { ObjectStore } from '../objects/object-store.js';
 import { recordAudit } from '../service/audit.js';
 import type { Store } from '../store/open-store.js';
@@ -6,7 +8,7 @@ import { referencedBlobs } from '../store/queries/compute.js';
 export interface GarbageCollectionOptions {
   readonly store: Store;
   readonly objects: ObjectStore;
-  /** Only objects older than this are removed; default one day. */
+  /** Only objects older than this are removed; default one day, at least `minimumGraceMs`. */
   readonly graceMs?: number;
   /** Decide and report, delete nothing. */
   readonly dryRun?: boolean;
@@ -27,6 +29,12 @@ export interface GarbageCollectionResult {
 }
 
 const blobPrefix = 'blobs/sha256/';
+
+/**
+ * The shortest grace period: reused blobs are rewritten once older than an hour, so the grace
+ * must exceed that plus the longest upload, or a blob about to be referenced could look old.
+ */
+export const minimumGraceMs = 2 * blobRefreshAfterMs;
 const tempPrefix = 'tmp/';
 const batchSize = 500;
 
@@ -39,6 +47,12 @@ const batchSize = 500;
  */
 export async function collectGarbage(options: GarbageCollectionOptions): Promise<GarbageCollectionResult> {
   const graceMs = options.graceMs ?? 24 * 60 * 60 * 1000;
+  if (graceMs < minimumGraceMs) {
+    throw new AthanorError(
+      'invalid_argument',
+      `the grace period must be at least ${minimumGraceMs / 3_600_000} hours: a blob stored again is only renewed once it is an hour old`,
+    );
+  }
   const cutoff = (options.now?.() ?? new Date()).getTime() - graceMs;
   const dryRun = options.dryRun ?? false;
   const removed: string[] = [];
@@ -54,7 +68,14 @@ export async function collectGarbage(options: GarbageCollectionOptions): Promise
     );
     for (const blob of batch) {
       if (referenced.has(blob.sha256)) continue;
-      if (!dryRun) await options.objects.delete(blob.key);
+      if (!dryRun) {
+        // The listing may be stale: a blob stored again since is young now, and a result may have
+        // committed a reference to it since the batch was checked.
+        const now = await options.objects.head(blob.key);
+        if (!now || Date.parse(now.modifiedAt) >= cutoff) continue;
+        if ((await referencedBlobs(options.store.db, [blob.sha256])).size > 0) continue;
+        await options.objects.delete(blob.key);
+      }
       removed.push(blob.key);
       removedBytes += blob.sizeBytes;
     }

@@ -45,8 +45,11 @@ export interface Backend {
   /** Drops every table of the database (for `database reset`). */
   dropAllTables<DB>(db: Kysely<DB>): Promise<void>;
   classifyError(error: unknown): ErrorClass | undefined;
-  /** Appended to a claim's row selection: skip rows other claimers hold (PostgreSQL), nothing on SQLite. */
-  readonly skipLocked: RawBuilder<unknown>;
+  /**
+   * Appended to a claim's row selection: lock the rows of `alias` and skip those another claimer
+   * holds (PostgreSQL); nothing on SQLite, where the write transaction serializes claimers.
+   */
+  skipLocked(alias: string): RawBuilder<unknown>;
   /**
    * Inside a write transaction: true for exactly one caller among replicas at a time (the
    * sweeper and scheduler leader). PostgreSQL: a transaction-level advisory lock; SQLite: the

@@ -68,6 +68,11 @@ describeEachBackend('athanor objects gc', (backend) => {
     const bad = await runCli(['objects', 'gc', '--grace', 'soon'], { env });
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain('--grace');
+    // Shorter than the hour after which a reused blob is renewed: refused, nothing removed.
+    const short = await runCli(['objects', 'gc', '--grace', '30m'], { env });
+    expect(short.code).toBe(2);
+    expect(short.stderr).toContain('at least 2 hours');
+    expect(existsSync(file(blobKey(young)))).toBe(true);
   });
 
   it('writes a reused blob again once it is old, so the collector never takes one about to be referenced', async () => {

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { AthanorError, isAthanorError } from '../../domain/errors.js';
-import { getBlob, hasBlob, putBlob } from '../../objects/blob-store.js';
+import { getBlob, hasFreshBlob, putBlob } from '../../objects/blob-store.js';
 import type { ObjectStore } from '../../objects/object-store.js';
 import type { StreamDecrypter, StreamEncrypter } from './encryption.js';
 import type { BackupManifest, ManifestBlob } from './manifest.js';
@@ -123,7 +123,9 @@ export async function restoreBlobs(options: {
   let copied = 0;
   let present = 0;
   for (const blob of options.manifest.blobs ?? []) {
-    if (await hasBlob(options.objects, blob.sha256)) {
+    // An older copy is written again, renewing it: the restored database's references are not
+    // committed yet, and the garbage collector takes unreferenced blobs once they are old.
+    if (await hasFreshBlob(options.objects, blob.sha256, blob.sizeBytes)) {
       present += 1;
       continue;
     }

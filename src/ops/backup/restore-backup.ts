@@ -122,6 +122,9 @@ export async function restoreBackup(options: RestoreBackupOptions): Promise<Rest
   const known = options.migrations ?? releaseMigrations;
   const database = redactUrl(options.config.databaseUrl);
   let backupId = options.backup;
+  // A restore that fails before replacing the database ends the maintenance it began.
+  let paused = false;
+  let replaced = false;
   try {
     backupId = await resolveBackupId(options.target, options.backup);
     const manifest = await readManifest(options.target, backupId);
@@ -146,6 +149,7 @@ export async function restoreBackup(options: RestoreBackupOptions): Promise<Rest
       // lost between it and the restore. A killed restore leaves maintenance on: look, then switch
       // it off (or run the restore again).
       await pauseServers(options.config, actor, `${restoreReasonPrefix}${backupId}`);
+      paused = true;
       const safety = await createBackup({
         config: options.config,
         target: options.target,
@@ -189,6 +193,7 @@ export async function restoreBackup(options: RestoreBackupOptions): Promise<Rest
       }
       return { ...result, backend: target.backend.name };
     });
+    replaced = true;
     await resumeServers(options.config, actor);
     return {
       backupId,
@@ -205,6 +210,7 @@ export async function restoreBackup(options: RestoreBackupOptions): Promise<Rest
       durationMs: Math.round(performance.now() - started),
     };
   } catch (error) {
+    if (paused && !replaced) await resumeServers(options.config, actor).catch(() => {});
     await auditBackupEvent(options.config, {
       actor,
       action: 'backup.restore',

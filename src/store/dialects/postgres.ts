@@ -152,7 +152,7 @@ export const postgresBackend: Backend = {
 
   classifyError: classifyPostgresError,
 
-  skipLocked: sql`for update of ht skip locked`,
+  skipLocked: (alias: string) => sql`for update of ${sql.raw(alias)} skip locked`,
   async tryLeaderLock(trx, name) {
     const { rows } = await sql<{ locked: boolean }>`
       select pg_try_advisory_xact_lock(hashtext(${`athanor:${name}`})) as locked`.execute(trx);

@@ -165,7 +165,7 @@ export const sqliteBackend: Backend = {
 
   classifyError: classifySqliteError,
 
-  skipLocked: sql``,
+  skipLocked: () => sql``,
   async tryLeaderLock() {
     return true;
   },

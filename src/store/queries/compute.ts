@@ -75,9 +75,8 @@ function claimableTask(filter: ClaimFilter) {
  * Claims up to `count` tasks of one hub in a single statement: highest priority first, then in
  * the entries' weighted random claim-key order, read from the `hub_tasks_claim` index so the cost
  * does not grow with the hub. On PostgreSQL rows another claimer holds are skipped; on SQLite the
- * surrounding BEGIN IMMEDIATE serializes claimers. The hub entries are what is locked: a task on two
- * hubs claimed through both at once is updated by the first claimer only (the second re-reads its
- * status after waiting and skips it).
+ * surrounding BEGIN IMMEDIATE serializes claimers. Hub entries and then tasks are locked, skipping
+ * those held: a task on two hubs claimed through both at once goes to one claimer only.
  */
 export async function claimFromHub(
   db: Kysely<Database>,
@@ -103,7 +102,14 @@ export async function claimFromHub(
           limit 1 offset 0)
       order by ht.priority asc, ht.claim_key asc
       limit ${params.count}
-      ${backend.skipLocked}
+      ${backend.skipLocked('ht')}
+    ),
+    -- The tasks are locked the same way: a claim never waits on a task row, so it cannot deadlock
+    -- with a bulk change that locks tasks first and their hub entries second.
+    locked as (
+      select t.id from tasks t
+      where t.id in (select id from picked) and t.status = 'waiting'
+      ${backend.skipLocked('t')}
     )
     update tasks set
       status = 'running',
@@ -112,8 +118,8 @@ export async function claimFromHub(
       lease_expires_at = ${params.leaseExpiresAt},
       attempts = attempts + 1,
       updated_at = ${params.now}
-    from picked
-    where tasks.id = picked.id and tasks.status = 'waiting'
+    from locked
+    where tasks.id = locked.id and tasks.status = 'waiting'
     returning *`.execute(db);
   return rows;
 }

@@ -1,4 +1,5 @@
 import { claimKey } from '../../domain/claim-key.js';
+import { sql } from 'kysely';
 import type { Kysely, Selectable } from 'kysely';
 import type { Database, HubTasksTable, ResultsTable, TasksTable, TaskStatus } from '../schema.js';
 import type { ListFilter } from './networks.js';
@@ -119,15 +120,15 @@ export async function actionOnHub(
 ): Promise<void> {
   const offsets = new Map<number, number>();
   for (const priority of new Set(tasks.map((t) => t.priority))) {
-    const row = await db
-      .selectFrom('hub_tasks')
-      .select('claim_key')
-      .where('network_key', '=', networkKey)
-      .where('priority', '=', priority)
-      .orderBy('claim_key')
-      .limit(1)
-      .executeTakeFirst();
-    offsets.set(priority, row?.claim_key ?? 0);
+    // The smallest key still waiting to be claimed: running tasks and weight-0 entries keep small
+    // keys that would otherwise put every new entry ahead of the waiting ones.
+    const { rows } = await sql<{ claim_key: number }>`
+      select ht.claim_key from hub_tasks ht
+      where ht.network_key = ${networkKey} and ht.priority = ${priority} and ht.weight > 0
+        and exists (select 1 from tasks t where t.id = ht.task_id and t.status = 'waiting' limit 1 offset 0)
+      order by ht.claim_key
+      limit 1`.execute(db);
+    offsets.set(priority, rows[0]?.claim_key ?? 0);
   }
   const rows: Selectable<HubTasksTable>[] = tasks.map((t) => ({
     network_key: networkKey,

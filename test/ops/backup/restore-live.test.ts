@@ -1,3 +1,4 @@
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { expect, it } from 'vitest';
 import type { Config } from '../../../src/config/resolve-config.js';
@@ -70,5 +71,37 @@ describeEachBackend('restoring under a running server', (backend) => {
       expect((await call(server.url, undefined, 'GET', '/readyz')).status).toBe(200);
       expect((await user.listNetworks()).map((n) => n.name)).toEqual(['before']);
     }
+  });
+
+  it('a forced restore that fails before replacing the database ends the maintenance it began', async () => {
+    const server = await startTestServer(backend, dir);
+    const { user } = await queueClients(server);
+    await user.submitNetwork({
+      scope: 'org-camp-p',
+      name: 'kept',
+      transformations: [{ name: 't', protocol: 'echo', inputs: {} }],
+    });
+    const config: Config = { ...server.config, databaseUrl: server.databaseUrl! };
+    const targetDir = path.join(dir, `damaged-${backend}`);
+    const target = openObjectStore(`file:${targetDir}`);
+    const { manifest } = await createBackup({ config, target, encryption: { mode: 'none' } });
+    const chunk = manifest.tables.find((t) => t.name === 'networks')!.chunks[0]!;
+    const file = path.join(targetDir, manifest.id, ...chunk.split('/'));
+    const bytes = readFileSync(file);
+    bytes[bytes.length - 1] = bytes[bytes.length - 1]! ^ 0x01;
+    writeFileSync(file, bytes);
+
+    await expect(
+      restoreBackup({
+        target,
+        backup: manifest.id,
+        config,
+        keys: { identities: [], passphrases: [] },
+        force: true,
+        safetyBackupEncryption: { mode: 'none' },
+      }),
+    ).rejects.toMatchObject({ code: 'backup_corrupt' });
+    expect((await getMaintenance(server.store)).on).toBe(false);
+    expect((await user.listNetworks()).map((n) => n.name)).toEqual(['kept']);
   });
 });
