@@ -3,7 +3,7 @@ import { Command } from 'commander';
 import type { Config } from '../../config/resolve-config.js';
 import { AthanorError, ExitCode, isAthanorError } from '../../domain/errors.js';
 import { backupEnv } from '../../ops/backup/backup-env.js';
-import { pauseWrites } from '../../ops/maintenance.js';
+import { getMaintenance, pauseWrites } from '../../ops/maintenance.js';
 import { osActor, recordAudit, recordFailure } from '../../service/audit.js';
 import type { MigrationStatus } from '../../store/migrator.js';
 import {
@@ -108,6 +108,9 @@ async function runMigrate(
   }
 }
 
+/** The maintenance reason `database migrate` sets; other migrators wait while it is on. */
+const migrationReason = 'database migration in progress';
+
 /** Pauses servers for a migration with pending steps, telling the operator (unless --json). */
 async function pauseIfPending(
   store: Store,
@@ -115,7 +118,7 @@ async function pauseIfPending(
   pending: boolean,
 ): Promise<{ resume(): Promise<void> } | undefined> {
   if (!pending) return undefined;
-  const pause = await pauseWrites(store, osActor(), 'database migration in progress');
+  const pause = await pauseWrites(store, osActor(), migrationReason);
   if (!pause) return undefined;
   if (!json) note('maintenance mode on: servers refuse writes and claims until the migration ends');
   return {
@@ -180,7 +183,17 @@ async function backupUnlessMigrated(
     const status = await getMigrationStatus(store);
     const steps = status.pending.filter((m) => options.to === undefined || m.id <= options.to);
     if (steps.length === 0) return undefined;
+    // Another migrator is migrating right now: a backup taken now would be of a database in
+    // maintenance, half-way through; wait for it to finish instead.
+    const maintenance = await getMaintenance(store);
+    const migrating = maintenance.on && maintenance.reason === migrationReason;
     try {
+      if (migrating) {
+        throw new AthanorError(
+          'lock_timeout',
+          "another 'athanor database migrate' is migrating this database; run this again once it has finished",
+        );
+      }
       return await backupBeforeMigrate(
         config,
         options.backupTarget,
