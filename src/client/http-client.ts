@@ -105,7 +105,12 @@ export class HttpClient {
       body: response,
       json: async <T>() => JSON.parse((await readAll(response)).toString('utf8')) as T,
     };
-    if (status < 200 || status >= 300) throw await responseError(result, response.statusMessage ?? '');
+    if (status < 200 || status >= 300) {
+      const error = await responseError(result, response.statusMessage ?? '');
+      // Refused before the whole body was sent (a stale lease, too large): stop sending it.
+      if (body !== undefined && !Buffer.isBuffer(body)) body.destroy();
+      throw error;
+    }
     return result;
   }
 
