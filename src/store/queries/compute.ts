@@ -5,6 +5,7 @@ import type { Backend } from '../backend.js';
 import type { ComputeServicesTable, Database } from '../schema.js';
 import { scopeCondition } from './scope-filter.js';
 import type { TaskRow } from './tasks.js';
+import { chunked } from './chunked.js';
 
 export type ComputeServiceRow = Selectable<ComputeServicesTable>;
 
@@ -231,12 +232,12 @@ export async function referencedBlobs(
   sha256s: readonly string[],
 ): Promise<Set<string>> {
   const found = new Set<string>();
-  for (let i = 0; i < sha256s.length; i += 500) {
+  for (const chunk of chunked(sha256s, 500)) {
     const rows = await db
       .selectFrom('results')
       .select('blob_sha256')
       .distinct()
-      .where('blob_sha256', 'in', sha256s.slice(i, i + 500))
+      .where('blob_sha256', 'in', chunk)
       .execute();
     for (const row of rows) if (row.blob_sha256) found.add(row.blob_sha256);
   }

@@ -9,6 +9,7 @@ import type {
   TransformationsTable,
 } from '../schema.js';
 import { scopeIn } from './scope-filter.js';
+import { chunked } from './chunked.js';
 
 export type NetworkRow = Selectable<NetworksTable> & Pick<Selectable<HubsTable>, 'weight'>;
 export type TransformationRow = Selectable<TransformationsTable>;
@@ -18,10 +19,10 @@ export async function insertTransformations(
   rows: readonly TransformationRow[],
 ): Promise<void> {
   // Chunked: a network may hold thousands of transformations, and SQLite limits bound parameters.
-  for (let i = 0; i < rows.length; i += 200) {
+  for (const chunk of chunked(rows, 200)) {
     await db
       .insertInto('transformations')
-      .values(rows.slice(i, i + 200))
+      .values(chunk)
       .onConflict((oc) => oc.column('key').doNothing())
       .execute();
   }
@@ -44,14 +45,10 @@ export async function insertNetwork(
     .insertInto('hubs')
     .values({ network_key: network.key, scope: network.scope, weight: 0.5 })
     .execute();
-  for (let i = 0; i < transformationKeys.length; i += 400) {
+  for (const chunk of chunked(transformationKeys, 400)) {
     await db
       .insertInto('network_transformations')
-      .values(
-        transformationKeys
-          .slice(i, i + 400)
-          .map((k) => ({ network_key: network.key, transformation_key: k })),
-      )
+      .values(chunk.map((k) => ({ network_key: network.key, transformation_key: k })))
       .execute();
   }
   return true;
@@ -153,12 +150,8 @@ export async function findTransformations(
 ): Promise<Map<string, TransformationRow>> {
   const found = new Map<string, TransformationRow>();
   const unique = [...new Set(keys)];
-  for (let i = 0; i < unique.length; i += 500) {
-    const rows = await db
-      .selectFrom('transformations')
-      .selectAll()
-      .where('key', 'in', unique.slice(i, i + 500))
-      .execute();
+  for (const chunk of chunked(unique, 500)) {
+    const rows = await db.selectFrom('transformations').selectAll().where('key', 'in', chunk).execute();
     for (const row of rows) found.set(row.key, row);
   }
   return found;

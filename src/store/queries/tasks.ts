@@ -4,26 +4,19 @@ import type { Kysely, Selectable } from 'kysely';
 import type { Database, HubTasksTable, ResultsTable, TasksTable, TaskStatus } from '../schema.js';
 import type { ListFilter } from './networks.js';
 import { scopeIn } from './scope-filter.js';
+import { chunked } from './chunked.js';
 
 export type TaskRow = Selectable<TasksTable>;
 export type ResultRow = Selectable<ResultsTable>;
 
 export async function insertTasks(db: Kysely<Database>, rows: readonly TaskRow[]): Promise<void> {
-  for (let i = 0; i < rows.length; i += 100)
-    await db
-      .insertInto('tasks')
-      .values(rows.slice(i, i + 100))
-      .execute();
+  for (const chunk of chunked(rows, 100)) await db.insertInto('tasks').values(chunk).execute();
 }
 
 export async function findTasks(db: Kysely<Database>, ids: readonly string[]): Promise<Map<string, TaskRow>> {
   const found = new Map<string, TaskRow>();
-  for (let i = 0; i < ids.length; i += 500) {
-    const rows = await db
-      .selectFrom('tasks')
-      .selectAll()
-      .where('id', 'in', ids.slice(i, i + 500))
-      .execute();
+  for (const chunk of chunked(ids, 500)) {
+    const rows = await db.selectFrom('tasks').selectAll().where('id', 'in', chunk).execute();
     for (const row of rows) found.set(row.id, row);
   }
   return found;
@@ -71,12 +64,8 @@ export async function updateTasks(
   ids: readonly string[],
   changes: Partial<Omit<TaskRow, 'id'>>,
 ): Promise<void> {
-  for (let i = 0; i < ids.length; i += 500) {
-    await db
-      .updateTable('tasks')
-      .set(changes)
-      .where('id', 'in', ids.slice(i, i + 500))
-      .execute();
+  for (const chunk of chunked(ids, 500)) {
+    await db.updateTable('tasks').set(changes).where('id', 'in', chunk).execute();
   }
 }
 
@@ -87,13 +76,9 @@ export async function findExtendingTasks(db: Kysely<Database>, ids: readonly str
   const seen = new Set(ids);
   while (frontier.length > 0) {
     const next: TaskRow[] = [];
-    for (let i = 0; i < frontier.length; i += 500) {
+    for (const chunk of chunked(frontier, 500)) {
       next.push(
-        ...(await db
-          .selectFrom('tasks')
-          .selectAll()
-          .where('extends_task_id', 'in', frontier.slice(i, i + 500))
-          .execute()),
+        ...(await db.selectFrom('tasks').selectAll().where('extends_task_id', 'in', chunk).execute()),
       );
     }
     frontier = [];
@@ -138,10 +123,10 @@ export async function actionOnHub(
     priority: t.priority,
     claim_key: claimKey(weight, offsets.get(t.priority) ?? 0),
   }));
-  for (let i = 0; i < rows.length; i += 200) {
+  for (const chunk of chunked(rows, 200)) {
     await db
       .insertInto('hub_tasks')
-      .values(rows.slice(i, i + 200))
+      .values(chunk)
       .onConflict((oc) =>
         oc.columns(['network_key', 'task_id']).doUpdateSet((eb) => ({
           weight: eb.ref('excluded.weight'),
@@ -154,12 +139,8 @@ export async function actionOnHub(
 
 /** Copies a new priority to the tasks' hub entries, keeping their claim keys. */
 export async function setHubPriority(db: Kysely<Database>, taskIds: readonly string[], priority: number) {
-  for (let i = 0; i < taskIds.length; i += 500) {
-    await db
-      .updateTable('hub_tasks')
-      .set({ priority })
-      .where('task_id', 'in', taskIds.slice(i, i + 500))
-      .execute();
+  for (const chunk of chunked(taskIds, 500)) {
+    await db.updateTable('hub_tasks').set({ priority }).where('task_id', 'in', chunk).execute();
   }
 }
 
@@ -170,8 +151,8 @@ export async function removeFromHubs(
   networkKey: string | undefined,
 ): Promise<string[]> {
   const removed: string[] = [];
-  for (let i = 0; i < taskIds.length; i += 500) {
-    let query = db.deleteFrom('hub_tasks').where('task_id', 'in', taskIds.slice(i, i + 500));
+  for (const chunk of chunked(taskIds, 500)) {
+    let query = db.deleteFrom('hub_tasks').where('task_id', 'in', chunk);
     if (networkKey) query = query.where('network_key', '=', networkKey);
     removed.push(...(await query.returning('task_id').execute()).map((r) => r.task_id));
   }
