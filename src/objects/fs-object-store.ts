@@ -275,8 +275,8 @@ export class FsObjectStore implements ObjectStore {
   }
 }
 
-/** Makes a rename durable. Best effort: some file systems refuse fsync on a directory. */
-async function syncDirectory(dir: string): Promise<void> {
+/** Makes a rename or link in `dir` durable. Best effort: some file systems refuse fsync on a directory. */
+export async function syncDirectory(dir: string): Promise<void> {
   let handle: FileHandle | undefined;
   try {
     handle = await open(dir, 'r');

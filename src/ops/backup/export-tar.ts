@@ -5,7 +5,7 @@ import type { Readable } from 'node:stream';
 import tar from 'tar-stream';
 import type { Pack } from 'tar-stream';
 import { AthanorError } from '../../domain/errors.js';
-import { FsObjectStore } from '../../objects/fs-object-store.js';
+import { FsObjectStore, syncDirectory } from '../../objects/fs-object-store.js';
 import type { ObjectInfo, ObjectStore } from '../../objects/object-store.js';
 import { targetKeys } from './backup-target.js';
 import type { CreateBackupOptions } from './create-backup.js';
@@ -122,18 +122,6 @@ async function publish(partialPath: string, outputPath: string): Promise<void> {
     return;
   }
   await rm(partialPath, { force: true });
-}
-
-async function syncDirectory(dir: string): Promise<void> {
-  let handle: FileHandle | undefined;
-  try {
-    handle = await open(dir, 'r');
-    await handle.sync();
-  } catch {
-    // The file is in place; only the directory entry's durability across a power cut is in question.
-  } finally {
-    await handle?.close().catch(() => {});
-  }
 }
 
 /**

@@ -14,22 +14,27 @@ import { call, startTestServer } from '../../helpers/server.js';
 describeEachBackend('restoring under a running server', (backend) => {
   const dir = tempDir();
 
-  it('holds the server in maintenance during the restore, and says when it must be restarted', async () => {
+  /** A running server whose database holds one network named `name`, and a backup of it. */
+  async function servedAndBackedUp(name: string) {
     const server = await startTestServer(backend, dir);
     const { user } = await queueClients(server);
-    await user.submitNetwork({
-      scope: 'org-camp-p',
-      name: 'before',
-      transformations: [{ name: 't', protocol: 'echo', inputs: {} }],
-    });
+    const submit = (network: string) =>
+      user.submitNetwork({
+        scope: 'org-camp-p',
+        name: network,
+        transformations: [{ name: 't', protocol: 'echo', inputs: {} }],
+      });
+    await submit(name);
     const config: Config = { ...server.config, databaseUrl: server.databaseUrl! };
-    const target = openObjectStore(`file:${path.join(dir, `live-${backend}`)}`);
+    const targetDir = path.join(dir, `${name}-${backend}`);
+    const target = openObjectStore(`file:${targetDir}`);
     const { manifest } = await createBackup({ config, target, encryption: { mode: 'none' } });
-    await user.submitNetwork({
-      scope: 'org-camp-p',
-      name: 'after',
-      transformations: [{ name: 't', protocol: 'echo', inputs: {} }],
-    });
+    return { server, user, submit, config, targetDir, target, manifest };
+  }
+
+  it('holds the server in maintenance during the restore, and says when it must be restarted', async () => {
+    const { server, user, submit, config, target, manifest } = await servedAndBackedUp('before');
+    await submit('after');
 
     const seen: number[] = [];
     let restoring = true;
@@ -74,17 +79,7 @@ describeEachBackend('restoring under a running server', (backend) => {
   });
 
   it('a forced restore that fails before replacing the database ends the maintenance it began', async () => {
-    const server = await startTestServer(backend, dir);
-    const { user } = await queueClients(server);
-    await user.submitNetwork({
-      scope: 'org-camp-p',
-      name: 'kept',
-      transformations: [{ name: 't', protocol: 'echo', inputs: {} }],
-    });
-    const config: Config = { ...server.config, databaseUrl: server.databaseUrl! };
-    const targetDir = path.join(dir, `damaged-${backend}`);
-    const target = openObjectStore(`file:${targetDir}`);
-    const { manifest } = await createBackup({ config, target, encryption: { mode: 'none' } });
+    const { server, user, config, targetDir, target, manifest } = await servedAndBackedUp('kept');
     const chunk = manifest.tables.find((t) => t.name === 'networks')!.chunks[0]!;
     const file = path.join(targetDir, manifest.id, ...chunk.split('/'));
     const bytes = readFileSync(file);
