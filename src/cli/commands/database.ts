@@ -1,9 +1,7 @@
-import path from 'node:path';
 import { Command } from 'commander';
-import type { Config } from '../../config/resolve-config.js';
-import { AthanorError, ExitCode, isAthanorError } from '../../domain/errors.js';
+import { AthanorError, ExitCode } from '../../domain/errors.js';
 import { backupEnv } from '../../ops/backup/backup-env.js';
-import { getMaintenance, pauseWrites } from '../../ops/maintenance.js';
+import { pauseForMigration, preMigrationBackup } from '../../ops/migrate-backup.js';
 import { osActor, recordAudit, recordFailure } from '../../service/audit.js';
 import type { MigrationStatus } from '../../store/migrator.js';
 import {
@@ -108,9 +106,6 @@ async function runMigrate(
   }
 }
 
-/** The maintenance reason `database migrate` sets; other migrators wait while it is on. */
-const migrationReason = 'database migration in progress';
-
 /** Pauses servers for a migration with pending steps, telling the operator (unless --json). */
 async function pauseIfPending(
   store: Store,
@@ -118,7 +113,7 @@ async function pauseIfPending(
   pending: boolean,
 ): Promise<{ resume(): Promise<void> } | undefined> {
   if (!pending) return undefined;
-  const pause = await pauseWrites(store, osActor(), migrationReason);
+  const pause = await pauseForMigration(store, osActor());
   if (!pause) return undefined;
   if (!json) note('maintenance mode on: servers refuse writes and claims until the migration ends');
   return {
@@ -127,86 +122,6 @@ async function pauseIfPending(
       if (!json) note('maintenance mode off');
     },
   };
-}
-
-/**
- * Takes the backup that `database migrate` records with the migrations it applies. The backup
- * code (S3 SDK, age) loads only here, so other database verbs start fast.
- */
-async function backupBeforeMigrate(
-  config: Config,
-  targetFlag: string | undefined,
-  from: number,
-  to: number,
-): Promise<string> {
-  const fromEnv = process.env[backupEnv.target];
-  const url = targetFlag ?? (fromEnv ? fromEnv : `file:${path.join(config.dataDir, 'backups')}`);
-  try {
-    const [{ openObjectStore }, { createBackup }, { encryptionFromEnv }] = await Promise.all([
-      import('../../objects/open-object-store.js'),
-      import('../../ops/backup/create-backup.js'),
-      import('../../ops/backup/encryption.js'),
-    ]);
-    const { manifest } = await createBackup({
-      config,
-      target: openObjectStore(url),
-      encryption: encryptionFromEnv(),
-      reason: `pre-migrate ${from} to ${to}`,
-    });
-    return manifest.id;
-  } catch (error) {
-    throw new AthanorError(
-      isAthanorError(error) ? error.code : 'internal',
-      `no migration applied: the backup taken before migrating failed: ${(error as Error).message}. ` +
-        `Fix the backup target (${url}; --backup-target or ${backupEnv.target}), or pass --no-backup to ` +
-        'migrate without one',
-      { cause: error },
-    );
-  }
-}
-
-/**
- * The pre-migration backup, waiting while the backup target is busy: several `database migrate`
- * processes started together each find migrations pending, and the target takes one backup at a
- * time. After each wait the status is read again; once another migrator has applied everything,
- * there is nothing to back up and undefined is returned.
- */
-async function backupUnlessMigrated(
-  store: Store,
-  config: Config,
-  options: MigrateFlags,
-  json: boolean,
-): Promise<string | undefined> {
-  const deadline = Date.now() + config.lockTimeoutMs;
-  let waited = false;
-  for (;;) {
-    const status = await getMigrationStatus(store);
-    const steps = status.pending.filter((m) => options.to === undefined || m.id <= options.to);
-    if (steps.length === 0) return undefined;
-    // Another migrator is migrating right now: a backup taken now would be of a database in
-    // maintenance, half-way through; wait for it to finish instead.
-    const maintenance = await getMaintenance(store);
-    const migrating = maintenance.on && maintenance.reason === migrationReason;
-    try {
-      if (migrating) {
-        throw new AthanorError(
-          'lock_timeout',
-          "another 'athanor database migrate' is migrating this database; run this again once it has finished",
-        );
-      }
-      return await backupBeforeMigrate(
-        config,
-        options.backupTarget,
-        status.databaseVersion,
-        steps.at(-1)?.id ?? status.databaseVersion,
-      );
-    } catch (error) {
-      if (!isAthanorError(error) || error.code !== 'lock_timeout' || Date.now() > deadline) throw error;
-      if (!json && !waited) note('the backup target is busy (another backup or migration); waiting…');
-      waited = true;
-      await new Promise((resolve) => setTimeout(resolve, 500));
-    }
-  }
 }
 
 interface MigrateFlags {
@@ -325,7 +240,9 @@ export function databaseCommand(): Command {
               before.state === 'pending'
             ) {
               if (!json) note('taking a backup before migrating (skip with --no-backup)…');
-              backupId = await backupUnlessMigrated(store, config, options, json);
+              backupId = await preMigrationBackup(store, config, options, () => {
+                if (!json) note('the backup target is busy (another backup or migration); waiting…');
+              });
               if (!json && backupId) note(`backup ${backupId} taken`);
             }
             const targetFlag = options.backupTarget ? ` --target ${options.backupTarget}` : '';
