@@ -19,6 +19,7 @@ import { resolveScheduleSettings, scheduleEnv } from '../../ops/schedule/schedul
 import { openStore } from '../../store/open-store.js';
 import { commandConfig, confirm, integerOption, wantsJson } from '../context.js';
 import { bold, note, printJson, printLine, printTable } from '../output.js';
+import { untilSignal } from '../signals.js';
 
 // The backup code pulls in the S3 SDK and age; loading it only when a backup verb runs keeps every
 // other command's start-up fast.
@@ -506,6 +507,8 @@ export function backupCommand(): Command {
       const { startBackupScheduler } = await import('../../ops/schedule/backup-scheduler.js');
       const store = await openStore(config);
       try {
+        // A backup cut short by a second signal leaves no manifest, so it is not a backup; prune
+        // removes its files.
         const stopped = untilSignal();
         const scheduler = startBackupScheduler({
           store,
@@ -595,26 +598,6 @@ function textLog(message: string, fields: SchedulerLogFields): void {
 /** The scheduler's log as one JSON object per line on stdout (`--json`). */
 function jsonLog(message: string, fields: SchedulerLogFields): void {
   process.stdout.write(`${JSON.stringify({ at: new Date().toISOString(), message, ...fields })}\n`);
-}
-
-/** Resolves at the first SIGTERM or SIGINT; a second one exits at once. */
-function untilSignal(): Promise<NodeJS.Signals> {
-  return new Promise((resolve) => {
-    const stop = (signal: NodeJS.Signals) => {
-      process.off('SIGTERM', stop);
-      process.off('SIGINT', stop);
-      const now = (again: NodeJS.Signals) => {
-        // A backup cut short leaves no manifest, so it is not a backup; prune removes its files.
-        note(`received ${again} again: exiting without waiting`);
-        process.exit(1);
-      };
-      process.once('SIGTERM', now);
-      process.once('SIGINT', now);
-      resolve(signal);
-    };
-    process.on('SIGTERM', stop);
-    process.on('SIGINT', stop);
-  });
 }
 
 function verificationFailed(record: VerificationRecord): AthanorError {

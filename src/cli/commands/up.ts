@@ -4,7 +4,8 @@ import { osActor } from '../../service/audit.js';
 import { addIdentity, listIdentities, setIdentityKey } from '../../service/identities.js';
 import { commandConfig, integerOption } from '../context.js';
 import { note } from '../output.js';
-import { startServer, untilSignal } from './serve.js';
+import { startServer } from '../../server/start-server.js';
+import { untilSignal } from '../signals.js';
 
 export function upCommand(): Command {
   return new Command('up')
@@ -30,6 +31,7 @@ export function upCommand(): Command {
         port: options.port,
         migrate: true,
         backupProfile: 'up',
+        note,
       });
       // Identities are made once the server listens, so a failed start never swallows the admin key.
       {
