@@ -2,8 +2,9 @@ import type { FastifyInstance } from 'fastify';
 import type { Config } from '../config/resolve-config.js';
 import type { ScheduleSettings } from '../ops/schedule/schedule-settings.js';
 import { resolveScheduleSettings } from '../ops/schedule/schedule-settings.js';
-import { osActor, recordAudit } from '../service/audit.js';
-import { assertSchemaCompatible, migrate } from '../store/migrator.js';
+import { migrateDatabase } from '../ops/migrate.js';
+import { osActor } from '../service/audit.js';
+import { assertSchemaCompatible } from '../store/migrator.js';
 import type { Store } from '../store/open-store.js';
 import { openStore } from '../store/open-store.js';
 import type { ApiSelection } from './app.js';
@@ -42,17 +43,8 @@ export async function startServer(config: Config, options: ServeOptions): Promis
   const store = await openStore(config, { create: options.migrate === true });
   try {
     if (options.migrate) {
-      const applied = await migrate(store, { lockTimeoutMs: config.lockTimeoutMs });
-      if (applied.length > 0) {
-        note(`applied migrations ${applied.map((a) => a.id).join(', ')}`);
-        await recordAudit(store, {
-          actor: osActor(),
-          action: 'database.migrate',
-          target: store.displayUrl,
-          outcome: 'ok',
-          details: { applied: applied.map((a) => a.id), by: 'serve --migrate' },
-        });
-      }
+      const { applied } = await migrateDatabase(store, config, { actor: osActor(), by: 'serve --migrate' });
+      if (applied.length > 0) note(`applied migrations ${applied.map((a) => a.id).join(', ')}`);
     }
     const compatibility = await assertSchemaCompatible(store);
     if (compatibility.verdict === 'newer_compatible') note(`warning: ${compatibility.warning}`);

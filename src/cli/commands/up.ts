@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import { generateKey } from '../../auth/keys.js';
 import { osActor } from '../../service/audit.js';
-import { addIdentity, listIdentities, setIdentityKey } from '../../service/identities.js';
+import { ensureSingleHostIdentities, localComputeIdentity } from '../../service/single-host-identities.js';
 import { commandConfig, integerOption } from '../context.js';
 import { note } from '../output.js';
 import { startServer } from '../../server/start-server.js';
@@ -22,7 +22,6 @@ export function upCommand(): Command {
     )
     .action(async (options: { host?: string; port?: number; concurrency: number }, cmd: Command) => {
       const config = commandConfig(cmd);
-      let adminKey: string | undefined;
       // The local compute service gets a fresh key at every start; it lives only in this process.
       const computeKey = generateKey();
       const server = await startServer(config, {
@@ -34,23 +33,7 @@ export function upCommand(): Command {
         note,
       });
       // Identities are made once the server listens, so a failed start never swallows the admin key.
-      {
-        const store = server.store;
-        if ((await listIdentities(store, 'user')).length === 0) {
-          const created = await addIdentity(store, osActor(), {
-            kind: 'user',
-            identifier: 'admin',
-            scopes: ['*-*-*'],
-          });
-          adminKey = created.generatedKey;
-        }
-        const local = { kind: 'compute' as const, identifier: 'local-compute' };
-        if ((await listIdentities(store, 'compute')).some((i) => i.identifier === local.identifier)) {
-          await setIdentityKey(store, osActor(), local, computeKey);
-        } else {
-          await addIdentity(store, osActor(), { ...local, key: computeKey, scopes: ['*-*-*'] });
-        }
-      }
+      const { adminKey } = await ensureSingleHostIdentities(server.store, osActor(), computeKey);
       if (adminKey) {
         note('');
         note("First run: created the user identity 'admin' with every scope (*-*-*). Its key is shown");
@@ -65,7 +48,7 @@ export function upCommand(): Command {
       const { loadProtocols } = await import('../../compute/protocols.js');
       const compute = new ComputeService({
         url: server.url,
-        identifier: 'local-compute',
+        identifier: localComputeIdentity.identifier,
         key: computeKey,
         name: 'local',
         concurrency: options.concurrency,
