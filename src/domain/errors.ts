@@ -65,6 +65,7 @@ export const errorKinds = {
   backup_decryption_failed: { status: 403, exitCode: ExitCode.auth },
   backup_stale: { status: 503, exitCode: ExitCode.checkFailed },
   server_unreachable: { status: 503, exitCode: ExitCode.error },
+  timed_out: { status: 504, exitCode: ExitCode.error },
   internal: { status: 500, exitCode: ExitCode.error },
 } as const satisfies Record<string, ErrorKind>;
 

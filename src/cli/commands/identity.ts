@@ -1,6 +1,7 @@
 import { Command, Option } from 'commander';
 import type { IdentityKind } from '../../domain/identifier.js';
 import { identityKinds, parseIdentifier } from '../../domain/identifier.js';
+import { firstRunKeyPath, removeFirstRunKey } from '../../ops/first-run-key.js';
 import { osActor } from '../../service/audit.js';
 import type { IdentityView } from '../../service/identities.js';
 import * as identities from '../../service/identities.js';
@@ -101,9 +102,15 @@ export function identityCommand(): Command {
     .addOption(keyOption())
     .action(async (options: RefOptions & { key?: string }, cmd: Command) => {
       const key = await keyFrom(options.key);
-      const result = await withStore(cmd, (store) =>
-        identities.setIdentityKey(store, osActor(), ref(options), key),
-      );
+      const { result, removedKeyFile } = await withStore(cmd, async (store, config) => {
+        const result = await identities.setIdentityKey(store, osActor(), ref(options), key);
+        // The first-run key file of 'athanor up' holds the old key: it has no use any more.
+        const isFirstRunAdmin = options.type === 'user' && options.identity === 'admin';
+        const removedKeyFile =
+          isFirstRunAdmin && (await removeFirstRunKey(config.dataDir)) ? firstRunKeyPath(config.dataDir) : '';
+        return { result, removedKeyFile };
+      });
+      if (removedKeyFile) note(`deleted ${removedKeyFile}, which held the old key`);
       if (wantsJson(cmd)) {
         printJson({
           kind: options.type,
