@@ -85,7 +85,9 @@ function exitCodesTopic(json: boolean): void {
 /** Applies usage-error handling and global help text to a command and all its subcommands. */
 function configureTree(command: Command): void {
   command.exitOverride();
-  command.showHelpAfterError('(add --help for usage)');
+  const path: string[] = [];
+  for (let c: Command | null = command; c; c = c.parent) path.unshift(c.name());
+  command.showHelpAfterError(`(run '${path.join(' ')} --help' for usage)`);
   for (const sub of command.commands) configureTree(sub);
 }
 

@@ -208,10 +208,7 @@ export function identityCommand(): Command {
     .option('-y, --yes', 'do not ask for confirmation')
     .action(async (options: RefOptions & { yes?: boolean }, cmd: Command) => {
       const identityRef = ref(options);
-      await confirm(
-        `remove ${options.type} identity '${options.identity}'`,
-        options.yes ?? !process.stdin.isTTY,
-      );
+      await confirm(`remove ${options.type} identity '${options.identity}'`, options.yes);
       await withStore(cmd, (store) => identities.removeIdentity(store, osActor(), identityRef));
       if (wantsJson(cmd)) printJson({ removed: identityRef });
       else printLine(`removed ${options.type} identity '${options.identity}'`);
@@ -244,10 +241,13 @@ export function identityCommand(): Command {
     .addOption(identityOption())
     .addOption(new Option('--at <when>', 'ISO 8601 instant').conflicts('never'))
     .option('--never', 'the identity never expires')
-    .action(async (options: RefOptions & { at?: string; never?: boolean }, cmd: Command) => {
+    .option('--force', 'accept an instant in the past (the identity stops working at once)')
+    .action(async (options: RefOptions & { at?: string; never?: boolean; force?: boolean }, cmd: Command) => {
       if (!options.at && !options.never) cmd.error('give --at <when> or --never', { exitCode: 2 });
       await withStore(cmd, (store) =>
-        identities.setIdentityExpiry(store, osActor(), ref(options), options.at),
+        identities.setIdentityExpiry(store, osActor(), ref(options), options.at, {
+          allowPast: options.force === true,
+        }),
       );
       if (wantsJson(cmd))
         printJson({ kind: options.type, identifier: options.identity, expiresAt: options.at ?? null });
