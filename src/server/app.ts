@@ -12,6 +12,7 @@ import type { Store } from '../store/open-store.js';
 import { assertSchemaCompatible } from '../store/migrator.js';
 import { appVersion } from '../version.js';
 import { errorBody, handleError } from './errors.js';
+import { humanLogStream, RequestLogController } from './log-format.js';
 import { getBlob } from '../objects/blob-store.js';
 import type { ObjectStore } from '../objects/object-store.js';
 import { openObjectStore } from '../objects/open-object-store.js';
@@ -49,7 +50,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
                 ? options.logger.level
                 : (process.env.ATHANOR_LOG_LEVEL ?? 'info'),
             redact: ['req.headers.authorization', 'req.body.password'],
+            ...(process.stdout.isTTY ? { stream: humanLogStream() } : {}),
           },
+    logController: new RequestLogController(),
     bodyLimit: config.bodyLimitBytes,
     trustProxy: process.env.ATHANOR_TRUST_PROXY === '1',
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
