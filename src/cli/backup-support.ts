@@ -14,7 +14,7 @@ export const load = () => import('../ops/backup/index.js');
 
 /** The backup target URL from `--target`, the environment or the default. */
 export function targetUrl(command: Command, config: Config): string {
-  return backupTargetUrl(config.dataDir, command.optsWithGlobals<{ target?: string }>().target);
+  return backupTargetUrl(config, command.optsWithGlobals<{ target?: string }>().target);
 }
 
 export async function resolveTarget(command: Command, config: Config): Promise<ObjectStore> {

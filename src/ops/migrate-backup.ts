@@ -68,7 +68,7 @@ async function backupBeforeMigrate(
   from: number,
   to: number,
 ): Promise<string> {
-  const url = backupTargetUrl(config.dataDir, targetFlag);
+  const url = backupTargetUrl(config, targetFlag);
   try {
     const [{ openObjectStore }, { createBackup }, { encryptionFromEnv }] = await Promise.all([
       import('../objects/open-object-store.js'),

@@ -44,14 +44,11 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       options.logger === false
         ? false
         : {
-            level:
-              typeof options.logger === 'object'
-                ? options.logger.level
-                : (process.env.ATHANOR_LOG_LEVEL ?? 'info'),
+            level: typeof options.logger === 'object' ? options.logger.level : config.logLevel,
             redact: ['req.headers.authorization', 'req.body.password'],
           },
     bodyLimit: config.bodyLimitBytes,
-    trustProxy: process.env.ATHANOR_TRUST_PROXY === '1',
+    trustProxy: config.trustProxy,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
   }).withTypeProvider<TypeBoxTypeProvider>();
 

@@ -1,9 +1,9 @@
-import path from 'node:path';
-
+import type { Config } from '../../config/resolve-config.js';
+import { settingSpecs } from '../../config/resolve-config.js';
 /** The environment variables of backups, in one place for the code, `--help` and the docs. */
 export const backupEnv = {
   /** Default backup target URL. */
-  target: 'ATHANOR_BACKUP_TARGET',
+  target: settingSpecs.backupTarget.env,
   /** age recipients (`age1…`, comma separated) that new backups are encrypted to. */
   recipients: 'ATHANOR_BACKUP_AGE_RECIPIENTS',
   /** A passphrase that new backups are encrypted with (instead of recipients). */
@@ -14,17 +14,7 @@ export const backupEnv = {
   identityFile: 'ATHANOR_BACKUP_AGE_IDENTITY_FILE',
 } as const;
 
-/**
- * The backup target URL: the one given (a `--target` flag), else `ATHANOR_BACKUP_TARGET`, else
- * `file:<data dir>/backups`. The one place that default is written.
- */
-export function backupTargetUrl(
-  dataDir: string,
-  given?: string | undefined,
-  env: Readonly<Record<string, string | undefined>> = process.env,
-): string {
-  const fromEnv = env[backupEnv.target];
-  if (given !== undefined) return given;
-  if (fromEnv !== undefined && fromEnv.trim() !== '') return fromEnv;
-  return `file:${path.join(dataDir, 'backups')}`;
+/** The backup target URL: the one given (a `--target` flag), else the `backupTarget` setting. */
+export function backupTargetUrl(config: Pick<Config, 'backupTarget'>, given?: string | undefined): string {
+  return given ?? config.backupTarget;
 }
