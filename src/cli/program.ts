@@ -11,6 +11,7 @@ import { maintenanceCommand } from './commands/maintenance.js';
 import { objectsCommand } from './commands/objects.js';
 import { networkCommand, resultCommand, taskCommand } from './commands/queue.js';
 import { serveCommand } from './commands/serve.js';
+import { tokenCommand } from './commands/token.js';
 import { upCommand } from './commands/up.js';
 import { printJson, printLine, printTable, reportError } from './output.js';
 
@@ -21,6 +22,9 @@ function environmentHelp(): string {
     'Environment (flags win over these, these over the config file):',
     ...rows,
     `  ${'ATHANOR_CONFIG'.padEnd(26)} config file (default ./athanor.config.json when present)`,
+    `  ${'ATHANOR_JWT_SECRET[_FILE]'.padEnd(26)} token signing secret (default: generated, kept in the database)`,
+    `  ${'ATHANOR_JWT_PREVIOUS_SECRET'.padEnd(26)} the secret being rotated out (_FILE too): still accepted`,
+    `  ${'ATHANOR_METRICS_TOKEN[_FILE]'.padEnd(26)} bearer token that unlocks per-scope /metrics series`,
     `  ${'ATHANOR_DEBUG=1'.padEnd(26)} print stack traces`,
     `  ${'NO_COLOR'.padEnd(26)} plain output`,
     '',
@@ -65,6 +69,7 @@ export function buildProgram(): Command {
   program.addCommand(computeCommand());
   program.addCommand(maintenanceCommand());
   program.addCommand(objectsCommand());
+  program.addCommand(tokenCommand());
   for (const command of [networkCommand(), taskCommand(), resultCommand()]) {
     command
       .option('--url <url>', 'server URL (ATHANOR_URL, default http://127.0.0.1:8080)')

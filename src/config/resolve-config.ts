@@ -108,6 +108,16 @@ export interface Config {
    * (never from the config file); when absent, one is generated once and kept in the state store.
    */
   readonly jwtSecret: string | undefined;
+  /**
+   * The signing secret being rotated out, from `ATHANOR_JWT_PREVIOUS_SECRET(_FILE)`: its tokens
+   * are still accepted, nothing new is signed with it. Only with `jwtSecret`.
+   */
+  readonly jwtPreviousSecret: string | undefined;
+  /**
+   * Bearer token from `ATHANOR_METRICS_TOKEN(_FILE)` that unlocks the per-scope series of
+   * `/metrics`; without it `/metrics` names no scope.
+   */
+  readonly metricsToken: string | undefined;
   /** The config file that was read, if any. */
   readonly configFile: string | undefined;
 }
@@ -170,6 +180,8 @@ export function resolveConfig(
     registrationTtlMs: (pick('registrationTtlMs') as number | undefined) ?? 300_000,
     sweepIntervalMs: (pick('sweepIntervalMs') as number | undefined) ?? 10_000,
     jwtSecret: readSecret(env, 'ATHANOR_JWT_SECRET'),
+    jwtPreviousSecret: readSecret(env, 'ATHANOR_JWT_PREVIOUS_SECRET'),
+    metricsToken: readSecret(env, 'ATHANOR_METRICS_TOKEN'),
     configFile,
   });
 }
