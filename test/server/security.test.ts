@@ -246,7 +246,10 @@ describeEachBackend('security', (backend) => {
       statuses.push(response.status);
     }
     expect(statuses.slice(0, 5)).toEqual([401, 401, 401, 401, 401]);
-    expect(statuses.slice(5).every((s) => s === 429)).toBe(true);
+    // After five wrong keys, each further check waits 1 s, 2 s, 4 s…: most tries are refused
+    // unchecked (a slow machine may let a few through as the waits end).
+    expect(statuses.filter((s) => s === 401).length).toBeLessThanOrEqual(9);
+    expect(statuses.filter((s) => s !== 401 && s !== 429)).toEqual([]);
     // Bob, behind the same address, still signs in.
     expect(await server.token('user', 'bob', bobKey)).toEqual(expect.any(String));
     // Alice's right key waits out the backoff (bounded: the wait is named and short).
