@@ -12,7 +12,7 @@ import * as q from '../store/queries/compute.js';
 import type { TransformationRow } from '../store/queries/networks.js';
 import { findTransformations } from '../store/queries/networks.js';
 import { findTask, removeFromHubs, type TaskRow, updateTasks } from '../store/queries/tasks.js';
-import { restartPatternMatches } from './restart-patterns.js';
+import { matchRestartPatterns } from './restart-patterns.js';
 import { transformationView } from './views.js';
 
 /** Lease and registration timing; the defaults suit a service heartbeating every 20 s. */
@@ -328,17 +328,13 @@ export async function submitResult(
 
 /**
  * The restart patterns (of the task's hubs' policies) that the failure text matches. Matched
- * before the write transaction opens, so no lock is held while patterns run; RE2 keeps each
- * match linear in the text (at most `maxErrorTextBytes`).
+ * before the write transaction opens, on RE2's matcher thread with a deadline, so neither a lock
+ * nor the event loop is held while patterns run.
  */
 async function matchRestartPolicies(store: Store, taskId: string, errorText: string) {
   const rows = await q.policiesForTask(store.db, taskId);
-  const matched = new Set<string>();
-  for (const row of rows) {
-    if (row.pattern !== null && !matched.has(row.pattern) && restartPatternMatches(row.pattern, errorText))
-      matched.add(row.pattern);
-  }
-  return matched;
+  const patterns = rows.flatMap((row) => (row.pattern === null ? [] : [row.pattern]));
+  return matchRestartPatterns(patterns, errorText);
 }
 
 /**
