@@ -1,9 +1,8 @@
-import path from 'node:path';
 import type { Config } from '../config/resolve-config.js';
 import { AthanorError, isAthanorError } from '../domain/errors.js';
 import { getMigrationStatus } from '../store/migrator.js';
 import type { Store } from '../store/open-store.js';
-import { backupEnv } from './backup/backup-env.js';
+import { backupEnv, chooseBackupTarget } from './backup/backup-env.js';
 import { getMaintenance, pauseWrites } from './maintenance.js';
 
 /** The maintenance reason `database migrate` sets; other migrators wait while it is on. */
@@ -69,17 +68,17 @@ async function backupBeforeMigrate(
   from: number,
   to: number,
 ): Promise<string> {
-  const fromEnv = process.env[backupEnv.target];
-  const url = targetFlag ?? (fromEnv ? fromEnv : `file:${path.join(config.dataDir, 'backups')}`);
+  const choice = chooseBackupTarget(config.dataDir, targetFlag, process.env, '--backup-target');
+  const url = choice.url;
   try {
-    const [{ openObjectStore }, { createBackup }, { encryptionFromEnv }] = await Promise.all([
-      import('../objects/open-object-store.js'),
+    const [{ openBackupTarget }, { createBackup }, { encryptionFromEnv }] = await Promise.all([
+      import('./backup/open-backup-target.js'),
       import('./backup/create-backup.js'),
       import('./backup/encryption.js'),
     ]);
     const { manifest } = await createBackup({
       config,
-      target: openObjectStore(url),
+      target: openBackupTarget(choice),
       encryption: encryptionFromEnv(),
       reason: `pre-migrate ${from} to ${to}`,
     });

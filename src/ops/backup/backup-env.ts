@@ -1,3 +1,5 @@
+import path from 'node:path';
+
 /** The environment variables of backups, in one place for the code, `--help` and the docs. */
 export const backupEnv = {
   /** Default backup target URL. */
@@ -11,3 +13,35 @@ export const backupEnv = {
   /** A file of age identities (`AGE-SECRET-KEY-1…`) that open encrypted backups. */
   identityFile: 'ATHANOR_BACKUP_AGE_IDENTITY_FILE',
 } as const;
+
+/**
+ * The backup target URL: the one given (a `--target` flag), else `ATHANOR_BACKUP_TARGET`, else
+ * `file:<data dir>/backups`. The one place that default is written.
+ */
+export function backupTargetUrl(
+  dataDir: string,
+  given?: string | undefined,
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): string {
+  return chooseBackupTarget(dataDir, given, env).url;
+}
+
+/** A backup target URL and the setting it came from, so an error can name what the user set. */
+export interface BackupTargetChoice {
+  readonly url: string;
+  /** `--target`, `ATHANOR_BACKUP_TARGET`, or `default` (`file:<data dir>/backups`). */
+  readonly setting: string;
+}
+
+/** As `backupTargetUrl`, with where the URL came from. */
+export function chooseBackupTarget(
+  dataDir: string,
+  given?: string | undefined,
+  env: Readonly<Record<string, string | undefined>> = process.env,
+  flag = '--target',
+): BackupTargetChoice {
+  const fromEnv = env[backupEnv.target];
+  if (given !== undefined) return { url: given, setting: flag };
+  if (fromEnv !== undefined && fromEnv.trim() !== '') return { url: fromEnv, setting: backupEnv.target };
+  return { url: `file:${path.join(dataDir, 'backups')}`, setting: 'default' };
+}
