@@ -90,6 +90,21 @@ export const settingSpecs = {
     description: 'API token signing secret (or ATHANOR_JWT_SECRET_FILE)',
     defaultText: 'generated once and kept in the state store',
   },
+  jwtPreviousSecret: {
+    env: 'ATHANOR_JWT_PREVIOUS_SECRET',
+    kind: 'string',
+    secret: true,
+    description:
+      'the signing secret being rotated out: its tokens still work (or _FILE); only with ATHANOR_JWT_SECRET',
+    defaultText: 'none',
+  },
+  metricsToken: {
+    env: 'ATHANOR_METRICS_TOKEN',
+    kind: 'string',
+    secret: true,
+    description: 'bearer token for the per-scope series of /metrics (or ATHANOR_METRICS_TOKEN_FILE)',
+    defaultText: 'none: /metrics names no scope',
+  },
   backupTarget: {
     env: 'ATHANOR_BACKUP_TARGET',
     kind: 'string',
@@ -223,6 +238,13 @@ export interface Config {
   readonly computeId: string | undefined;
   /** Its key; default `key`. */
   readonly computeKey: string | undefined;
+  /**
+   * The signing secret being rotated out: its tokens are still accepted, nothing new is signed
+   * with it. Only with `jwtSecret`.
+   */
+  readonly jwtPreviousSecret: string | undefined;
+  /** Bearer token that unlocks the per-scope series of `/metrics`; without it `/metrics` names no scope. */
+  readonly metricsToken: string | undefined;
   /** The config file that was read, if any. */
   readonly configFile: string | undefined;
 }
@@ -308,6 +330,8 @@ export function resolveConfig(
     key: text('key'),
     computeId: text('computeId'),
     computeKey: text('computeKey'),
+    jwtPreviousSecret: text('jwtPreviousSecret'),
+    metricsToken: text('metricsToken'),
     configFile,
   });
 }
