@@ -18,7 +18,9 @@ export const settingSpecs = {
   databaseUrl: {
     env: 'ATHANOR_DATABASE_URL',
     kind: 'string',
-    description: 'sqlite:<path> or postgres://user:pass@host:port/db (default sqlite:<data dir>/athanor.db)',
+    description:
+      'sqlite:<path> or postgres://user:pass@host:port/db (default sqlite:<data dir>/athanor.db); ' +
+      'ATHANOR_DATABASE_URL_FILE names a file holding it',
   },
   objectsUrl: {
     env: 'ATHANOR_OBJECTS_URL',
@@ -150,8 +152,13 @@ export function resolveConfig(
   };
 
   const dataDir = path.resolve(cwd, (pick('dataDir') as string | undefined) ?? 'athanor-data');
+  // A URL carrying a password arrives as a file from container secrets and systemd credentials.
+  const databaseUrlSecret =
+    flags.databaseUrl === undefined ? readSecret(env, 'ATHANOR_DATABASE_URL') : undefined;
   const databaseUrl = normalizeDatabaseUrl(
-    (pick('databaseUrl') as string | undefined) ?? `sqlite:${path.join(dataDir, 'athanor.db')}`,
+    databaseUrlSecret ??
+      (pick('databaseUrl') as string | undefined) ??
+      `sqlite:${path.join(dataDir, 'athanor.db')}`,
     cwd,
   );
   const objectsUrl = (pick('objectsUrl') as string | undefined) ?? `file:${path.join(dataDir, 'objects')}`;
