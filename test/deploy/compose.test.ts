@@ -298,5 +298,35 @@ describe.skipIf(
     expect(stopped.code, stopped.stderr).toBe(0);
     const exit = await podman(['inspect', '--format', '{{.State.ExitCode}}', 'athanor-compose-compute']);
     expect(exit.stdout.trim()).toBe('0');
+
+    // The backup sidecar, on a schedule of every few seconds, puts a backup at the S3 target.
+    const sidecar = await podmanRun('athanor-compose-backup', services.backup!, {
+      env: { ...objects, ATHANOR_BACKUP_SCHEDULE: '*/3 * * * * *', ATHANOR_BACKUP_DRILL_SCHEDULE: 'off' },
+      detach: true,
+    });
+    expect(sidecar.code, sidecar.stderr).toBe(0);
+    let listings = 0;
+    const backups = await until(
+      'the backup sidecar to take a backup',
+      async () => {
+        const listed = await podmanRun(`athanor-compose-backup-list-${listings++}`, services.migrate!, {
+          env: objects,
+          command: ['backup', 'list', '--json'],
+        });
+        const found = JSON.parse(listed.stdout) as { id: string }[];
+        return found.length > 0 ? found : undefined;
+      },
+      60_000,
+    );
+    expect(backups[0]!.id).toMatch(/^\d{8}T\d{6}/);
+    const sidecarStopped = await podman(['stop', '-t', '60', 'athanor-compose-backup']);
+    expect(sidecarStopped.code, sidecarStopped.stderr).toBe(0);
+    const sidecarExit = await podman([
+      'inspect',
+      '--format',
+      '{{.State.ExitCode}}',
+      'athanor-compose-backup',
+    ]);
+    expect(sidecarExit.stdout.trim()).toBe('0');
   });
 });

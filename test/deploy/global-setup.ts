@@ -19,7 +19,8 @@ declare module 'vitest' {
 /**
  * Builds the image once for every deploy test: a base made here from Debian's archive and the
  * npm registry (no image registry is needed), then the Containerfile on top of it. Set
- * ATHANOR_TEST_BASE_IMAGE to reuse a base image already present.
+ * ATHANOR_TEST_BASE_IMAGE to reuse a base image already present, and ATHANOR_TEST_IMAGE as well
+ * to reuse an image built from it.
  */
 export default async function setup(project: TestProject): Promise<() => void> {
   const stops: (() => void)[] = [];
@@ -59,6 +60,12 @@ export default async function setup(project: TestProject): Promise<() => void> {
       .split('\n')
       .pop() as string;
     log(`base image ${base} made in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+  }
+  if (process.env.ATHANOR_TEST_IMAGE) {
+    // An image built already (with its base named in ATHANOR_TEST_BASE_IMAGE): reuse it.
+    project.provide('athanorImage', process.env.ATHANOR_TEST_IMAGE);
+    project.provide('athanorBaseImage', base);
+    return () => stops.forEach((stop) => stop());
   }
   const image = `localhost/athanor:test-${revision.slice(0, 12)}`;
   const started = Date.now();
