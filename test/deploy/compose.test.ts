@@ -84,7 +84,7 @@ describe.skipIf(!requireTools('checking the compose file', ['docker-compose']))(
         expect(`${name} ${variable}`).not.toMatch(/(PASSWORD|SECRET|KEY|CREDENTIALS)$/);
         expect(String(value ?? ''), `${name} ${variable}`).not.toMatch(/:\/\/[^/@]*:[^/@]*@/);
         if (variable.endsWith('_FILE')) {
-          const secret = /^\/run\/secrets\/([^/]+)$/.exec(String(value))?.[1];
+          const secret = /^(?:\/run\/secrets\/)?([^/]+)$/.exec(String(value))?.[1];
           expect(secret, `${name} ${variable}`).toBeDefined();
           expect(secretNames(service), `${name} mounts ${secret}`).toContain(secret);
         }

@@ -16,13 +16,18 @@ interface ImageConfig {
   Volumes: Record<string, unknown> | null;
   Labels: Record<string, string>;
   StopSignal?: string;
+}
+
+interface ImageInspection {
+  Size: number;
+  Config: ImageConfig;
   Healthcheck?: { Test: string[] };
 }
 
-async function inspectImage(name: string): Promise<{ Size: number; Config: ImageConfig }> {
+async function inspectImage(name: string): Promise<ImageInspection> {
   const result = await podman(['image', 'inspect', '--format', 'json', name]);
   expect(result.code, result.stderr).toBe(0);
-  return (JSON.parse(result.stdout) as { Size: number; Config: ImageConfig }[])[0]!;
+  return (JSON.parse(result.stdout) as ImageInspection[])[0]!;
 }
 
 describe.skipIf(!image)('the container image', () => {
@@ -37,13 +42,13 @@ describe.skipIf(!image)('the container image', () => {
   });
 
   it('runs athanor up as a non-root user on a /data volume, with labels and a health check', async () => {
-    const { Config, Size } = await inspectImage(image);
+    const { Config, Size, Healthcheck } = await inspectImage(image);
     expect(Config.Entrypoint).toEqual(['athanor']);
     expect(Config.Cmd).toEqual(['up']);
     expect(Config.User).toBe('10001:10001');
     expect(Object.keys(Config.Volumes ?? {})).toEqual(['/data']);
     expect(Config.StopSignal).toBe('SIGTERM');
-    expect(Config.Healthcheck?.Test.join(' ')).toContain('/healthz');
+    expect(Healthcheck?.Test.join(' ')).toContain('/healthz');
     const pkg = JSON.parse(readFileSync(path.join(repoRoot, 'package.json'), 'utf8')) as { version: string };
     expect(Config.Labels['org.opencontainers.image.version']).toBe(pkg.version);
     expect(Config.Labels['org.opencontainers.image.revision']).toMatch(/^[0-9a-f]{40}$|^unknown$/);
@@ -116,6 +121,9 @@ describe.skipIf(!image)('the container image', () => {
     };
 
     await start('athanor-test-first');
+    // The image's own health check passes against the running server.
+    const health = await podman(['healthcheck', 'run', 'athanor-test-first']);
+    expect(health.code, health.stdout + health.stderr).toBe(0);
     const firstLog = await logsOf('athanor-test-first');
     const key = /ATHANOR_KEY=(\S+)/.exec(firstLog)?.[1];
     expect(key, firstLog).toBeTruthy();
