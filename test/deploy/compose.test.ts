@@ -207,8 +207,14 @@ describe.skipIf(
   }
 
   it('migrates, adds the compute identity, serves and computes on PostgreSQL and S3', async () => {
-    const { services } = await composeConfig(composeFile, { ...process.env, ATHANOR_IMAGE: image });
+    const { services } = await composeConfig(composeFile, {
+      ...process.env,
+      ATHANOR_IMAGE: image,
+      ATHANOR_BLUE_IMAGE: image,
+      ATHANOR_GREEN_IMAGE: image,
+    });
     expect(services['api-blue']!.image).toBe(image);
+    expect(services.migrate!.image).toBe(image);
     const port = await freePort();
     const url = `http://127.0.0.1:${port}`;
     const objects = {
@@ -306,6 +312,7 @@ describe.skipIf(
     });
     expect(sidecar.code, sidecar.stderr).toBe(0);
     let listings = 0;
+    let lastListing = '';
     const backups = await until(
       'the backup sidecar to take a backup',
       async () => {
@@ -313,11 +320,15 @@ describe.skipIf(
           env: objects,
           command: ['backup', 'list', '--json'],
         });
+        lastListing = listed.stdout + listed.stderr;
         const found = JSON.parse(listed.stdout) as { id: string }[];
         return found.length > 0 ? found : undefined;
       },
       60_000,
-    );
+    ).catch(async (error: Error) => {
+      const log = await podman(['logs', 'athanor-compose-backup']);
+      throw new Error(`${error.message}\nbackup list: ${lastListing}\nsidecar: ${log.stdout}${log.stderr}`);
+    });
     expect(backups[0]!.id).toMatch(/^\d{8}T\d{6}/);
     const sidecarStopped = await podman(['stop', '-t', '60', 'athanor-compose-backup']);
     expect(sidecarStopped.code, sidecarStopped.stderr).toBe(0);
