@@ -17,7 +17,9 @@ import { getBlob } from '../objects/blob-store.js';
 import type { ObjectStore } from '../objects/object-store.js';
 import { openObjectStore } from '../objects/open-object-store.js';
 import { MaintenanceWatch } from '../ops/maintenance.js';
+import { backupTargetUrl } from '../ops/backup/backup-env.js';
 import { metricsRegistry } from '../ops/metrics.js';
+import { backupGaugeRefresher } from '../ops/schedule/backup-gauges.js';
 import { refreshQueueMetrics } from './queue-metrics.js';
 import { computeRoutes } from './compute-routes.js';
 import { sweeperPlugin } from './sweeper-plugin.js';
@@ -114,8 +116,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   });
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  const refreshBackupGauges = backupGaugeRefresher(() => openObjectStore(backupTargetUrl(config.dataDir)));
   app.get('/metrics', { schema: { hide: true } }, async (_request, reply) => {
-    await refreshQueueMetrics(store, maintenance);
+    await Promise.all([refreshQueueMetrics(store, maintenance), refreshBackupGauges()]);
     return reply.header('content-type', metricsRegistry.contentType).send(await metricsRegistry.metrics());
   });
   app.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok', version: appVersion }));

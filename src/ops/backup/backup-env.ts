@@ -23,8 +23,25 @@ export function backupTargetUrl(
   given?: string | undefined,
   env: Readonly<Record<string, string | undefined>> = process.env,
 ): string {
+  return chooseBackupTarget(dataDir, given, env).url;
+}
+
+/** A backup target URL and the setting it came from, so an error can name what the user set. */
+export interface BackupTargetChoice {
+  readonly url: string;
+  /** `--target`, `ATHANOR_BACKUP_TARGET`, or `default` (`file:<data dir>/backups`). */
+  readonly setting: string;
+}
+
+/** As `backupTargetUrl`, with where the URL came from. */
+export function chooseBackupTarget(
+  dataDir: string,
+  given?: string | undefined,
+  env: Readonly<Record<string, string | undefined>> = process.env,
+  flag = '--target',
+): BackupTargetChoice {
   const fromEnv = env[backupEnv.target];
-  if (given !== undefined) return given;
-  if (fromEnv !== undefined && fromEnv.trim() !== '') return fromEnv;
-  return `file:${path.join(dataDir, 'backups')}`;
+  if (given !== undefined) return { url: given, setting: flag };
+  if (fromEnv !== undefined && fromEnv.trim() !== '') return { url: fromEnv, setting: backupEnv.target };
+  return { url: `file:${path.join(dataDir, 'backups')}`, setting: 'default' };
 }
