@@ -12,7 +12,7 @@ import { note } from './output.js';
 // other command's start-up fast.
 export const load = () => import('../ops/backup/index.js');
 
-/** The backup target URL from `--target`, the environment or the default, checked before use. */
+/** The backup target URL from `--target`, the settings or the default, checked before use. */
 export async function targetUrl(command: Command, config: Config): Promise<string> {
   await resolveTarget(command, config);
   return targetChoice(command, config).url;
@@ -23,7 +23,7 @@ export async function resolveTarget(command: Command, config: Config): Promise<O
 }
 
 function targetChoice(command: Command, config: Config) {
-  return chooseBackupTarget(config.dataDir, command.optsWithGlobals<{ target?: string }>().target);
+  return chooseBackupTarget(config, command.optsWithGlobals<{ target?: string }>().target);
 }
 
 export function formatBytes(bytes: number): string {

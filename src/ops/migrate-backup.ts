@@ -68,7 +68,7 @@ async function backupBeforeMigrate(
   from: number,
   to: number,
 ): Promise<string> {
-  const choice = chooseBackupTarget(config.dataDir, targetFlag, process.env, '--backup-target');
+  const choice = chooseBackupTarget(config, targetFlag, '--backup-target');
   const url = choice.url;
   try {
     const [{ openBackupTarget }, { createBackup }, { encryptionFromEnv }] = await Promise.all([
