@@ -22,7 +22,7 @@ export const settingSpecs = {
   databaseUrl: {
     env: 'ATHANOR_DATABASE_URL',
     kind: 'string',
-    description: 'sqlite:<path> or postgres://user:pass@host:port/db',
+    description: 'sqlite:<path> or postgres://user:pass@host:port/db (or ATHANOR_DATABASE_URL_FILE)',
     defaultText: 'sqlite:<data dir>/athanor.db',
   },
   objectsUrl: {
@@ -300,8 +300,13 @@ export function resolveConfig(
     (pick(name) as number | undefined) ?? (configDefaults[name] as number);
 
   const dataDir = path.resolve(cwd, text('dataDir') ?? configDefaults.dataDir);
+  // A URL carrying a password arrives as a file from container secrets and systemd credentials
+  // (ATHANOR_DATABASE_URL_FILE); unlike a secret it may also sit, without a password, in the
+  // config file.
+  const databaseUrlFromEnv =
+    flags.databaseUrl === undefined ? readSecretSetting('ATHANOR_DATABASE_URL', env) : undefined;
   const databaseUrl = normalizeDatabaseUrl(
-    text('databaseUrl') ?? `sqlite:${path.join(dataDir, 'athanor.db')}`,
+    databaseUrlFromEnv ?? text('databaseUrl') ?? `sqlite:${path.join(dataDir, 'athanor.db')}`,
     cwd,
   );
   return Object.freeze({
