@@ -5,7 +5,6 @@ import type { Config, ConfigFlags } from '../config/resolve-config.js';
 import { resolveConfig } from '../config/resolve-config.js';
 import { AthanorError } from '../domain/errors.js';
 import type { OpenStoreOptions, Store } from '../store/open-store.js';
-import { openStore } from '../store/open-store.js';
 
 /** A user API client from --url/--id/--key, else the `url`, `id` and `key` settings. */
 export function userClient(command: Command): UserClient {
@@ -53,6 +52,8 @@ export async function withStore<T>(
   options: OpenStoreOptions = {},
 ): Promise<T> {
   const config = commandConfig(command);
+  // The database drivers load only for commands that open the store: API calls never need them.
+  const { openStore } = await import('../store/open-store.js');
   const store = await openStore(config, options);
   try {
     return await fn(store, config);

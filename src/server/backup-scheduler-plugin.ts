@@ -25,7 +25,8 @@ export async function backupSchedulerPlugin(
     store,
     config,
     ...settings,
-    log: (message, fields) => app.log[fields.level](fields, message),
+    // pino writes its own numeric level: a second 'level' key would repeat it as text.
+    log: (message, { level, ...fields }) => app.log[level](fields, message),
   });
   app.addHook('onClose', async () => scheduler.stop());
 }

@@ -1,3 +1,4 @@
+import path from 'node:path';
 import type { Config } from '../../config/resolve-config.js';
 import { settingSpecs } from '../../config/resolve-config.js';
 /** The environment variables of backups, in one place for the code, `--help` and the docs. */
@@ -17,4 +18,25 @@ export const backupEnv = {
 /** The backup target URL: the one given (a `--target` flag), else the `backupTarget` setting. */
 export function backupTargetUrl(config: Pick<Config, 'backupTarget'>, given?: string | undefined): string {
   return given ?? config.backupTarget;
+}
+
+/** A backup target URL and the setting it came from, so an error can name what the user set. */
+export interface BackupTargetChoice {
+  readonly url: string;
+  /** The flag, the setting (variable or config file), or `default` (`file:<data dir>/backups`). */
+  readonly setting: string;
+}
+
+/** As `backupTargetUrl`, with where the URL came from. */
+export function chooseBackupTarget(
+  config: Pick<Config, 'backupTarget' | 'dataDir'>,
+  given?: string | undefined,
+  flag = '--target',
+): BackupTargetChoice {
+  if (given !== undefined) return { url: given, setting: flag };
+  const isDefault = config.backupTarget === `file:${path.join(config.dataDir, 'backups')}`;
+  return {
+    url: config.backupTarget,
+    setting: isDefault ? 'default' : `${backupEnv.target} (or "backupTarget" in the config file)`,
+  };
 }
