@@ -71,6 +71,11 @@ export const settingSpecs = {
     kind: 'integer',
     description: 'how often the server expires stale leases and registrations (default 10000)',
   },
+  consolePath: {
+    env: 'ATHANOR_CONSOLE_PATH',
+    kind: 'string',
+    description: "URL path of the web console, or 'off' to serve none (default /console)",
+  },
 } as const satisfies Record<string, SettingSpec>;
 
 export type SettingName = keyof typeof settingSpecs;
@@ -103,6 +108,8 @@ export interface Config {
   readonly registrationTtlMs: number;
   /** Interval of the lease and registration sweeper, in milliseconds; default 10000. */
   readonly sweepIntervalMs: number;
+  /** URL path of the web console; default `/console`; undefined when set to `off`. */
+  readonly consolePath: string | undefined;
   /**
    * JWT signing secret from `ATHANOR_JWT_SECRET` or the file named by `ATHANOR_JWT_SECRET_FILE`
    * (never from the config file); when absent, one is generated once and kept in the state store.
@@ -169,6 +176,7 @@ export function resolveConfig(
     leaseTtlMs: (pick('leaseTtlMs') as number | undefined) ?? 120_000,
     registrationTtlMs: (pick('registrationTtlMs') as number | undefined) ?? 300_000,
     sweepIntervalMs: (pick('sweepIntervalMs') as number | undefined) ?? 10_000,
+    consolePath: parseConsolePath((pick('consolePath') as string | undefined) ?? '/console'),
     jwtSecret: readSecret(env, 'ATHANOR_JWT_SECRET'),
     configFile,
   });
@@ -191,6 +199,19 @@ function readSecret(env: NodeJS.ProcessEnv, name: string): string | undefined {
       },
     );
   }
+}
+
+/** `off` turns the console off; otherwise a path like `/console` or `/ops/console`. */
+function parseConsolePath(text: string): string | undefined {
+  if (text.trim().toLowerCase() === 'off') return undefined;
+  const trimmed = text.length > 1 ? text.replace(/\/+$/, '') : text;
+  if (!/^(\/[A-Za-z0-9_.-]+)+$/.test(trimmed) || /\/\.\.?(\/|$)/.test(trimmed)) {
+    throw new AthanorError(
+      'invalid_config',
+      `ATHANOR_CONSOLE_PATH (consolePath) must be a path like /console, or off; got '${text}'`,
+    );
+  }
+  return trimmed;
 }
 
 function nonEmpty(value: string | undefined): string | undefined {

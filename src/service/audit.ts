@@ -89,7 +89,13 @@ export async function recordAudit(
 
 export async function listAudit(
   store: Store,
-  filter: { since?: string | undefined; action?: string | undefined; limit?: number | undefined },
+  filter: {
+    since?: string | undefined;
+    until?: string | undefined;
+    action?: string | undefined;
+    actor?: string | undefined;
+    limit?: number | undefined;
+  },
 ): Promise<AuditRow[]> {
   return listAuditEntries(store.db, { ...filter, limit: filter.limit ?? 1000 });
 }

@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import { generateKey } from '../../auth/keys.js';
 import { osActor } from '../../service/audit.js';
 import { addIdentity, listIdentities, setIdentityKey } from '../../service/identities.js';
+import { grantRole } from '../../service/identity-roles.js';
 import { commandConfig, integerOption } from '../context.js';
 import { note } from '../output.js';
 import { startServer, untilSignal } from './serve.js';
@@ -41,6 +42,7 @@ export function upCommand(): Command {
             scopes: ['*-*-*'],
           });
           adminKey = created.generatedKey;
+          await grantRole(store, osActor(), { kind: 'user', identifier: 'admin' }, 'admin');
         }
         const local = { kind: 'compute' as const, identifier: 'local-compute' };
         if ((await listIdentities(store, 'compute')).some((i) => i.identifier === local.identifier)) {
@@ -51,8 +53,8 @@ export function upCommand(): Command {
       }
       if (adminKey) {
         note('');
-        note("First run: created the user identity 'admin' with every scope (*-*-*). Its key is shown");
-        note('only this once; paste these lines into your shell to use the CLI:');
+        note("First run: created the user identity 'admin' with every scope (*-*-*) and the admin role.");
+        note('Its key is shown only this once; paste these lines into your shell to use the CLI:');
         note('');
         note(`  export ATHANOR_URL=${server.url}`);
         note('  export ATHANOR_ID=admin');
