@@ -73,6 +73,7 @@ export function page(frame: PageFrame, title: string, body: Interpolation): Html
         <meta name="viewport" content="width=device-width, initial-scale=1" />
         <meta name="color-scheme" content="light dark" />
         <title>${title} · Athanor</title>
+        <link rel="icon" href="data:," />
         <link rel="stylesheet" href="${base}/assets/pico.min.css" />
         <link rel="stylesheet" href="${base}/assets/console.css" />
         <script src="${base}/assets/console.js" defer></script>

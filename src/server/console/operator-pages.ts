@@ -119,7 +119,7 @@ export function operatorPages(app: FastifyInstance, ctx: ConsoleContext): void {
             </select></label
           >
           <label
-            >Identifier <input name="identifier" required pattern="[A-Za-z][A-Za-z0-9_.@-]*" maxlength="64"
+            >Identifier <input name="identifier" required pattern="[A-Za-z][A-Za-z0-9_.@\\-]*" maxlength="64"
           /></label>
         </div>
         <label>Scopes (space separated) <input name="scopes" placeholder="org-campaign-project" /></label>

@@ -63,7 +63,7 @@ function number(text: string | undefined, label: string, min: number, max: numbe
 function countsLine(counts: Partial<Record<TaskStatus, number>>): Html {
   const shown = taskStatuses.filter((s) => (counts[s] ?? 0) > 0);
   if (shown.length === 0) return html`<span class="empty">no tasks</span>`;
-  return html`${shown.map((s) => html`${statusBadge(s)} ${counts[s]} `)}`;
+  return html`${shown.map((s) => html`${statusBadge(s)} <span data-count="${s}">${counts[s]}</span> `)}`;
 }
 
 function select(name: string, label: string, options: readonly string[], current: string | undefined): Html {
