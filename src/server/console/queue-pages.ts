@@ -487,7 +487,20 @@ export function queuePages(app: FastifyInstance, ctx: ConsoleContext): void {
       ctx,
       request,
       { action: 'task.restart', target: ids.length === 1 ? ids[0] : `${ids.length} tasks` },
-      () => tasks.setTaskStatuses(store, user.principal, ids, 'waiting'),
+      async () => {
+        const outcome = await tasks.setTaskStatuses(store, user.principal, ids, 'waiting');
+        // A failure left its hubs; a restart puts it back on the hubs of the networks holding it.
+        const byNetwork = new Map<string, string[]>();
+        for (const answer of outcome.tasks) {
+          if (answer.result !== 'waiting' || answer.error) continue;
+          const placement = await queueViews.taskPlacement(store, user.principal, answer.task);
+          for (const network of placement.networks)
+            byNetwork.set(network, [...(byNetwork.get(network) ?? []), answer.task]);
+        }
+        for (const [network, taskIds] of byNetwork)
+          await tasks.actionTasks(store, user.principal, network, taskIds);
+        return outcome;
+      },
       (o) => ({ restarted: o.tasks.filter((a) => a.result === 'waiting' && !a.error).length }),
     );
     const refused = outcome.tasks.filter((a) => a.error);

@@ -207,8 +207,23 @@ describe.runIf(haveChromium)('console in a browser', () => {
       'ValueError: the input was negative',
     );
     await shoot(operator, 'task');
+    const failedTaskId = (await operator.locator('h1').textContent())?.replace('Task ', '') ?? '';
     await operator.getByRole('button', { name: /^Restart/ }).click();
     await expect.poll(() => operator.locator('.notice').textContent()).toContain('restarted 1 task');
+    // Back on its network's hub, the compute service claims and runs it a second time.
+    await expect
+      .poll(
+        async () =>
+          (
+            await server.store.db
+              .selectFrom('tasks')
+              .select('attempts')
+              .where('id', '=', failedTaskId)
+              .executeTakeFirst()
+          )?.attempts,
+        { timeout: 20_000 },
+      )
+      .toBe(2);
     const audit = await server.store.db
       .selectFrom('audit_log')
       .select(['actor', 'action'])

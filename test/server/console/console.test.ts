@@ -182,6 +182,8 @@ describeEachBackend('web console', (backend) => {
       .set({ status: 'error', last_error: 'ValueError: <b>bad input</b>' })
       .where('id', '=', task!.id)
       .execute();
+    // As a failure does, the task leaves its hub.
+    await server.store.db.deleteFrom('hub_tasks').where('task_id', '=', task!.id).execute();
 
     const errored = await browser.get('/console/tasks?status=error');
     expect(errored.text).toContain(task!.id);
@@ -200,6 +202,12 @@ describeEachBackend('web console', (backend) => {
       .where('id', '=', task!.id)
       .executeTakeFirst();
     expect(row?.status).toBe('waiting');
+    const hub = await server.store.db
+      .selectFrom('hub_tasks')
+      .select('task_id')
+      .where('task_id', '=', task!.id)
+      .execute();
+    expect(hub, 'a restarted task is back on its network hub, so it can be claimed').toHaveLength(1);
     const audit = await listAudit(server.store, { actor: 'user:dana', action: 'task.restart' });
     expect(audit).toHaveLength(1);
     expect(audit[0]?.outcome).toBe('ok');
