@@ -4,7 +4,7 @@ import { grantRole } from '../../../src/service/identity-roles.js';
 import { setIdentityDisabled, setIdentityKey } from '../../../src/service/identities.js';
 import type { Store } from '../../../src/store/open-store.js';
 import { describeEachBackend, tempDir } from '../../helpers/backends.js';
-import { ConsoleClient } from '../../helpers/console-client.js';
+import { ConsoleClient, csrfOf } from '../../helpers/console-client.js';
 import { startTestServer } from '../../helpers/server.js';
 
 const hostile = '<img src=x onerror=alert(1)>';
@@ -292,6 +292,31 @@ describeEachBackend('web console', (backend) => {
 
 describeEachBackend('web console settings', (backend) => {
   const dir = tempDir();
+
+  it('marks the session cookie Secure when a trusted proxy says the request came over TLS', async () => {
+    const before = process.env.ATHANOR_TRUST_PROXY;
+    process.env.ATHANOR_TRUST_PROXY = '1';
+    let server;
+    try {
+      server = await startTestServer(backend, dir);
+    } finally {
+      if (before === undefined) delete process.env.ATHANOR_TRUST_PROXY;
+      else process.env.ATHANOR_TRUST_PROXY = before;
+    }
+    const key = await server.addIdentity('user', 'tls', ['lab-t-s']);
+    const browser = new ConsoleClient(server.url);
+    const https = { 'x-forwarded-proto': 'https' };
+    const form = await browser.request('GET', '/console/signin', undefined, https);
+    const signedIn = await browser.request(
+      'POST',
+      '/console/signin',
+      { _csrf: csrfOf(form.text), identifier: 'tls', key },
+      https,
+    );
+    expect(signedIn.status).toBe(303);
+    const cookie = signedIn.headers.getSetCookie().find((c) => c.startsWith('athanor_session='));
+    expect(cookie).toMatch(/; Secure/i);
+  });
 
   it('can be moved to another path or turned off', async () => {
     const moved = await startTestServer(backend, dir, { consolePath: '/ops/console' });
