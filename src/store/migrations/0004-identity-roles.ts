@@ -6,8 +6,8 @@ import type { Migration } from './migration.js';
  * table rather than a column so more roles need no migration and a removed identity loses its
  * roles with its scopes.
  */
-export const migration0007: Migration = {
-  id: 7,
+export const migration0004: Migration = {
+  id: 4,
   name: 'identity-roles',
   breaking: false,
   async up(db) {
