@@ -5,7 +5,6 @@ import { identityKinds, parseIdentifier } from '../../domain/identifier.js';
 import { getMaintenance, setMaintenance } from '../../ops/maintenance.js';
 import type { BackupFreshness } from '../../ops/schedule/backup-freshness.js';
 import { backupFreshness } from '../../ops/schedule/backup-freshness.js';
-import { resolveScheduleSettings } from '../../ops/schedule/schedule-settings.js';
 import { listAudit } from '../../service/audit.js';
 import * as identities from '../../service/identities.js';
 import * as identityRoles from '../../service/identity-roles.js';
@@ -16,9 +15,9 @@ import { csrfField, notice, page, query, statusBadge, table, time } from './layo
 
 type Query = Readonly<Record<string, string | undefined>>;
 
-/** The backup target the scheduler and `athanor backup` use: ATHANOR_BACKUP_TARGET or the data dir. */
+/** The backup target the scheduler and `athanor backup` use (ATHANOR_BACKUP_TARGET). */
 function backupTargetUrl(ctx: ConsoleContext): string {
-  return resolveScheduleSettings({ profile: 'serve', dataDir: ctx.config.dataDir }).targetUrl;
+  return ctx.config.backupTarget;
 }
 
 async function openBackupTarget(ctx: ConsoleContext) {

@@ -294,15 +294,7 @@ describeEachBackend('web console settings', (backend) => {
   const dir = tempDir();
 
   it('marks the session cookie Secure when a trusted proxy says the request came over TLS', async () => {
-    const before = process.env.ATHANOR_TRUST_PROXY;
-    process.env.ATHANOR_TRUST_PROXY = '1';
-    let server;
-    try {
-      server = await startTestServer(backend, dir);
-    } finally {
-      if (before === undefined) delete process.env.ATHANOR_TRUST_PROXY;
-      else process.env.ATHANOR_TRUST_PROXY = before;
-    }
+    const server = await startTestServer(backend, dir, { trustProxy: true });
     const key = await server.addIdentity('user', 'tls', ['lab-t-s']);
     const browser = new ConsoleClient(server.url);
     const https = { 'x-forwarded-proto': 'https' };
