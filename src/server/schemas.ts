@@ -101,6 +101,8 @@ export const Task = Type.Object({
   createdAt: Type.String(),
   createdBy: Type.String(),
   updatedAt: Type.String(),
+  statusChangedAt: Type.String(),
+  reason: Type.Union([Type.String(), Type.Null()]),
   lastError: Type.Union([Type.String(), Type.Null()]),
 });
 
@@ -116,6 +118,58 @@ export const Result = Type.Object({
   computeService: Type.Union([Type.String(), Type.Null()]),
   createdAt: Type.String(),
 });
+
+const NullableString = Type.Union([Type.String(), Type.Null()]);
+
+export const AttemptOutcome = Type.Union([
+  Type.Literal('ok'),
+  Type.Literal('failed'),
+  Type.Literal('released'),
+  Type.Literal('expired'),
+  Type.Literal('revoked'),
+]);
+
+export const Attempt = Type.Object({
+  task: Type.String(),
+  claim: Type.Integer({ description: "the claim's sequence number among the task's claims" }),
+  attempt: Type.Integer({ description: 'counted attempts at the claim (a released claim is not counted)' }),
+  computeIdentity: Type.String(),
+  computeService: Type.String(),
+  hostname: NullableString,
+  claimedAt: Type.String(),
+  endedAt: Type.Union([Type.String({ description: 'null while the attempt runs' }), Type.Null()]),
+  outcome: Type.Union([AttemptOutcome, Type.Null()]),
+  result: NullableString,
+  reason: NullableString,
+});
+
+export const TaskDetail = Type.Object({
+  status: TaskStatus,
+  statusChangedAt: Type.String(),
+  reason: NullableString,
+  attempts: Type.Array(Attempt),
+  leaseHolder: Type.Union([
+    Type.Object({
+      computeIdentity: Type.String(),
+      computeService: Type.String(),
+      hostname: NullableString,
+      claimedAt: Type.String(),
+      leaseExpiresAt: NullableString,
+    }),
+    Type.Null(),
+  ]),
+  lastOutcome: Type.Union([AttemptOutcome, Type.Null()]),
+  lastErrorHead: NullableString,
+});
+
+export const Failure = Type.Intersect([
+  Attempt,
+  Type.Object({
+    errorClass: NullableString,
+    message: Type.String(),
+    traceback: Type.String({ description: 'the whole failure text' }),
+  }),
+]);
 
 /** One item's answer in a bulk request; `result: null` means not found in your scopes. */
 export function bulkAnswer<T extends Parameters<typeof Type.Union>[0][number]>(result: T) {

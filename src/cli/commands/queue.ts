@@ -6,6 +6,7 @@ import { AthanorError } from '../../domain/errors.js';
 import type { TaskView } from '../../service/views.js';
 import { integerOption, userClient, wantsJson } from '../context.js';
 import { printJson, printLine, printTable } from '../output.js';
+import { addTaskHistoryCommands } from './task-history.js';
 
 const networkStates = ['active', 'inactive', 'invalid', 'deleted'] as const;
 const short = (key: string | null) => (key === null ? '-' : key.length > 20 ? `${key.slice(0, 16)}…` : key);
@@ -263,24 +264,34 @@ export function taskCommand(): Command {
         'deleted',
       ]),
     )
+    .option('--reason <text>', 'with --set: why, kept on each task and shown by `task history`')
     .description('show, or with --set change, the status of tasks')
-    .action(async (tasks: string[], options: { set?: 'waiting' | 'invalid' | 'deleted' }, cmd: Command) => {
-      const client = userClient(cmd);
-      if (!options.set) {
-        const views = await Promise.all(tasks.map((t) => client.getTask(t)));
-        if (wantsJson(cmd)) printJson(views);
-        else printTasks(views);
-        return;
-      }
-      const answer = await client.setTaskStatus(tasks, options.set);
-      if (wantsJson(cmd)) printJson(answer);
-      else {
-        printBulk(answer.tasks);
-        if (answer.cascaded.length)
-          process.stderr.write(`also ${options.set}: ${answer.cascaded.length} extending task(s)\n`);
-      }
-      if (answer.tasks.some((a) => a.error !== undefined)) process.exitCode = 1;
-    });
+    .action(
+      async (
+        tasks: string[],
+        options: { set?: 'waiting' | 'invalid' | 'deleted'; reason?: string },
+        cmd: Command,
+      ) => {
+        const client = userClient(cmd);
+        if (options.reason !== undefined && !options.set) {
+          throw new AthanorError('invalid_argument', '--reason goes with --set <status>');
+        }
+        if (!options.set) {
+          const views = await Promise.all(tasks.map((t) => client.getTask(t)));
+          if (wantsJson(cmd)) printJson(views);
+          else printTasks(views);
+          return;
+        }
+        const answer = await client.setTaskStatus(tasks, options.set, options.reason);
+        if (wantsJson(cmd)) printJson(answer);
+        else {
+          printBulk(answer.tasks);
+          if (answer.cascaded.length)
+            process.stderr.write(`also ${options.set}: ${answer.cascaded.length} extending task(s)\n`);
+        }
+        if (answer.tasks.some((a) => a.error !== undefined)) process.exitCode = 1;
+      },
+    );
 
   command
     .command('priority')
@@ -293,6 +304,7 @@ export function taskCommand(): Command {
       else printBulk(answers);
     });
 
+  addTaskHistoryCommands(command);
   return command;
 }
 
