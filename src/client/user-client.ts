@@ -1,10 +1,23 @@
 import type { Readable } from 'node:stream';
-import type { AttemptView, FailureView, TaskDetail } from '../service/attempts.js';
+import type { AttemptView, FailureView, NetworkResultView, TaskDetail } from '../service/attempts.js';
+import type { DownloadNetworkResultsOptions, DownloadSummary } from './download-results.js';
+import { downloadNetworkResults } from './download-results.js';
 import type { NetworkView, ResultView, TaskView, TransformationView } from '../service/views.js';
 import type { ClientOptions } from './http-client.js';
 import { HttpClient } from './http-client.js';
 
-export type { AttemptView, FailureView, NetworkView, ResultView, TaskDetail, TaskView, TransformationView };
+export type {
+  AttemptView,
+  DownloadNetworkResultsOptions,
+  DownloadSummary,
+  FailureView,
+  NetworkResultView,
+  NetworkView,
+  ResultView,
+  TaskDetail,
+  TaskView,
+  TransformationView,
+};
 export type NetworkState = 'active' | 'inactive' | 'invalid' | 'deleted';
 export type TaskStatus = TaskView['status'];
 
@@ -178,6 +191,22 @@ export class UserClient {
   /** One page of a network's failed attempts, with their full error text. */
   networkFailures(networkKey: string, query: PageQuery = {}) {
     return this.http.json<FailureView[]>(`/networks/${encodeURIComponent(networkKey)}/failures`, { query });
+  }
+
+  /** One page of a network's results, one per transformation, in transformation key order. */
+  networkResults(networkKey: string, query: PageQuery & { outcome?: 'ok' | 'failed' } = {}) {
+    return this.http.json<NetworkResultView[]>(`/networks/${encodeURIComponent(networkKey)}/results`, {
+      query,
+    });
+  }
+
+  /** Downloads every result of a network into `dir` (parallel, resumable, through a local cache). */
+  downloadNetworkResults(
+    networkKey: string,
+    dir: string,
+    options: DownloadNetworkResultsOptions = {},
+  ): Promise<DownloadSummary> {
+    return downloadNetworkResults(this, networkKey, dir, options);
   }
 
   /** One page of the failed attempts in a scope (wildcards allowed). */

@@ -171,6 +171,17 @@ export const Failure = Type.Intersect([
   }),
 ]);
 
+export const NetworkResult = Type.Object({
+  transformation: Type.String(),
+  name: Type.String(),
+  task: Type.String(),
+  result: Type.String(),
+  outcome: Type.Union([Type.Literal('ok'), Type.Literal('failed')]),
+  sha256: NullableString,
+  sizeBytes: Type.Union([Type.Integer(), Type.Null()]),
+  createdAt: Type.String(),
+});
+
 /** One item's answer in a bulk request; `result: null` means not found in your scopes. */
 export function bulkAnswer<T extends Parameters<typeof Type.Union>[0][number]>(result: T) {
   return Type.Object({

@@ -442,6 +442,30 @@ export const userRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, o
     );
 
     api.get(
+      '/networks/:key/results',
+      {
+        schema: {
+          summary:
+            "A network's results, one per transformation (its newest ok result, else its newest failure), paged by transformation key",
+          tags,
+          params: NetworkParams,
+          querystring: Type.Object({
+            outcome: Type.Optional(Type.Union([Type.Literal('ok'), Type.Literal('failed')])),
+            limit: Type.Optional(
+              Type.Integer({ minimum: 1, maximum: attempts.maxNetworkResultsPerPage, default: 1000 }),
+            ),
+            after: Type.Optional(
+              Type.String({ description: 'the last transformation key of the previous page' }),
+            ),
+          }),
+          response: { 200: Type.Array(S.NetworkResult) },
+        },
+      },
+      async (request) =>
+        attempts.listNetworkResults(store, principalOf(request), request.params.key, request.query),
+    );
+
+    api.get(
       '/failures',
       {
         schema: {

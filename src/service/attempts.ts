@@ -6,6 +6,8 @@ import { AthanorError } from '../domain/errors.js';
 import type { Store } from '../store/open-store.js';
 import type { AttemptRow } from '../store/queries/attempts.js';
 import * as q from '../store/queries/attempts.js';
+import type { NetworkResultRow } from '../store/queries/network-results.js';
+import { networkResults } from '../store/queries/network-results.js';
 import { findTask, findTasks, type TaskRow } from '../store/queries/tasks.js';
 import type { Page } from './networks.js';
 import { notFound, parseQueryScope, requireNetwork } from './networks.js';
@@ -165,3 +167,41 @@ export async function listFailures(
   }
   return failures;
 }
+
+/** Network results one page holds at most. */
+export const maxNetworkResultsPerPage = 10_000;
+
+/**
+ * A network's results, one per transformation: its newest `ok` result, else its newest failure
+ * (with `outcome`, the newest of that outcome). Paged by transformation key.
+ */
+export async function listNetworkResults(
+  store: Store,
+  principal: Principal,
+  networkKey: string,
+  filter: Page & { outcome?: 'ok' | 'failed' | undefined },
+) {
+  await requireNetwork(store, principal, networkKey);
+  const rows = await networkResults(store.db, {
+    networkKey,
+    outcome: filter.outcome,
+    limit: Math.min(Math.max(filter.limit ?? 1000, 1), maxNetworkResultsPerPage),
+    after: filter.after,
+  });
+  const chosen = new Map<string, NetworkResultRow>();
+  for (const row of rows) {
+    const held = chosen.get(row.transformation_key);
+    if (!held || (held.outcome !== 'ok' && row.outcome === 'ok')) chosen.set(row.transformation_key, row);
+  }
+  return [...chosen.values()].map((r) => ({
+    transformation: r.transformation_key,
+    name: r.transformation_name,
+    task: r.task_id,
+    result: r.id,
+    outcome: r.outcome,
+    sha256: r.blob_sha256,
+    sizeBytes: r.size_bytes === null ? null : Number(r.size_bytes),
+    createdAt: r.created_at,
+  }));
+}
+export type NetworkResultView = Awaited<ReturnType<typeof listNetworkResults>>[number];

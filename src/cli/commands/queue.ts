@@ -6,6 +6,7 @@ import { AthanorError } from '../../domain/errors.js';
 import type { TaskView } from '../../service/views.js';
 import { integerOption, userClient, wantsJson } from '../context.js';
 import { printJson, printLine, printTable } from '../output.js';
+import { resultDownloadCommand } from './result-download.js';
 import { addTaskHistoryCommands } from './task-history.js';
 
 const networkStates = ['active', 'inactive', 'invalid', 'deleted'] as const;
@@ -341,6 +342,8 @@ export function resultCommand(): Command {
       const stream = await userClient(cmd).downloadResult(id);
       await pipeline(stream, options.output ? createWriteStream(options.output) : process.stdout);
     });
+
+  command.addCommand(resultDownloadCommand());
 
   return command;
 }
