@@ -1,10 +1,12 @@
 import cliProgress from 'cli-progress';
 
-/** A progress bar on stderr when it is a terminal; otherwise nothing. */
-export function progressBar(label: string): {
+export interface ProgressBar {
   update(done: number, total: number, what: string): void;
   stop(): void;
-} {
+}
+
+/** A progress bar on stderr when it is a terminal; otherwise nothing. */
+export function progressBar(label: string): ProgressBar {
   if (!process.stderr.isTTY) return { update() {}, stop() {} };
   const bar = new cliProgress.SingleBar(
     {

@@ -3,7 +3,7 @@ import { Command } from 'commander';
 import { AthanorError } from '../../domain/errors.js';
 import { collect, integerOption } from '../context.js';
 import { note } from '../output.js';
-import { untilSignal } from './serve.js';
+import { untilSignal } from '../signals.js';
 
 interface RunOptions {
   url?: string;

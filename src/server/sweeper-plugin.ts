@@ -1,0 +1,37 @@
+import type { FastifyInstance } from 'fastify';
+import { leasesExpired } from '../ops/metrics.js';
+import { sweep } from '../service/compute.js';
+import type { Store } from '../store/open-store.js';
+
+export interface SweeperOptions {
+  readonly store: Store;
+  /** Milliseconds between rounds; 0 or less: no sweeper. */
+  readonly intervalMs: number;
+}
+
+/**
+ * Expires stale leases and registrations on a timer while the server runs; stops in `onClose`,
+ * after the round in progress. Every replica runs the timer; the leader lock inside `sweep` lets
+ * one of them act per round.
+ */
+export async function sweeperPlugin(app: FastifyInstance, options: SweeperOptions): Promise<void> {
+  const { store, intervalMs } = options;
+  if (intervalMs <= 0) return;
+  let running: Promise<unknown> | undefined;
+  const timer = setInterval(() => {
+    if (running) return;
+    running = sweep(store)
+      .then((outcome) => {
+        leasesExpired.inc(outcome.expiredLeases);
+        if (outcome.expiredLeases || outcome.expiredServices)
+          app.log.info(outcome, 'expired stale leases and registrations');
+      })
+      .catch((error: unknown) => app.log.warn({ err: error }, 'lease sweep failed; retrying next round'))
+      .finally(() => (running = undefined));
+  }, intervalMs);
+  timer.unref();
+  app.addHook('onClose', async () => {
+    clearInterval(timer);
+    await running;
+  });
+}
