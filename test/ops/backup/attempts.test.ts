@@ -85,7 +85,7 @@ describeEachBackend('attempt history in backups', (backend) => {
       config: configFor(intoUrl, dir),
       keys: noKeys,
     });
-    expect(result.appliedMigrations).toContain(6);
+    expect(result.appliedMigrations).toContain(4);
     const restored = await openStore(configFor(intoUrl, dir));
     try {
       const task = await restored.db.selectFrom('tasks').selectAll().executeTakeFirstOrThrow();

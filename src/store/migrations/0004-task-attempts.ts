@@ -5,8 +5,8 @@ import type { Migration } from './migration.js';
  * Attempt history: one row per claim of a task, opened in the claim's transaction and closed in
  * the one that ends it. Tasks gain when their status last changed and the reason a user gave.
  */
-export const migration0006: Migration = {
-  id: 6,
+export const migration0004: Migration = {
+  id: 4,
   name: 'task-attempts',
   breaking: false,
   async up(db) {
