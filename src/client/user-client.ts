@@ -1,9 +1,31 @@
 import type { Readable } from 'node:stream';
-import type { NetworkView, ResultView, TaskView, TransformationView } from '../domain/api-views.js';
+import type {
+  AttemptView,
+  FailureView,
+  NetworkResultView,
+  NetworkView,
+  ResultView,
+  TaskDetail,
+  TaskView,
+  TransformationView,
+} from '../domain/api-views.js';
+import type { DownloadNetworkResultsOptions, DownloadSummary } from './download-results.js';
+import { downloadNetworkResults } from './download-results.js';
 import type { ClientOptions } from './http-client.js';
 import { HttpClient } from './http-client.js';
 
-export type { NetworkView, ResultView, TaskView, TransformationView };
+export type {
+  AttemptView,
+  DownloadNetworkResultsOptions,
+  DownloadSummary,
+  FailureView,
+  NetworkResultView,
+  NetworkView,
+  ResultView,
+  TaskDetail,
+  TaskView,
+  TransformationView,
+};
 export type NetworkState = 'active' | 'inactive' | 'invalid' | 'deleted';
 export type TaskStatus = TaskView['status'];
 
@@ -156,11 +178,48 @@ export class UserClient {
     return this.http.json<TaskView>(`/tasks/${encodeURIComponent(id)}`);
   }
 
-  setTaskStatus(tasks: readonly string[], status: 'waiting' | 'invalid' | 'deleted') {
+  /** Sets the status of tasks; `reason` is kept on each task and shown in its history. */
+  setTaskStatus(tasks: readonly string[], status: 'waiting' | 'invalid' | 'deleted', reason?: string) {
     return this.http.json<{ tasks: BulkAnswer<TaskStatus>[]; cascaded: string[] }>('/tasks/status', {
       method: 'POST',
-      body: { tasks, status },
+      body: { tasks, status, ...(reason === undefined ? {} : { reason }) },
     });
+  }
+
+  /** A task's attempts, one per claim, oldest first. */
+  taskAttempts(taskId: string) {
+    return this.http.json<AttemptView[]>(`/tasks/${encodeURIComponent(taskId)}/attempts`);
+  }
+
+  /** Status, attempts, lease holder and last failure of up to 10,000 tasks. */
+  taskDetails(tasks: readonly string[]) {
+    return this.http.json<BulkAnswer<TaskDetail>[]>('/tasks/details', { method: 'POST', body: { tasks } });
+  }
+
+  /** One page of a network's failed attempts, with their full error text. */
+  networkFailures(networkKey: string, query: PageQuery = {}) {
+    return this.http.json<FailureView[]>(`/networks/${encodeURIComponent(networkKey)}/failures`, { query });
+  }
+
+  /** One page of a network's results, one per transformation, in transformation key order. */
+  networkResults(networkKey: string, query: PageQuery & { outcome?: 'ok' | 'failed' } = {}) {
+    return this.http.json<NetworkResultView[]>(`/networks/${encodeURIComponent(networkKey)}/results`, {
+      query,
+    });
+  }
+
+  /** Downloads every result of a network into `dir` (parallel, resumable, through a local cache). */
+  downloadNetworkResults(
+    networkKey: string,
+    dir: string,
+    options: DownloadNetworkResultsOptions = {},
+  ): Promise<DownloadSummary> {
+    return downloadNetworkResults(this, networkKey, dir, options);
+  }
+
+  /** One page of the failed attempts in a scope (wildcards allowed). */
+  failures(query: PageQuery & { scope?: string } = {}) {
+    return this.http.json<FailureView[]>('/failures', { query });
   }
 
   setTaskPriority(tasks: readonly string[], priority: number) {

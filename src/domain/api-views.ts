@@ -37,6 +37,10 @@ export interface TaskView {
   readonly createdAt: string;
   readonly createdBy: string;
   readonly updatedAt: string;
+  /** When the status last changed. */
+  readonly statusChangedAt: string;
+  /** The reason a user gave with the last status change, if any. */
+  readonly reason: string | null;
   readonly lastError: string | null;
 }
 
@@ -66,4 +70,59 @@ export interface Claim {
     readonly result: string | null;
     readonly sha256: string | null;
   } | null;
+}
+
+/** How an attempt ended. */
+export type AttemptOutcome = 'ok' | 'failed' | 'released' | 'expired' | 'revoked';
+
+/** One claim of a task, from the claim to what ended it; the claim number stands for its lease. */
+export interface AttemptView {
+  readonly task: string;
+  readonly claim: number;
+  readonly attempt: number;
+  readonly computeIdentity: string;
+  readonly computeService: string;
+  readonly hostname: string | null;
+  readonly claimedAt: string;
+  readonly endedAt: string | null;
+  readonly outcome: AttemptOutcome | null;
+  readonly result: string | null;
+  readonly reason: string | null;
+}
+
+/** A task's status, attempts, current lease holder and last failure (`POST /v1/tasks/details`). */
+export interface TaskDetail {
+  readonly status: TaskStatus;
+  readonly statusChangedAt: string;
+  readonly reason: string | null;
+  readonly attempts: AttemptView[];
+  readonly leaseHolder: {
+    readonly computeIdentity: string;
+    readonly computeService: string;
+    readonly hostname: string | null;
+    readonly claimedAt: string;
+    readonly leaseExpiresAt: string | null;
+  } | null;
+  readonly lastOutcome: AttemptOutcome | null;
+  readonly lastErrorHead: string | null;
+}
+
+/** One failed attempt with its whole failure text. */
+export interface FailureView extends AttemptView {
+  readonly errorClass: string | null;
+  readonly message: string;
+  /** The whole failure text, read from the result's blob. */
+  readonly traceback: string;
+}
+
+/** A transformation's chosen result in a network (`GET /v1/networks/{key}/results`). */
+export interface NetworkResultView {
+  readonly transformation: string;
+  readonly name: string;
+  readonly task: string;
+  readonly result: string;
+  readonly outcome: 'ok' | 'failed';
+  readonly sha256: string | null;
+  readonly sizeBytes: number | null;
+  readonly createdAt: string;
 }

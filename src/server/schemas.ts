@@ -114,6 +114,8 @@ export const Task = Type.Object({
   createdAt: Type.String(),
   createdBy: Type.String(),
   updatedAt: Type.String(),
+  statusChangedAt: Type.String(),
+  reason: Type.Union([Type.String(), Type.Null()]),
   lastError: Type.Union([Type.String(), Type.Null()]),
 });
 
@@ -127,6 +129,69 @@ export const Result = Type.Object({
   sizeBytes: Type.Union([Type.Integer(), Type.Null()]),
   error: Type.Union([Type.String(), Type.Null()]),
   computeService: Type.Union([Type.String(), Type.Null()]),
+  createdAt: Type.String(),
+});
+
+const NullableString = Type.Union([Type.String(), Type.Null()]);
+
+export const AttemptOutcome = Type.Union([
+  Type.Literal('ok'),
+  Type.Literal('failed'),
+  Type.Literal('released'),
+  Type.Literal('expired'),
+  Type.Literal('revoked'),
+]);
+
+export const Attempt = Type.Object({
+  task: Type.String(),
+  claim: Type.Integer({ description: "the claim's sequence number among the task's claims" }),
+  attempt: Type.Integer({ description: 'counted attempts at the claim (a released claim is not counted)' }),
+  computeIdentity: Type.String(),
+  computeService: Type.String(),
+  hostname: NullableString,
+  claimedAt: Type.String(),
+  endedAt: Type.Union([Type.String({ description: 'null while the attempt runs' }), Type.Null()]),
+  outcome: Type.Union([AttemptOutcome, Type.Null()]),
+  result: NullableString,
+  reason: NullableString,
+});
+
+export const TaskDetail = Type.Object({
+  status: TaskStatus,
+  statusChangedAt: Type.String(),
+  reason: NullableString,
+  attempts: Type.Array(Attempt),
+  leaseHolder: Type.Union([
+    Type.Object({
+      computeIdentity: Type.String(),
+      computeService: Type.String(),
+      hostname: NullableString,
+      claimedAt: Type.String(),
+      leaseExpiresAt: NullableString,
+    }),
+    Type.Null(),
+  ]),
+  lastOutcome: Type.Union([AttemptOutcome, Type.Null()]),
+  lastErrorHead: NullableString,
+});
+
+export const Failure = Type.Intersect([
+  Attempt,
+  Type.Object({
+    errorClass: NullableString,
+    message: Type.String(),
+    traceback: Type.String({ description: 'the whole failure text' }),
+  }),
+]);
+
+export const NetworkResult = Type.Object({
+  transformation: Type.String(),
+  name: Type.String(),
+  task: Type.String(),
+  result: Type.String(),
+  outcome: Type.Union([Type.Literal('ok'), Type.Literal('failed')]),
+  sha256: NullableString,
+  sizeBytes: Type.Union([Type.Integer(), Type.Null()]),
   createdAt: Type.String(),
 });
 

@@ -4,6 +4,7 @@ import type { Readable } from 'node:stream';
 import { AthanorError } from '../domain/errors.js';
 import type { IdentityKind } from '../domain/identifier.js';
 import type { Authenticator } from '../service/authenticator.js';
+import * as attempts from '../service/attempts.js';
 import * as networks from '../service/networks.js';
 import * as tasks from '../service/tasks.js';
 import type { Store } from '../store/open-store.js';
@@ -361,7 +362,11 @@ export const userRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, o
           summary:
             'Set the status of many tasks (waiting, invalid, deleted; the last two cascade to extending tasks)',
           tags,
-          body: S.Body({ tasks: S.KeyList, status: S.UserTaskStatus }),
+          body: S.Body({
+            tasks: S.KeyList,
+            status: S.UserTaskStatus,
+            reason: Type.Optional(Type.String({ maxLength: tasks.maxReasonLength })),
+          }),
           response: {
             200: Type.Object({
               tasks: Type.Array(S.bulkAnswer(S.TaskStatus)),
@@ -371,7 +376,110 @@ export const userRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, o
         },
       },
       async (request) =>
-        tasks.setTaskStatuses(store, principalOf(request), request.body.tasks, request.body.status),
+        tasks.setTaskStatuses(
+          store,
+          principalOf(request),
+          request.body.tasks,
+          request.body.status,
+          request.body.reason,
+        ),
+    );
+
+    api.post(
+      '/tasks/details',
+      {
+        schema: {
+          summary: 'Status, attempts, lease holder, last outcome and last error head of many tasks',
+          tags,
+          body: Type.Object({ tasks: S.KeyList }),
+          response: {
+            200: Type.Array(
+              Type.Object({
+                task: Type.String(),
+                result: Type.Union([S.TaskDetail, Type.Null()]),
+                error: Type.Optional(Type.String()),
+              }),
+            ),
+          },
+        },
+      },
+      async (request) => attempts.taskDetails(store, principalOf(request), request.body.tasks),
+    );
+
+    api.get(
+      '/tasks/:id/attempts',
+      {
+        schema: {
+          summary: "A task's attempts, one per claim, oldest first",
+          tags,
+          params: TaskParams,
+          response: { 200: Type.Array(S.Attempt) },
+        },
+      },
+      async (request) => attempts.listTaskAttempts(store, principalOf(request), request.params.id),
+    );
+
+    const FailurePage = Type.Object({
+      limit: Type.Optional(Type.Integer({ minimum: 1, maximum: attempts.maxFailuresPerPage, default: 100 })),
+      after: Type.Optional(
+        Type.String({ description: "'<task>:<claim>' of the previous page's last failure" }),
+      ),
+    });
+
+    api.get(
+      '/networks/:key/failures',
+      {
+        schema: {
+          summary: "Failed attempts of a network's tasks with error class, message and full text, paged",
+          tags,
+          params: NetworkParams,
+          querystring: FailurePage,
+          response: { 200: Type.Array(S.Failure) },
+        },
+      },
+      async (request) =>
+        attempts.listFailures(store, principalOf(request), options.openResult, {
+          ...request.query,
+          network: request.params.key,
+        }),
+    );
+
+    api.get(
+      '/networks/:key/results',
+      {
+        schema: {
+          summary:
+            "A network's results, one per transformation (its newest ok result, else its newest failure), paged by transformation key",
+          tags,
+          params: NetworkParams,
+          querystring: Type.Object({
+            outcome: Type.Optional(Type.Union([Type.Literal('ok'), Type.Literal('failed')])),
+            limit: Type.Optional(
+              Type.Integer({ minimum: 1, maximum: attempts.maxNetworkResultsPerPage, default: 1000 }),
+            ),
+            after: Type.Optional(
+              Type.String({ description: 'the last transformation key of the previous page' }),
+            ),
+          }),
+          response: { 200: Type.Array(S.NetworkResult) },
+        },
+      },
+      async (request) =>
+        attempts.listNetworkResults(store, principalOf(request), request.params.key, request.query),
+    );
+
+    api.get(
+      '/failures',
+      {
+        schema: {
+          summary: 'Failed attempts in your scopes (the scope query may hold wildcards), paged',
+          tags,
+          querystring: Type.Intersect([FailurePage, Type.Object({ scope: Type.Optional(S.ScopeText) })]),
+          response: { 200: Type.Array(S.Failure) },
+        },
+      },
+      async (request) =>
+        attempts.listFailures(store, principalOf(request), options.openResult, request.query),
     );
 
     api.post(

@@ -8,10 +8,12 @@ import type { BlobInfo } from '../objects/blob-store.js';
 import { blobKey, putBlob } from '../objects/blob-store.js';
 import type { ObjectStore } from '../objects/object-store.js';
 import type { Store } from '../store/open-store.js';
+import { closeAttempt, closeOpenAttempts, openAttempts } from '../store/queries/attempts.js';
 import * as q from '../store/queries/compute.js';
 import type { TransformationRow } from '../store/queries/networks.js';
 import { findTransformations } from '../store/queries/networks.js';
 import { findTask, removeFromHubs, type TaskRow, updateTasks } from '../store/queries/tasks.js';
+import { claimedAttempts } from './attempts.js';
 import { matchRestartPatterns } from './restart-patterns.js';
 import { transformationView } from './views.js';
 
@@ -103,7 +105,13 @@ export async function deregisterService(store: Store, principal: Principal, serv
         `no compute service '${serviceId}' registered by ${principal.identifier}`,
       );
     }
-    const released = await q.releaseLeases(trx, { serviceId }, iso(Date.now()));
+    const now = iso(Date.now());
+    const released = await q.releaseLeases(trx, { serviceId }, now);
+    await closeOpenAttempts(trx, released, {
+      outcome: 'released',
+      endedAt: now,
+      reason: 'the compute service deregistered',
+    });
     await q.updateComputeService(trx, serviceId, { state: 'deregistered' });
     return { released };
   });
@@ -134,7 +142,7 @@ export async function claimTasks(
   request: ClaimRequest,
   timings: ComputeTimings = defaultTimings,
 ) {
-  await requireService(store, principal, serviceId);
+  const service = await requireService(store, principal, serviceId);
   const wanted = request.scopes?.length ? request.scopes.map(parseScope) : [undefined];
   const scopes = wanted.flatMap((s) => visibleScopes(principal, s));
   const filter = { scopes, protocols: request.protocols };
@@ -143,16 +151,18 @@ export async function claimTasks(
   for (const hub of hubs) {
     if (claimed.length >= request.count) break;
     const now = Date.now();
-    const rows = await store.transaction((trx) =>
-      q.claimFromHub(trx, store.backend, {
+    const rows = await store.transaction(async (trx) => {
+      const tasks = await q.claimFromHub(trx, store.backend, {
         ...filter,
         networkKey: hub.network_key,
         serviceId,
         count: request.count - claimed.length,
         now: iso(now),
         leaseExpiresAt: iso(now + timings.leaseTtlMs),
-      }),
-    );
+      });
+      await openAttempts(trx, claimedAttempts(tasks, service, iso(now)));
+      return tasks;
+    });
     claimed.push(...rows);
   }
   return describeClaims(store, claimed);
@@ -249,13 +259,17 @@ export async function extendLease(
 export async function releaseLease(store: Store, principal: Principal, taskId: string, leaseToken: number) {
   return store.transaction(async (trx) => {
     const task = await requireLease(store, principal, taskId, leaseToken, trx);
+    const now = iso(Date.now());
     await updateTasks(trx, [taskId], {
       status: 'waiting',
       lease_service_id: null,
       lease_expires_at: null,
       attempts: Math.max(0, task.attempts - 1),
-      updated_at: iso(Date.now()),
+      updated_at: now,
+      status_changed_at: now,
+      status_reason: null,
     });
+    await closeAttempt(trx, taskId, leaseToken, { outcome: 'released', endedAt: now });
     return { task: taskId, status: 'waiting' as const };
   });
 }
@@ -309,7 +323,18 @@ export async function submitResult(
       compute_service_id: task.lease_service_id,
       created_at: now,
     });
-    const lease = { lease_service_id: null, lease_expires_at: null, updated_at: now };
+    await closeAttempt(trx, taskId, leaseToken, {
+      outcome: submission.outcome,
+      endedAt: now,
+      resultId,
+    });
+    const lease = {
+      lease_service_id: null,
+      lease_expires_at: null,
+      updated_at: now,
+      status_changed_at: now,
+      status_reason: null,
+    };
     if (submission.outcome === 'ok') {
       await updateTasks(trx, [taskId], { ...lease, status: 'complete', last_error: null });
       await removeFromHubs(trx, [taskId], undefined);
@@ -383,8 +408,22 @@ export async function sweep(store: Store, now = Date.now()) {
     const at = iso(now);
     const services = await q.expireServices(trx, at);
     let released = 0;
-    for (const serviceId of services) released += (await q.releaseLeases(trx, { serviceId }, at)).length;
-    released += (await q.releaseLeases(trx, { expiredBefore: at }, at)).length;
+    for (const serviceId of services) {
+      const tasks = await q.releaseLeases(trx, { serviceId }, at);
+      await closeOpenAttempts(trx, tasks, {
+        outcome: 'expired',
+        endedAt: at,
+        reason: 'its compute service stopped heartbeating',
+      });
+      released += tasks.length;
+    }
+    const expired = await q.releaseLeases(trx, { expiredBefore: at }, at);
+    await closeOpenAttempts(trx, expired, {
+      outcome: 'expired',
+      endedAt: at,
+      reason: 'the lease ran out without a heartbeat',
+    });
+    released += expired.length;
     return { leader: true, expiredLeases: released, expiredServices: services.length };
   });
 }

@@ -7,7 +7,9 @@ import { networkKey, transformationKey } from '../domain/keys.js';
 import type { Scope } from '../domain/scope.js';
 import { formatScope, parseScope, parseSpecificScope } from '../domain/scope.js';
 import type { Store } from '../store/open-store.js';
+import { runningTasksOfNetwork } from '../store/queries/attempts.js';
 import * as q from '../store/queries/networks.js';
+import { revokeOrphanedLeases } from './revoke-leases.js';
 import type { NetworkState, TaskStatus } from '../store/schema.js';
 import type { NetworkView, TransformationView } from './views.js';
 import { networkView, transformationView } from './views.js';
@@ -103,7 +105,10 @@ export async function listNetworks(
   return rows.map((r) => networkView(r));
 }
 
-/** Sets the state of many networks; networks outside the caller's scopes answer `null`. */
+/**
+ * Sets the state of many networks; networks outside the caller's scopes answer `null`. Leaving
+ * `active` revokes the leases of running tasks that no other active network's hub holds.
+ */
 export async function setNetworkStates(
   store: Store,
   principal: Principal,
@@ -119,7 +124,13 @@ export async function setNetworkStates(
         answers.push({ key, state: null });
         continue;
       }
-      if (row.state !== state) await q.updateNetworkState(trx, key, state, now);
+      if (row.state !== state) {
+        await q.updateNetworkState(trx, key, state, now);
+        if (state !== 'active') {
+          const running = await runningTasksOfNetwork(trx, key);
+          await revokeOrphanedLeases(trx, running, `network ${key} was set ${state}`);
+        }
+      }
       answers.push({ key, state });
     }
     return answers;

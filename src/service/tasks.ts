@@ -7,6 +7,8 @@ import { canTransition, terminalStatuses, transitionRefusal } from '../domain/ta
 import type { Store } from '../store/open-store.js';
 import { findTransformation } from '../store/queries/networks.js';
 import * as q from '../store/queries/tasks.js';
+import { revokeOrphanedLeases } from './revoke-leases.js';
+import { closeOpenAttempts } from '../store/queries/attempts.js';
 import type { Page } from './networks.js';
 import { notFound, pageLimit, parseQueryScope, requireNetwork } from './networks.js';
 import type { ResultView, TaskView } from './views.js';
@@ -81,6 +83,8 @@ export async function createTasks(
       lease_token: 0,
       lease_expires_at: null,
       last_error: null,
+      status_changed_at: now,
+      status_reason: null,
     }));
     await q.insertTasks(trx, rows);
     return rows.map(taskView);
@@ -165,7 +169,10 @@ export async function actionTasks(
   });
 }
 
-/** Takes tasks off a network's hub; answers per task whether it was on it. */
+/**
+ * Takes tasks off a network's hub; answers per task whether it was on it. A running task that no
+ * active network's hub holds any more has its lease revoked.
+ */
 export async function cancelTasks(
   store: Store,
   principal: Principal,
@@ -176,22 +183,32 @@ export async function cancelTasks(
   return store.transaction(async (trx) => {
     const rows = await visibleTasks(store, principal, taskIds, trx);
     const removed = new Set(await q.removeFromHubs(trx, [...rows.keys()], networkKey));
+    await revokeOrphanedLeases(trx, [...removed], `cancelled from network ${networkKey}`);
     return taskIds.map((id) =>
       rows.has(id) ? { task: id, result: removed.has(id) } : { task: id, result: null, error: notFoundText },
     );
   });
 }
 
+/** The longest reason a user may give with a status change. */
+export const maxReasonLength = 2000;
+
 /**
- * Sets the status of many tasks (users may set waiting, invalid, deleted). Invalid and deleted
- * cascade to every task extending the task, and take them off every hub.
+ * Sets the status of many tasks (users may set waiting, invalid, deleted), with an optional
+ * reason kept on each task. Invalid and deleted cascade to every task extending the task, take
+ * them off every hub, and revoke the leases of those running.
  */
 export async function setTaskStatuses(
   store: Store,
   principal: Principal,
   taskIds: readonly string[],
   status: UserSettableStatus,
+  reason?: string,
 ): Promise<{ tasks: BulkAnswer<TaskStatus>[]; cascaded: string[] }> {
+  if (reason !== undefined && reason.length > maxReasonLength) {
+    throw new AthanorError('validation_failed', `body/reason may hold at most ${maxReasonLength} characters`);
+  }
+  const statusReason = reason === undefined || reason.trim() === '' ? null : reason;
   return store.transaction(async (trx) => {
     const rows = await visibleTasks(store, principal, taskIds, trx);
     const now = new Date().toISOString();
@@ -220,10 +237,23 @@ export async function setTaskStatuses(
         updated_at: now,
         lease_service_id: null,
         lease_expires_at: null,
+        status_changed_at: now,
+        status_reason: statusReason,
+      });
+      // Only running tasks have an open attempt: theirs end here, and the lease with them.
+      await closeOpenAttempts(trx, all, {
+        outcome: 'revoked',
+        endedAt: now,
+        reason: `the task was set ${status}${statusReason === null ? '' : `: ${statusReason}`}`,
       });
       await q.removeFromHubs(trx, all, undefined);
     } else if (changed.length > 0) {
-      await q.updateTasks(trx, changed, { status, updated_at: now });
+      await q.updateTasks(trx, changed, {
+        status,
+        updated_at: now,
+        status_changed_at: now,
+        status_reason: statusReason,
+      });
     }
     return { tasks: answers, cascaded };
   });

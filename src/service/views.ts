@@ -43,6 +43,8 @@ export function taskView(row: TaskRow): TaskView {
     createdAt: row.created_at,
     createdBy: row.created_by,
     updatedAt: row.updated_at,
+    statusChangedAt: row.status_changed_at ?? row.updated_at,
+    reason: row.status_reason,
     lastError: row.last_error,
   };
 }

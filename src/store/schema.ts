@@ -109,6 +109,10 @@ export interface TasksTable {
   lease_token: number;
   lease_expires_at: string | null;
   last_error: string | null;
+  /** When the status last changed (null only for rows an older release wrote). */
+  status_changed_at: string | null;
+  /** Why a user set the current status, when they said. */
+  status_reason: string | null;
 }
 
 export interface HubsTable {
@@ -160,6 +164,26 @@ export interface ResultsTable {
   created_at: string;
 }
 
+export type AttemptOutcome = 'ok' | 'failed' | 'released' | 'expired' | 'revoked';
+
+/** One claim of a task; open while `ended_at` is null, never changed once closed. */
+export interface TaskAttemptsTable {
+  task_id: string;
+  lease_token: number;
+  /** The task's counted attempts at the claim (a released claim is not counted). */
+  attempt: number;
+  scope: string;
+  compute_identity: string;
+  compute_service_id: string;
+  hostname: string | null;
+  claimed_at: string;
+  ended_at: string | null;
+  outcome: AttemptOutcome | null;
+  result_id: string | null;
+  /** What ended it, in words, for revocations and expiries. */
+  reason: string | null;
+}
+
 export interface Database {
   athanor_migrations: AthanorMigrationsTable;
   identities: IdentitiesTable;
@@ -176,4 +200,5 @@ export interface Database {
   restart_policies: RestartPoliciesTable;
   compute_services: ComputeServicesTable;
   results: ResultsTable;
+  task_attempts: TaskAttemptsTable;
 }

@@ -69,6 +69,30 @@ describeEachBackend('draining the queue', (backend) => {
         .execute();
       expect(results).toEqual([]);
       expect(await user.networkStatus(network.key)).toEqual({ complete: taskCount });
+      // The history adds up: one closed attempt per claim, one ok attempt per task, each naming
+      // the result that ended it.
+      const db = server.store.db;
+      const claims = await db
+        .selectFrom('tasks')
+        .select((eb) => eb.fn.sum<number>('lease_token').as('n'))
+        .executeTakeFirstOrThrow();
+      const byOutcome = await db
+        .selectFrom('task_attempts')
+        .select(['outcome', (eb) => eb.fn.countAll<number>().as('n')])
+        .groupBy('outcome')
+        .execute();
+      const counts = Object.fromEntries(byOutcome.map((r) => [r.outcome ?? 'open', Number(r.n)]));
+      expect(counts.ok).toBe(taskCount);
+      expect(counts.open).toBeUndefined();
+      expect(Object.values(counts).reduce((a, b) => a + b, 0)).toBe(Number(claims.n));
+      const unmatched = await db
+        .selectFrom('task_attempts as a')
+        .leftJoin('results as r', 'r.id', 'a.result_id')
+        .select('a.task_id')
+        .where('a.outcome', '=', 'ok')
+        .where((eb) => eb.or([eb('r.id', 'is', null), eb('r.task_id', '!=', eb.ref('a.task_id'))]))
+        .execute();
+      expect(unmatched).toEqual([]);
     },
   );
 });

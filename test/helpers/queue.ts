@@ -14,6 +14,7 @@ export async function queueClients(server: TestServer, scope = 'org-camp-*') {
     user: new UserClient({ url: server.url, identifier: userId, key: userKey }),
     compute: new ComputeClient({ url: server.url, identifier: computeId, key: computeKey }),
     computeCredentials: { url: server.url, identifier: computeId, key: computeKey },
+    userCredentials: { url: server.url, identifier: userId, key: userKey },
   };
 }
 

@@ -235,6 +235,7 @@ describeEachBackend('compute API', (backend) => {
     }) as fc.Arbitrary<Op>;
     await fc.assert(
       fc.asyncProperty(fc.array(op, { minLength: 1, maxLength: 12 }), async (ops) => {
+        await server.store.db.deleteFrom('task_attempts').execute();
         await server.store.db.deleteFrom('results').execute();
         await server.store.db
           .updateTable('tasks')
@@ -251,6 +252,7 @@ describeEachBackend('compute API', (backend) => {
         const held: (number | undefined)[] = [undefined, undefined];
         let current: number | undefined;
         let accepted = 0;
+        let claims = 0;
         for (const { kind, who } of ops) {
           const token = held[who];
           if (kind === 'claim') {
@@ -258,6 +260,7 @@ describeEachBackend('compute API', (backend) => {
             if (c) {
               held[who] = c.leaseToken;
               current = c.leaseToken;
+              claims++;
             }
           } else if (kind === 'expire') {
             await server.store.db
@@ -291,6 +294,16 @@ describeEachBackend('compute API', (backend) => {
         const results = await server.store.db.selectFrom('results').select('lease_token').execute();
         expect(results).toHaveLength(accepted);
         expect(new Set(results.map((r) => r.lease_token)).size).toBe(results.length);
+        // Every claim left exactly one attempt; only the current lease's is still open, and the
+        // accepted results are exactly the attempts that ended `failed`, each naming its result.
+        const attempts = await server.store.db.selectFrom('task_attempts').selectAll().execute();
+        expect(attempts).toHaveLength(claims);
+        expect(attempts.filter((a) => a.ended_at === null).map((a) => a.lease_token)).toEqual(
+          current === undefined ? [] : [current],
+        );
+        const failed = attempts.filter((a) => a.outcome === 'failed');
+        expect(failed).toHaveLength(accepted);
+        expect(failed.map((a) => a.lease_token).sort()).toEqual(results.map((r) => r.lease_token).sort());
       }),
       { numRuns: 25 },
     );

@@ -9,6 +9,8 @@ import { parseDuration } from '../../ops/schedule/parse-duration.js';
 import { integerOption, userClient, wantsJson } from '../context.js';
 import { describeCounts, watchNetwork } from '../watch-network.js';
 import { printJson, printLine, printTable } from '../output.js';
+import { resultDownloadCommand } from './result-download.js';
+import { addTaskHistoryCommands } from './task-history.js';
 
 const networkStates = ['active', 'inactive', 'invalid', 'deleted'] as const;
 const short = (key: string | null) => (key === null ? '-' : key.length > 20 ? `${key.slice(0, 16)}…` : key);
@@ -351,24 +353,34 @@ export function taskCommand(): Command {
         'deleted',
       ]),
     )
+    .option('--reason <text>', 'with --set: why, kept on each task and shown by `task history`')
     .description('show, or with --set change, the status of tasks')
-    .action(async (tasks: string[], options: { set?: 'waiting' | 'invalid' | 'deleted' }, cmd: Command) => {
-      const client = userClient(cmd);
-      if (!options.set) {
-        const views = await Promise.all(tasks.map((t) => client.getTask(t)));
-        if (wantsJson(cmd)) printJson(views);
-        else printTasks(views);
-        return;
-      }
-      const answer = await client.setTaskStatus(tasks, options.set);
-      if (wantsJson(cmd)) printJson(answer);
-      else {
-        printBulk(answer.tasks);
-        if (answer.cascaded.length)
-          process.stderr.write(`also ${options.set}: ${answer.cascaded.length} extending task(s)\n`);
-      }
-      if (answer.tasks.some((a) => a.error !== undefined)) process.exitCode = 1;
-    });
+    .action(
+      async (
+        tasks: string[],
+        options: { set?: 'waiting' | 'invalid' | 'deleted'; reason?: string },
+        cmd: Command,
+      ) => {
+        const client = userClient(cmd);
+        if (options.reason !== undefined && !options.set) {
+          throw new AthanorError('invalid_argument', '--reason goes with --set <status>');
+        }
+        if (!options.set) {
+          const views = await Promise.all(tasks.map((t) => client.getTask(t)));
+          if (wantsJson(cmd)) printJson(views);
+          else printTasks(views);
+          return;
+        }
+        const answer = await client.setTaskStatus(tasks, options.set, options.reason);
+        if (wantsJson(cmd)) printJson(answer);
+        else {
+          printBulk(answer.tasks);
+          if (answer.cascaded.length)
+            process.stderr.write(`also ${options.set}: ${answer.cascaded.length} extending task(s)\n`);
+        }
+        if (answer.tasks.some((a) => a.error !== undefined)) process.exitCode = 1;
+      },
+    );
 
   command
     .command('priority')
@@ -381,6 +393,7 @@ export function taskCommand(): Command {
       else printBulk(answers);
     });
 
+  addTaskHistoryCommands(command);
   return command;
 }
 
@@ -417,6 +430,8 @@ export function resultCommand(): Command {
       const stream = await userClient(cmd).downloadResult(id);
       await pipeline(stream, options.output ? createWriteStream(options.output) : process.stdout);
     });
+
+  command.addCommand(resultDownloadCommand());
 
   return command;
 }

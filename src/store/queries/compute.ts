@@ -118,7 +118,9 @@ export async function claimFromHub(
       lease_token = lease_token + 1,
       lease_expires_at = ${params.leaseExpiresAt},
       attempts = attempts + 1,
-      updated_at = ${params.now}
+      updated_at = ${params.now},
+      status_changed_at = ${params.now},
+      status_reason = null
     from locked
     where tasks.id = locked.id and tasks.status = 'waiting'
     returning *`.execute(db);
@@ -174,7 +176,14 @@ export async function releaseLeases(
 ): Promise<string[]> {
   let query = db
     .updateTable('tasks')
-    .set({ status: 'waiting', lease_service_id: null, lease_expires_at: null, updated_at: now })
+    .set({
+      status: 'waiting',
+      lease_service_id: null,
+      lease_expires_at: null,
+      updated_at: now,
+      status_changed_at: now,
+      status_reason: null,
+    })
     .where('status', '=', 'running');
   query =
     'serviceId' in where
