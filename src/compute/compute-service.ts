@@ -24,14 +24,21 @@ export interface ComputeServiceOptions extends ClientOptions {
   readonly log?: (message: string) => void;
 }
 
+/** Waits `ms`, or less when `signal` aborts; its listener goes away either way (the signal lives long). */
 const sleep = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => {
+    if (signal?.aborted) return resolve();
+    const done = () => {
       clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
       resolve();
-    });
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
   });
+
+/** Retries back off up to this: a server or database back from an outage sees work within seconds. */
+const maxBackoffMs = 4_000;
 
 const unreachable = (error: unknown) =>
   isAthanorError(error) &&
@@ -85,7 +92,7 @@ export class ComputeService {
   }
 
   async #register(): Promise<void> {
-    for (let delay = 500; !this.#stopping.signal.aborted; delay = Math.min(delay * 2, 15_000)) {
+    for (let delay = 500; !this.#stopping.signal.aborted; delay = Math.min(delay * 2, maxBackoffMs)) {
       try {
         const registration = await this.client.register(
           this.options.name ?? `athanor-compute@${os.hostname()}`,
@@ -133,6 +140,7 @@ export class ComputeService {
     const concurrency = this.options.concurrency ?? 1;
     const protocols = [...this.options.protocols.keys()];
     let backoff = 500;
+    let fatal: { error: unknown } | undefined;
     while (!this.#stopping.signal.aborted) {
       const free = concurrency - this.#inFlight.size;
       if (free <= 0) {
@@ -157,9 +165,11 @@ export class ComputeService {
         } else if (unreachable(error)) {
           this.#log(`claim failed (${(error as Error).message}); retrying in ${backoff} ms`);
           await sleep(backoff, this.#stopping.signal);
-          backoff = Math.min(backoff * 2, 15_000);
+          backoff = Math.min(backoff * 2, maxBackoffMs);
         } else {
-          throw error;
+          // A refusal that retrying cannot fix: stop as on SIGTERM, then report it.
+          fatal = { error };
+          this.#stopping.abort();
         }
       }
     }
@@ -172,6 +182,7 @@ export class ComputeService {
         .catch((error: unknown) => this.#log(`deregister failed: ${(error as Error).message}`));
       this.#log(`deregistered ${this.#serviceId}`);
     }
+    if (fatal) throw fatal.error;
   }
 
   /** Lets tasks in flight finish within the grace period, then releases the rest. */
@@ -236,7 +247,7 @@ export class ComputeService {
   }
 
   async #upload(claim: Claim, outcome: 'ok' | 'failed', body: () => Readable | Buffer): Promise<void> {
-    for (let delay = 500; ; delay = Math.min(delay * 2, 15_000)) {
+    for (let delay = 500; ; delay = Math.min(delay * 2, maxBackoffMs)) {
       try {
         await this.client.submitResult(claim.task, claim.leaseToken, outcome, body());
         if (outcome === 'ok') this.completed++;

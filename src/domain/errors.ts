@@ -57,6 +57,8 @@ export const errorKinds = {
   schema_newer: { status: 503, exitCode: ExitCode.incompatibleSchema },
   migration_failed: { status: 500, exitCode: ExitCode.error },
   database_unavailable: { status: 503, exitCode: ExitCode.error },
+  objects_unavailable: { status: 503, exitCode: ExitCode.error },
+  backup_target_unavailable: { status: 503, exitCode: ExitCode.error },
   target_not_empty: { status: 409, exitCode: ExitCode.targetNotEmpty },
   backup_not_found: { status: 404, exitCode: ExitCode.error },
   backup_corrupt: { status: 500, exitCode: ExitCode.checkFailed },

@@ -6,10 +6,11 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import Fastify from 'fastify';
 import type { Config } from '../config/resolve-config.js';
-import { AthanorError } from '../domain/errors.js';
+import { AthanorError, isAthanorError } from '../domain/errors.js';
 import { Authenticator } from '../service/authenticator.js';
 import type { Store } from '../store/open-store.js';
 import { assertSchemaCompatible } from '../store/migrator.js';
+import { dependencyRetryAfterSeconds } from '../store/database-availability.js';
 import { appVersion } from '../version.js';
 import { errorBody, handleError } from './errors.js';
 import { getBlob } from '../objects/blob-store.js';
@@ -142,7 +143,10 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
         error instanceof AthanorError
           ? error
           : new AthanorError('database_unavailable', 'database unreachable');
-      return reply.status(503).send(errorBody(known));
+      return reply
+        .status(503)
+        .header('retry-after', String(dependencyRetryAfterSeconds))
+        .send(errorBody(known));
     }
   });
 
@@ -161,15 +165,25 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
 function startSweeper(app: FastifyInstance, store: Store, intervalMs: number): void {
   if (intervalMs <= 0) return;
   let running: Promise<unknown> | undefined;
+  // While the database is unavailable the sweeper says so once, then quietly tries every round.
+  let paused = false;
   const timer = setInterval(() => {
     if (running) return;
     running = sweep(store)
       .then((outcome) => {
+        if (paused) app.log.info('database available again: lease sweeper resumed');
+        paused = false;
         leasesExpired.inc(outcome.expiredLeases);
         if (outcome.expiredLeases || outcome.expiredServices)
           app.log.info(outcome, 'expired stale leases and registrations');
       })
-      .catch((error: unknown) => app.log.warn({ err: error }, 'lease sweep failed; retrying next round'))
+      .catch((error: unknown) => {
+        if (isAthanorError(error) && error.code === 'database_unavailable') {
+          if (!paused)
+            app.log.warn({ err: error }, 'database unavailable: lease sweeper paused until it returns');
+          paused = true;
+        } else app.log.warn({ err: error }, 'lease sweep failed; retrying next round');
+      })
       .finally(() => (running = undefined));
   }, intervalMs);
   timer.unref();
