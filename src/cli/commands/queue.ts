@@ -199,9 +199,9 @@ export function taskCommand(): Command {
   command
     .command('create')
     .argument('<transformation>')
-    .option('-n, --count <n>', 'how many tasks', integerOption('--count'), 1)
+    .option('-n, --count <n>', 'how many tasks', integerOption('--count', { min: 1 }), 1)
     .option('--extends <task>', 'a task of the same transformation to continue from')
-    .option('-p, --priority <n>', '1 is the highest (default 10)', integerOption('--priority'))
+    .option('-p, --priority <n>', '1 is the highest (default 10)', integerOption('--priority', { min: 1 }))
     .description('create tasks for a transformation')
     .action(
       async (key: string, options: { count: number; extends?: string; priority?: number }, cmd: Command) => {
@@ -285,7 +285,7 @@ export function taskCommand(): Command {
   command
     .command('priority')
     .argument('<task...>')
-    .requiredOption('--set <n>', '1 is the highest', integerOption('--set'))
+    .requiredOption('--set <n>', '1 is the highest', integerOption('--set', { min: 1 }))
     .description('set the priority of tasks')
     .action(async (tasks: string[], options: { set: number }, cmd: Command) => {
       const answers = await userClient(cmd).setTaskPriority(tasks, options.set);

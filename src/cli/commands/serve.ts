@@ -8,7 +8,7 @@ import { osActor, recordAudit } from '../../service/audit.js';
 import { assertSchemaCompatible, migrate } from '../../store/migrator.js';
 import type { Store } from '../../store/open-store.js';
 import { openStore } from '../../store/open-store.js';
-import { integerOption, commandConfig } from '../context.js';
+import { commandConfig, portOption } from '../context.js';
 import { note } from '../output.js';
 
 export interface ServeOptions {
@@ -33,6 +33,7 @@ export interface RunningServer {
 /** Opens the store, applies the start-up schema guard, and listens. */
 export async function startServer(config: Config, options: ServeOptions): Promise<RunningServer> {
   const store = await openStore(config, { create: options.migrate === true });
+  let built: FastifyInstance | undefined;
   try {
     if (options.migrate) {
       const applied = await migrate(store, { lockTimeoutMs: config.lockTimeoutMs });
@@ -52,6 +53,7 @@ export async function startServer(config: Config, options: ServeOptions): Promis
     // Loaded on demand: the HTTP stack is heavy, and most commands never need it.
     const { buildApp } = await import('../../server/app.js');
     const app = await buildApp({ store, config, api: options.api });
+    built = app;
     const host = options.host ?? config.host;
     const port = options.port ?? config.port;
     // Scheduled backups, pruning and restore drills run inside the server; one replica per slot.
@@ -85,6 +87,8 @@ export async function startServer(config: Config, options: ServeOptions): Promis
       },
     };
   } catch (error) {
+    // Its timers and the backup scheduler stop with it: a server that failed to start must not linger.
+    await built?.close().catch(() => {});
     await store.close();
     throw error;
   }
@@ -110,7 +114,7 @@ export function serveCommand(): Command {
       new Option('--api <api>', 'which API to serve').choices(['user', 'compute', 'all']).default('all'),
     )
     .option('--host <address>', 'listen address (ATHANOR_HOST, default 127.0.0.1)')
-    .option('--port <port>', 'listen port (ATHANOR_PORT, default 8080)', integerOption('--port'))
+    .option('--port <port>', 'listen port (ATHANOR_PORT, default 8080)', portOption())
     .option('--migrate', 'apply pending migrations before serving instead of refusing to start')
     .action(async (options: ServeOptions, cmd: Command) => {
       const server = await startServer(commandConfig(cmd), options);
