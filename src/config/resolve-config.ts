@@ -71,6 +71,21 @@ export const settingSpecs = {
     kind: 'integer',
     description: 'how often the server expires stale leases and registrations (default 10000)',
   },
+  maxJsonDepth: {
+    env: 'ATHANOR_MAX_JSON_DEPTH',
+    kind: 'integer',
+    description: 'deepest nesting of arrays and objects a JSON request body may hold (default 64)',
+  },
+  maxNetworkTransformations: {
+    env: 'ATHANOR_MAX_NETWORK_TRANSFORMATIONS',
+    kind: 'integer',
+    description: 'most transformations one network may hold (default 100000)',
+  },
+  maxInputsBytes: {
+    env: 'ATHANOR_MAX_INPUTS_BYTES',
+    kind: 'integer',
+    description: "largest canonical JSON of one transformation's inputs (default 1048576)",
+  },
 } as const satisfies Record<string, SettingSpec>;
 
 export type SettingName = keyof typeof settingSpecs;
@@ -103,6 +118,12 @@ export interface Config {
   readonly registrationTtlMs: number;
   /** Interval of the lease and registration sweeper, in milliseconds; default 10000. */
   readonly sweepIntervalMs: number;
+  /** Deepest nesting of arrays and objects in a JSON request body; default 64. */
+  readonly maxJsonDepth: number;
+  /** Most transformations in one network; default 100000. */
+  readonly maxNetworkTransformations: number;
+  /** Largest canonical JSON of one transformation's inputs, in bytes; default 1 MiB. */
+  readonly maxInputsBytes: number;
   /**
    * JWT signing secret from `ATHANOR_JWT_SECRET` or the file named by `ATHANOR_JWT_SECRET_FILE`
    * (never from the config file); when absent, one is generated once and kept in the state store.
@@ -169,6 +190,9 @@ export function resolveConfig(
     leaseTtlMs: (pick('leaseTtlMs') as number | undefined) ?? 120_000,
     registrationTtlMs: (pick('registrationTtlMs') as number | undefined) ?? 300_000,
     sweepIntervalMs: (pick('sweepIntervalMs') as number | undefined) ?? 10_000,
+    maxJsonDepth: (pick('maxJsonDepth') as number | undefined) ?? 64,
+    maxNetworkTransformations: (pick('maxNetworkTransformations') as number | undefined) ?? 100_000,
+    maxInputsBytes: (pick('maxInputsBytes') as number | undefined) ?? 1024 * 1024,
     jwtSecret: readSecret(env, 'ATHANOR_JWT_SECRET'),
     configFile,
   });

@@ -40,6 +40,7 @@ export const errorKinds = {
   invalid_config: { status: 500, exitCode: ExitCode.usage },
   validation_failed: { status: 400, exitCode: ExitCode.usage },
   body_too_large: { status: 413, exitCode: ExitCode.usage },
+  limit_exceeded: { status: 413, exitCode: ExitCode.usage },
   identity_exists: { status: 409, exitCode: ExitCode.error },
   identity_not_found: { status: 404, exitCode: ExitCode.error },
   not_found: { status: 404, exitCode: ExitCode.error },

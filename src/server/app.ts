@@ -20,6 +20,7 @@ import { MaintenanceWatch } from '../ops/maintenance.js';
 import { leasesExpired, metricsRegistry } from '../ops/metrics.js';
 import { sweep } from '../service/compute.js';
 import { refreshQueueMetrics } from './queue-metrics.js';
+import { limitJsonDepth } from './request-limits.js';
 import { computeRoutes } from './compute-routes.js';
 import { userRoutes } from './user-routes.js';
 
@@ -65,6 +66,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       );
   });
 
+  limitJsonDepth(app, config.maxJsonDepth);
   await app.register(formbody);
   await app.register(rateLimit, { global: false });
   await app.register(swagger, {
@@ -94,6 +96,10 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     openResult: (sha256: string) => getBlob(objects, sha256),
     objects,
     timings,
+    networkLimits: {
+      maxTransformations: config.maxNetworkTransformations,
+      maxInputsBytes: config.maxInputsBytes,
+    },
   };
 
   const maintenance = new MaintenanceWatch(store);
