@@ -24,18 +24,27 @@ export interface ComputeServiceOptions extends ClientOptions {
   readonly log?: (message: string) => void;
 }
 
-/** Waits `ms`, or less when `signal` aborts; its listener goes away either way (the signal lives long). */
-const sleep = (ms: number, signal?: AbortSignal) =>
-  new Promise<void>((resolve) => {
+/**
+ * Waits `ms`, or less when `signal` aborts or `cancel()` is called; its abort listener goes away
+ * as soon as the wait ends, however it ends (the signals it listens on live as long as the service).
+ */
+function pause(ms: number, signal?: AbortSignal): { done: Promise<void>; cancel: () => void } {
+  let cancel = () => {};
+  const done = new Promise<void>((resolve) => {
     if (signal?.aborted) return resolve();
-    const done = () => {
+    const finish = () => {
       clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
+      signal?.removeEventListener('abort', finish);
       resolve();
     };
-    const timer = setTimeout(done, ms);
-    signal?.addEventListener('abort', done, { once: true });
+    const timer = setTimeout(finish, ms);
+    signal?.addEventListener('abort', finish, { once: true });
+    cancel = finish;
   });
+  return { done, cancel };
+}
+
+const sleep = (ms: number, signal?: AbortSignal) => pause(ms, signal).done;
 
 /** Retries back off up to this: a server or database back from an outage sees work within seconds. */
 const maxBackoffMs = 4_000;
@@ -144,10 +153,9 @@ export class ComputeService {
     while (!this.#stopping.signal.aborted) {
       const free = concurrency - this.#inFlight.size;
       if (free <= 0) {
-        await Promise.race([
-          ...[...this.#inFlight.values()].map((r) => r.done),
-          sleep(1000, this.#stopping.signal),
-        ]);
+        const idle = pause(1000, this.#stopping.signal);
+        await Promise.race([...[...this.#inFlight.values()].map((r) => r.done), idle.done]);
+        idle.cancel();
         continue;
       }
       try {
@@ -190,7 +198,9 @@ export class ComputeService {
     if (this.#inFlight.size === 0) return;
     this.#log(`stopping: waiting for ${this.#inFlight.size} task(s) in flight`);
     const all = Promise.all([...this.#inFlight.values()].map((r) => r.done));
-    await Promise.race([all, sleep(this.options.stopGraceMs ?? 30_000)]);
+    const grace = pause(this.options.stopGraceMs ?? 30_000);
+    await Promise.race([all, grace.done]);
+    grace.cancel();
     for (const [task, run] of this.#inFlight) {
       run.abort.abort();
       await this.client.release(task, run.claim.leaseToken).catch(() => {});
