@@ -1,6 +1,6 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { AthanorError, isAthanorError } from '../domain/errors.js';
-import { staleLeaseRefusals } from '../ops/metrics.js';
+import { dependencyUnavailable, staleLeaseRefusals } from '../ops/metrics.js';
 import { asDatabaseUnavailable, dependencyRetryAfterSeconds } from '../store/database-availability.js';
 
 /** The HTTP error body, everywhere: `{error: {code, message}}`. */
@@ -46,6 +46,7 @@ export function handleError(error: unknown, request: FastifyRequest, reply: Fast
   if (known.code === 'maintenance') void reply.header('retry-after', '30');
   if (known.code === 'database_unavailable' || known.code === 'objects_unavailable') {
     request.log.warn({ err: error }, 'a dependency is unavailable');
+    dependencyUnavailable.inc({ dependency: known.code === 'database_unavailable' ? 'database' : 'objects' });
     void reply.header('retry-after', String(dependencyRetryAfterSeconds));
   }
   if (known.code === 'stale_lease') staleLeaseRefusals.inc();
