@@ -12,6 +12,7 @@ import { addIdentity } from '../dist/service/identities.js';
 import { migrate } from '../dist/store/migrator.js';
 import { openStore } from '../dist/store/open-store.js';
 
+const { fetch } = globalThis;
 const count = Number(process.env.BENCH_TRANSFORMATIONS ?? 100_000);
 const dir = mkdtempSync(path.join(os.tmpdir(), 'athanor-bench-'));
 const databaseUrl = process.env.BENCH_DATABASE_URL ?? `sqlite:${path.join(dir, 'bench.db')}`;

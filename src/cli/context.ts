@@ -6,7 +6,6 @@ import type { Config, ConfigFlags } from '../config/resolve-config.js';
 import { resolveConfig } from '../config/resolve-config.js';
 import { AthanorError } from '../domain/errors.js';
 import type { OpenStoreOptions, Store } from '../store/open-store.js';
-import { openStore } from '../store/open-store.js';
 
 /** A user API client from --url/--id/--key or ATHANOR_URL, ATHANOR_ID, ATHANOR_KEY (or ATHANOR_KEY_FILE). */
 export function userClient(command: Command): UserClient {
@@ -55,6 +54,8 @@ export async function withStore<T>(
   options: OpenStoreOptions = {},
 ): Promise<T> {
   const config = commandConfig(command);
+  // The database drivers load only for commands that open the store: API calls never need them.
+  const { openStore } = await import('../store/open-store.js');
   const store = await openStore(config, options);
   try {
     return await fn(store, config);

@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { stopWhenNpmParentExits } from './parent-watch.js';
 import { runCli } from './program.js';
 
 // A reader that stops early (`athanor backup list | head`) closes the pipe: that is not an error.
@@ -7,5 +8,6 @@ process.stdout.on('error', (error: NodeJS.ErrnoException) => {
   throw error;
 });
 
+stopWhenNpmParentExits();
 const code = await runCli(process.argv.slice(2));
 process.exitCode = code;

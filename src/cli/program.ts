@@ -2,17 +2,61 @@ import { Command, CommanderError, Option } from 'commander';
 import { settingSpecs } from '../config/resolve-config.js';
 import { ExitCode, exitCodeMeanings } from '../domain/errors.js';
 import { appVersion } from '../version.js';
-import { auditCommand } from './commands/audit.js';
-import { backupCommand } from './commands/backup.js';
-import { computeCommand } from './commands/compute.js';
-import { databaseCommand } from './commands/database.js';
-import { identityCommand } from './commands/identity.js';
-import { maintenanceCommand } from './commands/maintenance.js';
-import { objectsCommand } from './commands/objects.js';
-import { networkCommand, resultCommand, taskCommand } from './commands/queue.js';
-import { serveCommand } from './commands/serve.js';
-import { upCommand } from './commands/up.js';
 import { printJson, printLine, printTable, reportError } from './output.js';
+
+/**
+ * Every top-level command and the module that builds it. A run loads only the module of the
+ * command it names (a bare `--version` loads none): the modules pull in the database drivers,
+ * argon2, the S3 SDK, and loading them all made every call pay for all of them.
+ */
+const commandModules: Readonly<Record<string, () => Promise<Command[]>>> = {
+  identity: async () => [(await import('./commands/identity.js')).identityCommand()],
+  database: async () => [(await import('./commands/database.js')).databaseCommand()],
+  audit: async () => [(await import('./commands/audit.js')).auditCommand()],
+  backup: async () => [(await import('./commands/backup.js')).backupCommand()],
+  serve: async () => [(await import('./commands/serve.js')).serveCommand()],
+  up: async () => [(await import('./commands/up.js')).upCommand()],
+  compute: async () => [(await import('./commands/compute.js')).computeCommand()],
+  maintenance: async () => [(await import('./commands/maintenance.js')).maintenanceCommand()],
+  objects: async () => [(await import('./commands/objects.js')).objectsCommand()],
+  network: async () => [(await import('./commands/queue.js')).networkCommand()],
+  task: async () => [(await import('./commands/queue.js')).taskCommand()],
+  result: async () => [(await import('./commands/queue.js')).resultCommand()],
+};
+
+/** User-API commands: they take the server URL and the user identity. */
+const userApiCommands: ReadonlySet<string> = new Set(['network', 'task', 'result']);
+
+/** Global options that take a value, so the word after them is not a command name. */
+const globalValueOptions: ReadonlySet<string> = new Set(['--database-url', '--data-dir', '--config']);
+
+/**
+ * The top-level commands a run needs: the one it names (and, for `help <command>`, that one),
+ * none for a bare `--version`, all of them for `--help` or a name that is no command (so the
+ * usage error can suggest the closest).
+ */
+export function commandsNeeded(argv: readonly string[]): readonly string[] {
+  const words: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] ?? '';
+    if (arg === '--') break;
+    if (globalValueOptions.has(arg)) i++;
+    else if (!arg.startsWith('-')) words.push(arg);
+    if (words.length === 2) break;
+  }
+  const [first, second] = words;
+  if (first === undefined) {
+    const versionOnly = argv.some((a) => a === '-V' || a === '--version') && !argv.some(isHelpFlag);
+    return versionOnly ? [] : Object.keys(commandModules);
+  }
+  if (first === 'help') {
+    if (second === undefined || second === 'exit-codes') return second ? [] : Object.keys(commandModules);
+    return second in commandModules ? [second] : Object.keys(commandModules);
+  }
+  return first in commandModules ? [first] : Object.keys(commandModules);
+}
+
+const isHelpFlag = (arg: string) => arg === '-h' || arg === '--help';
 
 function environmentHelp(): string {
   const rows = Object.values(settingSpecs).map((s) => `  ${s.env.padEnd(26)} ${s.description}`);
@@ -41,11 +85,14 @@ function exitCodesTopic(json: boolean): void {
 /** Applies usage-error handling and global help text to a command and all its subcommands. */
 function configureTree(command: Command): void {
   command.exitOverride();
-  command.showHelpAfterError('(add --help for usage)');
+  const path: string[] = [];
+  for (let c: Command | null = command; c; c = c.parent) path.unshift(c.name());
+  command.showHelpAfterError(`(run '${path.join(' ')} --help' for usage)`);
   for (const sub of command.commands) configureTree(sub);
 }
 
-export function buildProgram(): Command {
+/** The command tree with the named top-level commands (default: all of them). */
+export async function buildProgram(names: readonly string[] = Object.keys(commandModules)): Promise<Command> {
   const program = new Command('athanor')
     .description('Athanor: a self-hosted compute platform with first-class operations')
     .version(appVersion, '-V, --version')
@@ -56,20 +103,18 @@ export function buildProgram(): Command {
     .helpCommand(false)
     .addHelpText('after', environmentHelp());
 
-  program.addCommand(identityCommand());
-  program.addCommand(databaseCommand());
-  program.addCommand(auditCommand());
-  program.addCommand(backupCommand());
-  program.addCommand(serveCommand());
-  program.addCommand(upCommand());
-  program.addCommand(computeCommand());
-  program.addCommand(maintenanceCommand());
-  program.addCommand(objectsCommand());
-  for (const command of [networkCommand(), taskCommand(), resultCommand()]) {
-    command
-      .option('--url <url>', 'server URL (ATHANOR_URL, default http://127.0.0.1:8080)')
-      .option('--id <identity>', 'user identity (ATHANOR_ID)')
-      .option('--key <key>', 'its key (ATHANOR_KEY or ATHANOR_KEY_FILE; prefer those to this flag)');
+  const loaded = await Promise.all(
+    Object.entries(commandModules)
+      .filter(([name]) => names.includes(name))
+      .map(([, load]) => load()),
+  );
+  for (const command of loaded.flat()) {
+    if (userApiCommands.has(command.name())) {
+      command
+        .option('--url <url>', 'server URL (ATHANOR_URL, default http://127.0.0.1:8080)')
+        .option('--id <identity>', 'user identity (ATHANOR_ID)')
+        .option('--key <key>', 'its key (ATHANOR_KEY or ATHANOR_KEY_FILE; prefer those to this flag)');
+    }
     program.addCommand(command);
   }
 
@@ -101,8 +146,8 @@ export function buildProgram(): Command {
 
 /** Runs the CLI and returns the exit code; usage errors are 2, others from the error registry. */
 export async function runCli(argv: readonly string[]): Promise<number> {
-  const program = buildProgram();
   try {
+    const program = await buildProgram(commandsNeeded(argv));
     await program.parseAsync([...argv], { from: 'user' });
     return typeof process.exitCode === 'number' ? process.exitCode : ExitCode.ok;
   } catch (error) {

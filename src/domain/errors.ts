@@ -13,6 +13,7 @@ export const ExitCode = {
   lockTimeout: 5,
   incompatibleSchema: 6,
   targetNotEmpty: 7,
+  notPermitted: 8,
 } as const;
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
 
@@ -21,10 +22,11 @@ export const exitCodeMeanings: Readonly<Record<ExitCode, string>> = {
   1: 'error (see the message), or migrations pending for `database status`',
   2: 'usage: a bad flag, argument, scope or identifier',
   3: 'a check failed or drift was found (schema, backup verification, backup age)',
-  4: 'authentication or authorization failed',
+  4: 'authentication failed: unknown identity, wrong key, disabled or expired',
   5: 'timed out waiting for a lock (another migration, backup or restore holds it)',
   6: 'incompatible schema: the database is newer than this release, or behind it',
   7: 'target not empty: restore refused (pass --force to take a safety backup and replace it)',
+  8: 'not permitted: the identity is known but holds no scope (or role) covering what was asked',
 };
 
 interface ErrorKind {
@@ -48,7 +50,7 @@ export const errorKinds = {
   stale_lease: { status: 409, exitCode: ExitCode.error },
   invalid_transition: { status: 409, exitCode: ExitCode.error },
   unauthenticated: { status: 401, exitCode: ExitCode.auth },
-  forbidden: { status: 403, exitCode: ExitCode.auth },
+  forbidden: { status: 403, exitCode: ExitCode.notPermitted },
   rate_limited: { status: 429, exitCode: ExitCode.error },
   maintenance: { status: 503, exitCode: ExitCode.error },
   lock_timeout: { status: 503, exitCode: ExitCode.lockTimeout },
@@ -68,6 +70,7 @@ export const errorKinds = {
   backup_decryption_failed: { status: 403, exitCode: ExitCode.auth },
   backup_stale: { status: 503, exitCode: ExitCode.checkFailed },
   server_unreachable: { status: 503, exitCode: ExitCode.error },
+  timed_out: { status: 504, exitCode: ExitCode.error },
   internal: { status: 500, exitCode: ExitCode.error },
 } as const satisfies Record<string, ErrorKind>;
 

@@ -1,9 +1,8 @@
-import path from 'node:path';
 import type { Config } from '../config/resolve-config.js';
 import { AthanorError, isAthanorError } from '../domain/errors.js';
 import { getMigrationStatus } from '../store/migrator.js';
 import type { Store } from '../store/open-store.js';
-import { backupEnv } from './backup/backup-env.js';
+import { backupEnv, backupTargetUrl } from './backup/backup-env.js';
 import { getMaintenance, pauseWrites } from './maintenance.js';
 
 /** The maintenance reason `database migrate` sets; other migrators wait while it is on. */
@@ -69,8 +68,7 @@ async function backupBeforeMigrate(
   from: number,
   to: number,
 ): Promise<string> {
-  const fromEnv = process.env[backupEnv.target];
-  const url = targetFlag ?? (fromEnv ? fromEnv : `file:${path.join(config.dataDir, 'backups')}`);
+  const url = backupTargetUrl(config.dataDir, targetFlag);
   try {
     const [{ openObjectStore }, { createBackup }, { encryptionFromEnv }] = await Promise.all([
       import('../objects/open-object-store.js'),

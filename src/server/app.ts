@@ -6,22 +6,23 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import Fastify from 'fastify';
 import type { Config } from '../config/resolve-config.js';
-import { AthanorError, isAthanorError } from '../domain/errors.js';
+import { AthanorError } from '../domain/errors.js';
 import { Authenticator } from '../service/authenticator.js';
 import type { Store } from '../store/open-store.js';
 import { assertSchemaCompatible } from '../store/migrator.js';
 import { dependencyRetryAfterSeconds } from '../store/database-availability.js';
 import { appVersion } from '../version.js';
 import { errorBody, handleError } from './errors.js';
+import { humanLogStream, RequestLogController } from './log-format.js';
 import { getBlob } from '../objects/blob-store.js';
 import type { ObjectStore } from '../objects/object-store.js';
 import { openObjectStore } from '../objects/open-object-store.js';
 import { MaintenanceWatch } from '../ops/maintenance.js';
-import { leasesExpired, metricsRegistry } from '../ops/metrics.js';
-import { sweep } from '../service/compute.js';
+import { metricsRegistry } from '../ops/metrics.js';
 import { refreshQueueMetrics } from './queue-metrics.js';
 import { limitJsonDepth } from './request-limits.js';
 import { computeRoutes } from './compute-routes.js';
+import { sweeperPlugin } from './sweeper-plugin.js';
 import { userRoutes } from './user-routes.js';
 
 /** Which API(s) one server process serves. */
@@ -51,7 +52,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
                 ? options.logger.level
                 : (process.env.ATHANOR_LOG_LEVEL ?? 'info'),
             redact: ['req.headers.authorization', 'req.body.password'],
+            ...(process.stdout.isTTY ? { stream: humanLogStream() } : {}),
           },
+    logController: new RequestLogController(),
     bodyLimit: config.bodyLimitBytes,
     trustProxy: process.env.ATHANOR_TRUST_PROXY === '1',
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
@@ -156,47 +159,12 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     }
   });
 
-  startSweeper(app, store, config.sweepIntervalMs);
+  await app.register(sweeperPlugin, { store, intervalMs: config.sweepIntervalMs });
 
   if (api === 'user' || api === 'all') await app.register(userRoutes, { ...routeOptions, prefix: '/v1' });
   if (api === 'compute' || api === 'all')
     await app.register(computeRoutes, { ...routeOptions, prefix: '/compute/v1' });
   return app;
-}
-
-/**
- * Expires stale leases and registrations on a timer while the server runs. Every replica runs
- * the timer; the leader lock inside `sweep` lets one of them act per round.
- */
-function startSweeper(app: FastifyInstance, store: Store, intervalMs: number): void {
-  if (intervalMs <= 0) return;
-  let running: Promise<unknown> | undefined;
-  // While the database is unavailable the sweeper says so once, then quietly tries every round.
-  let paused = false;
-  const timer = setInterval(() => {
-    if (running) return;
-    running = sweep(store)
-      .then((outcome) => {
-        if (paused) app.log.info('database available again: lease sweeper resumed');
-        paused = false;
-        leasesExpired.inc(outcome.expiredLeases);
-        if (outcome.expiredLeases || outcome.expiredServices)
-          app.log.info(outcome, 'expired stale leases and registrations');
-      })
-      .catch((error: unknown) => {
-        if (isAthanorError(error) && error.code === 'database_unavailable') {
-          if (!paused)
-            app.log.warn({ err: error }, 'database unavailable: lease sweeper paused until it returns');
-          paused = true;
-        } else app.log.warn({ err: error }, 'lease sweep failed; retrying next round');
-      })
-      .finally(() => (running = undefined));
-  }, intervalMs);
-  timer.unref();
-  app.addHook('onClose', async () => {
-    clearInterval(timer);
-    await running;
-  });
 }
 
 /** Writes that go on during maintenance: tokens, and what lets held leases finish their work. */

@@ -1,9 +1,9 @@
 import os from 'node:os';
 import type { Kysely } from 'kysely';
-import { isAthanorError } from '../domain/errors.js';
+import { AthanorError, isAthanorError } from '../domain/errors.js';
 import type { Store } from '../store/open-store.js';
 import type { AuditRow } from '../store/queries/audit.js';
-import { insertAuditEntry, listAuditEntries } from '../store/queries/audit.js';
+import { insertAuditEntry, listAuditActions, listAuditEntries } from '../store/queries/audit.js';
 import type { Database } from '../store/schema.js';
 
 export type { AuditRow };
@@ -87,9 +87,29 @@ export async function recordAudit(
   });
 }
 
+/** The families of audited actions (`identity.add`, `backup.create`, …) this release records. */
+export const auditActionFamilies: readonly string[] = [
+  'identity',
+  'database',
+  'backup',
+  'maintenance',
+  'objects',
+];
+
 export async function listAudit(
   store: Store,
   filter: { since?: string | undefined; action?: string | undefined; limit?: number | undefined },
 ): Promise<AuditRow[]> {
+  const prefix = filter.action;
+  if (prefix !== undefined) {
+    // A typo ('identiy') would otherwise look like a quiet log: refuse it and list what exists.
+    const known = new Set([...auditActionFamilies, ...(await listAuditActions(store.db))]);
+    if (![...known].some((action) => action.startsWith(prefix))) {
+      throw new AthanorError(
+        'invalid_argument',
+        `--action '${prefix}' matches no audited action; use one of: ${[...known].sort().join(', ')}`,
+      );
+    }
+  }
   return listAuditEntries(store.db, { ...filter, limit: filter.limit ?? 1000 });
 }

@@ -214,9 +214,17 @@ export async function setIdentityExpiry(
   actor: string,
   ref: IdentityRef,
   expiresAt: string | undefined,
+  options: { allowPast?: boolean } = {},
 ): Promise<void> {
+  const expiry = parseExpiry(expiresAt);
+  // A past instant disables the identity at once: almost always a typo, so it must be asked for.
+  if (expiry !== null && !options.allowPast && Date.parse(expiry) <= Date.now()) {
+    throw new AthanorError(
+      'invalid_argument',
+      `${expiry} is in the past: the identity would stop working at once; pass --force if that is what you want`,
+    );
+  }
   await audited(store, { actor, action: 'identity.set-expiry', target: target(ref) }, async (trx) => {
-    const expiry = parseExpiry(expiresAt);
     await requireIdentity(store, ref, trx);
     await queries.updateIdentity(trx, ref.kind, ref.identifier, {
       expires_at: expiry,

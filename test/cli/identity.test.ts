@@ -94,7 +94,11 @@ describeEachBackend('athanor identity', (backend) => {
     expect(removeScope.code).toBe(0);
     expect((await cli(['identity', 'list-scope', '-i', 'alice'])).stdout.trim()).toBe('org-other-*');
 
-    const remove = await cli(['identity', 'remove', '-t', 'user', '-i', 'alice']);
+    const refused = await cli(['identity', 'remove', '-t', 'user', '-i', 'alice']);
+    expect(refused.code, 'no terminal to ask on, no --yes').toBe(2);
+    expect(refused.stderr).toMatch(/refusing without --yes/);
+    expect((await cli(['identity', 'list-scope', '-i', 'alice'])).stdout.trim()).toBe('org-other-*');
+    const remove = await cli(['identity', 'remove', '-t', 'user', '-i', 'alice', '--yes']);
     expect(remove.code, remove.stderr).toBe(0);
     const gone = await cli(['identity', 'show', '-i', 'alice']);
     expect(gone.code).toBe(1);
@@ -192,9 +196,13 @@ describeEachBackend('athanor identity', (backend) => {
     expect((await cli(['identity', 'list'])).stdout).toMatch(/frank\s+disabled/);
     expect((await cli(['identity', 'enable', '-i', 'frank'])).code).toBe(0);
     expect((await cli(['identity', 'verify', '-i', 'frank', '-k', 'frank-key-123456789'])).code).toBe(0);
-    expect((await cli(['identity', 'set-expiry', '-i', 'frank', '--at', '2001-01-01T00:00:00Z'])).code).toBe(
-      0,
-    );
+    const past = await cli(['identity', 'set-expiry', '-i', 'frank', '--at', '2001-01-01T00:00:00Z']);
+    expect(past.code, 'a past instant needs --force').toBe(2);
+    expect(past.stderr).toMatch(/in the past.*--force/);
+    expect((await cli(['identity', 'verify', '-i', 'frank', '-k', 'frank-key-123456789'])).code).toBe(0);
+    expect(
+      (await cli(['identity', 'set-expiry', '-i', 'frank', '--at', '2001-01-01T00:00:00Z', '--force'])).code,
+    ).toBe(0);
     expect((await cli(['identity', 'verify', '-i', 'frank', '-k', 'frank-key-123456789'])).code).toBe(4);
     expect((await cli(['identity', 'show', '-i', 'frank'])).stdout).toMatch(/status\s+expired/);
     expect((await cli(['identity', 'set-expiry', '-i', 'frank', '--never'])).code).toBe(0);

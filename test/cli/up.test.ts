@@ -1,4 +1,6 @@
 import { spawn } from 'node:child_process';
+import { readFileSync, statSync } from 'node:fs';
+import path from 'node:path';
 import { expect, it } from 'vitest';
 import { freePort } from '../helpers/postgres-cluster.js';
 import { describeEachBackend, tempDir } from '../helpers/backends.js';
@@ -38,7 +40,13 @@ describeEachBackend('athanor up', (backend) => {
       let log = '';
       child.stderr.on('data', (c: Buffer) => (log += c.toString()));
       try {
-        const key = await until(async () => /ATHANOR_KEY=(\S+)/.exec(log)?.[1], 30_000);
+        const keyFile = await until(async () => /ATHANOR_KEY_FILE=(\S+)/.exec(log)?.[1], 30_000);
+        // The key is shown once, framed, and kept in a file only its owner can read.
+        const key = readFileSync(keyFile, 'utf8').trim();
+        expect(keyFile).toBe(path.resolve(dataDir, 'admin.key'));
+        expect(statSync(keyFile).mode & 0o777).toBe(0o600);
+        expect(log.split(key).length - 1).toBe(1);
+        expect(log).toMatch(new RegExp(`\\|\\s+${key}\\s+\\|`));
         const base = `http://127.0.0.1:${port}`;
         const cli = (args: string[]) =>
           runCli(args, {

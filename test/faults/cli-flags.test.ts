@@ -10,7 +10,7 @@ import { startAthanor, until } from './processes.js';
 const badValues = ['abc', '-5', '1.5', '99999999999999999999', 'org-*-p x'];
 
 /** Every flag of every command whose parser checks its value, with the first value it refuses. */
-function validatedFlags(): { path: string[]; flag: string; value: string }[] {
+async function validatedFlags(): Promise<{ path: string[]; flag: string; value: string }[]> {
   const cases: { path: string[]; flag: string; value: string }[] = [];
   const walk = (command: Command, path: string[]) => {
     for (const sub of command.commands) walk(sub, [...path, sub.name()]);
@@ -34,7 +34,7 @@ function validatedFlags(): { path: string[]; flag: string; value: string }[] {
       }
     }
   };
-  walk(buildProgram(), []);
+  walk(await buildProgram(), []);
   return cases;
 }
 
@@ -46,7 +46,7 @@ describe('every command ends', () => {
     'each refused flag value exits 2 with a message naming the flag, before anything is written',
     { timeout: 300_000 },
     async () => {
-      const cases = validatedFlags();
+      const cases = await validatedFlags();
       // integer, port, concurrency, scope and choice flags across the command tree
       expect(cases.length).toBeGreaterThan(15);
       const failures: string[] = [];

@@ -89,6 +89,7 @@ describeEachBackend('authentication', (backend) => {
       'test',
       { kind: 'user', identifier: 'dora' },
       '2001-01-01T00:00:00Z',
+      { allowPast: true },
     );
     expect(
       (await call(server.url, undefined, 'POST', '/v1/token', { username: 'dora', password: key })).status,

@@ -4,7 +4,7 @@ import { AthanorError, isAthanorError } from '../../domain/errors.js';
 import { collect, integerOption } from '../context.js';
 import { parseScope } from '../../domain/scope.js';
 import { note } from '../output.js';
-import { untilSignal } from './serve.js';
+import { untilSignal } from '../signals.js';
 
 interface RunOptions {
   url?: string;

@@ -1,16 +1,11 @@
 import { Command } from 'commander';
 import { AthanorError, ExitCode } from '../../domain/errors.js';
 import { backupEnv } from '../../ops/backup/backup-env.js';
-import { pauseForMigration, preMigrationBackup } from '../../ops/migrate-backup.js';
-import { osActor, recordAudit, recordFailure } from '../../service/audit.js';
+import type { MigrateEvent } from '../../ops/migrate.js';
+import { migrateDatabase, migrationPlan } from '../../ops/migrate.js';
+import { osActor, recordAudit } from '../../service/audit.js';
 import type { MigrationStatus } from '../../store/migrator.js';
-import {
-  checkSchema,
-  getMigrationStatus,
-  migrate,
-  migrationStatements,
-  resetDatabase,
-} from '../../store/migrator.js';
+import { checkSchema, getMigrationStatus, resetDatabase } from '../../store/migrator.js';
 import type { Store } from '../../store/open-store.js';
 import { appVersion } from '../../version.js';
 import { confirm, integerOption, wantsJson, withStore } from '../context.js';
@@ -60,67 +55,28 @@ const stateText: Readonly<Record<MigrationStatus['state'], string>> = {
   newer_breaking: 'the database is newer than this release and incompatible with it',
 };
 
-async function runMigrate(
-  store: Store,
-  config: { lockTimeoutMs: number },
-  action: string,
-  options: { to?: number; json: boolean; backupId?: string },
-) {
-  const actor = osActor();
-  const before = await getMigrationStatus(store).catch(() => undefined);
-  try {
-    const applied = await migrate(store, {
-      to: options.to,
-      lockTimeoutMs: config.lockTimeoutMs,
-      backupId: options.backupId,
-      onProgress: options.json
-        ? undefined
-        : (event) => {
-            if (event.phase === 'start')
-              note(`applying migration ${event.migration.id} (${event.migration.name})…`);
-            else
-              note(
-                `applied migration ${event.migration.id} (${event.migration.name}) in ${event.durationMs} ms`,
-              );
-          },
-    });
-    const after = await getMigrationStatus(store);
-    if (applied.length > 0) {
-      await recordAudit(store, {
-        actor,
-        action,
-        target: store.displayUrl,
-        outcome: 'ok',
-        details: {
-          from: before?.databaseVersion ?? 0,
-          to: after.databaseVersion,
-          applied: applied.map((a) => a.id),
-          ...(options.backupId ? { backupId: options.backupId } : {}),
-        },
-      });
+/** Prints what a migration does on stderr (nothing with --json). */
+function migrateNotes(json: boolean): ((event: MigrateEvent) => void) | undefined {
+  if (json) return undefined;
+  return (event) => {
+    switch (event.kind) {
+      case 'backup_start':
+        return note('taking a backup before migrating (skip with --no-backup)…');
+      case 'backup_wait':
+        return note('the backup target is busy (another backup or migration); waiting…');
+      case 'backup_done':
+        return note(`backup ${event.backupId} taken`);
+      case 'maintenance_on':
+        return note('maintenance mode on: servers refuse writes and claims until the migration ends');
+      case 'maintenance_off':
+        return note('maintenance mode off');
+      case 'migration_start':
+        return note(`applying migration ${event.id} (${event.name})…`);
+      case 'migration_done':
+        return note(`applied migration ${event.id} (${event.name}) in ${event.durationMs} ms`);
+      case 'failed_after_backup':
+        return note(`the backup taken before migrating is ${event.backupId}; to undo: ${event.undo}`);
     }
-    return { applied, after };
-  } catch (error) {
-    await recordFailure(store, { actor, action, target: store.displayUrl }, error);
-    throw error;
-  }
-}
-
-/** Pauses servers for a migration with pending steps, telling the operator (unless --json). */
-async function pauseIfPending(
-  store: Store,
-  json: boolean,
-  pending: boolean,
-): Promise<{ resume(): Promise<void> } | undefined> {
-  if (!pending) return undefined;
-  const pause = await pauseForMigration(store, osActor());
-  if (!pause) return undefined;
-  if (!json) note('maintenance mode on: servers refuse writes and claims until the migration ends');
-  return {
-    async resume() {
-      await pause.resume();
-      if (!json) note('maintenance mode off');
-    },
   };
 }
 
@@ -143,7 +99,11 @@ export function databaseCommand(): Command {
       await withStore(
         cmd,
         async (store, config) => {
-          const { applied, after } = await runMigrate(store, config, 'database.init', { json });
+          const { applied, after } = await migrateDatabase(store, config, {
+            actor: osActor(),
+            action: 'database.init',
+            onEvent: migrateNotes(json),
+          });
           if (json) printJson({ ...statusJson(store, after), appliedNow: applied });
           else if (applied.length === 0) {
             printLine(
@@ -201,17 +161,7 @@ export function databaseCommand(): Command {
         cmd,
         async (store, config) => {
           if (options.plan) {
-            const status = await getMigrationStatus(store);
-            const steps = status.pending.filter((m) => options.to === undefined || m.id <= options.to);
-            const plan = [];
-            for (const m of steps) {
-              plan.push({
-                id: m.id,
-                name: m.name,
-                breaking: m.breaking,
-                sql: await migrationStatements(m, store.backend),
-              });
-            }
+            const { status, plan } = await migrationPlan(store, options);
             if (json) printJson({ state: status.state, databaseVersion: status.databaseVersion, plan });
             else if (plan.length === 0)
               printLine(`nothing to apply: the database is at migration ${status.databaseVersion}`);
@@ -223,52 +173,15 @@ export function databaseCommand(): Command {
             }
             return;
           }
-          const before = await getMigrationStatus(store);
-          const steps = before.pending.filter((m) => options.to === undefined || m.id <= options.to);
-          let backupId: string | undefined;
-          let undo: string | undefined;
-          let result: Awaited<ReturnType<typeof runMigrate>>;
-          // Servers on this database stop writes and claims while the migrations run (after the
-          // backup, so a restored backup is not in maintenance); it ends even when migrating fails.
-          let pause: { resume(): Promise<void> } | undefined;
-          try {
-            // An empty database has nothing to lose; drift and the like fail in migrate() before any change.
-            if (
-              options.backup &&
-              steps.length > 0 &&
-              before.databaseVersion > 0 &&
-              before.state === 'pending'
-            ) {
-              if (!json) note('taking a backup before migrating (skip with --no-backup)…');
-              backupId = await preMigrationBackup(store, config, options, () => {
-                if (!json) note('the backup target is busy (another backup or migration); waiting…');
-              });
-              if (!json && backupId) note(`backup ${backupId} taken`);
-            }
-            const targetFlag = options.backupTarget ? ` --target ${options.backupTarget}` : '';
-            undo = backupId
-              ? `athanor backup restore ${backupId} --force --no-migrate${targetFlag}`
-              : undefined;
-            pause = await pauseIfPending(
-              store,
-              json,
-              steps.length > 0 && before.databaseVersion > 0 && before.state === 'pending',
-            );
-            try {
-              result = await runMigrate(store, config, 'database.migrate', {
-                to: options.to,
-                json,
-                ...(backupId ? { backupId } : {}),
-              });
-            } catch (error) {
-              // Migrations applied before the failing one stay applied: the backup is the way back.
-              if (undo) note(`the backup taken before migrating is ${backupId}; to undo: ${undo}`);
-              throw error;
-            }
-          } finally {
-            await pause?.resume();
-          }
-          const { applied, after } = result;
+          const result = await migrateDatabase(store, config, {
+            actor: osActor(),
+            to: options.to,
+            backup: options.backup,
+            pauseServers: true,
+            backupTarget: options.backupTarget,
+            onEvent: migrateNotes(json),
+          });
+          const { applied, before, after, backupId, undo } = result;
           if (json) {
             printJson({
               applied,
@@ -284,7 +197,7 @@ export function databaseCommand(): Command {
             if (undo) {
               printLine(`to undo: ${undo}`);
               printLine(
-                `  (it restores the database at migration ${before.databaseVersion}; then run the release you migrated from)`,
+                `  (it restores the database at migration ${before?.databaseVersion ?? 0}; then run the release you migrated from)`,
               );
             }
           }

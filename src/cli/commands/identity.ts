@@ -1,6 +1,7 @@
 import { Command, Option } from 'commander';
 import type { IdentityKind } from '../../domain/identifier.js';
 import { identityKinds, parseIdentifier } from '../../domain/identifier.js';
+import { firstRunKeyPath, removeFirstRunKey } from '../../ops/first-run-key.js';
 import { osActor } from '../../service/audit.js';
 import type { IdentityView } from '../../service/identities.js';
 import * as identities from '../../service/identities.js';
@@ -101,9 +102,15 @@ export function identityCommand(): Command {
     .addOption(keyOption())
     .action(async (options: RefOptions & { key?: string }, cmd: Command) => {
       const key = await keyFrom(options.key);
-      const result = await withStore(cmd, (store) =>
-        identities.setIdentityKey(store, osActor(), ref(options), key),
-      );
+      const { result, removedKeyFile } = await withStore(cmd, async (store, config) => {
+        const result = await identities.setIdentityKey(store, osActor(), ref(options), key);
+        // The first-run key file of 'athanor up' holds the old key: it has no use any more.
+        const isFirstRunAdmin = options.type === 'user' && options.identity === 'admin';
+        const removedKeyFile =
+          isFirstRunAdmin && (await removeFirstRunKey(config.dataDir)) ? firstRunKeyPath(config.dataDir) : '';
+        return { result, removedKeyFile };
+      });
+      if (removedKeyFile) note(`deleted ${removedKeyFile}, which held the old key`);
       if (wantsJson(cmd)) {
         printJson({
           kind: options.type,
@@ -201,10 +208,7 @@ export function identityCommand(): Command {
     .option('-y, --yes', 'do not ask for confirmation')
     .action(async (options: RefOptions & { yes?: boolean }, cmd: Command) => {
       const identityRef = ref(options);
-      await confirm(
-        `remove ${options.type} identity '${options.identity}'`,
-        options.yes ?? !process.stdin.isTTY,
-      );
+      await confirm(`remove ${options.type} identity '${options.identity}'`, options.yes);
       await withStore(cmd, (store) => identities.removeIdentity(store, osActor(), identityRef));
       if (wantsJson(cmd)) printJson({ removed: identityRef });
       else printLine(`removed ${options.type} identity '${options.identity}'`);
@@ -237,10 +241,13 @@ export function identityCommand(): Command {
     .addOption(identityOption())
     .addOption(new Option('--at <when>', 'ISO 8601 instant').conflicts('never'))
     .option('--never', 'the identity never expires')
-    .action(async (options: RefOptions & { at?: string; never?: boolean }, cmd: Command) => {
+    .option('--force', 'accept an instant in the past (the identity stops working at once)')
+    .action(async (options: RefOptions & { at?: string; never?: boolean; force?: boolean }, cmd: Command) => {
       if (!options.at && !options.never) cmd.error('give --at <when> or --never', { exitCode: 2 });
       await withStore(cmd, (store) =>
-        identities.setIdentityExpiry(store, osActor(), ref(options), options.at),
+        identities.setIdentityExpiry(store, osActor(), ref(options), options.at, {
+          allowPast: options.force === true,
+        }),
       );
       if (wantsJson(cmd))
         printJson({ kind: options.type, identifier: options.identity, expiresAt: options.at ?? null });

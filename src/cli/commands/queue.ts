@@ -4,7 +4,10 @@ import { Command, Option } from 'commander';
 import type { NetworkState, TransformationInput } from '../../client/user-client.js';
 import { AthanorError } from '../../domain/errors.js';
 import type { TaskView } from '../../service/views.js';
+import { createNetworkTasks } from '../../client/network-tasks.js';
+import { parseDuration } from '../../ops/schedule/parse-duration.js';
 import { integerOption, userClient, wantsJson } from '../context.js';
+import { describeCounts, watchNetwork } from '../watch-network.js';
 import { printJson, printLine, printTable } from '../output.js';
 
 const networkStates = ['active', 'inactive', 'invalid', 'deleted'] as const;
@@ -57,6 +60,23 @@ function printTasks(tasks: readonly TaskView[]): void {
       { header: 'EXTENDS', value: (t) => short(t.extends) },
     ],
     'no tasks',
+  );
+}
+
+interface CreateOptions {
+  network?: string;
+  action?: boolean;
+  weight?: number;
+  count: number;
+  extends?: string;
+  priority?: number;
+}
+
+function reportCreated(count: number, options: CreateOptions): void {
+  process.stderr.write(
+    options.action
+      ? `created ${count} task(s) and put them on the hub of ${options.network}; follow them with 'athanor network watch ${options.network}'\n`
+      : `created ${count} task(s); put them on a hub with 'athanor task action <network> <task…>'\n`,
   );
 }
 
@@ -164,6 +184,35 @@ export function networkCommand(): Command {
     });
 
   command
+    .command('watch')
+    .argument('<network>')
+    .option('--interval <seconds>', 'seconds between looks (default 1)', numberOption('--interval'), 1)
+    .option('--timeout <duration>', 'give up after this long, e.g. 10m (default: until it finishes)')
+    .description('follow a network with a progress bar until every task has settled; exit 1 if any errored')
+    .action(async (key: string, options: { interval: number; timeout?: string }, cmd: Command) => {
+      if (!(options.interval > 0))
+        throw new AthanorError(
+          'invalid_argument',
+          `--interval takes a number of seconds above 0, got ${options.interval}`,
+        );
+      const timeoutMs =
+        options.timeout === undefined ? undefined : parseDuration(options.timeout, '--timeout');
+      const progress = await watchNetwork(userClient(cmd), key, {
+        intervalMs: options.interval * 1000,
+        timeoutMs,
+      });
+      if (wantsJson(cmd)) printJson(progress.counts);
+      else printLine(`network ${key} finished: ${describeCounts(progress)}`);
+      const failed = progress.counts.error ?? 0;
+      if (failed > 0) {
+        process.stderr.write(
+          `${failed} task(s) failed: see 'athanor task list --network ${key} --status error' and 'athanor result list <task>'\n`,
+        );
+        process.exitCode = 1;
+      }
+    });
+
+  command
     .command('state')
     .argument('<network...>')
     .addOption(new Option('--set <state>', 'the new state').choices([...networkStates]).makeOptionMandatory())
@@ -198,18 +247,57 @@ export function taskCommand(): Command {
 
   command
     .command('create')
-    .argument('<transformation>')
-    .option('-n, --count <n>', 'how many tasks', integerOption('--count', { min: 1 }), 1)
+    .argument('[transformation]', 'the transformation; omit with --network for all of its transformations')
+    .option('--network <network>', 'create tasks for every transformation of this network')
+    .option('--action', 'also put the new tasks on the hub of --network, so compute services claim them')
+    .option(
+      '-w, --weight <weight>',
+      'hub weight with --action, 0 to 1 (default 0.5)',
+      numberOption('--weight'),
+    )
+    .option('-n, --count <n>', 'how many tasks (per transformation)', integerOption('--count', { min: 1 }), 1)
     .option('--extends <task>', 'a task of the same transformation to continue from')
     .option('-p, --priority <n>', '1 is the highest (default 10)', integerOption('--priority', { min: 1 }))
-    .description('create tasks for a transformation')
-    .action(
-      async (key: string, options: { count: number; extends?: string; priority?: number }, cmd: Command) => {
-        const created = await userClient(cmd).createTasks(key, options);
+    .description('create tasks for a transformation, or for every transformation of a network')
+    .action(async (key: string | undefined, options: CreateOptions, cmd: Command) => {
+      const client = userClient(cmd);
+      if (key === undefined && options.network === undefined)
+        throw new AthanorError('invalid_argument', 'name a transformation, or pass --network <network>');
+      if (options.action && options.network === undefined)
+        throw new AthanorError('invalid_argument', '--action needs --network: the hub to put the tasks on');
+      if (options.weight !== undefined && !options.action)
+        throw new AthanorError('invalid_argument', '--weight applies only with --action');
+      if (key === undefined) {
+        if (options.extends !== undefined)
+          throw new AthanorError('invalid_argument', '--extends needs the transformation it continues');
+        const created = await createNetworkTasks(client, options.network ?? '', options);
         if (wantsJson(cmd)) printJson(created);
-        else for (const task of created) printLine(task.id);
-      },
-    );
+        else for (const c of created) printLine(c.task);
+        reportCreated(created.length, options);
+        if (created.some((c) => c.actioned === false)) process.exitCode = 1;
+        return;
+      }
+      const created = await client.createTasks(key, {
+        count: options.count,
+        ...(options.extends === undefined ? {} : { extends: options.extends }),
+        ...(options.priority === undefined ? {} : { priority: options.priority }),
+      });
+      const actioned =
+        options.action && options.network !== undefined
+          ? await client.actionTasks(
+              options.network,
+              created.map((t) => t.id),
+              options.weight,
+            )
+          : undefined;
+      if (wantsJson(cmd))
+        printJson(
+          actioned ? created.map((t, i) => ({ ...t, actioned: actioned[i]?.result === true })) : created,
+        );
+      else for (const task of created) printLine(task.id);
+      if (actioned) reportCreated(created.length, options);
+      if (actioned?.some((a) => a.result !== true)) process.exitCode = 1;
+    });
 
   command
     .command('list')

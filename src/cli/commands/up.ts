@@ -1,10 +1,16 @@
+import path from 'node:path';
 import { Command } from 'commander';
 import { generateKey } from '../../auth/keys.js';
 import { osActor } from '../../service/audit.js';
-import { addIdentity, listIdentities, setIdentityKey } from '../../service/identities.js';
+import { ensureSingleHostIdentities, localComputeIdentity } from '../../service/single-host-identities.js';
 import { commandConfig, integerOption, portOption } from '../context.js';
+import { redactUrl } from '../../config/resolve-config.js';
+import { writeFirstRunKey } from '../../ops/first-run-key.js';
+import { appVersion } from '../../version.js';
 import { note } from '../output.js';
-import { startServer, untilSignal } from './serve.js';
+import { startServer } from '../../server/start-server.js';
+import { untilSignal } from '../signals.js';
+import { printFirstRunKey, printUpBanner } from '../up-banner.js';
 
 export function upCommand(): Command {
   return new Command('up')
@@ -21,7 +27,6 @@ export function upCommand(): Command {
     )
     .action(async (options: { host?: string; port?: number; concurrency: number }, cmd: Command) => {
       const config = commandConfig(cmd);
-      let adminKey: string | undefined;
       // The local compute service gets a fresh key at every start; it lives only in this process.
       const computeKey = generateKey();
       const server = await startServer(config, {
@@ -30,57 +35,42 @@ export function upCommand(): Command {
         port: options.port,
         migrate: true,
         backupProfile: 'up',
+        note,
       });
       // Identities are made once the server listens, so a failed start never swallows the admin key.
-      {
-        const store = server.store;
-        if ((await listIdentities(store, 'user')).length === 0) {
-          const created = await addIdentity(store, osActor(), {
-            kind: 'user',
-            identifier: 'admin',
-            scopes: ['*-*-*'],
-          });
-          adminKey = created.generatedKey;
-        }
-        const local = { kind: 'compute' as const, identifier: 'local-compute' };
-        if ((await listIdentities(store, 'compute')).some((i) => i.identifier === local.identifier)) {
-          await setIdentityKey(store, osActor(), local, computeKey);
-        } else {
-          await addIdentity(store, osActor(), { ...local, key: computeKey, scopes: ['*-*-*'] });
-        }
-      }
-      if (adminKey) {
-        note('');
-        note("First run: created the user identity 'admin' with every scope (*-*-*). Its key is shown");
-        note('only this once; paste these lines into your shell to use the CLI:');
-        note('');
-        note(`  export ATHANOR_URL=${server.url}`);
-        note('  export ATHANOR_ID=admin');
-        note(`  export ATHANOR_KEY=${adminKey}`);
-        note('');
-      }
+      const { adminKey } = await ensureSingleHostIdentities(server.store, osActor(), computeKey);
+      const keyFile = adminKey ? await writeFirstRunKey(path.resolve(config.dataDir), adminKey) : undefined;
       const { ComputeService } = await import('../../compute/compute-service.js');
       const { loadProtocols } = await import('../../compute/protocols.js');
+      const protocols = await loadProtocols();
       const compute = new ComputeService({
         url: server.url,
-        identifier: 'local-compute',
+        identifier: localComputeIdentity.identifier,
         key: computeKey,
         name: 'local',
         concurrency: options.concurrency,
-        protocols: await loadProtocols(),
+        protocols,
         log: (message) => note(`[compute] ${message}`),
       });
       const computeRunning = compute
         .start()
         .catch((error: unknown) => note(`[compute] stopped: ${(error as Error).message}`));
       const { backups } = server;
+      printUpBanner({
+        version: appVersion,
+        url: server.url,
+        dataDir: path.resolve(config.dataDir),
+        database: redactUrl(config.databaseUrl),
+        objects: config.objectsUrl,
+        backups: backups.schedule
+          ? `'${backups.schedule}' (UTC) to ${backups.targetUrl}; restore drills '${backups.drillSchedule ?? 'off'}'`
+          : 'not scheduled (ATHANOR_BACKUP_SCHEDULE=off)',
+        compute: `local service 'local-compute', ${options.concurrency} task(s) at a time (${[...protocols.keys()].join(', ')})`,
+      });
+      if (adminKey && keyFile) printFirstRunKey({ url: server.url, key: adminKey, keyFile });
       note(
-        backups.schedule
-          ? `backups: '${backups.schedule}' (UTC) to ${backups.targetUrl}; restore drills '${backups.drillSchedule ?? 'off'}'`
-          : 'backups: not scheduled (ATHANOR_BACKUP_SCHEDULE=off)',
+        'try: ./athanor network submit examples/hello-network.json --scope demo-first-run  (Ctrl-C stops)',
       );
-      note(`athanor is up on ${server.url} (data in ${config.dataDir}); API docs at ${server.url}/docs`);
-      note('try: npx athanor network submit examples/hello-network.json --scope demo-first-run');
       const signal = await untilSignal();
       note(`received ${signal}: stopping`);
       await compute.stop();

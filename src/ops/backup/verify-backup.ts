@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Config } from '../../config/resolve-config.js';
-import { isAthanorError } from '../../domain/errors.js';
+import { AthanorError, isAthanorError } from '../../domain/errors.js';
 import type { ObjectStore } from '../../objects/object-store.js';
 import { osActor } from '../../service/audit.js';
 import { migrations as releaseMigrations } from '../../store/migrations/index.js';
@@ -209,4 +209,14 @@ async function restoreIntoScratch(
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** The `backup_corrupt` error for a verify that found problems (exit 3), naming the files. */
+export function verificationFailedError(record: VerificationRecord): AthanorError {
+  return new AthanorError(
+    'backup_corrupt',
+    `backup ${record.backupId} failed verification: ${record.problems.map((p) => p.file).join(', ')}. ` +
+      `Do not rely on it; take a new backup and check the target's storage`,
+    { details: { problems: record.problems } },
+  );
 }

@@ -1,7 +1,6 @@
-import path from 'node:path';
 import { Cron } from 'croner';
 import { AthanorError } from '../../domain/errors.js';
-import { backupEnv } from '../backup/backup-env.js';
+import { backupTargetUrl } from '../backup/backup-env.js';
 import type { RetentionPolicy } from '../backup/retention.js';
 
 /** The environment variables of scheduled backups, for the code, `--help` and the docs. */
@@ -175,8 +174,7 @@ export function resolveScheduleSettings(options: {
         `or 'off' to never prune`,
     );
   }
-  const targetUrl =
-    overrides.targetUrl ?? nonEmpty(env[backupEnv.target]) ?? `file:${path.join(options.dataDir, 'backups')}`;
+  const targetUrl = backupTargetUrl(options.dataDir, overrides.targetUrl, env);
   return { schedule, drillSchedule, retention, targetUrl };
 }
 

@@ -20,3 +20,9 @@ export async function listAuditEntries(
   const rows = await query.execute();
   return rows.reverse();
 }
+
+/** Every distinct action the log holds. */
+export async function listAuditActions(db: Kysely<Database>): Promise<string[]> {
+  const rows = await db.selectFrom('audit_log').select('action').distinct().execute();
+  return rows.map((r) => r.action);
+}

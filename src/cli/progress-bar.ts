@@ -1,0 +1,34 @@
+import cliProgress from 'cli-progress';
+
+export interface ProgressBar {
+  update(done: number, total: number, what: string): void;
+  stop(): void;
+}
+
+/** A progress bar on stderr when it is a terminal; otherwise nothing. */
+export function progressBar(label: string): ProgressBar {
+  if (!process.stderr.isTTY) return { update() {}, stop() {} };
+  const bar = new cliProgress.SingleBar(
+    {
+      stream: process.stderr,
+      format: `${label} [{bar}] {percentage}% {value}/{total} {what}`,
+      hideCursor: true,
+      clearOnComplete: true,
+    },
+    cliProgress.Presets.shades_classic,
+  );
+  let started = false;
+  return {
+    update(done, total, what) {
+      if (!started) {
+        bar.start(total, done, { what });
+        started = true;
+      }
+      bar.setTotal(total);
+      bar.update(done, { what });
+    },
+    stop() {
+      if (started) bar.stop();
+    },
+  };
+}
