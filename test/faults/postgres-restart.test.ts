@@ -99,7 +99,14 @@ it.runIf(postgresAdminUrl() !== '')(
       // At most 8 tasks were in flight when the database went away: 12 more completions within 5 s
       // of its return means new claims were made and finished, i.e. the drain resumed.
       await until('work to resume', async () => (await complete()) >= completeBeforeOutage + 12, 5_000);
-      await until('every task to complete', async () => (await complete()) === taskCount, 90_000);
+      await until('every task to complete', async () => (await complete()) === taskCount, 90_000).catch(
+        async (error: unknown) => {
+          const status = await user.networkStatus(network).catch(() => 'unavailable');
+          throw new Error(
+            `${(error as Error).message}; status ${JSON.stringify(status)}; logs:\n${processes.map((p) => p.log()).join('\n---\n')}`,
+          );
+        },
+      );
 
       // During the outage: readiness and the API said 503 with Retry-After and the error shape.
       expect(outage.filter((p) => p.status !== 503)).toEqual([]);
