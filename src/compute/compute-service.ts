@@ -121,12 +121,37 @@ export class ComputeService {
 
   #heartbeatEveryMs = 30_000;
 
+  #turn: Promise<void> = Promise.resolve();
+
+  /**
+   * Claims and heartbeats take turns. A heartbeat lists the leases this service holds and the
+   * server releases the others, so a claim answered while a heartbeat is on its way would be
+   * released by it.
+   */
+  #oneAtATime<T>(call: () => Promise<T>): Promise<T> {
+    const run = this.#turn.then(call);
+    this.#turn = run.then(
+      () => {},
+      () => {},
+    );
+    return run;
+  }
+
   async #heartbeatLoop(): Promise<void> {
     while (!this.#drained.signal.aborted) {
       await sleep(this.#heartbeatEveryMs, this.#drained.signal);
       if (!this.#serviceId || this.#drained.signal.aborted) continue;
       try {
-        const { leases } = await this.client.heartbeat(this.#serviceId);
+        const serviceId = this.#serviceId;
+        const { leases } = await this.#oneAtATime(() =>
+          this.client.heartbeat(
+            serviceId,
+            [...this.#inFlight.values()].map(({ claim }) => ({
+              task: claim.task,
+              leaseToken: claim.leaseToken,
+            })),
+          ),
+        );
         const held = new Set(leases.map((l) => `${l.task}:${l.leaseToken}`));
         for (const [task, run] of this.#inFlight) {
           // A lease that expired anyway belongs to someone else now: stop working on it.
@@ -159,14 +184,16 @@ export class ComputeService {
         continue;
       }
       try {
-        const claims = await this.client.claim(this.#serviceId as string, {
-          count: free,
-          protocols,
-          waitMs: this.options.claimWaitMs ?? 5000,
-          ...(this.options.scopes?.length ? { scopes: [...this.options.scopes] } : {}),
+        await this.#oneAtATime(async () => {
+          const claims = await this.client.claim(this.#serviceId as string, {
+            count: free,
+            protocols,
+            waitMs: this.options.claimWaitMs ?? 5000,
+            ...(this.options.scopes?.length ? { scopes: [...this.options.scopes] } : {}),
+          });
+          for (const claim of claims) this.#execute(claim);
         });
         backoff = 500;
-        for (const claim of claims) this.#execute(claim);
       } catch (error) {
         if (isAthanorError(error) && error.code === 'stale_lease') {
           await this.#register();
