@@ -188,7 +188,8 @@ export class ComputeService {
           const claims = await this.client.claim(this.#serviceId as string, {
             count: free,
             protocols,
-            waitMs: this.options.claimWaitMs ?? 5000,
+            // A heartbeat waits for the claim: a long wait must not outlast the leases in flight.
+            waitMs: Math.min(this.options.claimWaitMs ?? 5000, this.#heartbeatEveryMs),
             ...(this.options.scopes?.length ? { scopes: [...this.options.scopes] } : {}),
           });
           for (const claim of claims) this.#execute(claim);
