@@ -94,13 +94,24 @@ export function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
 }
 
-/** Parses a whole number option, or fails with a usage error naming the flag. */
-export function integerOption(flag: string) {
+/** Parses a whole number option within `[min, max]` (default: any n ≥ 0), or fails with a usage error naming the flag. */
+export function integerOption(flag: string, bounds: { readonly min?: number; readonly max?: number } = {}) {
+  const min = bounds.min ?? 0;
+  const max = bounds.max ?? Number.MAX_SAFE_INTEGER;
   return (value: string): number => {
     const n = Number(value);
-    if (!Number.isSafeInteger(n) || n < 0) {
-      throw new AthanorError('invalid_argument', `${flag} takes a whole number, got '${value}'`);
+    if (!/^\s*\d+\s*$/.test(value) || !Number.isSafeInteger(n) || n < min || n > max) {
+      const range =
+        bounds.max === undefined
+          ? min === 0
+            ? 'a whole number'
+            : `a whole number ≥ ${min}`
+          : `a whole number from ${min} to ${max}`;
+      throw new AthanorError('invalid_argument', `${flag} takes ${range}, got '${value}'`);
     }
     return n;
   };
 }
+
+/** A TCP port flag: 0 (any free port) to 65535. */
+export const portOption = (flag = '--port') => integerOption(flag, { max: 65_535 });

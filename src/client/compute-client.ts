@@ -20,10 +20,14 @@ export class ComputeClient {
     });
   }
 
-  heartbeat(serviceId: string) {
+  /**
+   * Keeps a registration alive. With `leases` (every lease the service holds), only those are
+   * extended and the server releases the others; without, all of them are extended.
+   */
+  heartbeat(serviceId: string, leases?: readonly { task: string; leaseToken: number }[]) {
     return this.http.json<{ leases: { task: string; leaseToken: number }[]; leaseExpiresAt: string }>(
       `/services/${encodeURIComponent(serviceId)}/heartbeat`,
-      { method: 'POST' },
+      leases ? { method: 'POST', body: { leases } } : { method: 'POST' },
     );
   }
 

@@ -25,14 +25,30 @@ export interface ComputeServiceOptions extends ClientOptions {
   readonly log?: (message: string) => void;
 }
 
-const sleep = (ms: number, signal?: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => {
+/**
+ * Waits `ms`, or less when `signal` aborts or `cancel()` is called; its abort listener goes away
+ * as soon as the wait ends, however it ends (the signals it listens on live as long as the service).
+ */
+function pause(ms: number, signal?: AbortSignal): { done: Promise<void>; cancel: () => void } {
+  let cancel = () => {};
+  const done = new Promise<void>((resolve) => {
+    if (signal?.aborted) return resolve();
+    const finish = () => {
       clearTimeout(timer);
+      signal?.removeEventListener('abort', finish);
       resolve();
-    });
+    };
+    const timer = setTimeout(finish, ms);
+    signal?.addEventListener('abort', finish, { once: true });
+    cancel = finish;
   });
+  return { done, cancel };
+}
+
+const sleep = (ms: number, signal?: AbortSignal) => pause(ms, signal).done;
+
+/** Retries back off up to this: a server or database back from an outage sees work within seconds. */
+const maxBackoffMs = 4_000;
 
 const unreachable = (error: unknown) =>
   isAthanorError(error) &&
@@ -86,7 +102,7 @@ export class ComputeService {
   }
 
   async #register(): Promise<void> {
-    for (let delay = 500; !this.#stopping.signal.aborted; delay = Math.min(delay * 2, 15_000)) {
+    for (let delay = 500; !this.#stopping.signal.aborted; delay = Math.min(delay * 2, maxBackoffMs)) {
       try {
         const registration = await this.client.register(
           this.options.name ?? `athanor-compute@${os.hostname()}`,
@@ -106,12 +122,37 @@ export class ComputeService {
 
   #heartbeatEveryMs = 30_000;
 
+  #turn: Promise<void> = Promise.resolve();
+
+  /**
+   * Claims and heartbeats take turns. A heartbeat lists the leases this service holds and the
+   * server releases the others, so a claim answered while a heartbeat is on its way would be
+   * released by it.
+   */
+  #oneAtATime<T>(call: () => Promise<T>): Promise<T> {
+    const run = this.#turn.then(call);
+    this.#turn = run.then(
+      () => {},
+      () => {},
+    );
+    return run;
+  }
+
   async #heartbeatLoop(): Promise<void> {
     while (!this.#drained.signal.aborted) {
       await sleep(this.#heartbeatEveryMs, this.#drained.signal);
       if (!this.#serviceId || this.#drained.signal.aborted) continue;
       try {
-        const { leases } = await this.client.heartbeat(this.#serviceId);
+        const serviceId = this.#serviceId;
+        const { leases } = await this.#oneAtATime(() =>
+          this.client.heartbeat(
+            serviceId,
+            [...this.#inFlight.values()].map(({ claim }) => ({
+              task: claim.task,
+              leaseToken: claim.leaseToken,
+            })),
+          ),
+        );
         const held = new Set(leases.map((l) => `${l.task}:${l.leaseToken}`));
         for (const [task, run] of this.#inFlight) {
           // A lease that expired anyway belongs to someone else now: stop working on it.
@@ -134,33 +175,38 @@ export class ComputeService {
     const concurrency = this.options.concurrency ?? 1;
     const protocols = [...this.options.protocols.keys()];
     let backoff = 500;
+    let fatal: { error: unknown } | undefined;
     while (!this.#stopping.signal.aborted) {
       const free = concurrency - this.#inFlight.size;
       if (free <= 0) {
-        await Promise.race([
-          ...[...this.#inFlight.values()].map((r) => r.done),
-          sleep(1000, this.#stopping.signal),
-        ]);
+        const idle = pause(1000, this.#stopping.signal);
+        await Promise.race([...[...this.#inFlight.values()].map((r) => r.done), idle.done]);
+        idle.cancel();
         continue;
       }
       try {
-        const claims = await this.client.claim(this.#serviceId as string, {
-          count: free,
-          protocols,
-          waitMs: this.options.claimWaitMs ?? 5000,
-          ...(this.options.scopes?.length ? { scopes: [...this.options.scopes] } : {}),
+        await this.#oneAtATime(async () => {
+          const claims = await this.client.claim(this.#serviceId as string, {
+            count: free,
+            protocols,
+            // A heartbeat waits for the claim: a long wait must not outlast the leases in flight.
+            waitMs: Math.min(this.options.claimWaitMs ?? 5000, this.#heartbeatEveryMs),
+            ...(this.options.scopes?.length ? { scopes: [...this.options.scopes] } : {}),
+          });
+          for (const claim of claims) this.#execute(claim);
         });
         backoff = 500;
-        for (const claim of claims) this.#execute(claim);
       } catch (error) {
         if (isAthanorError(error) && error.code === 'stale_lease') {
           await this.#register();
         } else if (unreachable(error)) {
           this.#log(`claim failed (${(error as Error).message}); retrying in ${backoff} ms`);
           await sleep(backoff, this.#stopping.signal);
-          backoff = Math.min(backoff * 2, 15_000);
+          backoff = Math.min(backoff * 2, maxBackoffMs);
         } else {
-          throw error;
+          // A refusal that retrying cannot fix: stop as on SIGTERM, then report it.
+          fatal = { error };
+          this.#stopping.abort();
         }
       }
     }
@@ -173,6 +219,7 @@ export class ComputeService {
         .catch((error: unknown) => this.#log(`deregister failed: ${(error as Error).message}`));
       this.#log(`deregistered ${this.#serviceId}`);
     }
+    if (fatal) throw fatal.error;
   }
 
   /** Lets tasks in flight finish within the grace period, then releases the rest. */
@@ -180,7 +227,9 @@ export class ComputeService {
     if (this.#inFlight.size === 0) return;
     this.#log(`stopping: waiting for ${this.#inFlight.size} task(s) in flight`);
     const all = Promise.all([...this.#inFlight.values()].map((r) => r.done));
-    await Promise.race([all, sleep(this.options.stopGraceMs ?? 30_000)]);
+    const grace = pause(this.options.stopGraceMs ?? 30_000);
+    await Promise.race([all, grace.done]);
+    grace.cancel();
     for (const [task, run] of this.#inFlight) {
       run.abort.abort();
       await this.client.release(task, run.claim.leaseToken).catch(() => {});
@@ -237,7 +286,7 @@ export class ComputeService {
   }
 
   async #upload(claim: Claim, outcome: 'ok' | 'failed', body: () => Readable | Buffer): Promise<void> {
-    for (let delay = 500; ; delay = Math.min(delay * 2, 15_000)) {
+    for (let delay = 500; ; delay = Math.min(delay * 2, maxBackoffMs)) {
       try {
         await this.client.submitResult(claim.task, claim.leaseToken, outcome, body());
         if (outcome === 'ok') this.completed++;

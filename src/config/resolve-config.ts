@@ -161,6 +161,21 @@ export const settingSpecs = {
     kind: 'string',
     description: "URL path of the web console, or 'off' to serve none",
   },
+  maxJsonDepth: {
+    env: 'ATHANOR_MAX_JSON_DEPTH',
+    kind: 'integer',
+    description: 'deepest nesting of arrays and objects a JSON request body may hold',
+  },
+  maxNetworkTransformations: {
+    env: 'ATHANOR_MAX_NETWORK_TRANSFORMATIONS',
+    kind: 'integer',
+    description: 'most transformations one network may hold',
+  },
+  maxInputsBytes: {
+    env: 'ATHANOR_MAX_INPUTS_BYTES',
+    kind: 'integer',
+    description: "largest canonical JSON of one transformation's inputs, in bytes",
+  },
 } as const satisfies Record<string, SettingSpec>;
 
 /** The defaults, written once: `resolveConfig` applies them and `--help` prints them. */
@@ -176,6 +191,9 @@ export const configDefaults = {
   leaseTtlMs: 120_000,
   registrationTtlMs: 300_000,
   sweepIntervalMs: 10_000,
+  maxJsonDepth: 64,
+  maxNetworkTransformations: 100_000,
+  maxInputsBytes: 1024 * 1024,
   logLevel: 'info',
   trustProxy: false,
   url: 'http://127.0.0.1:8080',
@@ -222,6 +240,12 @@ export interface Config {
   readonly sweepIntervalMs: number;
   /** URL path of the web console; undefined when set to `off`. */
   readonly consolePath: string | undefined;
+  /** Deepest nesting of arrays and objects in a JSON request body; default 64. */
+  readonly maxJsonDepth: number;
+  /** Most transformations in one network; default 100000. */
+  readonly maxNetworkTransformations: number;
+  /** Largest canonical JSON of one transformation's inputs, in bytes; default 1 MiB. */
+  readonly maxInputsBytes: number;
   /** Server log level (pino). */
   readonly logLevel: string;
   /** Whether client addresses come from `X-Forwarded-For`. */
@@ -331,6 +355,9 @@ export function resolveConfig(
     leaseTtlMs: whole('leaseTtlMs'),
     registrationTtlMs: whole('registrationTtlMs'),
     sweepIntervalMs: whole('sweepIntervalMs'),
+    maxJsonDepth: whole('maxJsonDepth'),
+    maxNetworkTransformations: whole('maxNetworkTransformations'),
+    maxInputsBytes: whole('maxInputsBytes'),
     logLevel: text('logLevel') ?? configDefaults.logLevel,
     trustProxy: (pick('trustProxy') as boolean | undefined) ?? configDefaults.trustProxy,
     jwtSecret: text('jwtSecret'),

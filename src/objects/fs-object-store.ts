@@ -1,12 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
-import { link, mkdir, open, readdir, rename, rm, rmdir, stat } from 'node:fs/promises';
+import { link, open, readdir, rename, rm, rmdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { AthanorError, isAthanorError } from '../domain/errors.js';
 import { abortError, bodyChunks } from './body-chunks.js';
 import { assertObjectKey, assertObjectPrefix, compareObjectKeys } from './object-key.js';
 import type { ObjectInfo, ObjectStore } from './object-store.js';
+import { makeDirectory } from './make-directory.js';
 
 /** Where partial writes live until they are renamed into place; never a key's first segment. */
 const tempDirName = '.athanor-tmp';
@@ -158,7 +159,7 @@ export class FsObjectStore implements ObjectStore {
     const tempPath = path.join(this.#tempDir, randomBytes(16).toString('hex'));
     let handle: FileHandle;
     try {
-      await mkdir(this.#tempDir, { recursive: true, mode: privateDirMode });
+      await makeDirectory(this.#tempDir, privateDirMode);
       handle = await open(tempPath, 'wx', privateFileMode);
     } catch (error) {
       throw this.#ioError(`write object '${key}'`, error);
@@ -191,7 +192,7 @@ export class FsObjectStore implements ObjectStore {
     const dir = path.dirname(target);
     for (let attempt = 1; ; attempt++) {
       try {
-        await mkdir(dir, { recursive: true, mode: privateDirMode });
+        await makeDirectory(dir, privateDirMode);
         await step();
         break;
       } catch (error) {
@@ -264,8 +265,10 @@ export class FsObjectStore implements ObjectStore {
 
   #ioError(action: string, error: unknown): AthanorError {
     const reason = error instanceof Error ? error.message : String(error);
+    // A full or failing disk is an outage the caller may retry through; anything else is a fault.
+    const outage = ['ENOSPC', 'EDQUOT', 'EIO'].includes(errorCode(error) ?? '');
     return new AthanorError(
-      'internal',
+      outage ? 'objects_unavailable' : 'internal',
       `cannot ${action} at ${this.url}: ${reason}. Check the directory exists, is writable and has free space`,
       { cause: error },
     );

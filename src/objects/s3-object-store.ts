@@ -423,14 +423,18 @@ export class S3ObjectStore implements ObjectStore {
     }
     if (status === undefined) {
       return new AthanorError(
-        'internal',
+        'objects_unavailable',
         `cannot ${action} at ${where}: ${reason}; check AWS_ENDPOINT_URL and that the service is reachable`,
         { cause: withoutWireDetails(error) },
       );
     }
-    return new AthanorError('internal', `cannot ${action} at ${where}: ${reason}`, {
-      cause: withoutWireDetails(error),
-    });
+    return new AthanorError(
+      status >= 500 ? 'objects_unavailable' : 'internal',
+      `cannot ${action} at ${where}: ${reason}`,
+      {
+        cause: withoutWireDetails(error),
+      },
+    );
   }
 }
 

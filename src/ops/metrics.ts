@@ -93,3 +93,16 @@ export const maintenanceMode = new Gauge({
   help: '1 while maintenance mode is on',
   registers: [metricsRegistry],
 });
+
+export const dependencyUnavailable = new Counter({
+  name: 'athanor_dependency_unavailable_total',
+  help: 'Requests answered 503 because a dependency (database, objects) was unavailable',
+  labelNames: ['dependency'] as const,
+  registers: [metricsRegistry],
+});
+
+export const databaseUp = new Gauge({
+  name: 'athanor_database_up',
+  help: '1 when the last scrape could read the state store, 0 while it is unavailable',
+  registers: [metricsRegistry],
+});

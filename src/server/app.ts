@@ -10,6 +10,7 @@ import { AthanorError } from '../domain/errors.js';
 import { Authenticator } from '../service/authenticator.js';
 import type { Store } from '../store/open-store.js';
 import { assertSchemaCompatible } from '../store/migrator.js';
+import { dependencyRetryAfterSeconds } from '../store/database-availability.js';
 import { appVersion } from '../version.js';
 import { errorBody, handleError } from './errors.js';
 import { humanLogStream, RequestLogController } from './log-format.js';
@@ -74,7 +75,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       );
   });
 
-  useJsonBodyParser(app);
+  useJsonBodyParser(app, config.maxJsonDepth);
   await app.register(formbody);
   await app.register(rateLimit, { global: false });
   await app.register(swagger, {
@@ -106,6 +107,10 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     openResult: (sha256: string) => getBlob(objects, sha256),
     objects,
     timings,
+    networkLimits: {
+      maxTransformations: config.maxNetworkTransformations,
+      maxInputsBytes: config.maxInputsBytes,
+    },
   };
 
   const maintenance = new MaintenanceWatch(store);
@@ -157,7 +162,10 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
         error instanceof AthanorError
           ? error
           : new AthanorError('database_unavailable', 'database unreachable');
-      return reply.status(503).send(errorBody(known));
+      return reply
+        .status(503)
+        .header('retry-after', String(dependencyRetryAfterSeconds))
+        .send(errorBody(known));
     }
   });
 

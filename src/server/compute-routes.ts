@@ -95,8 +95,20 @@ export const computeRoutes: FastifyPluginAsyncTypebox<ComputeRouteOptions> = asy
       {
         schema: {
           summary: 'Keep a registration and its leases alive; answers the tasks it still holds',
+          description:
+            'With `leases`, only the listed leases are extended and every other task leased to the service ' +
+            'returns to waiting (a later result under such a lease gets 409). Without a body, every ' +
+            'unexpired lease of the service is extended.',
           tags,
           params: ServiceParams,
+          body: Type.Object({
+            leases: Type.Optional(
+              Type.Array(Type.Object({ task: S.Key, leaseToken: Type.Integer({ minimum: 0 }) }), {
+                maxItems: 1000,
+                description: 'every lease the service holds: task and fencing token',
+              }),
+            ),
+          }),
           response: {
             200: Type.Object({
               leases: Type.Array(Type.Object({ task: Type.String(), leaseToken: Type.Integer() })),
@@ -104,8 +116,16 @@ export const computeRoutes: FastifyPluginAsyncTypebox<ComputeRouteOptions> = asy
             }),
           },
         },
+        // A heartbeat without a body (as before leases were listed) means the empty object.
+        preValidation: async (request) => {
+          request.body ??= {};
+        },
       },
-      async (request) => compute.heartbeat(store, principalOf(request), request.params.id, timings),
+      async (request) => {
+        const listed = request.body.leases;
+        const leases = listed?.map((l) => ({ taskId: l.task, leaseToken: l.leaseToken }));
+        return compute.heartbeat(store, principalOf(request), request.params.id, { leases }, timings);
+      },
     );
 
     api.delete(

@@ -1,7 +1,8 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { AthanorError, isAthanorError } from '../domain/errors.js';
-import { staleLeaseRefusals } from '../ops/metrics.js';
+import { dependencyUnavailable, staleLeaseRefusals } from '../ops/metrics.js';
 import { maxKeyLength } from './schemas.js';
+import { asDatabaseUnavailable, dependencyRetryAfterSeconds } from '../store/database-availability.js';
 
 /** The HTTP error body, everywhere: `{error: {code, message}}`. */
 export function errorBody(error: AthanorError) {
@@ -40,6 +41,8 @@ export function toAthanorError(error: unknown): AthanorError {
   if (typeof fastifyError?.statusCode === 'number' && fastifyError.statusCode === 429) {
     return new AthanorError('rate_limited', 'too many requests: wait a minute and retry');
   }
+  const unavailable = asDatabaseUnavailable(error);
+  if (unavailable) return unavailable;
   if ((error as SyntaxError) instanceof SyntaxError)
     return new AthanorError('validation_failed', 'the body is not valid JSON');
   return new AthanorError('internal', 'internal error: the server log has the details', { cause: error });
@@ -52,6 +55,11 @@ export function handleError(error: unknown, request: FastifyRequest, reply: Fast
   const retryAfter = known.details?.retryAfterSeconds;
   if (known.code === 'rate_limited' && typeof retryAfter === 'number')
     void reply.header('retry-after', String(retryAfter));
+  if (known.code === 'database_unavailable' || known.code === 'objects_unavailable') {
+    request.log.warn({ err: error }, 'a dependency is unavailable');
+    dependencyUnavailable.inc({ dependency: known.code === 'database_unavailable' ? 'database' : 'objects' });
+    void reply.header('retry-after', String(dependencyRetryAfterSeconds));
+  }
   if (known.code === 'stale_lease') staleLeaseRefusals.inc();
   if (known.code === 'unauthenticated') void reply.header('www-authenticate', 'Bearer');
   void reply.status(known.status).send(errorBody(known));

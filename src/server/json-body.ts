@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { AthanorError } from '../domain/errors.js';
+import { jsonNestsDeeperThan } from './request-limits.js';
 
 /**
  * Text that may parse to a non-finite number (an exponent, or more digits than a double holds)
@@ -38,11 +39,20 @@ export function parseJsonBody(text: string): unknown {
   }
 }
 
-/** Replaces Fastify's JSON body parser with `parseJsonBody`. */
-export function useJsonBodyParser(app: FastifyInstance): void {
+/**
+ * Replaces Fastify's JSON body parser with `parseJsonBody`, after refusing bodies nested deeper
+ * than `maxJsonDepth` (a scan, not a recursion: 10,000 levels cost a pass, not a stack overflow).
+ */
+export function useJsonBodyParser(app: FastifyInstance, maxJsonDepth: number): void {
   app.removeContentTypeParser('application/json');
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
     try {
+      if (jsonNestsDeeperThan(body as string, maxJsonDepth)) {
+        throw new AthanorError(
+          'validation_failed',
+          `the JSON body nests arrays and objects deeper than ${maxJsonDepth} levels (ATHANOR_MAX_JSON_DEPTH)`,
+        );
+      }
       done(null, parseJsonBody(body as string));
     } catch (error) {
       done(error as Error, undefined);

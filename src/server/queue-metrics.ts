@@ -1,6 +1,13 @@
 import type { MaintenanceWatch } from '../ops/maintenance.js';
 import { timingSafeEqual } from 'node:crypto';
-import { computeServicesAlive, maintenanceMode, tasksByScope, tasksByStatus } from '../ops/metrics.js';
+import {
+  computeServicesAlive,
+  databaseUp,
+  maintenanceMode,
+  tasksByScope,
+  tasksByStatus,
+} from '../ops/metrics.js';
+import { asDatabaseUnavailable } from '../store/database-availability.js';
 import { countActiveServices } from '../store/queries/compute.js';
 import { scopeStatusCounts } from '../store/queries/networks.js';
 import type { Store } from '../store/open-store.js';
@@ -25,17 +32,31 @@ export function metricsScrapeAuthorized(
   return given.length === expected.length && timingSafeEqual(given, expected);
 }
 
-/** Reads the queue gauges from the state store just before a scrape; per-scope ones only when `scoped`. */
+/**
+ * Reads the queue gauges from the state store just before a scrape; per-scope ones only when
+ * `scoped`. While the database is unavailable the scrape still answers, with
+ * `athanor_database_up 0` and the last known gauges.
+ */
 export async function refreshQueueMetrics(
   store: Store,
   maintenance: MaintenanceWatch,
   options: { scoped: boolean } = { scoped: false },
 ): Promise<void> {
+  try {
+    await readQueueGauges(store, maintenance, options.scoped);
+    databaseUp.set(1);
+  } catch (error) {
+    if (!asDatabaseUnavailable(error)) throw error;
+    databaseUp.set(0);
+  }
+}
+
+async function readQueueGauges(store: Store, maintenance: MaintenanceWatch, scoped: boolean): Promise<void> {
   const rows = await scopeStatusCounts(store.db, [parseScope('*-*-*')]);
   tasksByStatus.reset();
   for (const row of rows) tasksByStatus.inc({ status: row.status }, row.n);
   tasksByScope.reset();
-  if (options.scoped) fillScopeSeries(rows);
+  if (scoped) fillScopeSeries(rows);
   computeServicesAlive.set(await countActiveServices(store.db));
   maintenanceMode.set((await maintenance.current()).on ? 1 : 0);
 }

@@ -77,7 +77,8 @@ export const Transformation = Body({
 export const NetworkSubmission = Body({
   scope: ScopeText,
   name: Type.String({ minLength: 1, maxLength: 500 }),
-  transformations: Type.Array(Transformation, { minItems: 1, maxItems: 100_000 }),
+  // The configured limit (ATHANOR_MAX_NETWORK_TRANSFORMATIONS) is checked after; this is the ceiling.
+  transformations: Type.Array(Transformation, { minItems: 1, maxItems: 1_000_000 }),
   state: Type.Optional(NetworkState),
 });
 

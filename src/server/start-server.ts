@@ -41,6 +41,7 @@ export interface RunningServer {
 export async function startServer(config: Config, options: ServeOptions): Promise<RunningServer> {
   const note = options.note ?? (() => {});
   const store = await openStore(config, { create: options.migrate === true });
+  let built: FastifyInstance | undefined;
   try {
     if (options.migrate) {
       const { applied } = await migrateDatabase(store, config, { actor: osActor(), by: 'serve --migrate' });
@@ -51,6 +52,7 @@ export async function startServer(config: Config, options: ServeOptions): Promis
     // Loaded on demand: the HTTP stack is heavy, and most commands never need it.
     const { buildApp } = await import('./app.js');
     const app = await buildApp({ store, config, api: options.api });
+    built = app;
     const host = options.host ?? config.host;
     const port = options.port ?? config.port;
     const settings = resolveScheduleSettings({
@@ -73,6 +75,8 @@ export async function startServer(config: Config, options: ServeOptions): Promis
       },
     };
   } catch (error) {
+    // Its timers and the backup scheduler stop with it: a server that failed to start must not linger.
+    await built?.close().catch(() => {});
     await store.close();
     throw error;
   }

@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import { isAthanorError } from '../domain/errors.js';
 import { leasesExpired } from '../ops/metrics.js';
 import { sweep } from '../service/compute.js';
 import type { Store } from '../store/open-store.js';
@@ -18,15 +19,25 @@ export async function sweeperPlugin(app: FastifyInstance, options: SweeperOption
   const { store, intervalMs } = options;
   if (intervalMs <= 0) return;
   let running: Promise<unknown> | undefined;
+  // While the database is unavailable the sweeper says so once, then quietly tries every round.
+  let paused = false;
   const timer = setInterval(() => {
     if (running) return;
     running = sweep(store)
       .then((outcome) => {
+        if (paused) app.log.info('database available again: lease sweeper resumed');
+        paused = false;
         leasesExpired.inc(outcome.expiredLeases);
         if (outcome.expiredLeases || outcome.expiredServices)
           app.log.info(outcome, 'expired stale leases and registrations');
       })
-      .catch((error: unknown) => app.log.warn({ err: error }, 'lease sweep failed; retrying next round'))
+      .catch((error: unknown) => {
+        if (isAthanorError(error) && error.code === 'database_unavailable') {
+          if (!paused)
+            app.log.warn({ err: error }, 'database unavailable: lease sweeper paused until it returns');
+          paused = true;
+        } else app.log.warn({ err: error }, 'lease sweep failed; retrying next round');
+      })
       .finally(() => (running = undefined));
   }, intervalMs);
   timer.unref();

@@ -18,6 +18,8 @@ export interface RouteOptions {
   readonly tokenRateLimit: number;
   /** Streams a result's bytes to the reply (set when an object store is configured). */
   readonly openResult?: (sha256: string) => Promise<Readable>;
+  /** Per-network submission limits; default `defaultNetworkLimits`. */
+  readonly networkLimits?: networks.NetworkLimits;
 }
 
 /**
@@ -79,7 +81,8 @@ export const userRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, o
           },
         },
       },
-      async (request) => networks.submitNetwork(store, principalOf(request), request.body),
+      async (request) =>
+        networks.submitNetwork(store, principalOf(request), request.body, options.networkLimits),
     );
 
     api.get(

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { Principal } from '../auth/principal.js';
 import { canAccess, visibleScopes } from '../auth/principal.js';
-import { AthanorError } from '../domain/errors.js';
+import { AthanorError, isAthanorError } from '../domain/errors.js';
 import { parseScope } from '../domain/scope.js';
 import type { BlobInfo } from '../objects/blob-store.js';
 import { blobKey, putBlob } from '../objects/blob-store.js';
@@ -74,11 +74,24 @@ export async function registerService(
   return { id, leaseTtlMs: timings.leaseTtlMs, registrationTtlMs: timings.registrationTtlMs };
 }
 
-/** Keeps a registration and all of its unexpired leases alive; answers the tasks it still holds. */
+/** What a compute service says in its heartbeat. */
+export interface ServiceHeartbeat {
+  /**
+   * Every lease the service holds. When given, only these are extended and the service's other
+   * leases return to waiting (their results are refused afterwards); default: extend them all.
+   */
+  readonly leases?: readonly q.LeaseRef[] | undefined;
+}
+
+/**
+ * Keeps a registration alive and extends its unexpired leases: the listed ones, or all of them
+ * when the heartbeat lists none. Answers the tasks it still holds.
+ */
 export async function heartbeat(
   store: Store,
   principal: Principal,
   serviceId: string,
+  request: ServiceHeartbeat = {},
   timings: ComputeTimings = defaultTimings,
 ) {
   return store.transaction(async (trx) => {
@@ -88,12 +101,39 @@ export async function heartbeat(
       heartbeat_at: iso(now),
       expires_at: iso(now + timings.registrationTtlMs),
     });
-    const leases = await q.extendServiceLeases(trx, serviceId, iso(now), iso(now + timings.leaseTtlMs));
+    if (request.leases) await releaseUnlistedLeases(trx, serviceId, request.leases, iso(now));
+    const leases = await q.extendServiceLeases(
+      trx,
+      serviceId,
+      iso(now),
+      iso(now + timings.leaseTtlMs),
+      request.leases,
+    );
     return {
       leases: leases.map((l) => ({ task: l.id, leaseToken: l.lease_token })),
       leaseExpiresAt: iso(now + timings.leaseTtlMs),
     };
   });
+}
+
+/**
+ * Returns to waiting every task leased to the service that its heartbeat did not list: a claim
+ * that committed while its answer was lost leaves a lease the service does not know it holds,
+ * and would otherwise be extended by every heartbeat and never run. Returns the released tasks.
+ */
+export async function releaseUnlistedLeases(
+  trx: Store['db'],
+  serviceId: string,
+  held: readonly q.LeaseRef[],
+  now: string,
+): Promise<string[]> {
+  const released = await q.releaseLeases(trx, { serviceId, except: held }, now);
+  await closeOpenAttempts(trx, released, {
+    outcome: 'released',
+    endedAt: now,
+    reason: "its compute service's heartbeat did not list the lease",
+  });
+  return released;
 }
 
 export async function deregisterService(store: Store, principal: Principal, serviceId: string) {
@@ -287,9 +327,26 @@ export interface ResultSubmission {
 /**
  * Stores a result: the body streams into the object store first, then one transaction checks
  * the lease and records it. A stale or foreign lease is refused (409) and leaves no status
- * change, no result row and no blob that nothing references.
+ * change, no result row and no blob that nothing references. The same result sent again under
+ * the lease that already submitted it (its answer was lost) gets the stored result's answer.
  */
 export async function submitResult(
+  store: Store,
+  objects: ObjectStore,
+  principal: Principal,
+  submission: ResultSubmission,
+) {
+  try {
+    return await recordResult(store, objects, principal, submission);
+  } catch (error) {
+    const repeated = isAthanorError(error) && error.code === 'stale_lease';
+    const accepted = repeated ? await acceptedResult(store, principal, submission) : undefined;
+    if (accepted) return accepted;
+    throw error;
+  }
+}
+
+async function recordResult(
   store: Store,
   objects: ObjectStore,
   principal: Principal,
@@ -349,6 +406,25 @@ export async function submitResult(
     });
     return { result: resultId, status, sha256: blob.sha256 };
   });
+}
+
+/**
+ * The answer to a result sent again with the lease that already submitted it (its first answer
+ * was lost): the stored result, recorded once. Another outcome under that lease is not a repeat.
+ */
+async function acceptedResult(store: Store, principal: Principal, submission: ResultSubmission) {
+  const { taskId, leaseToken } = submission;
+  const result = await q.findResultOfLease(store.db, { taskId, leaseToken });
+  if (!result || result.service_identifier !== principal.identifier) return undefined;
+  if (result.outcome !== submission.outcome || result.blob_sha256 === null) return undefined;
+  const task = await findTask(store.db, taskId);
+  if (!task || !canAccess(principal, task.scope)) return undefined;
+  const status = result.outcome === 'ok' ? 'complete' : task.status === 'error' ? 'error' : 'waiting';
+  return {
+    result: result.id,
+    status: status as 'complete' | 'waiting' | 'error',
+    sha256: result.blob_sha256,
+  };
 }
 
 /**

@@ -1,3 +1,4 @@
+import { setImmediate } from 'node:timers/promises';
 import type { Principal } from '../auth/principal.js';
 import { canAccess, principalName, requireScope, visibleScopes } from '../auth/principal.js';
 import { canonicalJson } from '../domain/canonical-json.js';
@@ -48,26 +49,60 @@ export interface SubmitNetworkInput {
   readonly state?: NetworkState | undefined;
 }
 
+/** How much one submission may hold (config `maxNetworkTransformations`, `maxInputsBytes`). */
+export interface NetworkLimits {
+  /** Most transformations in one network; default 100000. */
+  readonly maxTransformations: number;
+  /** Largest canonical JSON of one transformation's inputs, in bytes; default 1 MiB. */
+  readonly maxInputsBytes: number;
+}
+
+export const defaultNetworkLimits = {
+  maxTransformations: 100_000,
+  maxInputsBytes: 1024 * 1024,
+} as const satisfies NetworkLimits;
+
+/** Transformations keyed between two yields to the event loop: a big network never stalls the others. */
+const keyingSliceSize = 500;
+
 /** Submits a network; the same content in the same scope returns the same key (`created: false`). */
 export async function submitNetwork(
   store: Store,
   principal: Principal,
   input: SubmitNetworkInput,
+  limits: NetworkLimits = defaultNetworkLimits,
 ): Promise<{ key: string; created: boolean; transformations: string[] }> {
   const scope = parseSpecificScope(input.scope);
   requireScope(principal, scope);
   if (input.transformations.length === 0) {
     throw new AthanorError('validation_failed', 'body/transformations must hold at least one transformation');
   }
+  if (input.transformations.length > limits.maxTransformations) {
+    throw new AthanorError(
+      'limit_exceeded',
+      `the network holds ${input.transformations.length} transformations; this server accepts at most ${limits.maxTransformations} per network (ATHANOR_MAX_NETWORK_TRANSFORMATIONS): split it into several networks`,
+    );
+  }
   const now = new Date().toISOString();
-  const rows = input.transformations.map((t) => ({
-    key: transformationKey(scope, t),
-    scope: formatScope(scope),
-    name: t.name,
-    protocol: t.protocol,
-    inputs: canonicalJson(t.inputs ?? null),
-    created_at: now,
-  }));
+  const rows: q.TransformationRow[] = [];
+  for (const [index, t] of input.transformations.entries()) {
+    if (index > 0 && index % keyingSliceSize === 0) await setImmediate();
+    const inputs = canonicalJson(t.inputs ?? null);
+    if (Buffer.byteLength(inputs) > limits.maxInputsBytes) {
+      throw new AthanorError(
+        'limit_exceeded',
+        `transformation ${index} ('${t.name.slice(0, 100)}') has ${Buffer.byteLength(inputs)} bytes of inputs; this server accepts at most ${limits.maxInputsBytes} (ATHANOR_MAX_INPUTS_BYTES): store large data as results or objects and pass a reference`,
+      );
+    }
+    rows.push({
+      key: transformationKey(scope, t),
+      scope: formatScope(scope),
+      name: t.name,
+      protocol: t.protocol,
+      inputs,
+      created_at: now,
+    });
+  }
   const unique = [...new Map(rows.map((r) => [r.key, r])).values()];
   const keys = unique.map((r) => r.key);
   const key = networkKey(scope, input.name, keys);

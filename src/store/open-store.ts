@@ -65,9 +65,12 @@ export async function openStore(
       await db.selectNoFrom((eb) => eb.lit(1).as('one')).execute();
     } catch (cause) {
       await db.destroy();
+      const reason = (
+        cause instanceof AthanorError && cause.cause instanceof Error ? cause.cause : (cause as Error)
+      ).message;
       throw new AthanorError(
         'database_unavailable',
-        `cannot reach PostgreSQL at ${displayUrl}: ${(cause as Error).message}. Check the server is running and ATHANOR_DATABASE_URL (or PG* variables)`,
+        `cannot reach PostgreSQL at ${displayUrl}: ${reason}. Check the server is running and ATHANOR_DATABASE_URL (or PG* variables)`,
         { cause },
       );
     }

@@ -7,6 +7,10 @@ import path from 'node:path';
 /** A throwaway PostgreSQL cluster on loopback, started by the test suite itself. */
 export interface PostgresCluster {
   readonly url: string;
+  /** Stops the server as a crash or failover would (`pg_ctl -m immediate stop`), keeping its data. */
+  kill(): void;
+  /** Starts the server again after `kill()`, on the same port and data. */
+  start(): void;
   stop(): void;
 }
 
@@ -74,9 +78,12 @@ export async function startPostgresCluster(): Promise<PostgresCluster | { unavai
     'shared_buffers = 128MB',
   ];
   appendFileSync(path.join(dataDir, 'postgresql.conf'), `\n${settings.join('\n')}\n`);
-  run('pg_ctl', ['-D', dataDir, '-l', path.join(dir, 'log'), '-w', '-t', '60', 'start']);
+  const start = () => run('pg_ctl', ['-D', dataDir, '-l', path.join(dir, 'log'), '-w', '-t', '60', 'start']);
+  start();
   return {
     url: `postgres://postgres@127.0.0.1:${port}/postgres`,
+    kill: () => run('pg_ctl', ['-D', dataDir, '-m', 'immediate', '-w', 'stop']),
+    start,
     stop() {
       try {
         run('pg_ctl', ['-D', dataDir, '-m', 'immediate', '-w', 'stop']);

@@ -69,11 +69,11 @@ describe('s3:// object store', () => {
     expect(everything).not.toContain('Signature=');
   });
 
-  it('names the endpoint it cannot reach', async () => {
+  it('names the endpoint it cannot reach, as an outage (503) a caller may retry through', async () => {
     const env = { ...peer.env, AWS_ENDPOINT_URL: 'http://127.0.0.1:9' };
     const store = openObjectStore(peer.freshUrl(), { env });
     await expect(store.head('a')).rejects.toMatchObject({
-      code: 'internal',
+      code: 'objects_unavailable',
       message: expect.stringMatching(/on 127\.0\.0\.1:9: .*check AWS_ENDPOINT_URL/),
     });
   });

@@ -51,7 +51,7 @@ export function backupCommand(): Command {
     .option(
       '--chunk-size <bytes>',
       'uncompressed bytes per table chunk file (default 64 MiB)',
-      integerOption('--chunk-size'),
+      integerOption('--chunk-size', { min: 1 }),
     )
     .option('--verify', 'verify the new backup by restoring it into a scratch database')
     .option(

@@ -1,6 +1,7 @@
 import { Command } from 'commander';
-import { AthanorError } from '../../domain/errors.js';
+import { AthanorError, isAthanorError } from '../../domain/errors.js';
 import { collect, commandConfig, integerOption } from '../context.js';
+import { parseScope } from '../../domain/scope.js';
 import { note } from '../output.js';
 import { untilSignal } from '../signals.js';
 
@@ -16,6 +17,17 @@ interface RunOptions {
   graceMs: number;
 }
 
+/** Checks each `-s` as it is parsed, so a bad scope is refused before the service registers. */
+function scopeOption(value: string, previous: string[] = []): string[] {
+  try {
+    parseScope(value);
+  } catch (error) {
+    if (!isAthanorError(error)) throw error;
+    throw new AthanorError(error.code, `--scope ${error.message}`, { cause: error });
+  }
+  return collect(value, previous);
+}
+
 export function computeCommand(): Command {
   const command = new Command('compute').description('run a compute service that pulls and executes tasks');
   command
@@ -28,8 +40,13 @@ export function computeCommand(): Command {
       'its key (ATHANOR_COMPUTE_KEY or ATHANOR_COMPUTE_KEY_FILE; prefer those to this flag)',
     )
     .option('--name <name>', 'a name for this service in listings')
-    .option('-c, --concurrency <n>', 'tasks run at once', integerOption('--concurrency'), 1)
-    .option('-s, --scope <scope>', 'only claim tasks in this scope (repeatable)', collect)
+    .option(
+      '-c, --concurrency <n>',
+      'tasks run at once (1 to 1000)',
+      integerOption('--concurrency', { min: 1, max: 1000 }),
+      1,
+    )
+    .option('-s, --scope <scope>', 'only claim tasks in this scope (repeatable)', scopeOption)
     .option(
       '--protocols <file>',
       'a plug-in module exporting executors by protocol name (repeatable)',

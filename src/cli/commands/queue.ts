@@ -257,9 +257,9 @@ export function taskCommand(): Command {
       'hub weight with --action, 0 to 1 (default 0.5)',
       numberOption('--weight'),
     )
-    .option('-n, --count <n>', 'how many tasks (per transformation)', integerOption('--count'), 1)
+    .option('-n, --count <n>', 'how many tasks (per transformation)', integerOption('--count', { min: 1 }), 1)
     .option('--extends <task>', 'a task of the same transformation to continue from')
-    .option('-p, --priority <n>', '1 is the highest (default 10)', integerOption('--priority'))
+    .option('-p, --priority <n>', '1 is the highest (default 10)', integerOption('--priority', { min: 1 }))
     .description('create tasks for a transformation, or for every transformation of a network')
     .action(async (key: string | undefined, options: CreateOptions, cmd: Command) => {
       const client = userClient(cmd);
@@ -385,7 +385,7 @@ export function taskCommand(): Command {
   command
     .command('priority')
     .argument('<task...>')
-    .requiredOption('--set <n>', '1 is the highest', integerOption('--set'))
+    .requiredOption('--set <n>', '1 is the highest', integerOption('--set', { min: 1 }))
     .description('set the priority of tasks')
     .action(async (tasks: string[], options: { set: number }, cmd: Command) => {
       const answers = await userClient(cmd).setTaskPriority(tasks, options.set);

@@ -1,7 +1,7 @@
 import { Command, Option } from 'commander';
 import type { ServeOptions } from '../../server/start-server.js';
 import { startServer } from '../../server/start-server.js';
-import { integerOption, commandConfig } from '../context.js';
+import { commandConfig, portOption } from '../context.js';
 import { note } from '../output.js';
 import { untilSignal } from '../signals.js';
 
@@ -12,7 +12,7 @@ export function serveCommand(): Command {
       new Option('--api <api>', 'which API to serve').choices(['user', 'compute', 'all']).default('all'),
     )
     .option('--host <address>', 'listen address (ATHANOR_HOST, default 127.0.0.1)')
-    .option('--port <port>', 'listen port (ATHANOR_PORT, default 8080)', integerOption('--port'))
+    .option('--port <port>', 'listen port (ATHANOR_PORT, default 8080)', portOption())
     .option('--migrate', 'apply pending migrations before serving instead of refusing to start')
     .action(async (options: ServeOptions, cmd: Command) => {
       const server = await startServer(commandConfig(cmd), { ...options, note });

@@ -3,7 +3,7 @@ import { Command } from 'commander';
 import { generateKey } from '../../auth/keys.js';
 import { osActor } from '../../service/audit.js';
 import { ensureSingleHostIdentities, localComputeIdentity } from '../../service/single-host-identities.js';
-import { commandConfig, integerOption } from '../context.js';
+import { commandConfig, integerOption, portOption } from '../context.js';
 import { redactUrl } from '../../config/resolve-config.js';
 import { writeFirstRunKey } from '../../ops/first-run-key.js';
 import { appVersion } from '../../version.js';
@@ -18,11 +18,11 @@ export function upCommand(): Command {
       'run Athanor on this host: create and migrate the database, make an admin on first run, serve',
     )
     .option('--host <address>', 'listen address (ATHANOR_HOST, default 127.0.0.1)')
-    .option('--port <port>', 'listen port (ATHANOR_PORT, default 8080)', integerOption('--port'))
+    .option('--port <port>', 'listen port (ATHANOR_PORT, default 8080)', portOption())
     .option(
       '-c, --concurrency <n>',
       'tasks the local compute service runs at once',
-      integerOption('--concurrency'),
+      integerOption('--concurrency', { min: 1, max: 1000 }),
       2,
     )
     .action(async (options: { host?: string; port?: number; concurrency: number }, cmd: Command) => {

@@ -1,2 +1,2 @@
 export { createPostgresKysely, createPostgresPool, postgresBackend } from './postgres.js';
-export { createSqliteKysely, openSqliteDatabase, sqliteBackend } from './sqlite.js';
+export { createSqliteKysely, openSqliteDatabase, sqliteBackend, sqliteUnavailable } from './sqlite.js';

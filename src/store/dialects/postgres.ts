@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { Kysely } from 'kysely';
+import type { Kysely, PostgresPool, PostgresPoolClient } from 'kysely';
 import {
   Kysely as KyselyClass,
   PostgresAdapter,
@@ -26,15 +26,67 @@ export function createPostgresPool(url: string, maxConnections = 10): pg.Pool {
     connectionString: url === 'postgres:' ? undefined : url,
     max: maxConnections,
     application_name: 'athanor',
-    connectionTimeoutMillis: 10_000,
+    // Bounded: while the server is unreachable a request answers 503 within this time, not later.
+    connectionTimeoutMillis: 5_000,
   });
-  // An idle client that loses its server must not crash the process; the next query reports it.
+  // A client that loses its server (a restart, a failover) emits 'error' whether idle or checked
+  // out; unhandled, that event would end the process. The pool drops such clients, the query in
+  // flight fails with database_unavailable, and the next request connects afresh.
   pool.on('error', () => {});
+  pool.on('connect', (client) => {
+    client.on('error', () => lostClients.add(client));
+  });
   return pool;
 }
 
+/** Clients whose connection failed: every error they report means the database went away. */
+const lostClients = new WeakSet<object>();
+
+function unavailable(cause: unknown): AthanorError {
+  if (cause instanceof AthanorError) return cause;
+  return new AthanorError(
+    'database_unavailable',
+    `the database is unavailable (${(cause as Error)?.message ?? String(cause)}); retry shortly`,
+    { cause },
+  );
+}
+
+/**
+ * The pool as Kysely sees it: a lost connection, a refused one or a server that is starting up
+ * surfaces as `database_unavailable` (503 and Retry-After over HTTP) instead of a bare driver error.
+ */
+class AvailabilityPool implements PostgresPool {
+  constructor(private readonly pool: pg.Pool) {}
+
+  async connect(): Promise<PostgresPoolClient> {
+    let client: pg.PoolClient;
+    try {
+      client = await this.pool.connect();
+    } catch (cause) {
+      throw unavailable(cause);
+    }
+    // Kysely passes a cursor object only when the dialect is given a cursor class; this one is not.
+    return {
+      query: (async (sqlText: string, parameters: readonly unknown[]) => {
+        try {
+          return await client.query(sqlText, parameters as unknown[]);
+        } catch (error) {
+          if (lostClients.has(client) || classifyPostgresError(error) === 'unavailable')
+            throw unavailable(error);
+          throw error;
+        }
+      }) as unknown as PostgresPoolClient['query'],
+      release: () => client.release(),
+    };
+  }
+
+  end(): Promise<void> {
+    return this.pool.end();
+  }
+}
+
 export function createPostgresKysely<DB>(pool: pg.Pool): Kysely<DB> {
-  return new KyselyClass<DB>({ dialect: new PostgresDialect({ pool }) });
+  return new KyselyClass<DB>({ dialect: new PostgresDialect({ pool: new AvailabilityPool(pool) }) });
 }
 
 function classifyPostgresError(error: unknown): ErrorClass | undefined {
@@ -44,7 +96,8 @@ function classifyPostgresError(error: unknown): ErrorClass | undefined {
   if (code === '23503') return 'foreign_key_violation';
   if (code === '55P03' || code === '40001' || code === '40P01') return 'busy';
   if (code === '42P01') return 'undefined_table';
-  if (code.startsWith('08') || code === '57P01' || code === '57P03' || code === '3D000') return 'unavailable';
+  if (code.startsWith('08') || code === '57P01' || code === '57P02' || code === '57P03' || code === '3D000')
+    return 'unavailable';
   if (code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'ETIMEDOUT' || code === 'ECONNRESET') {
     return 'unavailable';
   }

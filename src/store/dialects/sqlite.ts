@@ -89,15 +89,20 @@ async function immediateTransaction<DB, T>(db: Kysely<DB>, fn: (trx: Kysely<DB>)
   // fail with SQLITE_BUSY without waiting, when another writer committed in between.
   return db.connection().execute(async (conn) => {
     await sql`begin immediate`.execute(conn);
-    let result: T;
     try {
-      result = await fn(conn);
+      const result = await fn(conn);
+      await sql`commit`.execute(conn);
+      return result;
     } catch (error) {
-      await sql`rollback`.execute(conn);
+      try {
+        await sql`rollback`.execute(conn);
+      } catch (rollbackError) {
+        // After SQLITE_FULL or an I/O error SQLite may already have rolled the transaction back
+        // itself; the original error is the one that explains what happened.
+        if (classifySqliteError(error) !== 'unavailable') throw rollbackError;
+      }
       throw error;
     }
-    await sql`commit`.execute(conn);
-    return result;
   });
 }
 
@@ -108,8 +113,29 @@ function classifySqliteError(error: unknown): ErrorClass | undefined {
     return 'unique_violation';
   if (code === 'SQLITE_CONSTRAINT_FOREIGNKEY') return 'foreign_key_violation';
   if (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED')) return 'busy';
-  if (code === 'SQLITE_CANTOPEN') return 'unavailable';
+  if (code === 'SQLITE_CANTOPEN' || code === 'SQLITE_FULL' || code.startsWith('SQLITE_IOERR'))
+    return 'unavailable';
   return undefined;
+}
+
+/**
+ * A SQLite error that means the database cannot be used right now (disk full, I/O error) as
+ * `database_unavailable`, naming the cause and the way out; undefined for every other error.
+ */
+export function sqliteUnavailable(error: unknown): AthanorError | undefined {
+  if (classifySqliteError(error) !== 'unavailable') return undefined;
+  const code = (error as { code: string }).code;
+  const reason =
+    code === 'SQLITE_FULL'
+      ? 'the disk holding the SQLite database is full'
+      : code === 'SQLITE_CANTOPEN'
+        ? 'the SQLite database file cannot be opened'
+        : 'the disk holding the SQLite database reported an I/O error';
+  return new AthanorError(
+    'database_unavailable',
+    `${reason} (${code}); nothing was written. Free space or fix the disk: the server resumes by itself`,
+    { cause: error },
+  );
 }
 
 export const sqliteBackend: Backend = {

@@ -1,4 +1,4 @@
-import type { Kysely, Selectable } from 'kysely';
+import type { ExpressionBuilder, Kysely, Selectable } from 'kysely';
 import { sql } from 'kysely';
 import type { Scope } from '../../domain/scope.js';
 import type { Backend } from '../backend.js';
@@ -151,27 +151,44 @@ export async function findLiveLease(
   return rows[0];
 }
 
-/** Extends every live lease of a service; returns the tasks it still holds. */
+/** A lease as its holder names it: the task and the fencing token it was claimed with. */
+export interface LeaseRef {
+  readonly taskId: string;
+  readonly leaseToken: number;
+}
+
+/**
+ * Extends the live leases of a service (only those in `held` when given); returns the tasks it
+ * still holds.
+ */
 export async function extendServiceLeases(
   db: Kysely<Database>,
   serviceId: string,
   now: string,
   leaseExpiresAt: string,
+  held?: readonly LeaseRef[],
 ): Promise<{ id: string; lease_token: number }[]> {
-  return db
+  if (held?.length === 0) return [];
+  let query = db
     .updateTable('tasks')
     .set({ lease_expires_at: leaseExpiresAt })
     .where('status', '=', 'running')
     .where('lease_service_id', '=', serviceId)
-    .where('lease_expires_at', '>=', now)
-    .returning(['id', 'lease_token'])
-    .execute();
+    .where('lease_expires_at', '>=', now);
+  if (held) query = query.where((eb) => eb.or(held.map((l) => matchesLease(eb, l))));
+  return query.returning(['id', 'lease_token']).execute();
 }
 
-/** Returns tasks to `waiting`: every running task of a service, or with an expired lease. */
+const matchesLease = (eb: ExpressionBuilder<Database, 'tasks'>, lease: LeaseRef) =>
+  eb.and([eb('id', '=', lease.taskId), eb('lease_token', '=', lease.leaseToken)]);
+
+/**
+ * Returns tasks to `waiting`: every running task of a service, every running task of a service
+ * but the leases in `except`, or every running task whose lease expired.
+ */
 export async function releaseLeases(
   db: Kysely<Database>,
-  where: { serviceId: string } | { expiredBefore: string },
+  where: { serviceId: string; except?: readonly LeaseRef[] | undefined } | { expiredBefore: string },
   now: string,
 ): Promise<string[]> {
   let query = db
@@ -185,11 +202,25 @@ export async function releaseLeases(
       status_reason: null,
     })
     .where('status', '=', 'running');
-  query =
-    'serviceId' in where
-      ? query.where('lease_service_id', '=', where.serviceId)
-      : query.where('lease_expires_at', '<', where.expiredBefore);
+  if ('serviceId' in where) {
+    query = query.where('lease_service_id', '=', where.serviceId);
+    const except = where.except ?? [];
+    if (except.length > 0) query = query.where((eb) => eb.not(eb.or(except.map((l) => matchesLease(eb, l)))));
+  } else {
+    query = query.where('lease_expires_at', '<', where.expiredBefore);
+  }
   return (await query.returning('id').execute()).map((r) => r.id);
+}
+
+/** The result a lease already submitted, if any (its holder may send it again after a lost answer). */
+export async function findResultOfLease(db: Kysely<Database>, lease: LeaseRef) {
+  return db
+    .selectFrom('results')
+    .leftJoin('compute_services as s', 's.id', 'results.compute_service_id')
+    .select(['results.id', 'results.outcome', 'results.blob_sha256', 's.identifier as service_identifier'])
+    .where('results.task_id', '=', lease.taskId)
+    .where('results.lease_token', '=', lease.leaseToken)
+    .executeTakeFirst();
 }
 
 /** Marks registrations whose heartbeat stopped as expired; returns their ids. */

@@ -1,3 +1,4 @@
+import { setImmediate } from 'node:timers/promises';
 import type { Kysely, Selectable } from 'kysely';
 import type { Scope } from '../../domain/scope.js';
 import type {
@@ -20,6 +21,8 @@ export async function insertTransformations(
 ): Promise<void> {
   // Chunked: a network may hold thousands of transformations, and SQLite limits bound parameters.
   for (const chunk of chunked(rows, 200)) {
+    // Between statements, let other requests run: a big network must not hold the event loop.
+    await setImmediate();
     await db
       .insertInto('transformations')
       .values(chunk)
@@ -46,6 +49,7 @@ export async function insertNetwork(
     .values({ network_key: network.key, scope: network.scope, weight: 0.5 })
     .execute();
   for (const chunk of chunked(transformationKeys, 400)) {
+    await setImmediate();
     await db
       .insertInto('network_transformations')
       .values(chunk.map((k) => ({ network_key: network.key, transformation_key: k })))

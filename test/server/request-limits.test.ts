@@ -1,0 +1,53 @@
+import { expect, it } from 'vitest';
+import { describeEachBackend, tempDir } from '../helpers/backends.js';
+import { call, startTestServer } from '../helpers/server.js';
+
+/** JSON text nesting `{"a":[` `levels` times: written out, since JSON.stringify would overflow too. */
+const nested = (levels: number) => `${'{"a":['.repeat(levels)}1${']}'.repeat(levels)}`;
+
+describeEachBackend('request limits', (backend) => {
+  const dir = tempDir();
+
+  it('refuses too deep, too large and too many with 400/413 and a message naming the setting; stores nothing', async () => {
+    const server = await startTestServer(backend, dir, { maxNetworkTransformations: 10, maxJsonDepth: 64 });
+    await server.addIdentity('user', 'alice', ['org-camp-*']);
+    const token = await server.token('user', 'alice', 'alice-key-0123456789');
+    const submit = (transformations: unknown[]) =>
+      call(server.url, token, 'POST', '/v1/networks', { scope: 'org-camp-p', name: 'n', transformations });
+    const one = (inputs: unknown) => [{ name: 't', protocol: 'echo', inputs }];
+    const submitInputs = (inputsText: string) =>
+      call(
+        server.url,
+        token,
+        'POST',
+        '/v1/networks',
+        `{"scope":"org-camp-p","name":"n","transformations":[{"name":"t","protocol":"echo","inputs":${inputsText}}]}`,
+      );
+
+    // 10,000 levels answered 500 (a stack overflow in canonical JSON) before the depth limit.
+    const deep = await submitInputs(nested(5000));
+    expect(deep.status).toBe(400);
+    expect(deep.body).toMatchObject({ error: { code: 'validation_failed' } });
+    expect(deep.text).toContain('ATHANOR_MAX_JSON_DEPTH');
+    // Each level of nested() is two JSON levels; the body adds three (body, transformations, item): 63, then 65.
+    expect((await submitInputs(nested(30))).status).toBe(200);
+    expect((await submitInputs(nested(31))).status).toBe(400);
+
+    const huge = await submit(one('x'.repeat(15_000_000)));
+    expect(huge.status).toBe(413);
+    expect(huge.body).toMatchObject({ error: { code: 'limit_exceeded' } });
+    expect(huge.text).toContain('ATHANOR_MAX_INPUTS_BYTES');
+
+    const many = (n: number) =>
+      Array.from({ length: n }, (_, i) => ({ name: `t${i}`, protocol: 'echo', inputs: i }));
+    const tooMany = await submit(many(11));
+    expect(tooMany.status).toBe(413);
+    expect(tooMany.text).toContain('at most 10 per network');
+    expect((await submit(many(10))).status).toBe(200);
+
+    const listed = await call(server.url, token, 'GET', '/v1/networks');
+    expect((listed.body as unknown[]).length).toBe(2);
+    const transformations = await server.store.db.selectFrom('transformations').select('name').execute();
+    expect(transformations.length).toBe(11);
+  });
+});
