@@ -71,6 +71,16 @@ export const settingSpecs = {
     kind: 'integer',
     description: 'how often the server expires stale leases and registrations (default 10000)',
   },
+  shutdownDelayMs: {
+    env: 'ATHANOR_SHUTDOWN_DELAY_MS',
+    kind: 'integer',
+    description: 'on SIGTERM, how long /readyz answers 503 before the listener closes (default 5000; up: 0)',
+  },
+  shutdownTimeoutMs: {
+    env: 'ATHANOR_SHUTDOWN_TIMEOUT_MS',
+    kind: 'integer',
+    description: 'on SIGTERM, how long until the process exits even with requests in flight (default 25000)',
+  },
 } as const satisfies Record<string, SettingSpec>;
 
 export type SettingName = keyof typeof settingSpecs;
@@ -103,6 +113,10 @@ export interface Config {
   readonly registrationTtlMs: number;
   /** Interval of the lease and registration sweeper, in milliseconds; default 10000. */
   readonly sweepIntervalMs: number;
+  /** Readiness-off delay before the listener closes on SIGTERM; default 5000 (`up`: 0); undefined: not set. */
+  readonly shutdownDelayMs: number | undefined;
+  /** From the first SIGTERM to a forced exit, in milliseconds; default 25000. */
+  readonly shutdownTimeoutMs: number;
   /**
    * JWT signing secret from `ATHANOR_JWT_SECRET` or the file named by `ATHANOR_JWT_SECRET_FILE`
    * (never from the config file); when absent, one is generated once and kept in the state store.
@@ -169,6 +183,8 @@ export function resolveConfig(
     leaseTtlMs: (pick('leaseTtlMs') as number | undefined) ?? 120_000,
     registrationTtlMs: (pick('registrationTtlMs') as number | undefined) ?? 300_000,
     sweepIntervalMs: (pick('sweepIntervalMs') as number | undefined) ?? 10_000,
+    shutdownDelayMs: pick('shutdownDelayMs') as number | undefined,
+    shutdownTimeoutMs: (pick('shutdownTimeoutMs') as number | undefined) ?? 25_000,
     jwtSecret: readSecret(env, 'ATHANOR_JWT_SECRET'),
     configFile,
   });
