@@ -19,6 +19,7 @@ const commandModules: Readonly<Record<string, () => Promise<Command[]>>> = {
   compute: async () => [(await import('./commands/compute.js')).computeCommand()],
   maintenance: async () => [(await import('./commands/maintenance.js')).maintenanceCommand()],
   objects: async () => [(await import('./commands/objects.js')).objectsCommand()],
+  deploy: async () => [(await import('./commands/deploy.js')).deployCommand()],
   network: async () => [(await import('./commands/queue.js')).networkCommand()],
   task: async () => [(await import('./commands/queue.js')).taskCommand()],
   result: async () => [(await import('./commands/queue.js')).resultCommand()],

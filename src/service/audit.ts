@@ -94,6 +94,7 @@ export const auditActionFamilies: readonly string[] = [
   'backup',
   'maintenance',
   'objects',
+  'deploy',
 ];
 
 export async function listAudit(
