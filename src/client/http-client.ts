@@ -130,7 +130,8 @@ export class HttpClient {
   ): Promise<http.IncomingMessage> {
     const send = url.protocol === 'https:' ? https.request : http.request;
     const streamed = body !== undefined && !Buffer.isBuffer(body);
-    const agent = (streamed ? freshConnectionAgents : agents)[url.protocol as keyof typeof agents];
+    // The resend takes a new connection too: the other idle ones in the pool may be as stale.
+    const agent = (streamed || retried ? freshConnectionAgents : agents)[url.protocol as keyof typeof agents];
     const idleMs = (this.options.timeoutMs ?? 60_000) + (request.waitMs ?? 0);
     return new Promise((resolve, reject) => {
       // `timeout` also covers connecting; setTimeout alone starts once the socket is connected.
