@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { afterAll, expect, it } from 'vitest';
+import { expect, it, onTestFinished } from 'vitest';
 import { ComputeClient } from '../../src/client/compute-client.js';
 import { UserClient } from '../../src/client/user-client.js';
 import type { Colour } from '../../src/ops/deploy/index.js';
@@ -94,7 +94,7 @@ describeEachBackend('blue/green switches behind nginx under load', (backend) => 
         expect(await server?.exited, server?.log()).toBe(0);
       };
       await Promise.all([start('blue'), start('green')]);
-      afterAll(() => {
+      onTestFinished(() => {
         for (const server of Object.values(colours)) server.child.kill('SIGKILL');
       });
 
@@ -104,7 +104,7 @@ describeEachBackend('blue/green switches behind nginx under load', (backend) => 
       // The first install writes the upstream once; every change after it is 'deploy switch'.
       writeFileSync(upstreamFile, renderUpstream('blue', `http://127.0.0.1:${ports.blue}`));
       const proxy = await startNginx(nginx as string, prefix, await freePort());
-      afterAll(() => proxy.stop());
+      onTestFinished(() => proxy.stop());
       const deployEnv = {
         ATHANOR_DATABASE_URL: databaseUrl,
         ATHANOR_DEPLOY_BLUE_URL: `http://127.0.0.1:${ports.blue}`,

@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, expect, it } from 'vitest';
+import { expect, it, onTestFinished } from 'vitest';
 import { describeEachBackend, tempDir } from '../helpers/backends.js';
 import { runCli } from '../helpers/cli.js';
 import { freePort } from '../helpers/postgres-cluster.js';
@@ -31,7 +31,7 @@ describeEachBackend('athanor deploy', (backend) => {
         ATHANOR_SHUTDOWN_DELAY_MS: '0',
       };
       const running: ServeProcess[] = [];
-      afterAll(() => running.forEach((s) => s.child.kill('SIGKILL')));
+      onTestFinished(() => running.forEach((s) => s.child.kill('SIGKILL')));
       running.push(await startServeProcess(ports.green, serveEnv));
       const upstreamFile = path.join(dir, 'athanor-upstream.conf');
       const deploy = (args: string[], env: Record<string, string> = {}) =>
