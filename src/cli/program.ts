@@ -21,6 +21,7 @@ const commandModules: Readonly<Record<string, () => Promise<Command[]>>> = {
   maintenance: async () => [(await import('./commands/maintenance.js')).maintenanceCommand()],
   objects: async () => [(await import('./commands/objects.js')).objectsCommand()],
   token: async () => [(await import('./commands/token.js')).tokenCommand()],
+  deploy: async () => [(await import('./commands/deploy.js')).deployCommand()],
   network: async () => [(await import('./commands/queue.js')).networkCommand()],
   task: async () => [(await import('./commands/queue.js')).taskCommand()],
   result: async () => [(await import('./commands/queue.js')).resultCommand()],

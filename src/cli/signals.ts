@@ -21,3 +21,26 @@ export function untilSignal(): Promise<NodeJS.Signals> {
     process.on('SIGINT', stop);
   });
 }
+
+/**
+ * Waits for SIGTERM or SIGINT, then runs `stop`; if it has not finished `deadlineMs` after the
+ * signal, or a second signal comes, the process exits with status 1 (as Kubernetes would kill it
+ * at the end of terminationGracePeriodSeconds, but with a line saying why).
+ */
+export async function stopOnSignal(
+  stop: (signal: NodeJS.Signals) => Promise<void>,
+  deadlineMs: number,
+): Promise<void> {
+  const signal = await untilSignal();
+  note(`received ${signal}: stopping (at most ${deadlineMs} ms; send it again to exit now)`);
+  const deadline = setTimeout(() => {
+    note(`still stopping after ${deadlineMs} ms (ATHANOR_SHUTDOWN_TIMEOUT_MS): exiting without waiting`);
+    process.exit(1);
+  }, deadlineMs);
+  deadline.unref();
+  try {
+    await stop(signal);
+  } finally {
+    clearTimeout(deadline);
+  }
+}

@@ -44,6 +44,12 @@ const agents = {
   'http:': new http.Agent({ keepAlive: true }),
   'https:': new https.Agent({ keepAlive: true }),
 };
+// A streamed body cannot be sent again, so it never rides on a kept-alive connection that the
+// server or a proxy (nginx reloading, a server draining) may close just as the request starts.
+const freshConnectionAgents = {
+  'http:': new http.Agent({ keepAlive: false }),
+  'https:': new https.Agent({ keepAlive: false }),
+};
 
 /**
  * The HTTP plumbing shared by the user and compute clients: bearer tokens fetched on demand
@@ -120,15 +126,24 @@ export class HttpClient {
     request: RequestOptions,
     headers: Record<string, string>,
     body: Readable | Buffer | undefined,
+    retried = false,
   ): Promise<http.IncomingMessage> {
     const send = url.protocol === 'https:' ? https.request : http.request;
-    const agent = agents[url.protocol as keyof typeof agents];
+    const streamed = body !== undefined && !Buffer.isBuffer(body);
+    // The resend takes a new connection too: the other idle ones in the pool may be as stale.
+    const agent = (streamed || retried ? freshConnectionAgents : agents)[url.protocol as keyof typeof agents];
     const idleMs = (this.options.timeoutMs ?? 60_000) + (request.waitMs ?? 0);
     return new Promise((resolve, reject) => {
       // `timeout` also covers connecting; setTimeout alone starts once the socket is connected.
       const req = send(url, { method: request.method ?? 'GET', headers, agent, timeout: idleMs }, resolve);
       req.setTimeout(idleMs, () => req.destroy(new Error(`no answer within ${idleMs} ms`)));
-      req.on('error', reject);
+      req.on('error', (error: NodeJS.ErrnoException) => {
+        // A kept-alive connection the peer closed while idle fails before the request reached
+        // anyone (Node's documented case for req.reusedSocket): send it once more, on a new one.
+        if (req.reusedSocket && error.code === 'ECONNRESET' && !streamed && !retried) {
+          resolve(this.#exchange(url, request, headers, body, true));
+        } else reject(error);
+      });
       if (body === undefined || Buffer.isBuffer(body)) req.end(body);
       // A body that fails mid-way destroys the request, which rejects through 'error' above.
       else pipeline(body, req).catch((error: unknown) => req.destroy(error as Error));

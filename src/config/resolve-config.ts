@@ -73,6 +73,17 @@ export const settingSpecs = {
     kind: 'integer',
     description: 'how often the server expires stale leases and registrations',
   },
+  shutdownDelayMs: {
+    env: 'ATHANOR_SHUTDOWN_DELAY_MS',
+    kind: 'integer',
+    description: 'on SIGTERM, how long /readyz answers 503 before the listener closes',
+    defaultText: '5000 for serve, 0 for up',
+  },
+  shutdownTimeoutMs: {
+    env: 'ATHANOR_SHUTDOWN_TIMEOUT_MS',
+    kind: 'integer',
+    description: 'on SIGTERM, how long until the process exits even with requests in flight',
+  },
   logLevel: {
     env: 'ATHANOR_LOG_LEVEL',
     kind: 'string',
@@ -194,6 +205,7 @@ export const configDefaults = {
   maxJsonDepth: 64,
   maxNetworkTransformations: 100_000,
   maxInputsBytes: 1024 * 1024,
+  shutdownTimeoutMs: 25_000,
   logLevel: 'info',
   trustProxy: false,
   url: 'http://127.0.0.1:8080',
@@ -246,6 +258,10 @@ export interface Config {
   readonly maxNetworkTransformations: number;
   /** Largest canonical JSON of one transformation's inputs, in bytes; default 1 MiB. */
   readonly maxInputsBytes: number;
+  /** Readiness-off delay before the listener closes on SIGTERM; undefined: 5000 for serve, 0 for up. */
+  readonly shutdownDelayMs: number | undefined;
+  /** From the first SIGTERM to a forced exit, in milliseconds. */
+  readonly shutdownTimeoutMs: number;
   /** Server log level (pino). */
   readonly logLevel: string;
   /** Whether client addresses come from `X-Forwarded-For`. */
@@ -358,6 +374,8 @@ export function resolveConfig(
     maxJsonDepth: whole('maxJsonDepth'),
     maxNetworkTransformations: whole('maxNetworkTransformations'),
     maxInputsBytes: whole('maxInputsBytes'),
+    shutdownDelayMs: pick('shutdownDelayMs') as number | undefined,
+    shutdownTimeoutMs: whole('shutdownTimeoutMs'),
     logLevel: text('logLevel') ?? configDefaults.logLevel,
     trustProxy: (pick('trustProxy') as boolean | undefined) ?? configDefaults.trustProxy,
     jwtSecret: text('jwtSecret'),

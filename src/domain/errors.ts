@@ -71,6 +71,10 @@ export const errorKinds = {
   backup_stale: { status: 503, exitCode: ExitCode.checkFailed },
   server_unreachable: { status: 503, exitCode: ExitCode.error },
   timed_out: { status: 504, exitCode: ExitCode.error },
+  shutting_down: { status: 503, exitCode: ExitCode.error },
+  deploy_not_ready: { status: 503, exitCode: ExitCode.checkFailed },
+  deploy_proxy_failed: { status: 500, exitCode: ExitCode.error },
+  deploy_drain_timeout: { status: 504, exitCode: ExitCode.checkFailed },
   internal: { status: 500, exitCode: ExitCode.error },
 } as const satisfies Record<string, ErrorKind>;
 

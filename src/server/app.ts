@@ -25,6 +25,7 @@ import { useJsonBodyParser } from './json-body.js';
 import { maxKeyLength } from './schemas.js';
 import { buildValidator } from './validation.js';
 import { computeRoutes } from './compute-routes.js';
+import { ServerLifecycle } from './lifecycle.js';
 import { sweeperPlugin } from './sweeper-plugin.js';
 import { userRoutes } from './user-routes.js';
 import { registerConsole } from './console/console-plugin.js';
@@ -40,6 +41,8 @@ export interface AppOptions {
   readonly logger?: boolean | { level: string };
   /** The object store for results; default: opened from `config.objectsUrl`. */
   readonly objects?: ObjectStore;
+  /** Drain state and in-flight count shared with the composition root; default: a fresh one. */
+  readonly lifecycle?: ServerLifecycle;
 }
 
 /** Builds the HTTP application: both APIs (or one), OpenAPI, health. Does not listen. */
@@ -66,6 +69,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     frameworkErrors: (error, request, reply) => handleError(error, request, reply),
   }).withTypeProvider<TypeBoxTypeProvider>();
 
+  const lifecycle = options.lifecycle ?? new ServerLifecycle();
+  lifecycle.track(app);
   app.setErrorHandler((error, request, reply) => handleError(error, request, reply));
   app.setNotFoundHandler((request, reply) => {
     void reply
@@ -111,6 +116,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       maxTransformations: config.maxNetworkTransformations,
       maxInputsBytes: config.maxInputsBytes,
     },
+    closing: lifecycle.closing,
   };
 
   const maintenance = new MaintenanceWatch(store);
@@ -136,8 +142,17 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     return reply.header('content-type', metricsRegistry.contentType).send(await scrapeMetrics(scoped));
   });
   app.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok', version: appVersion }));
+  // Unauthenticated like /healthz: what `deploy status` and balancers need, never a secret.
   app.get('/readyz', { schema: { hide: true } }, async (_request, reply) => {
+    const facts = { version: appVersion, inFlight: lifecycle.inFlight };
+    const notReady = (error: AthanorError) =>
+      reply.status(503).send({ ...errorBody(error), status: 'not_ready', ...facts });
     try {
+      if (lifecycle.draining) {
+        return await notReady(
+          new AthanorError('shutting_down', 'this server is shutting down; send requests to another one'),
+        );
+      }
       if (store.replaced()) {
         throw new AthanorError(
           'database_unavailable',
@@ -147,25 +162,24 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       const compatibility = await assertSchemaCompatible(store);
       const state = await maintenance.current();
       if (state.on) {
-        return reply
-          .status(503)
-          .header('retry-after', '30')
-          .send(
-            errorBody(
-              new AthanorError('maintenance', `in maintenance: ${state.reason ?? 'no reason given'}`),
-            ),
-          );
+        void reply.header('retry-after', '30');
+        return await notReady(
+          new AthanorError('maintenance', `in maintenance: ${state.reason ?? 'no reason given'}`),
+        );
       }
-      return { status: 'ready', schema: compatibility.status.databaseVersion };
+      return {
+        status: 'ready',
+        schema: compatibility.status.databaseVersion,
+        releaseSchema: compatibility.status.releaseVersion,
+        ...facts,
+      };
     } catch (error) {
-      const known =
+      void reply.header('retry-after', String(dependencyRetryAfterSeconds));
+      return notReady(
         error instanceof AthanorError
           ? error
-          : new AthanorError('database_unavailable', 'database unreachable');
-      return reply
-        .status(503)
-        .header('retry-after', String(dependencyRetryAfterSeconds))
-        .send(errorBody(known));
+          : new AthanorError('database_unavailable', 'database unreachable'),
+      );
     }
   });
 

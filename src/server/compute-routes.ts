@@ -13,13 +13,14 @@ import { principalView } from '../auth/principal.js';
 import * as S from './schemas.js';
 import type { RouteOptions } from './user-routes.js';
 import { tokenRoute } from './user-routes.js';
+import { sleepUnless } from './lifecycle.js';
 
 export interface ComputeRouteOptions extends RouteOptions {
   readonly objects: ObjectStore;
   readonly timings: ComputeTimings;
+  /** Aborted when the server stops listening: waiting long-poll claims return at once. */
+  readonly closing?: AbortSignal;
 }
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 const Claim = Type.Object({
   task: Type.String(),
@@ -43,6 +44,7 @@ const LeaseToken = S.Body({ leaseToken: Type.Integer({ minimum: 0 }) });
 /** The compute API under `/compute/v1`: compute identities only. */
 export const computeRoutes: FastifyPluginAsyncTypebox<ComputeRouteOptions> = async (app, options) => {
   const { store, objects, timings } = options;
+  const closing = options.closing ?? new AbortController().signal;
   await app.register(tokenRoute('compute'), {
     store,
     authenticator: options.authenticator,
@@ -165,8 +167,14 @@ export const computeRoutes: FastifyPluginAsyncTypebox<ComputeRouteOptions> = asy
           const stopTimer = claimDuration.startTimer();
           const claims = await compute.claimTasks(store, principal, request.params.id, request.body, timings);
           stopTimer();
-          if (claims.length > 0 || Date.now() + delay > deadline || request.socket.destroyed) return claims;
-          await sleep(delay);
+          if (
+            claims.length > 0 ||
+            Date.now() + delay > deadline ||
+            request.socket.destroyed ||
+            closing.aborted
+          )
+            return claims;
+          await sleepUnless(delay, closing);
         }
       },
     );

@@ -9,6 +9,7 @@ import type { Store } from '../store/open-store.js';
 import { openStore } from '../store/open-store.js';
 import type { ApiSelection } from './app.js';
 import { backupSchedulerPlugin } from './backup-scheduler-plugin.js';
+import { ServerLifecycle } from './lifecycle.js';
 
 export interface ServeOptions {
   readonly api: ApiSelection;
@@ -30,9 +31,20 @@ export interface RunningServer {
   readonly url: string;
   /** The backup schedule this server runs (both undefined: none). */
   readonly backups: ScheduleSettings;
+  /** Drain state and requests in flight, as `/readyz` reports them. */
+  readonly lifecycle: ServerLifecycle;
   /** Stops accepting connections, lets requests in flight finish, closes the database. */
   close(): Promise<void>;
+  /**
+   * The graceful stop for a signal: `/readyz` answers 503 for the shutdown delay while requests
+   * are still served (so a balancer takes this server out), then the listener closes, waiting
+   * long-poll claims return, requests in flight finish, background jobs stop, the database closes.
+   */
+  shutdown(options?: { readonly note?: (line: string) => void }): Promise<void>;
 }
+
+/** Readiness-off delay when none is configured: `up` has no balancer in front to wait for. */
+const defaultShutdownDelayMs = { serve: 5_000, up: 0 } as const;
 
 /**
  * The server's composition root: opens the store, applies the start-up schema guard, builds the
@@ -51,7 +63,8 @@ export async function startServer(config: Config, options: ServeOptions): Promis
     if (compatibility.verdict === 'newer_compatible') note(`warning: ${compatibility.warning}`);
     // Loaded on demand: the HTTP stack is heavy, and most commands never need it.
     const { buildApp } = await import('./app.js');
-    const app = await buildApp({ store, config, api: options.api });
+    const lifecycle = new ServerLifecycle();
+    const app = await buildApp({ store, config, api: options.api, lifecycle });
     built = app;
     const host = options.host ?? config.host;
     const port = options.port ?? config.port;
@@ -64,14 +77,33 @@ export async function startServer(config: Config, options: ServeOptions): Promis
     const address = app.server.address();
     const boundPort = typeof address === 'object' && address ? address.port : port;
     const url = `http://${host.includes(':') ? `[${host}]` : host}:${boundPort}`;
+    const close = async () => {
+      lifecycle.beginClose();
+      const stopClosingIdle = lifecycle.closeIdleWhileClosing(app);
+      try {
+        await app.close();
+      } finally {
+        stopClosingIdle();
+      }
+      await store.close();
+    };
+    const delayMs = config.shutdownDelayMs ?? defaultShutdownDelayMs[options.backupProfile ?? 'serve'];
     return {
       app,
       store,
       url,
       backups: settings,
-      close: async () => {
-        await app.close();
-        await store.close();
+      lifecycle,
+      close,
+      shutdown: async (shutdownOptions = {}) => {
+        const say = shutdownOptions.note ?? (() => {});
+        lifecycle.beginDrain();
+        if (delayMs > 0) {
+          say(`readiness is off; serving ${delayMs} ms more so balancers stop sending here`);
+          await new Promise((resolve) => setTimeout(resolve, delayMs));
+        }
+        say(`closing the listener; ${lifecycle.inFlight} request(s) in flight will finish`);
+        await close();
       },
     };
   } catch (error) {

@@ -96,6 +96,7 @@ export const auditActionFamilies: readonly string[] = [
   'objects',
   'network',
   'task',
+  'deploy',
 ];
 
 export async function listAudit(

@@ -3,7 +3,7 @@ import type { ServeOptions } from '../../server/start-server.js';
 import { startServer } from '../../server/start-server.js';
 import { commandConfig, portOption } from '../context.js';
 import { note } from '../output.js';
-import { untilSignal } from '../signals.js';
+import { stopOnSignal } from '../signals.js';
 
 export function serveCommand(): Command {
   return new Command('serve')
@@ -15,12 +15,12 @@ export function serveCommand(): Command {
     .option('--port <port>', 'listen port (ATHANOR_PORT, default 8080)', portOption())
     .option('--migrate', 'apply pending migrations before serving instead of refusing to start')
     .action(async (options: ServeOptions, cmd: Command) => {
-      const server = await startServer(commandConfig(cmd), { ...options, note });
+      const config = commandConfig(cmd);
+      const server = await startServer(config, { ...options, note });
       note(
         `athanor serving the ${options.api === 'all' ? 'user and compute APIs' : `${options.api} API`} on ${server.url}`,
       );
-      const signal = await untilSignal();
-      note(`received ${signal}: finishing requests in flight, then stopping`);
-      await server.close();
+      await stopOnSignal(() => server.shutdown({ note }), config.shutdownTimeoutMs);
+      note('stopped');
     });
 }

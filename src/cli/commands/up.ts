@@ -9,7 +9,7 @@ import { writeFirstRunKey } from '../../ops/first-run-key.js';
 import { appVersion } from '../../version.js';
 import { note } from '../output.js';
 import { startServer } from '../../server/start-server.js';
-import { untilSignal } from '../signals.js';
+import { stopOnSignal } from '../signals.js';
 import { printFirstRunKey, printUpBanner } from '../up-banner.js';
 
 export function upCommand(): Command {
@@ -74,10 +74,11 @@ export function upCommand(): Command {
       note(
         'try: ./athanor network submit examples/hello-network.json --scope demo-first-run  (Ctrl-C stops)',
       );
-      const signal = await untilSignal();
-      note(`received ${signal}: stopping`);
-      await compute.stop();
-      await computeRunning;
-      await server.close();
+      await stopOnSignal(async () => {
+        await compute.stop();
+        await computeRunning;
+        await server.shutdown({ note });
+      }, config.shutdownTimeoutMs);
+      note('stopped');
     });
 }
