@@ -467,7 +467,7 @@ function report(drains, backupResults) {
     settings: { quick, tasks, claimerCounts, batch, repeats, peerProcesses },
     seconds: round((Date.now() - benchStarted) / 1000, 0),
     comparisons,
-    drains: drains.map(({ databaseUrl, dataDir, ...r }) => r),
+    drains: drains.map(({ databaseUrl: _databaseUrl, dataDir: _dataDir, ...r }) => r),
     backups: backupResults,
   };
   const out = path.join(import.meta.dirname, 'results');
