@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import type { Config } from '../config/resolve-config.js';
 import type { ObjectStore } from '../objects/object-store.js';
-import { backupTargetUrl } from '../ops/backup/backup-env.js';
+import { chooseBackupTarget } from '../ops/backup/backup-env.js';
 import type { BackupEntry, VerificationRecord } from '../ops/backup/backup-target.js';
 import type { BackupManifest } from '../ops/backup/manifest.js';
 import type { SchedulerLogFields } from '../ops/schedule/backup-scheduler.js';
@@ -12,13 +12,18 @@ import { note } from './output.js';
 // other command's start-up fast.
 export const load = () => import('../ops/backup/index.js');
 
-/** The backup target URL from `--target`, the environment or the default. */
-export function targetUrl(command: Command, config: Config): string {
-  return backupTargetUrl(config.dataDir, command.optsWithGlobals<{ target?: string }>().target);
+/** The backup target URL from `--target`, the settings or the default, checked before use. */
+export async function targetUrl(command: Command, config: Config): Promise<string> {
+  await resolveTarget(command, config);
+  return targetChoice(command, config).url;
 }
 
 export async function resolveTarget(command: Command, config: Config): Promise<ObjectStore> {
-  return (await load()).openObjectStore(targetUrl(command, config));
+  return (await load()).openBackupTarget(targetChoice(command, config));
+}
+
+function targetChoice(command: Command, config: Config) {
+  return chooseBackupTarget(config, command.optsWithGlobals<{ target?: string }>().target);
 }
 
 export function formatBytes(bytes: number): string {

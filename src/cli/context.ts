@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline/promises';
 import { UserClient } from '../client/user-client.js';
 import type { Command } from 'commander';
@@ -7,14 +6,13 @@ import { resolveConfig } from '../config/resolve-config.js';
 import { AthanorError } from '../domain/errors.js';
 import type { OpenStoreOptions, Store } from '../store/open-store.js';
 
-/** A user API client from --url/--id/--key or ATHANOR_URL, ATHANOR_ID, ATHANOR_KEY (or ATHANOR_KEY_FILE). */
+/** A user API client from --url/--id/--key, else the `url`, `id` and `key` settings. */
 export function userClient(command: Command): UserClient {
   const options = command.optsWithGlobals<{ url?: string; id?: string; key?: string }>();
-  const url = options.url ?? process.env.ATHANOR_URL ?? 'http://127.0.0.1:8080';
-  const identifier = options.id ?? process.env.ATHANOR_ID;
-  let key = options.key ?? process.env.ATHANOR_KEY;
-  if (key === undefined && process.env.ATHANOR_KEY_FILE)
-    key = readFileSync(process.env.ATHANOR_KEY_FILE, 'utf8').trim();
+  const config = commandConfig(command);
+  const url = options.url ?? config.url;
+  const identifier = options.id ?? config.id;
+  const key = options.key ?? config.key;
   if (!identifier || !key) {
     throw new AthanorError(
       'invalid_argument',

@@ -1,5 +1,6 @@
 import { Command, CommanderError, Option } from 'commander';
-import { settingSpecs } from '../config/resolve-config.js';
+import type { SettingName } from '../config/resolve-config.js';
+import { defaultText, settingSpecs } from '../config/resolve-config.js';
 import { ExitCode, exitCodeMeanings } from '../domain/errors.js';
 import { appVersion } from '../version.js';
 import { printJson, printLine, printTable, reportError } from './output.js';
@@ -59,7 +60,9 @@ export function commandsNeeded(argv: readonly string[]): readonly string[] {
 const isHelpFlag = (arg: string) => arg === '-h' || arg === '--help';
 
 function environmentHelp(): string {
-  const rows = Object.values(settingSpecs).map((s) => `  ${s.env.padEnd(26)} ${s.description}`);
+  const rows = Object.entries(settingSpecs).map(
+    ([name, s]) => `  ${s.env.padEnd(30)} ${s.description} (default ${defaultText(name as SettingName)})`,
+  );
   return [
     '',
     'Environment (flags win over these, these over the config file):',

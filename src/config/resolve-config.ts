@@ -5,114 +5,229 @@ import { AthanorError } from '../domain/errors.js';
 /** One setting: where it comes from and what it defaults to. The table drives `--help` too. */
 interface SettingSpec {
   readonly env: string;
+  /** What it is; `--help` adds the default from `configDefaults` (or `defaultText`). */
   readonly description: string;
-  readonly kind: 'string' | 'integer';
+  readonly kind: 'string' | 'integer' | 'boolean';
+  /** How the default reads when it depends on other settings (the data directory). */
+  readonly defaultText?: string;
+  /**
+   * A secret: read from `ATHANOR_X` or from the file named by `ATHANOR_X_FILE`, never from the
+   * config file, never echoed.
+   */
+  readonly secret?: true;
 }
 
 export const settingSpecs = {
-  dataDir: {
-    env: 'ATHANOR_DATA_DIR',
-    kind: 'string',
-    description: 'data directory (default ./athanor-data)',
-  },
+  dataDir: { env: 'ATHANOR_DATA_DIR', kind: 'string', description: 'data directory' },
   databaseUrl: {
     env: 'ATHANOR_DATABASE_URL',
     kind: 'string',
-    description: 'sqlite:<path> or postgres://user:pass@host:port/db (default sqlite:<data dir>/athanor.db)',
+    description: 'sqlite:<path> or postgres://user:pass@host:port/db',
+    defaultText: 'sqlite:<data dir>/athanor.db',
   },
   objectsUrl: {
     env: 'ATHANOR_OBJECTS_URL',
     kind: 'string',
-    description: 'file:<dir> or s3://bucket/prefix (default file:<data dir>/objects)',
+    description: 'file:<dir> or s3://bucket/prefix',
+    defaultText: 'file:<data dir>/objects',
   },
   busyTimeoutMs: {
     env: 'ATHANOR_BUSY_TIMEOUT_MS',
     kind: 'integer',
-    description: 'how long SQLite waits for a writer lock (default 10000)',
+    description: 'how long SQLite waits for a writer lock',
   },
   lockTimeoutMs: {
     env: 'ATHANOR_LOCK_TIMEOUT_MS',
     kind: 'integer',
-    description: 'how long a migration waits for the migration lock (default 60000)',
+    description: 'how long a migration waits for the migration lock',
   },
-  host: {
-    env: 'ATHANOR_HOST',
-    kind: 'string',
-    description: 'address the server listens on (default 127.0.0.1)',
-  },
-  port: { env: 'ATHANOR_PORT', kind: 'integer', description: 'port the server listens on (default 8080)' },
+  host: { env: 'ATHANOR_HOST', kind: 'string', description: 'address the server listens on' },
+  port: { env: 'ATHANOR_PORT', kind: 'integer', description: 'port the server listens on' },
   tokenTtlSeconds: {
     env: 'ATHANOR_TOKEN_TTL_SECONDS',
     kind: 'integer',
-    description: 'lifetime of API tokens (default 1800)',
+    description: 'lifetime of API tokens',
   },
   bodyLimitBytes: {
     env: 'ATHANOR_BODY_LIMIT_BYTES',
     kind: 'integer',
-    description: 'largest JSON request body (default 16777216)',
+    description: 'largest JSON request body',
   },
   tokenRateLimit: {
     env: 'ATHANOR_TOKEN_RATE_LIMIT',
     kind: 'integer',
-    description: 'token requests per minute per client address (default 60)',
+    description: 'token requests per minute per client address',
   },
   leaseTtlMs: {
     env: 'ATHANOR_LEASE_TTL_MS',
     kind: 'integer',
-    description: 'how long a claim lasts without a heartbeat (default 120000)',
+    description: 'how long a claim lasts without a heartbeat',
   },
   registrationTtlMs: {
     env: 'ATHANOR_REGISTRATION_TTL_MS',
     kind: 'integer',
-    description: 'how long a compute service registration lasts without a heartbeat (default 300000)',
+    description: 'how long a compute service registration lasts without a heartbeat',
   },
   sweepIntervalMs: {
     env: 'ATHANOR_SWEEP_INTERVAL_MS',
     kind: 'integer',
-    description: 'how often the server expires stale leases and registrations (default 10000)',
+    description: 'how often the server expires stale leases and registrations',
+  },
+  logLevel: {
+    env: 'ATHANOR_LOG_LEVEL',
+    kind: 'string',
+    description: 'server log level: fatal, error, warn, info, debug, trace or silent',
+  },
+  trustProxy: {
+    env: 'ATHANOR_TRUST_PROXY',
+    kind: 'boolean',
+    description: 'take client addresses from X-Forwarded-For (behind a reverse proxy): 1 or 0',
+  },
+  jwtSecret: {
+    env: 'ATHANOR_JWT_SECRET',
+    kind: 'string',
+    secret: true,
+    description: 'API token signing secret (or ATHANOR_JWT_SECRET_FILE)',
+    defaultText: 'generated once and kept in the state store',
+  },
+  backupTarget: {
+    env: 'ATHANOR_BACKUP_TARGET',
+    kind: 'string',
+    description: 'backup target: file:<dir> or s3://bucket/prefix',
+    defaultText: 'file:<data dir>/backups',
+  },
+  backupSchedule: {
+    env: 'ATHANOR_BACKUP_SCHEDULE',
+    kind: 'string',
+    description: "cron schedule of backups, UTC ('0 * * * *'), or off",
+    defaultText: "off for serve; '0 * * * *' for up and backup schedule",
+  },
+  backupDrillSchedule: {
+    env: 'ATHANOR_BACKUP_DRILL_SCHEDULE',
+    kind: 'string',
+    description: "cron schedule of restore drills ('30 3 * * *'), or off",
+    defaultText: "'30 3 * * *' when backups are scheduled",
+  },
+  backupKeep: {
+    env: 'ATHANOR_BACKUP_KEEP',
+    kind: 'string',
+    description: 'retention after scheduled backups: hourly=24,daily=7, or off',
+    defaultText: 'hourly=24,daily=7 for up and backup schedule',
+  },
+  url: { env: 'ATHANOR_URL', kind: 'string', description: 'server URL the CLI and compute services call' },
+  id: {
+    env: 'ATHANOR_ID',
+    kind: 'string',
+    description: 'user identity the CLI calls the API as',
+    defaultText: 'none',
+  },
+  key: {
+    env: 'ATHANOR_KEY',
+    kind: 'string',
+    secret: true,
+    description: 'its key (or ATHANOR_KEY_FILE)',
+    defaultText: 'none',
+  },
+  computeId: {
+    env: 'ATHANOR_COMPUTE_ID',
+    kind: 'string',
+    description: "compute identity of 'compute run'",
+    defaultText: 'ATHANOR_ID',
+  },
+  computeKey: {
+    env: 'ATHANOR_COMPUTE_KEY',
+    kind: 'string',
+    secret: true,
+    description: 'its key (or ATHANOR_COMPUTE_KEY_FILE)',
+    defaultText: 'ATHANOR_KEY',
   },
 } as const satisfies Record<string, SettingSpec>;
 
+/** The defaults, written once: `resolveConfig` applies them and `--help` prints them. */
+export const configDefaults = {
+  dataDir: './athanor-data',
+  busyTimeoutMs: 10_000,
+  lockTimeoutMs: 60_000,
+  host: '127.0.0.1',
+  port: 8080,
+  tokenTtlSeconds: 1800,
+  bodyLimitBytes: 16 * 1024 * 1024,
+  tokenRateLimit: 60,
+  leaseTtlMs: 120_000,
+  registrationTtlMs: 300_000,
+  sweepIntervalMs: 10_000,
+  logLevel: 'info',
+  trustProxy: false,
+  url: 'http://127.0.0.1:8080',
+} as const satisfies Partial<Record<string, string | number | boolean>>;
+
+/** A setting's default as `--help` shows it. */
+export function defaultText(name: SettingName): string {
+  const spec: SettingSpec = settingSpecs[name];
+  if (spec.defaultText !== undefined) return spec.defaultText;
+  const value = (configDefaults as Partial<Record<SettingName, string | number | boolean>>)[name];
+  return typeof value === 'boolean' ? (value ? '1' : '0') : String(value);
+}
+
 export type SettingName = keyof typeof settingSpecs;
 
-/** The resolved configuration: one frozen object, read once per process. */
+/** The resolved configuration: one frozen object, read once per process. Defaults: `configDefaults`. */
 export interface Config {
-  /** Data directory; default `./athanor-data`. */
+  /** Data directory, absolute. */
   readonly dataDir: string;
   /** State store URL; default `sqlite:<dataDir>/athanor.db`. */
   readonly databaseUrl: string;
   /** Object store URL; default `file:<dataDir>/objects`. */
   readonly objectsUrl: string;
-  /** SQLite busy timeout in milliseconds; default 10000. */
+  /** SQLite busy timeout in milliseconds. */
   readonly busyTimeoutMs: number;
-  /** Migration lock wait in milliseconds; default 60000. */
+  /** Migration lock wait in milliseconds. */
   readonly lockTimeoutMs: number;
-  /** Server listen address; default `127.0.0.1`. */
+  /** Server listen address. */
   readonly host: string;
-  /** Server port; default 8080. */
+  /** Server port. */
   readonly port: number;
-  /** API token lifetime in seconds; default 1800. */
+  /** API token lifetime in seconds. */
   readonly tokenTtlSeconds: number;
-  /** Largest JSON request body in bytes; default 16 MiB. */
+  /** Largest JSON request body in bytes. */
   readonly bodyLimitBytes: number;
-  /** Token requests per minute per client address; default 60. */
+  /** Token requests per minute per client address. */
   readonly tokenRateLimit: number;
-  /** Claim lifetime without a heartbeat, in milliseconds; default 120000. */
+  /** Claim lifetime without a heartbeat, in milliseconds. */
   readonly leaseTtlMs: number;
-  /** Compute service registration lifetime without a heartbeat, in milliseconds; default 300000. */
+  /** Compute service registration lifetime without a heartbeat, in milliseconds. */
   readonly registrationTtlMs: number;
-  /** Interval of the lease and registration sweeper, in milliseconds; default 10000. */
+  /** Interval of the lease and registration sweeper, in milliseconds. */
   readonly sweepIntervalMs: number;
-  /**
-   * JWT signing secret from `ATHANOR_JWT_SECRET` or the file named by `ATHANOR_JWT_SECRET_FILE`
-   * (never from the config file); when absent, one is generated once and kept in the state store.
-   */
+  /** Server log level (pino). */
+  readonly logLevel: string;
+  /** Whether client addresses come from `X-Forwarded-For`. */
+  readonly trustProxy: boolean;
+  /** JWT signing secret; when absent, one is generated once and kept in the state store. */
   readonly jwtSecret: string | undefined;
+  /** Backup target URL; default `file:<dataDir>/backups`. */
+  readonly backupTarget: string;
+  /** Backup schedule as written (cron or `off`); the profile decides when absent. */
+  readonly backupSchedule: string | undefined;
+  /** Restore drill schedule as written (cron or `off`). */
+  readonly backupDrillSchedule: string | undefined;
+  /** Retention after scheduled backups as written (`hourly=24,daily=7` or `off`). */
+  readonly backupKeep: string | undefined;
+  /** Server URL of the user client and compute services. */
+  readonly url: string;
+  /** User identity of the CLI's API calls. */
+  readonly id: string | undefined;
+  /** Its key. */
+  readonly key: string | undefined;
+  /** Compute identity of `compute run`; default `id`. */
+  readonly computeId: string | undefined;
+  /** Its key; default `key`. */
+  readonly computeKey: string | undefined;
   /** The config file that was read, if any. */
   readonly configFile: string | undefined;
 }
 
-export type ConfigFlags = Partial<Record<SettingName, string | number | undefined>> & {
+export type ConfigFlags = Partial<Record<SettingName, string | number | boolean | undefined>> & {
   readonly config?: string | undefined;
 };
 
@@ -132,9 +247,12 @@ export function resolveConfig(
     explicitFile ?? (existsSync(path.join(cwd, defaultConfigFile)) ? defaultConfigFile : undefined);
   const fileValues = configFile === undefined ? {} : readConfigFile(path.resolve(cwd, configFile));
 
-  const pick = (name: SettingName): string | number | undefined => {
-    const spec = settingSpecs[name];
-    const raw = flags[name] ?? nonEmpty(env[spec.env]) ?? fileValues[name];
+  const pick = (name: SettingName): string | number | boolean | undefined => {
+    const spec: SettingSpec = settingSpecs[name];
+    const raw =
+      flags[name] ??
+      (spec.secret ? readSecretSetting(spec.env, env) : nonEmpty(env[spec.env])) ??
+      fileValues[name];
     if (raw === undefined) return undefined;
     if (spec.kind === 'integer') {
       const value = typeof raw === 'number' ? raw : Number(raw);
@@ -146,36 +264,62 @@ export function resolveConfig(
       }
       return value;
     }
+    if (spec.kind === 'boolean') {
+      if (typeof raw === 'boolean') return raw;
+      const word = String(raw).trim().toLowerCase();
+      if (['1', 'true', 'yes', 'on'].includes(word)) return true;
+      if (['0', 'false', 'no', 'off'].includes(word)) return false;
+      throw new AthanorError('invalid_config', `${spec.env} (${name}) must be 1 or 0, got '${raw}'`);
+    }
     return String(raw);
   };
+  const text = (name: SettingName) => pick(name) as string | undefined;
+  const whole = (name: keyof typeof configDefaults & SettingName) =>
+    (pick(name) as number | undefined) ?? (configDefaults[name] as number);
 
-  const dataDir = path.resolve(cwd, (pick('dataDir') as string | undefined) ?? 'athanor-data');
+  const dataDir = path.resolve(cwd, text('dataDir') ?? configDefaults.dataDir);
   const databaseUrl = normalizeDatabaseUrl(
-    (pick('databaseUrl') as string | undefined) ?? `sqlite:${path.join(dataDir, 'athanor.db')}`,
+    text('databaseUrl') ?? `sqlite:${path.join(dataDir, 'athanor.db')}`,
     cwd,
   );
-  const objectsUrl = (pick('objectsUrl') as string | undefined) ?? `file:${path.join(dataDir, 'objects')}`;
   return Object.freeze({
     dataDir,
     databaseUrl,
-    objectsUrl,
-    busyTimeoutMs: (pick('busyTimeoutMs') as number | undefined) ?? 10_000,
-    lockTimeoutMs: (pick('lockTimeoutMs') as number | undefined) ?? 60_000,
-    host: (pick('host') as string | undefined) ?? '127.0.0.1',
-    port: (pick('port') as number | undefined) ?? 8080,
-    tokenTtlSeconds: (pick('tokenTtlSeconds') as number | undefined) ?? 1800,
-    bodyLimitBytes: (pick('bodyLimitBytes') as number | undefined) ?? 16 * 1024 * 1024,
-    tokenRateLimit: (pick('tokenRateLimit') as number | undefined) ?? 60,
-    leaseTtlMs: (pick('leaseTtlMs') as number | undefined) ?? 120_000,
-    registrationTtlMs: (pick('registrationTtlMs') as number | undefined) ?? 300_000,
-    sweepIntervalMs: (pick('sweepIntervalMs') as number | undefined) ?? 10_000,
-    jwtSecret: readSecret(env, 'ATHANOR_JWT_SECRET'),
+    objectsUrl: text('objectsUrl') ?? `file:${path.join(dataDir, 'objects')}`,
+    busyTimeoutMs: whole('busyTimeoutMs'),
+    lockTimeoutMs: whole('lockTimeoutMs'),
+    host: text('host') ?? configDefaults.host,
+    port: whole('port'),
+    tokenTtlSeconds: whole('tokenTtlSeconds'),
+    bodyLimitBytes: whole('bodyLimitBytes'),
+    tokenRateLimit: whole('tokenRateLimit'),
+    leaseTtlMs: whole('leaseTtlMs'),
+    registrationTtlMs: whole('registrationTtlMs'),
+    sweepIntervalMs: whole('sweepIntervalMs'),
+    logLevel: text('logLevel') ?? configDefaults.logLevel,
+    trustProxy: (pick('trustProxy') as boolean | undefined) ?? configDefaults.trustProxy,
+    jwtSecret: text('jwtSecret'),
+    backupTarget: text('backupTarget') ?? `file:${path.join(dataDir, 'backups')}`,
+    backupSchedule: text('backupSchedule'),
+    backupDrillSchedule: text('backupDrillSchedule'),
+    backupKeep: text('backupKeep'),
+    url: text('url') ?? configDefaults.url,
+    id: text('id'),
+    key: text('key'),
+    computeId: text('computeId'),
+    computeKey: text('computeKey'),
     configFile,
   });
 }
 
-/** A secret from `NAME` or from the file named by `NAME_FILE`; never from the config file. */
-function readSecret(env: NodeJS.ProcessEnv, name: string): string | undefined {
+/**
+ * A secret from `NAME`, else from the file named by `NAME_FILE` (trimmed); undefined when neither
+ * is set. The one reader of `*_FILE` variables: a file that cannot be read is `invalid_config`.
+ */
+export function readSecretSetting(
+  name: string,
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): string | undefined {
   const direct = nonEmpty(env[name]);
   if (direct !== undefined) return direct;
   const file = nonEmpty(env[`${name}_FILE`]);
@@ -185,10 +329,8 @@ function readSecret(env: NodeJS.ProcessEnv, name: string): string | undefined {
   } catch (cause) {
     throw new AthanorError(
       'invalid_config',
-      `cannot read ${name}_FILE (${file}): ${(cause as Error).message}`,
-      {
-        cause,
-      },
+      `cannot read ${name}_FILE (${file}): ${(cause as Error).message}. Point it at a readable file, or set ${name}`,
+      { cause },
     );
   }
 }
@@ -197,7 +339,7 @@ function nonEmpty(value: string | undefined): string | undefined {
   return value === undefined || value === '' ? undefined : value;
 }
 
-function readConfigFile(file: string): Partial<Record<SettingName, string | number>> {
+function readConfigFile(file: string): Partial<Record<SettingName, string | number | boolean>> {
   let parsed: unknown;
   try {
     parsed = JSON.parse(readFileSync(file, 'utf8'));
@@ -209,16 +351,25 @@ function readConfigFile(file: string): Partial<Record<SettingName, string | numb
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
     throw new AthanorError('invalid_config', `config file ${file} must hold a JSON object`);
   }
-  const known = new Set(Object.keys(settingSpecs));
+  const specs: Readonly<Record<string, SettingSpec>> = settingSpecs;
+  const known = Object.keys(specs).filter((name) => !specs[name]?.secret);
   for (const key of Object.keys(parsed)) {
-    if (!known.has(key)) {
+    const spec = specs[key];
+    if (spec?.secret) {
       throw new AthanorError(
         'invalid_config',
-        `config file ${file}: unknown setting '${key}'; known settings: ${[...known].join(', ')}`,
+        `config file ${file}: '${key}' is a secret and is read only from ${spec.env} or ${spec.env}_FILE; ` +
+          'remove it from the file',
+      );
+    }
+    if (!spec) {
+      throw new AthanorError(
+        'invalid_config',
+        `config file ${file}: unknown setting '${key}'; known settings: ${known.join(', ')}`,
       );
     }
   }
-  return parsed as Partial<Record<SettingName, string | number>>;
+  return parsed as Partial<Record<SettingName, string | number | boolean>>;
 }
 
 /** Relative SQLite paths are resolved against the working directory so every process agrees. */

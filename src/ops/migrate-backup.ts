@@ -2,7 +2,7 @@ import type { Config } from '../config/resolve-config.js';
 import { AthanorError, isAthanorError } from '../domain/errors.js';
 import { getMigrationStatus } from '../store/migrator.js';
 import type { Store } from '../store/open-store.js';
-import { backupEnv, backupTargetUrl } from './backup/backup-env.js';
+import { backupEnv, chooseBackupTarget } from './backup/backup-env.js';
 import { getMaintenance, pauseWrites } from './maintenance.js';
 
 /** The maintenance reason `database migrate` sets; other migrators wait while it is on. */
@@ -68,16 +68,17 @@ async function backupBeforeMigrate(
   from: number,
   to: number,
 ): Promise<string> {
-  const url = backupTargetUrl(config.dataDir, targetFlag);
+  const choice = chooseBackupTarget(config, targetFlag, '--backup-target');
+  const url = choice.url;
   try {
-    const [{ openObjectStore }, { createBackup }, { encryptionFromEnv }] = await Promise.all([
-      import('../objects/open-object-store.js'),
+    const [{ openBackupTarget }, { createBackup }, { encryptionFromEnv }] = await Promise.all([
+      import('./backup/open-backup-target.js'),
       import('./backup/create-backup.js'),
       import('./backup/encryption.js'),
     ]);
     const { manifest } = await createBackup({
       config,
-      target: openObjectStore(url),
+      target: openBackupTarget(choice),
       encryption: encryptionFromEnv(),
       reason: `pre-migrate ${from} to ${to}`,
     });

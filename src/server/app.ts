@@ -18,6 +18,7 @@ import type { ObjectStore } from '../objects/object-store.js';
 import { openObjectStore } from '../objects/open-object-store.js';
 import { MaintenanceWatch } from '../ops/maintenance.js';
 import { metricsRegistry } from '../ops/metrics.js';
+import { backupGaugeRefresher } from '../ops/schedule/backup-gauges.js';
 import { refreshQueueMetrics } from './queue-metrics.js';
 import { computeRoutes } from './compute-routes.js';
 import { sweeperPlugin } from './sweeper-plugin.js';
@@ -45,16 +46,13 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       options.logger === false
         ? false
         : {
-            level:
-              typeof options.logger === 'object'
-                ? options.logger.level
-                : (process.env.ATHANOR_LOG_LEVEL ?? 'info'),
+            level: typeof options.logger === 'object' ? options.logger.level : config.logLevel,
             redact: ['req.headers.authorization', 'req.body.password'],
             ...(process.stdout.isTTY ? { stream: humanLogStream() } : {}),
           },
     logController: new RequestLogController(),
     bodyLimit: config.bodyLimitBytes,
-    trustProxy: process.env.ATHANOR_TRUST_PROXY === '1',
+    trustProxy: config.trustProxy,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
@@ -114,8 +112,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   });
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  const refreshBackupGauges = backupGaugeRefresher(() => openObjectStore(config.backupTarget));
   app.get('/metrics', { schema: { hide: true } }, async (_request, reply) => {
-    await refreshQueueMetrics(store, maintenance);
+    await Promise.all([refreshQueueMetrics(store, maintenance), refreshBackupGauges()]);
     return reply.header('content-type', metricsRegistry.contentType).send(await metricsRegistry.metrics());
   });
   app.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok', version: appVersion }));

@@ -55,7 +55,7 @@ export async function startServer(config: Config, options: ServeOptions): Promis
     const port = options.port ?? config.port;
     const settings = resolveScheduleSettings({
       profile: options.backupProfile ?? 'serve',
-      dataDir: config.dataDir,
+      config,
     });
     await app.register(backupSchedulerPlugin, { store, config, settings });
     await app.listen({ host, port });

@@ -80,15 +80,24 @@ async function readApplied(db: Kysely<Database>, backend: Backend): Promise<Appl
   return db.selectFrom('athanor_migrations').selectAll().orderBy('id').execute();
 }
 
-async function analyze(
-  applied: readonly AppliedMigration[],
+/** What an applied migration is compared on: a database's `athanor_migrations` row or a backup's record. */
+export type RecordedMigration = Pick<AppliedMigration, 'id' | 'name' | 'checksum'> &
+  Partial<Pick<AppliedMigration, 'breaking' | 'app_version'>>;
+
+/**
+ * Compares recorded migrations with a release's: which are pending, which come from a newer
+ * release, and which drifted (missing from the code below the release's version, renamed, or
+ * with a changed checksum). The one comparison the migrator and restore both use.
+ */
+export async function compareMigrations<Row extends RecordedMigration>(
+  applied: readonly Row[],
   known: readonly Migration[],
-): Promise<MigrationStatus> {
+): Promise<Omit<MigrationStatus, 'applied' | 'newer'> & { applied: readonly Row[]; newer: readonly Row[] }> {
   const releaseVersion = known.reduce((max, m) => Math.max(max, m.id), 0);
   const byId = new Map(known.map((m) => [m.id, m]));
   const appliedIds = new Set(applied.map((a) => a.id));
   const drift: DriftProblem[] = [];
-  const newer: AppliedMigration[] = [];
+  const newer: Row[] = [];
   for (const row of applied) {
     const migration = byId.get(row.id);
     if (!migration) {
@@ -146,7 +155,7 @@ export async function getMigrationStatus(
   store: Store,
   known: readonly Migration[] = releaseMigrations,
 ): Promise<MigrationStatus> {
-  return analyze(await readApplied(store.db, store.backend), known);
+  return compareMigrations(await readApplied(store.db, store.backend), known);
 }
 
 function driftError(status: MigrationStatus): AthanorError {
@@ -162,6 +171,38 @@ function newerBreakingError(status: MigrationStatus): AthanorError {
     `the database carries breaking migration ${breaking.join(', ')} from a newer release; this release ` +
       `(${appVersion}, migration ${status.releaseVersion}) cannot run against it. Run the newer release`,
   );
+}
+
+/** Runs one migration's `up` inside the caller's transaction; returns how long it took, in ms. */
+export async function runMigration(
+  trx: Kysely<Database>,
+  backend: Backend,
+  migration: Migration,
+): Promise<number> {
+  const started = performance.now();
+  await migration.up(trx as unknown as Kysely<unknown>, backend.migrationHelpers);
+  return Math.round(performance.now() - started);
+}
+
+/** Records a migration as applied, with its checksum, in the caller's transaction. */
+export async function recordMigration(
+  trx: Kysely<Database>,
+  migration: Migration,
+  options: { readonly durationMs: number; readonly backupId?: string | undefined },
+): Promise<void> {
+  await trx
+    .insertInto('athanor_migrations')
+    .values({
+      id: migration.id,
+      name: migration.name,
+      checksum: await migrationChecksum(migration),
+      breaking: migration.breaking ? 1 : 0,
+      applied_at: new Date().toISOString(),
+      app_version: appVersion,
+      duration_ms: options.durationMs,
+      backup_id: options.backupId ?? null,
+    })
+    .execute();
 }
 
 export interface MigrateOptions {
@@ -207,7 +248,7 @@ export async function migrate(store: Store, options: MigrateOptions): Promise<Ap
       await ensureMigrationsTable(conn as Kysely<unknown>);
       for (;;) {
         const step = await backend.writeTransaction(conn, async (trx) => {
-          const status = await analyze(await readApplied(trx, backend), known);
+          const status = await compareMigrations(await readApplied(trx, backend), known);
           if (status.state === 'drift') throw driftError(status);
           if (status.state === 'newer_breaking') throw newerBreakingError(status);
           if (options.to !== undefined && status.databaseVersion > options.to) {
@@ -220,9 +261,9 @@ export async function migrate(store: Store, options: MigrateOptions): Promise<Ap
           const next = status.pending.find((m) => m.id <= to);
           if (!next) return undefined;
           options.onProgress?.({ phase: 'start', migration: next });
-          const started = performance.now();
+          let durationMs: number;
           try {
-            await next.up(trx as Kysely<unknown>, backend.migrationHelpers);
+            durationMs = await runMigration(trx, backend, next);
           } catch (cause) {
             throw new AthanorError(
               'migration_failed',
@@ -231,20 +272,7 @@ export async function migrate(store: Store, options: MigrateOptions): Promise<Ap
               { cause },
             );
           }
-          const durationMs = Math.round(performance.now() - started);
-          await trx
-            .insertInto('athanor_migrations')
-            .values({
-              id: next.id,
-              name: next.name,
-              checksum: await migrationChecksum(next),
-              breaking: next.breaking ? 1 : 0,
-              applied_at: new Date().toISOString(),
-              app_version: appVersion,
-              duration_ms: durationMs,
-              backup_id: options.backupId ?? null,
-            })
-            .execute();
+          await recordMigration(trx, next, { durationMs, backupId: options.backupId });
           options.onProgress?.({ phase: 'done', migration: next, durationMs });
           return { id: next.id, name: next.name, durationMs };
         });

@@ -132,8 +132,10 @@ describeEachBackend('athanor database migrate takes a backup first', (backend) =
     const result = await runCli(['database', 'migrate', '--backup-target', `file:${blocker}/backups`], {
       env: { ATHANOR_DATABASE_URL: url },
     });
-    expect(result.code).toBe(1);
+    // The target's parent is a file, not a directory: a bad --backup-target value, so exit 2.
+    expect(result.code).toBe(2);
     expect(result.stderr).toContain('no migration applied: the backup taken before migrating failed');
+    expect(result.stderr).toContain('(from --backup-target)');
     expect(result.stderr).toContain('--no-backup');
     const rows = await store.db.selectFrom('athanor_migrations').select('id').execute();
     expect(rows).toEqual([{ id: 1 }]);

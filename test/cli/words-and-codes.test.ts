@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { tempDir } from '../helpers/backends.js';
 import { runCli } from '../helpers/cli.js';
@@ -60,5 +61,31 @@ describe('the CLI says the right thing', () => {
     const bad = await runCli(['identity', 'add', '-t', 'bogus', '-i', 'x']);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/run 'athanor identity add --help' for usage/);
+  });
+
+  it('a backup target is checked before anything is written, and its errors name the setting used', async () => {
+    const server = await startTestServer('sqlite', dir);
+    const env = { ATHANOR_DATABASE_URL: server.databaseUrl, ATHANOR_DATA_DIR: server.config.dataDir };
+    const notUrl = await runCli(['backup', '--target', './backups', 'create'], { env, cwd: dir });
+    expect(notUrl.code).toBe(2);
+    expect(notUrl.stderr).toMatch(/'\.\/backups' \(from --target\).*file:<dir> or s3:/);
+    expect(notUrl.stderr).not.toMatch(/ATHANOR_OBJECTS_URL/);
+
+    const typo = await runCli(['backup', 'create', '--json'], {
+      env: { ...env, ATHANOR_BACKUP_TARGET: `file:${dir}/no/such/place` },
+    });
+    expect(typo.code).toBe(2);
+    expect(JSON.parse(typo.stderr) as unknown).toEqual({
+      error: {
+        code: 'invalid_argument',
+        message: expect.stringMatching(
+          /from ATHANOR_BACKUP_TARGET.*parent directory .*no\/such does not exist/,
+        ),
+      },
+    });
+    expect(existsSync(`${dir}/no`), 'nothing was created').toBe(false);
+
+    const fine = await runCli(['backup', '--target', `file:${dir}/backups-here`, 'create'], { env });
+    expect(fine.code, fine.stderr).toBe(0);
   });
 });

@@ -66,3 +66,60 @@ describe('resolveConfig', () => {
     expect(redactUrl('sqlite:/x.db')).toBe('sqlite:/x.db');
   });
 });
+
+describe('every setting has one source', () => {
+  it('takes the backup target, schedule, log level, trust proxy and client URL/id from the config file', () => {
+    const dir = dirWithConfig({
+      backupTarget: 's3://bucket/backups',
+      backupSchedule: '15 * * * *',
+      backupKeep: 'daily=3',
+      logLevel: 'warn',
+      trustProxy: true,
+      url: 'https://athanor.example',
+      id: 'alice',
+      computeId: 'hpc-1',
+    });
+    expect(resolveConfig({}, {}, dir)).toMatchObject({
+      backupTarget: 's3://bucket/backups',
+      backupSchedule: '15 * * * *',
+      backupKeep: 'daily=3',
+      logLevel: 'warn',
+      trustProxy: true,
+      url: 'https://athanor.example',
+      id: 'alice',
+      computeId: 'hpc-1',
+    });
+    // The environment still wins over the file.
+    const fromEnv = resolveConfig({}, { ATHANOR_TRUST_PROXY: '0', ATHANOR_BACKUP_TARGET: 'file:/b' }, dir);
+    expect(fromEnv).toMatchObject({ trustProxy: false, backupTarget: 'file:/b' });
+  });
+
+  it('writes each default once: the backup target follows the data directory', () => {
+    expect(resolveConfig({ dataDir: '/srv/a' }, {}, '/')).toMatchObject({
+      backupTarget: 'file:/srv/a/backups',
+      logLevel: 'info',
+      trustProxy: false,
+      url: 'http://127.0.0.1:8080',
+      key: undefined,
+    });
+  });
+
+  it('reads secrets from the variable or its _FILE, never from the config file', () => {
+    const dir = dirWithConfig({});
+    const keyFile = path.join(dir, 'key.txt');
+    writeFileSync(keyFile, 'alice-key-from-file\n');
+    expect(resolveConfig({}, { ATHANOR_KEY_FILE: keyFile }, dir).key).toBe('alice-key-from-file');
+    expect(resolveConfig({}, { ATHANOR_COMPUTE_KEY_FILE: keyFile }, dir).computeKey).toBe(
+      'alice-key-from-file',
+    );
+    expect(() => resolveConfig({}, { ATHANOR_KEY_FILE: path.join(dir, 'missing') }, dir)).toThrow(
+      /cannot read ATHANOR_KEY_FILE \(.*missing\)/,
+    );
+    expect(() => resolveConfig({}, {}, dirWithConfig({ key: 'in-the-file' }))).toThrow(
+      /'key' is a secret and is read only from ATHANOR_KEY or ATHANOR_KEY_FILE/,
+    );
+    expect(() => resolveConfig({}, { ATHANOR_TRUST_PROXY: 'maybe' }, dir)).toThrow(
+      /ATHANOR_TRUST_PROXY \(trustProxy\) must be 1 or 0, got 'maybe'/,
+    );
+  });
+});

@@ -102,7 +102,7 @@ export function addRetentionVerbs(command: Command): void {
       const config = commandConfig(cmd);
       const settings = resolveScheduleSettings({
         profile: 'sidecar',
-        dataDir: config.dataDir,
+        config,
         overrides: {
           schedule: options.schedule,
           drillSchedule: options.drillSchedule,

@@ -75,7 +75,9 @@ export function backupCommand(): Command {
         result = await ops.takeBackup({
           config,
           destination:
-            options.output !== undefined ? { output: options.output } : { targetUrl: targetUrl(cmd, config) },
+            options.output !== undefined
+              ? { output: options.output }
+              : { targetUrl: await targetUrl(cmd, config) },
           chunkBytes: options.chunkSize,
           verify: options.verify,
           onProgress: (p: BackupProgress) =>

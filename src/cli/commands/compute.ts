@@ -1,7 +1,6 @@
-import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { AthanorError } from '../../domain/errors.js';
-import { collect, integerOption } from '../context.js';
+import { collect, commandConfig, integerOption } from '../context.js';
 import { note } from '../output.js';
 import { untilSignal } from '../signals.js';
 
@@ -43,13 +42,10 @@ export function computeCommand(): Command {
       integerOption('--grace-ms'),
       30_000,
     )
-    .action(async (options: RunOptions) => {
-      const env = process.env;
-      const identifier = options.id ?? env.ATHANOR_COMPUTE_ID ?? env.ATHANOR_ID;
-      let key = options.key ?? env.ATHANOR_COMPUTE_KEY;
-      if (key === undefined && env.ATHANOR_COMPUTE_KEY_FILE)
-        key = readFileSync(env.ATHANOR_COMPUTE_KEY_FILE, 'utf8').trim();
-      key ??= env.ATHANOR_KEY;
+    .action(async (options: RunOptions, cmd: Command) => {
+      const config = commandConfig(cmd);
+      const identifier = options.id ?? config.computeId ?? config.id;
+      const key = options.key ?? config.computeKey ?? config.key;
       if (!identifier || !key) {
         throw new AthanorError(
           'invalid_argument',
@@ -60,7 +56,7 @@ export function computeCommand(): Command {
       const { loadProtocols } = await import('../../compute/protocols.js');
       const protocols = await loadProtocols({ allowExec: options.allowExec, pluginFiles: options.protocols });
       const service = new ComputeService({
-        url: options.url ?? env.ATHANOR_URL ?? 'http://127.0.0.1:8080',
+        url: options.url ?? config.url,
         identifier,
         key,
         name: options.name,

@@ -1,9 +1,10 @@
 import path from 'node:path';
-
+import type { Config } from '../../config/resolve-config.js';
+import { settingSpecs } from '../../config/resolve-config.js';
 /** The environment variables of backups, in one place for the code, `--help` and the docs. */
 export const backupEnv = {
   /** Default backup target URL. */
-  target: 'ATHANOR_BACKUP_TARGET',
+  target: settingSpecs.backupTarget.env,
   /** age recipients (`age1…`, comma separated) that new backups are encrypted to. */
   recipients: 'ATHANOR_BACKUP_AGE_RECIPIENTS',
   /** A passphrase that new backups are encrypted with (instead of recipients). */
@@ -14,17 +15,28 @@ export const backupEnv = {
   identityFile: 'ATHANOR_BACKUP_AGE_IDENTITY_FILE',
 } as const;
 
-/**
- * The backup target URL: the one given (a `--target` flag), else `ATHANOR_BACKUP_TARGET`, else
- * `file:<data dir>/backups`. The one place that default is written.
- */
-export function backupTargetUrl(
-  dataDir: string,
+/** The backup target URL: the one given (a `--target` flag), else the `backupTarget` setting. */
+export function backupTargetUrl(config: Pick<Config, 'backupTarget'>, given?: string | undefined): string {
+  return given ?? config.backupTarget;
+}
+
+/** A backup target URL and the setting it came from, so an error can name what the user set. */
+export interface BackupTargetChoice {
+  readonly url: string;
+  /** The flag, the setting (variable or config file), or `default` (`file:<data dir>/backups`). */
+  readonly setting: string;
+}
+
+/** As `backupTargetUrl`, with where the URL came from. */
+export function chooseBackupTarget(
+  config: Pick<Config, 'backupTarget' | 'dataDir'>,
   given?: string | undefined,
-  env: Readonly<Record<string, string | undefined>> = process.env,
-): string {
-  const fromEnv = env[backupEnv.target];
-  if (given !== undefined) return given;
-  if (fromEnv !== undefined && fromEnv.trim() !== '') return fromEnv;
-  return `file:${path.join(dataDir, 'backups')}`;
+  flag = '--target',
+): BackupTargetChoice {
+  if (given !== undefined) return { url: given, setting: flag };
+  const isDefault = config.backupTarget === `file:${path.join(config.dataDir, 'backups')}`;
+  return {
+    url: config.backupTarget,
+    setting: isDefault ? 'default' : `${backupEnv.target} (or "backupTarget" in the config file)`,
+  };
 }

@@ -1,6 +1,11 @@
 import type { Kysely } from 'kysely';
 import { AthanorError } from '../../domain/errors.js';
-import { ensureMigrationsTable, migrationChecksum } from '../../store/migrator.js';
+import {
+  compareMigrations,
+  ensureMigrationsTable,
+  recordMigration,
+  runMigration,
+} from '../../store/migrator.js';
 import type { Migration } from '../../store/migrations/migration.js';
 import type { Database } from '../../store/schema.js';
 import { appVersion } from '../../version.js';
@@ -16,30 +21,28 @@ type AnyTables = Record<string, Record<string, unknown>>;
  * must be one this release has, unchanged. Runs before anything is written.
  */
 export async function checkRestorable(manifest: BackupManifest, known: readonly Migration[]): Promise<void> {
-  const byId = new Map(known.map((m) => [m.id, m]));
-  const releaseVersion = known.reduce((max, m) => Math.max(max, m.id), 0);
-  const carried = new Set(manifest.schema.migrations.map((m) => m.id));
-  for (const migration of manifest.schema.migrations) {
-    const ours = byId.get(migration.id);
-    if (!ours) {
-      throw new AthanorError(
-        'backup_incompatible',
-        migration.id > releaseVersion
-          ? `backup ${manifest.id} is at migration ${manifest.schema.version}, newer than this release ` +
-              `(${appVersion}, migration ${releaseVersion}): restore it with Athanor ${manifest.appVersion} or newer`
-          : `backup ${manifest.id} carries migration ${migration.id} (${migration.name}), which this release ` +
-              `does not have: restore it with Athanor ${manifest.appVersion}`,
-      );
-    }
-    if (ours.name !== migration.name || (await migrationChecksum(ours)) !== migration.checksum) {
-      throw new AthanorError(
-        'backup_incompatible',
-        `backup ${manifest.id} was taken with a different migration ${migration.id} (${migration.name}) than ` +
-          `this release's (${ours.name}): restore it with Athanor ${manifest.appVersion}`,
-      );
-    }
+  const status = await compareMigrations(manifest.schema.migrations, known);
+  const newer = status.newer[0];
+  if (newer) {
+    throw new AthanorError(
+      'backup_incompatible',
+      `backup ${manifest.id} is at migration ${manifest.schema.version}, newer than this release ` +
+        `(${appVersion}, migration ${status.releaseVersion}): restore it with Athanor ${manifest.appVersion} or newer`,
+    );
   }
-  const skipped = known.filter((m) => m.id <= manifest.schema.version && !carried.has(m.id));
+  const drift = status.drift[0];
+  if (drift) {
+    throw new AthanorError(
+      'backup_incompatible',
+      drift.problem === 'missing_from_code'
+        ? `backup ${manifest.id} carries migration ${drift.id} (${drift.name}), which this release ` +
+            `does not have: restore it with Athanor ${manifest.appVersion}`
+        : `backup ${manifest.id} was taken with a different migration ${drift.id} (${drift.name}) than ` +
+            `this release's (${known.find((m) => m.id === drift.id)?.name ?? drift.name}): restore it with ` +
+            `Athanor ${manifest.appVersion}`,
+    );
+  }
+  const skipped = status.pending.filter((m) => m.id <= manifest.schema.version);
   if (skipped.length > 0) {
     throw new AthanorError(
       'backup_incompatible',
@@ -82,10 +85,10 @@ export async function loadArchive(
   const backend = target.backend;
   const manifest = archive.manifest;
   const version = manifest.schema.version;
-  const db = trx as unknown as Kysely<unknown>;
-  await ensureMigrationsTable(db);
+  await ensureMigrationsTable(trx as unknown as Kysely<unknown>);
+  // The backup's own athanor_migrations rows are loaded below: these runs are not recorded.
   for (const migration of options.migrations.filter((m) => m.id <= version)) {
-    await migration.up(db, backend.migrationHelpers);
+    await runMigration(trx, backend, migration);
   }
   const finishLoad = await target.prepareLoad(trx);
   const dynamic = trx as unknown as Kysely<AnyTables>;
@@ -137,9 +140,9 @@ export async function loadArchive(
   const applied: number[] = [];
   if (options.migrateForward) {
     for (const migration of options.migrations.filter((m) => m.id > version)) {
-      const started = performance.now();
+      let durationMs: number;
       try {
-        await migration.up(db, backend.migrationHelpers);
+        durationMs = await runMigration(trx, backend, migration);
       } catch (cause) {
         throw new AthanorError(
           'migration_failed',
@@ -148,19 +151,7 @@ export async function loadArchive(
           { cause },
         );
       }
-      await trx
-        .insertInto('athanor_migrations')
-        .values({
-          id: migration.id,
-          name: migration.name,
-          checksum: await migrationChecksum(migration),
-          breaking: migration.breaking ? 1 : 0,
-          applied_at: new Date().toISOString(),
-          app_version: appVersion,
-          duration_ms: Math.round(performance.now() - started),
-          backup_id: manifest.id,
-        })
-        .execute();
+      await recordMigration(trx, migration, { durationMs, backupId: manifest.id });
       applied.push(migration.id);
     }
   }

@@ -1,4 +1,6 @@
 import { Cron } from 'croner';
+import type { Config } from '../../config/resolve-config.js';
+import { settingSpecs } from '../../config/resolve-config.js';
 import { AthanorError } from '../../domain/errors.js';
 import { backupTargetUrl } from '../backup/backup-env.js';
 import type { RetentionPolicy } from '../backup/retention.js';
@@ -6,11 +8,11 @@ import type { RetentionPolicy } from '../backup/retention.js';
 /** The environment variables of scheduled backups, for the code, `--help` and the docs. */
 export const scheduleEnv = {
   /** Cron schedule of backups (UTC), or `off`. */
-  schedule: 'ATHANOR_BACKUP_SCHEDULE',
+  schedule: settingSpecs.backupSchedule.env,
   /** Cron schedule of restore drills (UTC), or `off`. */
-  drillSchedule: 'ATHANOR_BACKUP_DRILL_SCHEDULE',
+  drillSchedule: settingSpecs.backupDrillSchedule.env,
   /** Retention after each scheduled backup: `hourly=24,daily=7` (or `off`). */
-  keep: 'ATHANOR_BACKUP_KEEP',
+  keep: settingSpecs.backupKeep.env,
   keepLast: 'ATHANOR_BACKUP_KEEP_LAST',
   keepHourly: 'ATHANOR_BACKUP_KEEP_HOURLY',
   keepDaily: 'ATHANOR_BACKUP_KEEP_DAILY',
@@ -98,8 +100,12 @@ export function parseRetentionPolicy(text: string, source: string): RetentionPol
   return policy;
 }
 
-function retentionFromEnv(env: Env, override: string | undefined): RetentionPolicy | undefined | 'off' {
-  const combined = override ?? nonEmpty(env[scheduleEnv.keep]);
+function retentionFrom(
+  configured: string | undefined,
+  env: Env,
+  override: string | undefined,
+): RetentionPolicy | undefined | 'off' {
+  const combined = override ?? nonEmpty(configured);
   if (combined !== undefined && isOff(combined)) return 'off';
   const policy: Partial<Record<keyof RetentionPolicy, number>> = {
     ...(combined !== undefined
@@ -124,12 +130,12 @@ function retentionFromEnv(env: Env, override: string | undefined): RetentionPoli
 
 function scheduleFrom(
   override: string | undefined,
-  env: Env,
+  configured: string | undefined,
   variable: string,
   flag: string,
   fallback: string | undefined,
 ): string | undefined {
-  const value = override ?? nonEmpty(env[variable]);
+  const value = override ?? nonEmpty(configured);
   if (value === undefined) return fallback;
   if (isOff(value)) return undefined;
   assertCronSchedule(value.trim(), override !== undefined ? flag : variable);
@@ -137,12 +143,14 @@ function scheduleFrom(
 }
 
 /**
- * Resolves what the backup scheduler should run: flags (overrides) > environment > the profile's
- * defaults. `off` disables a part. Throws `invalid_config` naming the variable for a bad value.
+ * Resolves what the backup scheduler should run: flags (overrides) > the `backupSchedule`,
+ * `backupDrillSchedule`, `backupKeep` and `backupTarget` settings > the profile's defaults. `off`
+ * disables a part. The single-rule `ATHANOR_BACKUP_KEEP_<RULE>` variables are read from `env`.
+ * Throws `invalid_config` naming the variable for a bad value.
  */
 export function resolveScheduleSettings(options: {
   readonly profile: ScheduleProfile;
-  readonly dataDir: string;
+  readonly config: Pick<Config, 'backupTarget' | 'backupSchedule' | 'backupDrillSchedule' | 'backupKeep'>;
   readonly env?: Env;
   readonly overrides?: ScheduleOverrides;
 }): ScheduleSettings {
@@ -151,7 +159,7 @@ export function resolveScheduleSettings(options: {
   const autopilot = options.profile !== 'serve';
   const schedule = scheduleFrom(
     overrides.schedule,
-    env,
+    options.config.backupSchedule,
     scheduleEnv.schedule,
     '--schedule',
     autopilot ? scheduleDefaults.schedule : undefined,
@@ -159,12 +167,12 @@ export function resolveScheduleSettings(options: {
   // A drill needs backups to drill on: by default it comes with a backup schedule.
   const drillSchedule = scheduleFrom(
     overrides.drillSchedule,
-    env,
+    options.config.backupDrillSchedule,
     scheduleEnv.drillSchedule,
     '--drill-schedule',
     schedule !== undefined ? scheduleDefaults.drillSchedule : undefined,
   );
-  const fromEnv = retentionFromEnv(env, overrides.keep);
+  const fromEnv = retentionFrom(options.config.backupKeep, env, overrides.keep);
   const retention =
     fromEnv === 'off' ? undefined : (fromEnv ?? (autopilot ? scheduleDefaults.retention : undefined));
   if (retention && Object.values(retention).every((count) => !count)) {
@@ -174,7 +182,7 @@ export function resolveScheduleSettings(options: {
         `or 'off' to never prune`,
     );
   }
-  const targetUrl = backupTargetUrl(options.dataDir, overrides.targetUrl, env);
+  const targetUrl = backupTargetUrl(options.config, overrides.targetUrl);
   return { schedule, drillSchedule, retention, targetUrl };
 }
 

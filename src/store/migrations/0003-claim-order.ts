@@ -1,6 +1,5 @@
 import type { Kysely } from 'kysely';
 import { sql } from 'kysely';
-import { claimKey } from '../../domain/claim-key.js';
 import type { Migration } from './migration.js';
 
 /**
@@ -36,7 +35,12 @@ export const migration0003: Migration = {
   },
 };
 
-/** Existing entries get their keys drawn here, page by page (the draw happens in JavaScript). */
+/**
+ * Existing entries get their keys drawn here, page by page (the draw happens in JavaScript). The
+ * formula is the claim key at offset 0, `Exp(weight)`, copied here rather than imported: a
+ * migration is frozen in time, and these per-row updates are not in its checksum (the recorder
+ * that computes it sees no rows), so a later change to the claim key must not change what this does.
+ */
 async function drawKeysForExistingEntries(db: Kysely<unknown>): Promise<void> {
   let after = { network_key: '', task_id: '' };
   for (;;) {
@@ -47,7 +51,8 @@ async function drawKeysForExistingEntries(db: Kysely<unknown>): Promise<void> {
       order by network_key, task_id
       limit 1000`.execute(db);
     for (const row of rows) {
-      await sql`update hub_tasks set claim_key = ${claimKey(row.weight, 0)}
+      const key = row.weight > 0 ? -Math.log(1 - Math.random()) / row.weight : 0;
+      await sql`update hub_tasks set claim_key = ${key}
         where network_key = ${row.network_key} and task_id = ${row.task_id}`.execute(db);
     }
     const last = rows.at(-1);

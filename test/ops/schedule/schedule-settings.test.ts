@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { resolveConfig } from '../../../src/config/resolve-config.js';
 import { formatDuration, parseDuration } from '../../../src/ops/schedule/parse-duration.js';
 import { resolveScheduleSettings } from '../../../src/ops/schedule/schedule-settings.js';
 
@@ -6,7 +7,13 @@ const resolve = (
   profile: 'serve' | 'up' | 'sidecar',
   env: Record<string, string> = {},
   overrides: Parameters<typeof resolveScheduleSettings>[0]['overrides'] = {},
-) => resolveScheduleSettings({ profile, dataDir: '/srv/athanor', env, overrides });
+) =>
+  resolveScheduleSettings({
+    profile,
+    config: resolveConfig({ dataDir: '/srv/athanor' }, env, '/'),
+    env,
+    overrides,
+  });
 
 describe('backup schedule settings', () => {
   it('serve schedules nothing unless told; up and the sidecar back up hourly, keep 24h + 7d, drill daily', () => {

@@ -1,0 +1,36 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { migrationChecksum } from '../../src/store/migrator.js';
+import { migrations } from '../../src/store/migrations/index.js';
+
+const migrationsDir = path.resolve(import.meta.dirname, '../../src/store/migrations');
+
+describe('released migrations are frozen', () => {
+  // These are the checksums databases in the field recorded when they applied each migration; a
+  // different value here means those databases would now report drift and refuse to start.
+  it('keep the checksums they were released with', async () => {
+    const checksums = Object.fromEntries(
+      await Promise.all(migrations.map(async (m) => [m.id, await migrationChecksum(m)] as const)),
+    );
+    expect(checksums).toEqual({
+      1: '053f3fa9e70a4d1dfa5b401b093fce129a8922cb7197ea5f3032fde34a20ab6b',
+      2: 'ce4d10943473111063ff1cbe294a4a924f4bf59ab2b671088a8a251d4eaa3b1a',
+      3: '861d87bcfd22de2c19c6d2575441aa9131e4c46b92c09665b9a26f4b942ac354',
+    });
+  });
+
+  it('import nothing that may change later: only kysely and their own folder', () => {
+    const files = readdirSync(migrationsDir).filter((f) => /^\d{4}-.*\.ts$/.test(f));
+    expect(files.length).toBe(migrations.length);
+    for (const file of files) {
+      const source = readFileSync(path.join(migrationsDir, file), 'utf8');
+      const imports = [...source.matchAll(/from '([^']+)'/g)].map((m) => m[1]);
+      for (const specifier of imports) {
+        expect(specifier === 'kysely' || specifier?.startsWith('./'), `${file} imports ${specifier}`).toBe(
+          true,
+        );
+      }
+    }
+  });
+});
