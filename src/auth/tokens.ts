@@ -10,6 +10,9 @@ export function audienceFor(kind: IdentityKind): string {
 
 export const minSecretLength = 32;
 
+/** How far a token's issue time may lie ahead of this server's clock (replicas' clocks differ). */
+export const clockSkewSeconds = 60;
+
 export function generateSecret(): string {
   return randomBytes(48).toString('base64url');
 }
@@ -17,57 +20,100 @@ export function generateSecret(): string {
 export interface TokenClaims {
   readonly kind: IdentityKind;
   readonly identifier: string;
-  /** Issue time in milliseconds: compared with the identity's credentials change to revoke. */
+  /** Issue time in milliseconds. */
   readonly issuedAtMs: number;
+  /**
+   * The identity's credentials stamp read together with the key hash that was verified: a token
+   * is valid only while the identity still carries exactly this stamp.
+   */
+  readonly credentialsStamp: string;
 }
 
-export class TokenSigner {
-  readonly #key: Uint8Array;
+function checkSecret(secret: string): Uint8Array {
+  if (secret.length < minSecretLength) {
+    throw new AthanorError(
+      'invalid_config',
+      `ATHANOR_JWT_SECRET must be at least ${minSecretLength} characters; unset it to let Athanor generate one`,
+    );
+  }
+  return new TextEncoder().encode(secret);
+}
 
-  constructor(secret: string) {
-    if (secret.length < minSecretLength) {
-      throw new AthanorError(
-        'invalid_config',
-        `ATHANOR_JWT_SECRET must be at least ${minSecretLength} characters; unset it to let Athanor generate one`,
-      );
-    }
-    this.#key = new TextEncoder().encode(secret);
+/**
+ * Signs with the first secret and verifies against every secret given, so a rotated-out secret
+ * keeps its tokens valid during the grace window.
+ */
+export class TokenSigner {
+  readonly #keys: readonly Uint8Array[];
+
+  constructor(secrets: string | readonly string[]) {
+    const list = typeof secrets === 'string' ? [secrets] : secrets;
+    if (list.length === 0) throw new AthanorError('invalid_config', 'no JWT signing secret');
+    this.#keys = list.map(checkSecret);
   }
 
-  async issue(kind: IdentityKind, identifier: string, ttlSeconds: number, now = Date.now()): Promise<string> {
-    return new SignJWT({ kind, iat_ms: now })
+  async issue(
+    kind: IdentityKind,
+    identifier: string,
+    ttlSeconds: number,
+    credentialsStamp: string,
+    now = Date.now(),
+  ): Promise<string> {
+    return new SignJWT({ kind, iat_ms: now, cred: credentialsStamp })
       .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
       .setSubject(identifier)
       .setAudience(audienceFor(kind))
       .setIssuer('athanor')
       .setIssuedAt(Math.floor(now / 1000))
       .setExpirationTime(Math.floor(now / 1000) + ttlSeconds)
-      .sign(this.#key);
+      .sign(this.#keys[0] as Uint8Array);
   }
 
-  /** Verifies signature, audience and expiry; every failure is the same 401 for the caller. */
-  async verify(token: string, expectedKind: IdentityKind): Promise<TokenClaims> {
-    try {
-      const { payload } = await jwtVerify(token, this.#key, {
-        algorithms: ['HS256'],
-        audience: audienceFor(expectedKind),
-        issuer: 'athanor',
-      });
-      const kind = payload.kind;
-      const issuedAtMs = payload.iat_ms;
-      if (kind !== expectedKind || typeof payload.sub !== 'string' || typeof issuedAtMs !== 'number') {
-        throw new Error('malformed claims');
+  /**
+   * Verifies signature, audience, expiry (required) and issue time (required, not in the future
+   * beyond the clock skew); every failure is the same 401 for the caller.
+   */
+  async verify(token: string, expectedKind: IdentityKind, now = Date.now()): Promise<TokenClaims> {
+    let lastError: unknown;
+    for (const key of this.#keys) {
+      try {
+        return await this.#verifyWith(key, token, expectedKind, now);
+      } catch (cause) {
+        lastError = cause;
+        if (!(cause instanceof joseErrors.JWSSignatureVerificationFailed)) break;
       }
-      return { kind: expectedKind, identifier: payload.sub, issuedAtMs };
-    } catch (cause) {
-      const expired = cause instanceof joseErrors.JWTExpired;
-      throw new AthanorError(
-        'unauthenticated',
-        expired
-          ? 'the token has expired: request a new one'
-          : 'the token is not valid for this API: request a new one',
-        { cause },
-      );
     }
+    const expired = lastError instanceof joseErrors.JWTExpired;
+    throw new AthanorError(
+      'unauthenticated',
+      expired
+        ? 'the token has expired: request a new one'
+        : 'the token is not valid for this API: request a new one',
+      { cause: lastError },
+    );
+  }
+
+  async #verifyWith(key: Uint8Array, token: string, expectedKind: IdentityKind, now: number) {
+    const { payload } = await jwtVerify(token, key, {
+      algorithms: ['HS256'],
+      audience: audienceFor(expectedKind),
+      issuer: 'athanor',
+      requiredClaims: ['exp', 'iat', 'sub'],
+      currentDate: new Date(now),
+    });
+    const { kind, iat_ms: issuedAtMs, cred } = payload;
+    if (
+      kind !== expectedKind ||
+      typeof payload.sub !== 'string' ||
+      typeof issuedAtMs !== 'number' ||
+      typeof cred !== 'string'
+    ) {
+      throw new Error('malformed claims');
+    }
+    const latestIssueMs = now + clockSkewSeconds * 1000;
+    if (issuedAtMs > latestIssueMs || (payload.iat as number) * 1000 > latestIssueMs) {
+      throw new Error('issued in the future');
+    }
+    return { kind: expectedKind, identifier: payload.sub, issuedAtMs, credentialsStamp: cred };
   }
 }

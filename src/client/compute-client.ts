@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import type { Claim } from '../service/compute.js';
+import type { Claim } from '../domain/api-views.js';
 import type { ClientOptions } from './http-client.js';
 import { HttpClient } from './http-client.js';
 

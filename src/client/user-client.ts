@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import type { NetworkView, ResultView, TaskView, TransformationView } from '../service/views.js';
+import type { NetworkView, ResultView, TaskView, TransformationView } from '../domain/api-views.js';
 import type { ClientOptions } from './http-client.js';
 import { HttpClient } from './http-client.js';
 

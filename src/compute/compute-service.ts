@@ -9,6 +9,7 @@ import { ComputeClient } from '../client/compute-client.js';
 import type { ClientOptions } from '../client/http-client.js';
 import { AthanorError, isAthanorError } from '../domain/errors.js';
 import type { Executor } from './protocols.js';
+import { failureText } from './protocols.js';
 
 export interface ComputeServiceOptions extends ClientOptions {
   readonly name?: string;
@@ -212,7 +213,7 @@ export class ComputeService {
       body = toBody(value);
     } catch (error) {
       outcome = 'failed';
-      body = Buffer.from(error instanceof Error ? (error.stack ?? error.message) : String(error));
+      body = Buffer.from(failureText(error));
     }
     if (signal.aborted) return;
     await this.#report(claim, outcome, body);

@@ -15,7 +15,9 @@ export interface ExecutionContext {
 
 /**
  * An executor runs one task. It returns the result (a Buffer, a string, a stream, or any JSON
- * value, which is stored as JSON) or throws; the error's message becomes the failure text.
+ * value, which is stored as JSON) or throws; the error's message becomes the failure text,
+ * followed by its `traceback` when the executor sets one (a string, e.g. a Python traceback).
+ * The compute service's own stack frames and file paths are never part of it.
  */
 export type Executor = (inputs: unknown, context: ExecutionContext) => Promise<unknown>;
 
@@ -54,6 +56,13 @@ const exec: Executor = async (inputs, context) => {
     );
   });
 };
+
+/** The failure text users see for an executor's error: its message, then its traceback if any. */
+export function failureText(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  const traceback = (error as Error & { traceback?: unknown }).traceback;
+  return typeof traceback === 'string' && traceback !== '' ? `${error.message}\n${traceback}` : error.message;
+}
 
 export const builtinProtocols: Readonly<Record<string, Executor>> = { echo, sleep: sleepProtocol };
 

@@ -22,7 +22,7 @@ export const settingSpecs = {
   databaseUrl: {
     env: 'ATHANOR_DATABASE_URL',
     kind: 'string',
-    description: 'sqlite:<path> or postgres://user:pass@host:port/db',
+    description: 'sqlite:<path> or postgres://user:pass@host:port/db (or ATHANOR_DATABASE_URL_FILE)',
     defaultText: 'sqlite:<data dir>/athanor.db',
   },
   objectsUrl: {
@@ -89,6 +89,21 @@ export const settingSpecs = {
     secret: true,
     description: 'API token signing secret (or ATHANOR_JWT_SECRET_FILE)',
     defaultText: 'generated once and kept in the state store',
+  },
+  jwtPreviousSecret: {
+    env: 'ATHANOR_JWT_PREVIOUS_SECRET',
+    kind: 'string',
+    secret: true,
+    description:
+      'the signing secret being rotated out: its tokens still work (or _FILE); only with ATHANOR_JWT_SECRET',
+    defaultText: 'none',
+  },
+  metricsToken: {
+    env: 'ATHANOR_METRICS_TOKEN',
+    kind: 'string',
+    secret: true,
+    description: 'bearer token for the per-scope series of /metrics (or ATHANOR_METRICS_TOKEN_FILE)',
+    defaultText: 'none: /metrics names no scope',
   },
   backupTarget: {
     env: 'ATHANOR_BACKUP_TARGET',
@@ -223,6 +238,13 @@ export interface Config {
   readonly computeId: string | undefined;
   /** Its key; default `key`. */
   readonly computeKey: string | undefined;
+  /**
+   * The signing secret being rotated out: its tokens are still accepted, nothing new is signed
+   * with it. Only with `jwtSecret`.
+   */
+  readonly jwtPreviousSecret: string | undefined;
+  /** Bearer token that unlocks the per-scope series of `/metrics`; without it `/metrics` names no scope. */
+  readonly metricsToken: string | undefined;
   /** The config file that was read, if any. */
   readonly configFile: string | undefined;
 }
@@ -278,8 +300,13 @@ export function resolveConfig(
     (pick(name) as number | undefined) ?? (configDefaults[name] as number);
 
   const dataDir = path.resolve(cwd, text('dataDir') ?? configDefaults.dataDir);
+  // A URL carrying a password arrives as a file from container secrets and systemd credentials
+  // (ATHANOR_DATABASE_URL_FILE); unlike a secret it may also sit, without a password, in the
+  // config file.
+  const databaseUrlFromEnv =
+    flags.databaseUrl === undefined ? readSecretSetting('ATHANOR_DATABASE_URL', env) : undefined;
   const databaseUrl = normalizeDatabaseUrl(
-    text('databaseUrl') ?? `sqlite:${path.join(dataDir, 'athanor.db')}`,
+    databaseUrlFromEnv ?? text('databaseUrl') ?? `sqlite:${path.join(dataDir, 'athanor.db')}`,
     cwd,
   );
   return Object.freeze({
@@ -308,6 +335,8 @@ export function resolveConfig(
     key: text('key'),
     computeId: text('computeId'),
     computeKey: text('computeKey'),
+    jwtPreviousSecret: text('jwtPreviousSecret'),
+    metricsToken: text('metricsToken'),
     configFile,
   });
 }

@@ -3,6 +3,9 @@ import { AthanorError } from './errors.js';
 const partPattern = /^[A-Za-z][A-Za-z0-9_]*$/;
 const partNames = ['org', 'campaign', 'project'] as const;
 
+/** The longest scope text accepted anywhere (API, CLI, stored rows). */
+export const maxScopeLength = 200;
+
 /** An `org-campaign-project` scope. Parts are names or `*`; after a `*` every part is `*`. */
 export interface Scope {
   readonly org: string;
@@ -18,6 +21,13 @@ export function parseScope(text: string): Scope {
   const fail = (why: string): never => {
     throw new AthanorError('invalid_scope', `'${text}': ${why}`, { details: { scope: text } });
   };
+  if (text.length > maxScopeLength) {
+    throw new AthanorError(
+      'invalid_scope',
+      `'${text.slice(0, 40)}…': a scope is at most ${maxScopeLength} characters, but this has ${text.length}`,
+      { details: { length: text.length } },
+    );
+  }
   const parts = text.split('-');
   if (parts.length !== 3) {
     fail(`a scope has three parts, org-campaign-project, but this has ${parts.length}`);

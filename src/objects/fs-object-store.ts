@@ -12,6 +12,9 @@ import type { ObjectInfo, ObjectStore } from './object-store.js';
 const tempDirName = '.athanor-tmp';
 /** How often a publish retries when a concurrent delete pruned the directory it just created. */
 const publishAttempts = 5;
+/** Results and backups are tenant data: readable by the service's OS user only. */
+export const privateFileMode = 0o600;
+export const privateDirMode = 0o700;
 
 function errorCode(error: unknown): string | undefined {
   return (error as NodeJS.ErrnoException | undefined)?.code;
@@ -155,8 +158,8 @@ export class FsObjectStore implements ObjectStore {
     const tempPath = path.join(this.#tempDir, randomBytes(16).toString('hex'));
     let handle: FileHandle;
     try {
-      await mkdir(this.#tempDir, { recursive: true });
-      handle = await open(tempPath, 'wx');
+      await mkdir(this.#tempDir, { recursive: true, mode: privateDirMode });
+      handle = await open(tempPath, 'wx', privateFileMode);
     } catch (error) {
       throw this.#ioError(`write object '${key}'`, error);
     }
@@ -188,7 +191,7 @@ export class FsObjectStore implements ObjectStore {
     const dir = path.dirname(target);
     for (let attempt = 1; ; attempt++) {
       try {
-        await mkdir(dir, { recursive: true });
+        await mkdir(dir, { recursive: true, mode: privateDirMode });
         await step();
         break;
       } catch (error) {

@@ -56,12 +56,31 @@ export const staleLeaseRefusals = new Counter({
   registers: [metricsRegistry],
 });
 
-export const tasksByStatus = new Gauge({
+/**
+ * Series that name tenants' scopes: served only to an authenticated scrape
+ * (`ATHANOR_METRICS_TOKEN`), never on the open `/metrics`.
+ */
+export const scopedMetricsRegistry = new Registry();
+
+export const tasksByScope = new Gauge({
   name: 'athanor_tasks',
-  help: 'Tasks by scope and status (read from the state store at scrape time)',
+  help: 'Tasks by scope and status (read from the state store at scrape time; authenticated scrapes only)',
   labelNames: ['scope', 'status'] as const,
+  registers: [scopedMetricsRegistry],
+});
+
+export const tasksByStatus = new Gauge({
+  name: 'athanor_tasks_by_status',
+  help: 'Tasks by status over every scope (read from the state store at scrape time)',
+  labelNames: ['status'] as const,
   registers: [metricsRegistry],
 });
+
+/** The Prometheus text of a scrape: the per-scope series only when `scoped`. */
+export async function scrapeMetrics(scoped: boolean): Promise<string> {
+  const open = await metricsRegistry.metrics();
+  return scoped ? `${open}\n${await scopedMetricsRegistry.metrics()}` : open;
+}
 
 export const computeServicesAlive = new Gauge({
   name: 'athanor_compute_services_alive',

@@ -17,9 +17,12 @@ import { getBlob } from '../objects/blob-store.js';
 import type { ObjectStore } from '../objects/object-store.js';
 import { openObjectStore } from '../objects/open-object-store.js';
 import { MaintenanceWatch } from '../ops/maintenance.js';
-import { metricsRegistry } from '../ops/metrics.js';
+import { metricsRegistry, scrapeMetrics } from '../ops/metrics.js';
 import { backupGaugeRefresher } from '../ops/schedule/backup-gauges.js';
-import { refreshQueueMetrics } from './queue-metrics.js';
+import { metricsScrapeAuthorized, refreshQueueMetrics } from './queue-metrics.js';
+import { useJsonBodyParser } from './json-body.js';
+import { maxKeyLength } from './schemas.js';
+import { buildValidator } from './validation.js';
 import { computeRoutes } from './compute-routes.js';
 import { sweeperPlugin } from './sweeper-plugin.js';
 import { userRoutes } from './user-routes.js';
@@ -53,7 +56,12 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     logController: new RequestLogController(),
     bodyLimit: config.bodyLimitBytes,
     trustProxy: config.trustProxy,
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
+    ajv: { customOptions: { removeAdditional: false, allErrors: false } },
+    schemaController: { compilersFactory: { buildValidator: buildValidator() } },
+    // The router's limit is the schemas' key limit, so a longer parameter gets the same 400.
+    routerOptions: { maxParamLength: maxKeyLength },
+    // Bad percent-encoding and over-long parameters answer in the registry's error shape too.
+    frameworkErrors: (error, request, reply) => handleError(error, request, reply),
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   app.setErrorHandler((error, request, reply) => handleError(error, request, reply));
@@ -65,6 +73,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       );
   });
 
+  useJsonBodyParser(app);
   await app.register(formbody);
   await app.register(rateLimit, { global: false });
   await app.register(swagger, {
@@ -83,7 +92,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
 
   const authenticator = await Authenticator.create(store, {
     jwtSecret: config.jwtSecret,
+    jwtPreviousSecret: config.jwtPreviousSecret,
     tokenTtlSeconds: config.tokenTtlSeconds,
+    tokenRateLimit: config.tokenRateLimit,
   });
   const objects = options.objects ?? openObjectStore(config.objectsUrl);
   const timings = { leaseTtlMs: config.leaseTtlMs, registrationTtlMs: config.registrationTtlMs };
@@ -113,9 +124,10 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   const refreshBackupGauges = backupGaugeRefresher(() => openObjectStore(config.backupTarget));
-  app.get('/metrics', { schema: { hide: true } }, async (_request, reply) => {
-    await Promise.all([refreshQueueMetrics(store, maintenance), refreshBackupGauges()]);
-    return reply.header('content-type', metricsRegistry.contentType).send(await metricsRegistry.metrics());
+  app.get('/metrics', { schema: { hide: true } }, async (request, reply) => {
+    const scoped = metricsScrapeAuthorized(request.headers.authorization, config.metricsToken);
+    await Promise.all([refreshQueueMetrics(store, maintenance, { scoped }), refreshBackupGauges()]);
+    return reply.header('content-type', metricsRegistry.contentType).send(await scrapeMetrics(scoped));
   });
   app.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok', version: appVersion }));
   app.get('/readyz', { schema: { hide: true } }, async (_request, reply) => {

@@ -38,7 +38,7 @@ const Claim = Type.Object({
   ]),
 });
 
-const LeaseToken = Type.Object({ leaseToken: Type.Integer({ minimum: 0 }) });
+const LeaseToken = S.Body({ leaseToken: Type.Integer({ minimum: 0 }) });
 
 /** The compute API under `/compute/v1`: compute identities only. */
 export const computeRoutes: FastifyPluginAsyncTypebox<ComputeRouteOptions> = async (app, options) => {
@@ -74,7 +74,7 @@ export const computeRoutes: FastifyPluginAsyncTypebox<ComputeRouteOptions> = asy
         schema: {
           summary: 'Register a compute service',
           tags,
-          body: Type.Object({
+          body: S.Body({
             name: Type.String({ minLength: 1, maxLength: 200 }),
             hostname: Type.Optional(Type.String({ maxLength: 255 })),
           }),
@@ -129,7 +129,7 @@ export const computeRoutes: FastifyPluginAsyncTypebox<ComputeRouteOptions> = asy
             'Claim up to N tasks (hub by weight, then priority, then task weight); optionally wait for work',
           tags,
           params: ServiceParams,
-          body: Type.Object({
+          body: S.Body({
             count: Type.Integer({ minimum: 1, maximum: 1000 }),
             scopes: Type.Optional(Type.Array(S.ScopeText, { maxItems: 100 })),
             protocols: Type.Optional(Type.Array(Type.String({ maxLength: 200 }), { maxItems: 100 })),

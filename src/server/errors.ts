@@ -1,6 +1,7 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { AthanorError, isAthanorError } from '../domain/errors.js';
 import { staleLeaseRefusals } from '../ops/metrics.js';
+import { maxKeyLength } from './schemas.js';
 
 /** The HTTP error body, everywhere: `{error: {code, message}}`. */
 export function errorBody(error: AthanorError) {
@@ -17,6 +18,13 @@ const fastifyCodes: Readonly<Record<string, (error: FastifyError) => AthanorErro
   FST_ERR_CTP_INVALID_MEDIA_TYPE: (e) => new AthanorError('invalid_argument', e.message),
   FST_ERR_CTP_EMPTY_JSON_BODY: () => new AthanorError('validation_failed', 'the JSON body is empty'),
   FST_ERR_CTP_INVALID_JSON_BODY: () => new AthanorError('validation_failed', 'the body is not valid JSON'),
+  FST_ERR_BAD_URL: () =>
+    new AthanorError(
+      'invalid_argument',
+      'the path is not valid percent-encoding: encode it with encodeURIComponent',
+    ),
+  FST_ERR_MAX_PARAM_LENGTH: () =>
+    new AthanorError('validation_failed', `a path parameter is longer than ${maxKeyLength} characters`),
 };
 
 /** Maps every error to the registry: known errors keep their status; the rest are 500 without details. */
@@ -41,6 +49,9 @@ export function handleError(error: unknown, request: FastifyRequest, reply: Fast
   const known = toAthanorError(error);
   if (known.code === 'internal') request.log.error({ err: error }, 'request failed');
   if (known.code === 'maintenance') void reply.header('retry-after', '30');
+  const retryAfter = known.details?.retryAfterSeconds;
+  if (known.code === 'rate_limited' && typeof retryAfter === 'number')
+    void reply.header('retry-after', String(retryAfter));
   if (known.code === 'stale_lease') staleLeaseRefusals.inc();
   if (known.code === 'unauthenticated') void reply.header('www-authenticate', 'Bearer');
   void reply.status(known.status).send(errorBody(known));

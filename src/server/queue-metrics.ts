@@ -1,5 +1,6 @@
 import type { MaintenanceWatch } from '../ops/maintenance.js';
-import { computeServicesAlive, maintenanceMode, tasksByStatus } from '../ops/metrics.js';
+import { timingSafeEqual } from 'node:crypto';
+import { computeServicesAlive, maintenanceMode, tasksByScope, tasksByStatus } from '../ops/metrics.js';
 import { countActiveServices } from '../store/queries/compute.js';
 import { scopeStatusCounts } from '../store/queries/networks.js';
 import type { Store } from '../store/open-store.js';
@@ -8,9 +9,38 @@ import { parseScope } from '../domain/scope.js';
 /** Scopes beyond this many are summed under `scope="other"`, so a scrape stays bounded. */
 export const maxScopeSeries = 100;
 
-/** Reads the queue gauges from the state store just before a scrape. */
-export async function refreshQueueMetrics(store: Store, maintenance: MaintenanceWatch): Promise<void> {
+/**
+ * True when the scrape carries `Authorization: Bearer <ATHANOR_METRICS_TOKEN>`; without a
+ * configured token no scrape sees per-scope series.
+ */
+export function metricsScrapeAuthorized(
+  header: string | undefined,
+  metricsToken: string | undefined,
+): boolean {
+  if (metricsToken === undefined || header === undefined) return false;
+  const match = /^Bearer\s+(\S+)$/i.exec(header);
+  if (!match?.[1]) return false;
+  const given = Buffer.from(match[1]);
+  const expected = Buffer.from(metricsToken);
+  return given.length === expected.length && timingSafeEqual(given, expected);
+}
+
+/** Reads the queue gauges from the state store just before a scrape; per-scope ones only when `scoped`. */
+export async function refreshQueueMetrics(
+  store: Store,
+  maintenance: MaintenanceWatch,
+  options: { scoped: boolean } = { scoped: false },
+): Promise<void> {
   const rows = await scopeStatusCounts(store.db, [parseScope('*-*-*')]);
+  tasksByStatus.reset();
+  for (const row of rows) tasksByStatus.inc({ status: row.status }, row.n);
+  tasksByScope.reset();
+  if (options.scoped) fillScopeSeries(rows);
+  computeServicesAlive.set(await countActiveServices(store.db));
+  maintenanceMode.set((await maintenance.current()).on ? 1 : 0);
+}
+
+function fillScopeSeries(rows: readonly { scope: string; status: string; n: number }[]): void {
   const totals = new Map<string, number>();
   for (const row of rows) totals.set(row.scope, (totals.get(row.scope) ?? 0) + row.n);
   const kept = new Set(
@@ -19,9 +49,6 @@ export async function refreshQueueMetrics(store: Store, maintenance: Maintenance
       .slice(0, maxScopeSeries)
       .map(([scope]) => scope),
   );
-  tasksByStatus.reset();
   for (const row of rows)
-    tasksByStatus.inc({ scope: kept.has(row.scope) ? row.scope : 'other', status: row.status }, row.n);
-  computeServicesAlive.set(await countActiveServices(store.db));
-  maintenanceMode.set((await maintenance.current()).on ? 1 : 0);
+    tasksByScope.inc({ scope: kept.has(row.scope) ? row.scope : 'other', status: row.status }, row.n);
 }

@@ -1,4 +1,6 @@
+import type { TProperties } from '@fastify/type-provider-typebox';
 import { Type } from '@fastify/type-provider-typebox';
+import { maxScopeLength } from '../domain/scope.js';
 
 /** Shared TypeBox schemas of the HTTP APIs. */
 export const ErrorBody = Type.Object(
@@ -18,10 +20,21 @@ export const TokenResponse = Type.Object({
 });
 
 export const ScopeText = Type.String({
-  maxLength: 200,
+  maxLength: maxScopeLength,
   description: 'org-campaign-project; each part a name or *, and after a * only *',
 });
-export const Key = Type.String({ minLength: 1, maxLength: 200 });
+/** The longest key or id in a path or body; the router's parameter limit is the same. */
+export const maxKeyLength = 200;
+
+/**
+ * A request body object: a field it does not name is refused (400), because a misspelt field
+ * would otherwise be silently ignored.
+ */
+export function Body<T extends TProperties>(properties: T) {
+  return Type.Object(properties, { additionalProperties: false });
+}
+
+export const Key = Type.String({ minLength: 1, maxLength: maxKeyLength });
 export const KeyList = Type.Array(Key, { minItems: 1, maxItems: 10_000 });
 export const Weight = Type.Number({ minimum: 0, maximum: 1 });
 export const Priority = Type.Integer({ minimum: 1, maximum: 1_000_000, description: '1 is the highest' });
@@ -55,13 +68,13 @@ export const UserTaskStatus = Type.Union([
   Type.Literal('deleted'),
 ]);
 
-export const Transformation = Type.Object({
+export const Transformation = Body({
   name: Type.String({ minLength: 1, maxLength: 500 }),
   protocol: Type.String({ minLength: 1, maxLength: 200 }),
   inputs: Type.Unknown({ description: 'any JSON' }),
 });
 
-export const NetworkSubmission = Type.Object({
+export const NetworkSubmission = Body({
   scope: ScopeText,
   name: Type.String({ minLength: 1, maxLength: 500 }),
   transformations: Type.Array(Transformation, { minItems: 1, maxItems: 100_000 }),

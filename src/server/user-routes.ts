@@ -19,13 +19,15 @@ export interface RouteOptions {
   readonly openResult?: (sha256: string) => Promise<Readable>;
 }
 
-/** `POST <prefix>/token`: OAuth2 password form or JSON, rate limited; the same 401 for every refusal. */
+/**
+ * `POST <prefix>/token`: OAuth2 password form or JSON; the same 401 for every refusal. Key checks
+ * are limited per client address and backed off per identity and address (see LoginThrottle).
+ */
 export function tokenRoute(kind: IdentityKind): FastifyPluginAsyncTypebox<RouteOptions> {
-  return async (app, { authenticator, tokenRateLimit }) => {
+  return async (app, { authenticator }) => {
     app.post(
       '/token',
       {
-        config: { rateLimit: { max: tokenRateLimit, timeWindow: '1 minute' } },
         schema: {
           summary: `Exchange a ${kind} identity and key for a bearer token`,
           tags: ['auth'],
@@ -33,7 +35,8 @@ export function tokenRoute(kind: IdentityKind): FastifyPluginAsyncTypebox<RouteO
           response: { 200: S.TokenResponse },
         },
       },
-      async (request) => authenticator.issueToken(kind, request.body.username, request.body.password),
+      async (request) =>
+        authenticator.issueToken(kind, request.body.username, request.body.password, request.ip),
     );
   };
 }
@@ -156,7 +159,7 @@ export const userRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, o
           summary: "Set a network hub's weight (0 pauses it)",
           tags,
           params: NetworkParams,
-          body: Type.Object({ weight: S.Weight }),
+          body: S.Body({ weight: S.Weight }),
           response: { 200: S.Network },
         },
       },
@@ -170,7 +173,7 @@ export const userRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, o
         schema: {
           summary: 'Set the state of many networks; only active networks are claimable',
           tags,
-          body: Type.Object({ networks: S.KeyList, state: S.NetworkState }),
+          body: S.Body({ networks: S.KeyList, state: S.NetworkState }),
           response: {
             200: Type.Array(
               Type.Object({ key: Type.String(), state: Type.Union([S.NetworkState, Type.Null()]) }),
@@ -189,7 +192,7 @@ export const userRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, o
           summary: "Action tasks on a network's hub with a weight",
           tags,
           params: NetworkParams,
-          body: Type.Object({ tasks: S.KeyList, weight: Type.Optional(S.Weight) }),
+          body: S.Body({ tasks: S.KeyList, weight: Type.Optional(S.Weight) }),
           response: { 200: Type.Array(S.bulkAnswer(Type.Boolean())) },
         },
       },
@@ -210,7 +213,7 @@ export const userRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, o
           summary: "Take tasks off a network's hub",
           tags,
           params: NetworkParams,
-          body: Type.Object({ tasks: S.KeyList }),
+          body: S.Body({ tasks: S.KeyList }),
           response: { 200: Type.Array(S.bulkAnswer(Type.Boolean())) },
         },
       },
@@ -218,7 +221,7 @@ export const userRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, o
         tasks.cancelTasks(store, principalOf(request), request.params.key, request.body.tasks),
     );
 
-    const Policy = Type.Object({
+    const Policy = S.Body({
       pattern: Type.String({ minLength: 1, maxLength: 1000 }),
       maxRetries: Type.Integer({ minimum: 0, maximum: 1000 }),
     });
@@ -243,7 +246,7 @@ export const userRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, o
           summary: 'Add restart policies: failures whose error text matches the pattern are retried',
           tags,
           params: NetworkParams,
-          body: Type.Object({ policies: Type.Array(Policy, { minItems: 1, maxItems: 100 }) }),
+          body: S.Body({ policies: Type.Array(Policy, { minItems: 1, maxItems: 100 }) }),
           response: { 200: Type.Array(Policy) },
         },
       },
@@ -258,7 +261,7 @@ export const userRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, o
           summary: 'Remove restart policies by pattern',
           tags,
           params: NetworkParams,
-          body: Type.Object({ patterns: Type.Array(Type.String(), { minItems: 1, maxItems: 100 }) }),
+          body: S.Body({ patterns: Type.Array(Type.String(), { minItems: 1, maxItems: 100 }) }),
           response: { 200: Type.Array(Policy) },
         },
       },
@@ -311,7 +314,7 @@ export const userRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, o
           summary: 'Create tasks for a transformation (optionally extending a task of it)',
           tags,
           params: NetworkParams,
-          body: Type.Object({
+          body: S.Body({
             count: Type.Optional(Type.Integer({ minimum: 1, maximum: tasks.maxTasksPerCreate })),
             extends: Type.Optional(S.Key),
             priority: Type.Optional(S.Priority),
@@ -358,7 +361,7 @@ export const userRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, o
           summary:
             'Set the status of many tasks (waiting, invalid, deleted; the last two cascade to extending tasks)',
           tags,
-          body: Type.Object({ tasks: S.KeyList, status: S.UserTaskStatus }),
+          body: S.Body({ tasks: S.KeyList, status: S.UserTaskStatus }),
           response: {
             200: Type.Object({
               tasks: Type.Array(S.bulkAnswer(S.TaskStatus)),
@@ -377,7 +380,7 @@ export const userRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, o
         schema: {
           summary: 'Set the priority of many tasks',
           tags,
-          body: Type.Object({ tasks: S.KeyList, priority: S.Priority }),
+          body: S.Body({ tasks: S.KeyList, priority: S.Priority }),
           response: { 200: Type.Array(S.bulkAnswer(Type.Integer())) },
         },
       },

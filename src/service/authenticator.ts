@@ -1,12 +1,14 @@
 import { isActive } from './identities.js';
 import type { Principal } from '../auth/principal.js';
-import { generateSecret, TokenSigner } from '../auth/tokens.js';
 import { AthanorError } from '../domain/errors.js';
 import type { IdentityKind } from '../domain/identifier.js';
 import { parseScope } from '../domain/scope.js';
 import type { Store } from '../store/open-store.js';
 import { findIdentity, listScopes } from '../store/queries/identities.js';
-import { getOrCreateSetting } from '../store/queries/settings.js';
+import { insertAuditEntry } from '../store/queries/audit.js';
+import { JwtKeyring } from './jwt-secrets.js';
+import type { ThrottleEvent } from './login-throttle.js';
+import { LoginThrottle } from './login-throttle.js';
 import { authenticateIdentity } from './identities.js';
 
 interface CachedIdentity {
@@ -17,15 +19,21 @@ interface CachedIdentity {
         readonly exists: true;
         readonly disabled: number;
         readonly expiresAt: string | null;
-        readonly credentialsChangedAtMs: number;
+        /** The stamp a token must carry (ISO text, compared exactly). */
+        readonly credentialsChangedAt: string;
         readonly scopes: readonly string[];
       };
 }
 
-/** The JWT secret: ATHANOR_JWT_SECRET, else one generated once and kept in the state store. */
-export async function resolveJwtSecret(store: Store, configured: string | undefined): Promise<string> {
-  if (configured !== undefined) return configured;
-  return getOrCreateSetting(store.db, 'jwt_secret', generateSecret(), new Date().toISOString());
+/** How an Authenticator is set up; the defaults are the server's. */
+export interface AuthenticatorOptions {
+  /** `ATHANOR_JWT_SECRET(_FILE)`; absent: generated once and kept in the state store. */
+  readonly jwtSecret: string | undefined;
+  /** `ATHANOR_JWT_PREVIOUS_SECRET(_FILE)`: still accepted during a rotation, never used to sign. */
+  readonly jwtPreviousSecret?: string | undefined;
+  readonly tokenTtlSeconds: number;
+  /** Key checks per client address per minute on the token routes; default 60. */
+  readonly tokenRateLimit?: number;
 }
 
 /**
@@ -35,39 +43,89 @@ export async function resolveJwtSecret(store: Store, configured: string | undefi
  */
 export class Authenticator {
   readonly #cache = new Map<string, CachedIdentity>();
+  readonly #throttle: LoginThrottle;
 
   constructor(
     private readonly store: Store,
-    private readonly signer: TokenSigner,
+    private readonly keyring: JwtKeyring,
     private readonly tokenTtlSeconds: number,
+    tokenRateLimit = 60,
     private readonly cacheTtlMs = 2000,
-  ) {}
-
-  static async create(store: Store, options: { jwtSecret: string | undefined; tokenTtlSeconds: number }) {
-    const secret = await resolveJwtSecret(store, options.jwtSecret);
-    return new Authenticator(store, new TokenSigner(secret), options.tokenTtlSeconds);
+  ) {
+    this.#throttle = new LoginThrottle(tokenRateLimit, (event) => void this.#audit(event));
   }
 
-  async issueToken(kind: IdentityKind, identifier: string, key: string) {
-    const identity = await authenticateIdentity(this.store, { kind, identifier }, key);
-    // Tokens must postdate the credential change they were issued under, even within one millisecond.
-    const now = Math.max(Date.now(), Date.parse(identity.credentialsChangedAt));
+  static async create(store: Store, options: AuthenticatorOptions) {
+    const keyring = await JwtKeyring.open(store, {
+      configured: options.jwtSecret,
+      configuredPrevious: options.jwtPreviousSecret,
+    });
+    return new Authenticator(store, keyring, options.tokenTtlSeconds, options.tokenRateLimit);
+  }
+
+  /**
+   * Checks a key and signs a token bound to the credentials stamp read with the key's hash: any
+   * later key change, disable, scope removal or removal changes the stamp and kills the token.
+   * `clientAddress` feeds the failed-key backoff and the per-address limit.
+   */
+  async issueToken(kind: IdentityKind, identifier: string, key: string, clientAddress = 'unknown') {
+    const who = `${kind}:${identifier}`;
+    this.#throttle.admit(who, clientAddress);
+    let identity;
+    try {
+      identity = await authenticateIdentity(this.store, { kind, identifier }, key);
+    } catch (error) {
+      this.#throttle.failed(who, clientAddress);
+      throw error;
+    }
+    this.#throttle.succeeded(who, clientAddress);
+    const signer = await this.keyring.signer();
     return {
-      access_token: await this.signer.issue(kind, identifier, this.tokenTtlSeconds, now),
+      access_token: await signer.issue(kind, identifier, this.tokenTtlSeconds, identity.credentialsChangedAt),
       token_type: 'bearer' as const,
       expires_in: this.tokenTtlSeconds,
     };
   }
 
   async authenticate(token: string, kind: IdentityKind): Promise<Principal> {
-    const claims = await this.signer.verify(token, kind);
+    const claims = await this.#verify(token, kind);
     const cached = await this.#load(kind, claims.identifier);
     const state = cached.state;
     const refused = () => new AthanorError('unauthenticated', 'the token was revoked: request a new one');
     if (!state.exists) throw refused();
     if (!isActive({ disabled: state.disabled, expires_at: state.expiresAt }, new Date())) throw refused();
-    if (claims.issuedAtMs < state.credentialsChangedAtMs) throw refused();
+    if (claims.credentialsStamp !== state.credentialsChangedAt) throw refused();
     return { kind, identifier: claims.identifier, scopes: state.scopes.map(parseScope) };
+  }
+
+  async #verify(token: string, kind: IdentityKind) {
+    try {
+      return await (await this.keyring.signer()).verify(token, kind);
+    } catch (error) {
+      // Another replica may have rotated the secret a moment ago.
+      const fresher = await this.keyring.refreshed();
+      if (!fresher) throw error;
+      return fresher.verify(token, kind);
+    }
+  }
+
+  async #audit(event: ThrottleEvent): Promise<void> {
+    const entry =
+      event.kind === 'backoff'
+        ? { action: 'token.backoff', target: event.identity, details: { waitMs: event.waitMs } }
+        : { action: 'token.address-limited', target: null, details: { limit: event.limit } };
+    try {
+      await insertAuditEntry(this.store.db, {
+        at: new Date().toISOString(),
+        actor: `address:${event.address}`,
+        action: entry.action,
+        target: entry.target,
+        outcome: 'error',
+        details: JSON.stringify(entry.details),
+      });
+    } catch {
+      // The audit log must not turn a refused guess into a server error.
+    }
   }
 
   async #load(kind: IdentityKind, identifier: string): Promise<CachedIdentity> {
@@ -82,7 +140,7 @@ export class Authenticator {
             exists: true,
             disabled: row.disabled,
             expiresAt: row.expires_at,
-            credentialsChangedAtMs: Date.parse(row.credentials_changed_at),
+            credentialsChangedAt: row.credentials_changed_at,
             scopes: await listScopes(this.store.db, kind, identifier),
           },
         }

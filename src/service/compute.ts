@@ -12,6 +12,7 @@ import * as q from '../store/queries/compute.js';
 import type { TransformationRow } from '../store/queries/networks.js';
 import { findTransformations } from '../store/queries/networks.js';
 import { findTask, removeFromHubs, type TaskRow, updateTasks } from '../store/queries/tasks.js';
+import { matchRestartPatterns } from './restart-patterns.js';
 import { transformationView } from './views.js';
 
 /** Lease and registration timing; the defaults suit a service heartbeating every 20 s. */
@@ -292,8 +293,10 @@ export async function submitResult(
   await requireLease(store, principal, taskId, leaseToken);
   const blob: BlobInfo = await putBlob(objects, submission.body);
   let errorText: string | null = null;
+  let restartMatches: ReadonlySet<string> = new Set();
   if (submission.outcome === 'failed') {
     errorText = await readPrefix(objects, blob.sha256, maxErrorTextBytes);
+    restartMatches = await matchRestartPolicies(store, taskId, errorText);
   }
   // When the lease runs out during the upload, the blob stays behind unreferenced. It is not
   // deleted here: another result with the same bytes may be committing a reference to it.
@@ -320,7 +323,7 @@ export async function submitResult(
       await removeFromHubs(trx, [taskId], undefined);
       return { result: resultId, status: 'complete' as const, sha256: blob.sha256 };
     }
-    const status = await applyRestartPolicies(trx, task, errorText ?? '');
+    const status = await applyRestartPolicies(trx, task, restartMatches);
     await updateTasks(trx, [taskId], {
       ...lease,
       status,
@@ -332,31 +335,35 @@ export async function submitResult(
 }
 
 /**
- * A failure goes back to waiting on every hub whose network has a matching restart policy with
- * retries left; it leaves the other hubs. It is `error` when no hub keeps it.
+ * The restart patterns (of the task's hubs' policies) that the failure text matches. Matched
+ * before the write transaction opens, on RE2's matcher thread with a deadline, so neither a lock
+ * nor the event loop is held while patterns run.
+ */
+async function matchRestartPolicies(store: Store, taskId: string, errorText: string) {
+  const rows = await q.policiesForTask(store.db, taskId);
+  const patterns = rows.flatMap((row) => (row.pattern === null ? [] : [row.pattern]));
+  return matchRestartPatterns(patterns, errorText);
+}
+
+/**
+ * A failure goes back to waiting on every hub whose network has a restart policy with retries
+ * left whose pattern matched; it leaves the other hubs. It is `error` when no hub keeps it. A
+ * policy added between the match and this transaction counts as not matching.
  */
 async function applyRestartPolicies(
   trx: Store['db'],
   task: TaskRow,
-  errorText: string,
+  matchedPatterns: ReadonlySet<string>,
 ): Promise<'waiting' | 'error'> {
   const rows = await q.policiesForTask(trx, task.id);
   const keep = new Set<string>();
   for (const row of rows) {
     if (row.pattern === null || row.max_retries === null) continue;
-    if (task.restarts < row.max_retries && safeMatch(row.pattern, errorText)) keep.add(row.network_key);
+    if (task.restarts < row.max_retries && matchedPatterns.has(row.pattern)) keep.add(row.network_key);
   }
   const leave = [...new Set(rows.map((r) => r.network_key))].filter((k) => !keep.has(k));
   for (const networkKey of leave) await removeFromHubs(trx, [task.id], networkKey);
   return keep.size > 0 ? 'waiting' : 'error';
-}
-
-function safeMatch(pattern: string, text: string): boolean {
-  try {
-    return new RegExp(pattern).test(text);
-  } catch {
-    return false;
-  }
 }
 
 async function readPrefix(objects: ObjectStore, sha256: string, maxBytes: number): Promise<string> {

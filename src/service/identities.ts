@@ -64,6 +64,15 @@ function parseScopes(scopes: readonly string[]): string[] {
   return scopes.map((s) => formatScope(parseScope(s)));
 }
 
+/**
+ * A new credentials stamp, strictly later than the previous one even within one millisecond:
+ * tokens are valid only while they carry the identity's current stamp exactly.
+ */
+function nextCredentialsStamp(previous: string, now: string): string {
+  const previousMs = Date.parse(previous);
+  return Date.parse(now) > previousMs ? now : new Date(previousMs + 1).toISOString();
+}
+
 async function requireIdentity(store: Store, ref: IdentityRef, db = store.db): Promise<IdentityRow> {
   const row = await queries.findIdentity(db, ref.kind, ref.identifier);
   if (!row) throw notFound(ref);
@@ -126,12 +135,12 @@ export async function setIdentityKey(
   return audited(store, { actor, action: 'identity.set-key', target: target(ref) }, async (trx) => {
     const generatedKey = key === undefined ? generateKey() : undefined;
     const keyHash = await hashKey(validateKey(key ?? (generatedKey as string)));
-    await requireIdentity(store, ref, trx);
+    const row = await requireIdentity(store, ref, trx);
     const now = new Date().toISOString();
     await queries.updateIdentity(trx, ref.kind, ref.identifier, {
       key_hash: keyHash,
       updated_at: now,
-      credentials_changed_at: now,
+      credentials_changed_at: nextCredentialsStamp(row.credentials_changed_at, now),
     });
     return { result: { generatedKey }, details: { generatedKey: generatedKey !== undefined } };
   });
@@ -164,14 +173,14 @@ export async function removeIdentityScopes(
 ): Promise<{ removed: string[]; scopes: string[] }> {
   return audited(store, { actor, action: 'identity.remove-scope', target: target(ref) }, async (trx) => {
     const parsed = parseScopes(scopes);
-    await requireIdentity(store, ref, trx);
+    const row = await requireIdentity(store, ref, trx);
     const removed = await queries.removeScopes(trx, ref.kind, ref.identifier, parsed);
     const now = new Date().toISOString();
     // Narrowing scopes revokes tokens issued before it, so a removed scope stops working at once.
     if (removed.length) {
       await queries.updateIdentity(trx, ref.kind, ref.identifier, {
         updated_at: now,
-        credentials_changed_at: now,
+        credentials_changed_at: nextCredentialsStamp(row.credentials_changed_at, now),
       });
     }
     return {
@@ -197,12 +206,12 @@ export async function setIdentityDisabled(
 ): Promise<void> {
   const action = disabled ? 'identity.disable' : 'identity.enable';
   await audited(store, { actor, action, target: target(ref) }, async (trx) => {
-    await requireIdentity(store, ref, trx);
+    const row = await requireIdentity(store, ref, trx);
     const now = new Date().toISOString();
     await queries.updateIdentity(trx, ref.kind, ref.identifier, {
       disabled: disabled ? 1 : 0,
       updated_at: now,
-      ...(disabled ? { credentials_changed_at: now } : {}),
+      ...(disabled ? { credentials_changed_at: nextCredentialsStamp(row.credentials_changed_at, now) } : {}),
     });
     return { result: undefined };
   });

@@ -11,6 +11,7 @@ import * as q from '../store/queries/networks.js';
 import type { NetworkState, TaskStatus } from '../store/schema.js';
 import type { NetworkView, TransformationView } from './views.js';
 import { networkView, transformationView } from './views.js';
+import { checkRestartPatterns } from './restart-patterns.js';
 
 export const maxListLimit = 10_000;
 
@@ -191,20 +192,6 @@ export interface RestartPolicy {
   readonly maxRetries: number;
 }
 
-function checkPattern(pattern: string): void {
-  try {
-    new RegExp(pattern);
-  } catch (cause) {
-    throw new AthanorError(
-      'validation_failed',
-      `restart pattern '${pattern}' is not a valid regular expression`,
-      {
-        cause,
-      },
-    );
-  }
-}
-
 export async function listRestartPolicies(
   store: Store,
   principal: Principal,
@@ -223,7 +210,7 @@ export async function addRestartPolicies(
   policies: readonly RestartPolicy[],
 ): Promise<RestartPolicy[]> {
   await requireNetwork(store, principal, key);
-  for (const p of policies) checkPattern(p.pattern);
+  checkRestartPatterns(policies.map((p) => p.pattern));
   const now = new Date().toISOString();
   await store.transaction(async (trx) => {
     for (const p of policies) {

@@ -1,8 +1,11 @@
 import type { NetworkRow, TransformationRow } from '../store/queries/networks.js';
 import type { ResultRow, TaskRow } from '../store/queries/tasks.js';
+import type { NetworkView, ResultView, TaskView, TransformationView } from '../domain/api-views.js';
+
+export type { NetworkView, ResultView, TaskView, TransformationView };
 
 /** The API's shapes: camelCase, no internal columns (never a lease token to a user). */
-export function networkView(row: NetworkRow, extra: { transformationCount?: number } = {}) {
+export function networkView(row: NetworkRow, extra: { transformationCount?: number } = {}): NetworkView {
   return {
     key: row.key,
     scope: row.scope,
@@ -15,9 +18,8 @@ export function networkView(row: NetworkRow, extra: { transformationCount?: numb
     ...extra,
   };
 }
-export type NetworkView = ReturnType<typeof networkView>;
 
-export function transformationView(row: TransformationRow) {
+export function transformationView(row: TransformationRow): TransformationView {
   return {
     key: row.key,
     scope: row.scope,
@@ -27,9 +29,8 @@ export function transformationView(row: TransformationRow) {
     createdAt: row.created_at,
   };
 }
-export type TransformationView = ReturnType<typeof transformationView>;
 
-export function taskView(row: TaskRow) {
+export function taskView(row: TaskRow): TaskView {
   return {
     id: row.id,
     scope: row.scope,
@@ -45,9 +46,8 @@ export function taskView(row: TaskRow) {
     lastError: row.last_error,
   };
 }
-export type TaskView = ReturnType<typeof taskView>;
 
-export function resultView(row: ResultRow) {
+export function resultView(row: ResultRow): ResultView {
   return {
     id: row.id,
     task: row.task_id,
@@ -61,4 +61,3 @@ export function resultView(row: ResultRow) {
     createdAt: row.created_at,
   };
 }
-export type ResultView = ReturnType<typeof resultView>;

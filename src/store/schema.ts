@@ -52,7 +52,8 @@ export interface SettingsTable {
   updated_at: string;
 }
 
-export type NetworkState = 'active' | 'inactive' | 'invalid' | 'deleted';
+export type { NetworkState } from '../domain/network-state.js';
+import type { NetworkState } from '../domain/network-state.js';
 export type { TaskStatus };
 
 export interface NetworksTable {

@@ -235,10 +235,10 @@ describe('athanor without a database', () => {
   it('prints the exit code table', async () => {
     const run = await runCli(['help', 'exit-codes']);
     expect(run.code).toBe(0);
-    for (const code of [0, 1, 2, 3, 4, 5, 6, 7])
+    for (const code of [0, 1, 2, 3, 4, 5, 6, 7, 8])
       expect(run.stdout).toMatch(new RegExp(`^${code}\\s+\\S`, 'm'));
     const json = JSON.parse((await runCli(['help', 'exit-codes', '--json'])).stdout) as { code: number }[];
-    expect(json.map((r) => r.code)).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+    expect(json.map((r) => r.code)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8]);
   });
 
   it('lists the environment variables in --help and exits 2 on an unknown command', async () => {

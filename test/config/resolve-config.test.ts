@@ -59,6 +59,22 @@ describe('resolveConfig', () => {
     );
   });
 
+  it('reads the database URL from ATHANOR_DATABASE_URL_FILE, below the variable and the flag', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'athanor-config-'));
+    const file = path.join(dir, 'database-url');
+    writeFileSync(file, 'postgres://athanor:s3cret@db:5432/athanor\n');
+    const env = { ATHANOR_DATABASE_URL_FILE: file };
+    expect(resolveConfig({}, env, dir).databaseUrl).toBe('postgres://athanor:s3cret@db:5432/athanor');
+    expect(resolveConfig({}, { ...env, ATHANOR_DATABASE_URL: 'sqlite:env.db' }, dir).databaseUrl).toBe(
+      `sqlite:${path.join(dir, 'env.db')}`,
+    );
+    expect(resolveConfig({ databaseUrl: 'sqlite:flag.db' }, env, dir).databaseUrl).toBe(
+      `sqlite:${path.join(dir, 'flag.db')}`,
+    );
+    const missing = { ATHANOR_DATABASE_URL_FILE: path.join(dir, 'absent') };
+    expect(() => resolveConfig({}, missing, dir)).toThrow(/cannot read ATHANOR_DATABASE_URL_FILE .*absent/);
+  });
+
   it('hides passwords in URLs', () => {
     expect(redactUrl('postgres://athanor:s3cret@db:5432/athanor')).toBe(
       'postgres://athanor:***@db:5432/athanor',

@@ -114,3 +114,12 @@ describe('intersectScopes', () => {
     }
   });
 });
+
+describe('scope length', () => {
+  it('accepts 200 characters and refuses 201, as the API does', () => {
+    const at = (n: number) => `org-campaign-${'p'.repeat(n - 'org-campaign-'.length)}`;
+    expect(formatScope(parseScope(at(200)))).toBe(at(200));
+    expect(() => parseScope(at(201))).toThrow(/at most 200 characters, but this has 201/);
+    expect(() => parseScope(at(10_000))).toThrowError(AthanorError);
+  });
+});

@@ -185,10 +185,11 @@ describe('tokens', () => {
   it('are refused after they expire', async () => {
     const { TokenSigner } = await import('../../src/auth/tokens.js');
     const signer = new TokenSigner('x'.repeat(40));
-    const token = await signer.issue('user', 'alice', 60, Date.now() - 120_000);
+    const stamp = new Date().toISOString();
+    const token = await signer.issue('user', 'alice', 60, stamp, Date.now() - 120_000);
     await expect(signer.verify(token, 'user')).rejects.toThrow(/expired/);
     const other = new TokenSigner('y'.repeat(40));
-    await expect(other.verify(await signer.issue('user', 'alice', 60), 'user')).rejects.toMatchObject({
+    await expect(other.verify(await signer.issue('user', 'alice', 60, stamp), 'user')).rejects.toMatchObject({
       code: 'unauthenticated',
     });
     expect(() => new TokenSigner('short')).toThrow(/at least 32/);

@@ -65,7 +65,7 @@ describeEachBackend('maintenance mode', (backend) => {
   });
 
   it('exports queue and lease metrics for Prometheus', async () => {
-    const server = await startTestServer(backend, dir);
+    const server = await startTestServer(backend, dir, { metricsToken: 'scrape-token-0123456789' });
     const { user, compute } = await queueClients(server);
     await networkWithTasks(user, { count: 3, scope: 'org-camp-metrics' });
     const { id } = await compute.register('a');
@@ -73,7 +73,8 @@ describeEachBackend('maintenance mode', (backend) => {
     await expect(
       compute.submitResult(c!.task, c!.leaseToken + 7, 'ok', Buffer.from('x')),
     ).rejects.toMatchObject({ code: 'stale_lease' });
-    const metrics = (await call(server.url, undefined, 'GET', '/metrics')).text;
+    const metrics = (await call(server.url, 'scrape-token-0123456789', 'GET', '/metrics')).text;
+    expect(metrics).toMatch(/athanor_tasks_by_status\{status="waiting"\} 2/);
     expect(metrics).toMatch(/athanor_tasks\{scope="org-camp-metrics",status="waiting"\} 2/);
     expect(metrics).toMatch(/athanor_tasks\{scope="org-camp-metrics",status="running"\} 1/);
     expect(metrics).toMatch(/athanor_compute_services_alive 1/);

@@ -1,21 +1,22 @@
 import { Command } from 'commander';
 import { AthanorError } from '../../domain/errors.js';
+import { parseDuration } from '../../ops/schedule/parse-duration.js';
 import { listAudit } from '../../service/audit.js';
 import { integerOption, wantsJson, withStore } from '../context.js';
 import { printJson, printTable } from '../output.js';
 
-const units: Readonly<Record<string, number>> = { m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
-
-/** `--since` takes an ISO instant or a duration back from now: `30m`, `12h`, `7d`, `2w`. */
+/**
+ * `--since` takes an ISO instant or a duration back from now in the one duration syntax
+ * (`30s`, `30m`, `12h`, `7d`, `1d12h`, `2w`).
+ */
 export function parseSince(text: string, now = Date.now()): string {
-  const relative = /^(\d+)([mhdw])$/.exec(text);
-  if (relative)
-    return new Date(now - Number(relative[1]) * (units[relative[2] as string] ?? 0)).toISOString();
+  if (/^\s*\d/.test(text) && /[smhdw]\s*$/i.test(text))
+    return new Date(now - parseDuration(text, '--since')).toISOString();
   const at = new Date(text);
   if (Number.isNaN(at.getTime())) {
     throw new AthanorError(
       'invalid_argument',
-      `--since '${text}': use an ISO 8601 instant or a duration like 12h, 7d`,
+      `--since '${text}': use an ISO 8601 instant or a duration like 30s, 12h, 7d or 1d12h`,
     );
   }
   return at.toISOString();
@@ -26,7 +27,7 @@ export function auditCommand(): Command {
   command
     .command('list')
     .description('list audit entries, oldest first')
-    .option('--since <when>', 'ISO 8601 instant or a duration back from now (30m, 12h, 7d)')
+    .option('--since <when>', 'ISO 8601 instant or a duration back from now (30s, 12h, 7d, 1d12h)')
     .option('--action <prefix>', "only actions starting with this, e.g. 'identity'")
     .option('--limit <n>', 'at most this many (the newest)', integerOption('--limit'), 1000)
     .action(async (options: { since?: string; action?: string; limit: number }, cmd: Command) => {

@@ -27,6 +27,7 @@ import { openSnapshot } from './open-snapshot.js';
 import type { Snapshot, TableSchema } from './snapshot.js';
 import { ByteMeter, chain } from './streams.js';
 import { acquireTargetLease } from './target-lease.js';
+import { withoutSecretRows } from './secret-rows.js';
 
 /** Default uncompressed size of one table chunk file: 64 MiB. */
 export const defaultChunkBytes = 64 * 1024 * 1024;
@@ -334,7 +335,7 @@ async function writeTable(
   const content = createHash('sha256');
   const chunks: string[] = [];
   let rowCount = 0;
-  const iterator = snapshot.rows(table)[Symbol.asyncIterator]();
+  const iterator = withoutSecretRows(table.name, snapshot.rows(table))[Symbol.asyncIterator]();
   try {
     let next = await iterator.next();
     while (!next.done) {

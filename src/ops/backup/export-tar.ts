@@ -5,7 +5,7 @@ import type { Readable } from 'node:stream';
 import tar from 'tar-stream';
 import type { Pack } from 'tar-stream';
 import { AthanorError } from '../../domain/errors.js';
-import { FsObjectStore, syncDirectory } from '../../objects/fs-object-store.js';
+import { FsObjectStore, privateFileMode, syncDirectory } from '../../objects/fs-object-store.js';
 import type { ObjectInfo, ObjectStore } from '../../objects/object-store.js';
 import { targetKeys } from './backup-target.js';
 import type { CreateBackupOptions } from './create-backup.js';
@@ -88,7 +88,7 @@ function outputExists(outputPath: string): AthanorError {
 /** Creates `<output>.partial` exclusively: two runs writing the same output must not share it. */
 async function reservePartial(outputPath: string, partialPath: string): Promise<FileHandle> {
   try {
-    return await open(partialPath, 'wx');
+    return await open(partialPath, 'wx', privateFileMode);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'EEXIST') {
       throw new AthanorError(
@@ -187,7 +187,7 @@ async function* backupObjects(target: ObjectStore, manifest: BackupManifest): As
 function addEntry(pack: Pack, object: ObjectInfo, source: Readable): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     const entry = pack.entry(
-      { name: object.key, size: object.sizeBytes, mtime: new Date(object.modifiedAt), mode: 0o644 },
+      { name: object.key, size: object.sizeBytes, mtime: new Date(object.modifiedAt), mode: privateFileMode },
       (error) => {
         if (!error) resolve();
         else {

@@ -1,0 +1,37 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, expectTypeOf, it } from 'vitest';
+import type { Claim as ClientClaim } from '../src/domain/api-views.js';
+import type { Claim as ServiceClaim } from '../src/service/compute.js';
+
+const src = path.resolve(import.meta.dirname, '../src');
+
+/** Every module `entry` reaches through its relative imports (types included), as src/ paths. */
+function reachable(entry: string): Set<string> {
+  const seen = new Set<string>();
+  const visit = (file: string) => {
+    const relative = path.relative(src, file);
+    if (seen.has(relative)) return;
+    seen.add(relative);
+    const source = readFileSync(file, 'utf8');
+    for (const match of source.matchAll(/from '(\.[^']+)'/g)) {
+      visit(path.resolve(path.dirname(file), (match[1] ?? '').replace(/\.js$/, '.ts')));
+    }
+  };
+  visit(path.join(src, entry));
+  return seen;
+}
+
+describe('layers', () => {
+  it('the public client depends on nothing server-side: only client/ and domain/', () => {
+    const outside = [...reachable('client/index.ts')].filter(
+      (file) => !file.startsWith(`client${path.sep}`) && !file.startsWith(`domain${path.sep}`),
+    );
+    expect(outside).toEqual([]);
+  });
+
+  it("the client's claim is the shape the compute service hands out", () => {
+    expectTypeOf<ServiceClaim>().toExtend<ClientClaim>();
+    expectTypeOf<ClientClaim>().toExtend<Readonly<ServiceClaim>>();
+  });
+});
