@@ -143,7 +143,7 @@ export async function claimTasks(
   // took after that snapshot is skipped, so the statement can answer fewer tasks than the hub
   // still holds. A fresh statement sees that claim and picks the next task, so a hub that came up
   // short is claimed from again, a bounded number of times. SQLite serializes claims: no retry.
-  const attemptsPerHub = store.backend.name === 'postgres' ? 3 : 1;
+  const attemptsPerHub = store.backend.name === 'postgres' ? 8 : 1;
   const claimed: TaskRow[] = [];
   for (const hub of hubs) {
     for (let attempt = 0; attempt < attemptsPerHub && claimed.length < request.count; attempt++) {
