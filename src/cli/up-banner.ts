@@ -9,12 +9,15 @@ export interface UpBanner {
   readonly objects: string;
   readonly backups: string;
   readonly compute: string;
+  /** The web console's URL, or why there is none. */
+  readonly console: string;
 }
 
 /** The short banner: URLs, data dir, what runs. */
 export function printUpBanner(banner: UpBanner): void {
   const rows: [string, string][] = [
     ['APIs', `${banner.url}/v1 (user), ${banner.url}/compute/v1 (compute); docs ${banner.url}/docs`],
+    ['console', banner.console],
     ['data', banner.dataDir],
     ['database', banner.database],
     ['results', banner.objects],
@@ -33,7 +36,8 @@ export function printUpBanner(banner: UpBanner): void {
  */
 export function printFirstRunKey(options: { url: string; key: string; keyFile: string }): void {
   const lines = [
-    "First run: created the user identity 'admin' with every scope (*-*-*).",
+    "First run: created the user identity 'admin' with every scope (*-*-*)",
+    "and the admin role (the console's operator pages).",
     'Its key is shown only this once:',
     '',
     `  ${options.key}`,

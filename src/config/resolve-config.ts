@@ -156,6 +156,11 @@ export const settingSpecs = {
     description: 'its key (or ATHANOR_COMPUTE_KEY_FILE)',
     defaultText: 'ATHANOR_KEY',
   },
+  consolePath: {
+    env: 'ATHANOR_CONSOLE_PATH',
+    kind: 'string',
+    description: "URL path of the web console, or 'off' to serve none",
+  },
 } as const satisfies Record<string, SettingSpec>;
 
 /** The defaults, written once: `resolveConfig` applies them and `--help` prints them. */
@@ -174,6 +179,7 @@ export const configDefaults = {
   logLevel: 'info',
   trustProxy: false,
   url: 'http://127.0.0.1:8080',
+  consolePath: '/console',
 } as const satisfies Partial<Record<string, string | number | boolean>>;
 
 /** A setting's default as `--help` shows it. */
@@ -214,6 +220,8 @@ export interface Config {
   readonly registrationTtlMs: number;
   /** Interval of the lease and registration sweeper, in milliseconds. */
   readonly sweepIntervalMs: number;
+  /** URL path of the web console; undefined when set to `off`. */
+  readonly consolePath: string | undefined;
   /** Server log level (pino). */
   readonly logLevel: string;
   /** Whether client addresses come from `X-Forwarded-For`. */
@@ -337,6 +345,7 @@ export function resolveConfig(
     computeKey: text('computeKey'),
     jwtPreviousSecret: text('jwtPreviousSecret'),
     metricsToken: text('metricsToken'),
+    consolePath: parseConsolePath(text('consolePath') ?? configDefaults.consolePath),
     configFile,
   });
 }
@@ -362,6 +371,19 @@ export function readSecretSetting(
       { cause },
     );
   }
+}
+
+/** `off` turns the console off; otherwise a path like `/console` or `/ops/console`. */
+function parseConsolePath(text: string): string | undefined {
+  if (text.trim().toLowerCase() === 'off') return undefined;
+  const trimmed = text.length > 1 ? text.replace(/\/+$/, '') : text;
+  if (!/^(\/[A-Za-z0-9_.-]+)+$/.test(trimmed) || /\/\.\.?(\/|$)/.test(trimmed)) {
+    throw new AthanorError(
+      'invalid_config',
+      `ATHANOR_CONSOLE_PATH (consolePath) must be a path like /console, or off; got '${text}'`,
+    );
+  }
+  return trimmed;
 }
 
 function nonEmpty(value: string | undefined): string | undefined {

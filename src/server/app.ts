@@ -26,6 +26,7 @@ import { buildValidator } from './validation.js';
 import { computeRoutes } from './compute-routes.js';
 import { sweeperPlugin } from './sweeper-plugin.js';
 import { userRoutes } from './user-routes.js';
+import { registerConsole } from './console/console-plugin.js';
 
 /** Which API(s) one server process serves. */
 export type ApiSelection = 'user' | 'compute' | 'all';
@@ -111,7 +112,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   app.addHook('onRequest', async (request, reply) => {
     if (request.method === 'GET' || request.method === 'HEAD' || request.method === 'OPTIONS') return;
     const route = `${request.method} ${request.routeOptions.url ?? ''}`;
-    if (writesAllowedInMaintenance.has(route)) return;
+    if (writesAllowedInMaintenance.has(route) || request.routeOptions.config.writesInMaintenance) return;
     const state = await maintenance.current();
     if (state.on) {
       void reply.header('retry-after', '30');
@@ -165,6 +166,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   if (api === 'user' || api === 'all') await app.register(userRoutes, { ...routeOptions, prefix: '/v1' });
   if (api === 'compute' || api === 'all')
     await app.register(computeRoutes, { ...routeOptions, prefix: '/compute/v1' });
+  if (api === 'user' || api === 'all') await registerConsole(app, { ...routeOptions, config });
   return app;
 }
 

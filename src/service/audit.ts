@@ -94,11 +94,19 @@ export const auditActionFamilies: readonly string[] = [
   'backup',
   'maintenance',
   'objects',
+  'network',
+  'task',
 ];
 
 export async function listAudit(
   store: Store,
-  filter: { since?: string | undefined; action?: string | undefined; limit?: number | undefined },
+  filter: {
+    since?: string | undefined;
+    until?: string | undefined;
+    action?: string | undefined;
+    actor?: string | undefined;
+    limit?: number | undefined;
+  },
 ): Promise<AuditRow[]> {
   const prefix = filter.action;
   if (prefix !== undefined) {

@@ -68,7 +68,7 @@ function parseScopes(scopes: readonly string[]): string[] {
  * A new credentials stamp, strictly later than the previous one even within one millisecond:
  * tokens are valid only while they carry the identity's current stamp exactly.
  */
-function nextCredentialsStamp(previous: string, now: string): string {
+export function nextCredentialsStamp(previous: string, now: string): string {
   const previousMs = Date.parse(previous);
   return Date.parse(now) > previousMs ? now : new Date(previousMs + 1).toISOString();
 }

@@ -36,6 +36,15 @@ export interface IdentityScopesTable {
   created_at: string;
 }
 
+/** Roles an identity holds; `admin` opens the console's operator pages. */
+export interface IdentityRolesTable {
+  kind: 'user' | 'compute';
+  identifier: string;
+  role: 'admin';
+  granted_at: string;
+  granted_by: string;
+}
+
 export interface AuditLogTable {
   id: Generated<number>;
   at: string;
@@ -155,6 +164,7 @@ export interface Database {
   athanor_migrations: AthanorMigrationsTable;
   identities: IdentitiesTable;
   identity_scopes: IdentityScopesTable;
+  identity_roles: IdentityRolesTable;
   audit_log: AuditLogTable;
   settings: SettingsTable;
   networks: NetworksTable;

@@ -17,6 +17,7 @@ describe('released migrations are frozen', () => {
       1: '053f3fa9e70a4d1dfa5b401b093fce129a8922cb7197ea5f3032fde34a20ab6b',
       2: 'ce4d10943473111063ff1cbe294a4a924f4bf59ab2b671088a8a251d4eaa3b1a',
       3: '861d87bcfd22de2c19c6d2575441aa9131e4c46b92c09665b9a26f4b942ac354',
+      4: '535848c9038ba91bb831c662ac831dc1adcde72ce3501fee8f2fd2a713e1b6a3',
     });
   });
 

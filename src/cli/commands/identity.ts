@@ -5,6 +5,7 @@ import { firstRunKeyPath, removeFirstRunKey } from '../../ops/first-run-key.js';
 import { osActor } from '../../service/audit.js';
 import type { IdentityView } from '../../service/identities.js';
 import * as identities from '../../service/identities.js';
+import * as identityRoles from '../../service/identity-roles.js';
 import { collect, confirm, readStdin, wantsJson, withStore } from '../context.js';
 import { bold, note, printJson, printLine, printTable } from '../output.js';
 
@@ -47,7 +48,7 @@ function formatStatus(identity: IdentityView, now = new Date()): string {
   return 'active';
 }
 
-function printIdentities(list: readonly IdentityView[]): void {
+function printIdentities(list: readonly (IdentityView & { roles: readonly string[] })[]): void {
   printTable(
     list,
     [
@@ -56,6 +57,7 @@ function printIdentities(list: readonly IdentityView[]): void {
       { header: 'STATUS', value: (i) => formatStatus(i) },
       { header: 'EXPIRES', value: (i) => i.expiresAt ?? '-' },
       { header: 'SCOPES', value: (i) => (i.scopes.length ? i.scopes.join(' ') : '-') },
+      { header: 'ROLES', value: (i) => (i.roles.length ? i.roles.join(' ') : '-') },
     ],
     'no identities',
   );
@@ -160,6 +162,38 @@ export function identityCommand(): Command {
       }
     });
 
+  for (const [verb, grant] of [
+    ['add-role', true],
+    ['remove-role', false],
+  ] as const) {
+    command
+      .command(verb)
+      .description(
+        grant
+          ? "grant a role to a user identity ('admin' opens the console's operator pages)"
+          : 'withdraw a role from a user identity; its tokens and console sessions issued before stop working',
+      )
+      .addOption(typeOption())
+      .addOption(identityOption())
+      .addOption(
+        new Option('-r, --role <role>', 'the role').choices([...identityRoles.roles]).makeOptionMandatory(),
+      )
+      .action(async (options: RefOptions & { role: string }, cmd: Command) => {
+        const role = identityRoles.parseRole(options.role);
+        const result = await withStore(cmd, async (store): Promise<{ roles: string[] }> =>
+          grant
+            ? identityRoles.grantRole(store, osActor(), ref(options), role)
+            : identityRoles.revokeRole(store, osActor(), ref(options), role),
+        );
+        if (wantsJson(cmd))
+          printJson({ kind: options.type, identifier: options.identity, roles: result.roles });
+        else
+          printLine(
+            `${options.type} identity '${options.identity}' roles: ${result.roles.length ? result.roles.join(' ') : '(none)'}`,
+          );
+      });
+  }
+
   command
     .command('list-scope')
     .description("list an identity's scopes")
@@ -176,7 +210,13 @@ export function identityCommand(): Command {
     .description('list identities')
     .addOption(new Option('-t, --type <type>', 'only this type').choices([...identityKinds]))
     .action(async (options: { type?: IdentityKind }, cmd: Command) => {
-      const list = await withStore(cmd, (store) => identities.listIdentities(store, options.type));
+      const list = await withStore(cmd, async (store) => {
+        const roles = await identityRoles.listRolesByIdentity(store);
+        return (await identities.listIdentities(store, options.type)).map((i) => ({
+          ...i,
+          roles: roles.get(`${i.kind}:${i.identifier}`) ?? [],
+        }));
+      });
       if (wantsJson(cmd)) printJson(list);
       else printIdentities(list);
     });
@@ -187,7 +227,10 @@ export function identityCommand(): Command {
     .addOption(typeOption())
     .addOption(identityOption())
     .action(async (options: RefOptions, cmd: Command) => {
-      const identity = await withStore(cmd, (store) => identities.showIdentity(store, ref(options)));
+      const identity = await withStore(cmd, async (store) => ({
+        ...(await identities.showIdentity(store, ref(options))),
+        roles: await identityRoles.listIdentityRoles(store, ref(options)),
+      }));
       if (wantsJson(cmd)) {
         printJson(identity);
         return;
@@ -198,6 +241,7 @@ export function identityCommand(): Command {
       printLine(`${bold('created')}   ${identity.createdAt}`);
       printLine(`${bold('updated')}   ${identity.updatedAt}`);
       printLine(`${bold('scopes')}    ${identity.scopes.length ? identity.scopes.join(' ') : '(none)'}`);
+      printLine(`${bold('roles')}     ${identity.roles.length ? identity.roles.join(' ') : '(none)'}`);
     });
 
   command

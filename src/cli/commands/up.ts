@@ -65,6 +65,9 @@ export function upCommand(): Command {
         backups: backups.schedule
           ? `'${backups.schedule}' (UTC) to ${backups.targetUrl}; restore drills '${backups.drillSchedule ?? 'off'}'`
           : 'not scheduled (ATHANOR_BACKUP_SCHEDULE=off)',
+        console: config.consolePath
+          ? `${server.url}${config.consolePath}/`
+          : 'off (ATHANOR_CONSOLE_PATH=off)',
         compute: `local service 'local-compute', ${options.concurrency} task(s) at a time (${[...protocols.keys()].join(', ')})`,
       });
       if (adminKey && keyFile) printFirstRunKey({ url: server.url, key: adminKey, keyFile });

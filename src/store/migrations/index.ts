@@ -1,7 +1,8 @@
 import { migration0001 } from './0001-identities-audit-settings.js';
 import { migration0002 } from './0002-queue.js';
 import { migration0003 } from './0003-claim-order.js';
+import { migration0004 } from './0004-identity-roles.js';
 import type { Migration } from './migration.js';
 
 /** Every migration this release knows, in order. Append only: never edit or remove one. */
-export const migrations: readonly Migration[] = [migration0001, migration0002, migration0003];
+export const migrations: readonly Migration[] = [migration0001, migration0002, migration0003, migration0004];

@@ -12,10 +12,18 @@ export async function insertAuditEntry(
 
 export async function listAuditEntries(
   db: Kysely<Database>,
-  filter: { since?: string | undefined; action?: string | undefined; limit: number },
+  filter: {
+    since?: string | undefined;
+    until?: string | undefined;
+    action?: string | undefined;
+    actor?: string | undefined;
+    limit: number;
+  },
 ): Promise<AuditRow[]> {
   let query = db.selectFrom('audit_log').selectAll().orderBy('id', 'desc').limit(filter.limit);
   if (filter.since) query = query.where('at', '>=', filter.since);
+  if (filter.until) query = query.where('at', '<', filter.until);
+  if (filter.actor) query = query.where('actor', '=', filter.actor);
   if (filter.action) query = query.where('action', 'like', `${filter.action}%`);
   const rows = await query.execute();
   return rows.reverse();
