@@ -1,125 +1,493 @@
-// Benchmarks: drains a queue through a real server and reports throughput and claim latency.
-// `npm run bench` (builds first). Writes bench/results/<name>.json and prints a table.
-// Options through the environment: BENCH_TASKS (default 20000), BENCH_CLAIMERS (default 32),
-// BENCH_DATABASE_URL (default a temporary SQLite file), BENCH_PROCESSES=1 (each claimer its own
-// process, as in production and the drain test; the default runs them in this process).
-import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+// `npm run bench` (builds first): Athanor on SQLite and PostgreSQL side by side with graphile-worker
+// and pg-boss on one throwaway PostgreSQL cluster with default durable settings, in one run,
+// alternating the systems; every claimer or worker is its own process. Then backups: Athanor's
+// `backup create`/`restore` against pg_dump -Fc/pg_restore and sqlite3 .backup + gzip/zstd.
+// Prints every figure as a ratio against the peer measured in the same run and writes
+// bench/results/bench-<time>.json.
+// Environment: BENCH_QUICK=1 (small runs, under 3 minutes), BENCH_TASKS (tasks per drain; default
+// 20000, quick 500), BENCH_CLAIMERS (comma separated claimer counts at batch 1; default 8,16,32,
+// quick 16), BENCH_BATCH (large batch size; default 500), BENCH_REPEATS (A/B rounds; default 2,
+// quick 1).
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import pg from 'pg';
 import { UserClient } from '../dist/client/index.js';
 import { resolveConfig } from '../dist/config/resolve-config.js';
-import { drainQueue } from './claimer.js';
 import { buildApp } from '../dist/server/app.js';
 import { addIdentity } from '../dist/service/identities.js';
 import { migrate } from '../dist/store/migrator.js';
 import { openStore } from '../dist/store/open-store.js';
+import { startCluster } from './postgres-cluster.js';
+import { cpuMsBetween, cpuSnapshot } from './proc-cpu.js';
 
-const tasks = Number(process.env.BENCH_TASKS ?? 20_000);
-const claimers = Number(process.env.BENCH_CLAIMERS ?? 32);
-const separateProcesses = process.env.BENCH_PROCESSES === '1';
-const dir = mkdtempSync(path.join(os.tmpdir(), 'athanor-bench-'));
-const databaseUrl = process.env.BENCH_DATABASE_URL ?? `sqlite:${path.join(dir, 'bench.db')}`;
-const config = {
-  ...resolveConfig({ databaseUrl, dataDir: dir }, {}),
-  tokenRateLimit: 100_000,
-  sweepIntervalMs: 0,
-};
+const quick = process.env.BENCH_QUICK === '1';
+const tasks = Number(process.env.BENCH_TASKS ?? (quick ? 500 : 20_000));
+const claimerCounts = (process.env.BENCH_CLAIMERS ?? (quick ? '16' : '8,16,32')).split(',').map(Number);
+const batch = Number(process.env.BENCH_BATCH ?? 500);
+const repeats = Number(process.env.BENCH_REPEATS ?? (quick ? 1 : 2));
+const peerProcesses = 4;
+const benchStarted = Date.now();
+const root = mkdtempSync(path.join(os.tmpdir(), 'athanor-bench-'));
+const cluster = await startCluster();
+const log = (line) => process.stderr.write(`${((Date.now() - benchStarted) / 1000).toFixed(0)}s ${line}\n`);
+let databases = 0;
 
-const store = await openStore(config, { create: true });
-await migrate(store, { lockTimeoutMs: 60_000 });
-await addIdentity(store, 'bench', {
-  kind: 'user',
-  identifier: 'bench',
-  key: 'bench-user-key-000',
-  scopes: ['*-*-*'],
-});
-await addIdentity(store, 'bench', {
-  kind: 'compute',
-  identifier: 'benchc',
-  key: 'bench-compute-key',
-  scopes: ['*-*-*'],
-});
-const app = await buildApp({ store, config, logger: false });
-await app.listen({ host: '127.0.0.1', port: 0 });
-const url = `http://127.0.0.1:${app.server.address().port}`;
-
-const user = new UserClient({ url, identifier: 'bench', key: 'bench-user-key-000' });
-const perTransformation = 100;
-const network = await user.submitNetwork({
-  scope: 'bench-drain-run',
-  name: 'bench',
-  transformations: Array.from({ length: Math.ceil(tasks / perTransformation) }, (_, i) => ({
-    name: `t${i}`,
-    protocol: 'echo',
-    inputs: { i },
-  })),
-});
-const ids = [];
-for (const tf of network.transformations)
-  ids.push(...(await user.createTasks(tf, { count: perTransformation })).map((t) => t.id));
-for (let i = 0; i < ids.length; i += 5000) await user.actionTasks(network.key, ids.slice(i, i + 5000));
-
-const claimLatencies = [];
-const started = performance.now();
-const cpuAtStart = process.cpuUsage();
-await Promise.all(
-  Array.from({ length: claimers }, () =>
-    separateProcesses ? claimInChild() : drainQueue(url, claimLatencies),
-  ),
-);
-const seconds = (performance.now() - started) / 1000;
-const serverCpu = process.cpuUsage(cpuAtStart);
-
-/** One claimer as its own process (as compute services are), reporting its claim latencies. */
-function claimInChild() {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [path.join(import.meta.dirname, 'claimer.js'), url], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    let out = '';
-    child.stdout.on('data', (chunk) => (out += chunk));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      if (code !== 0) return reject(new Error(`claimer exited with ${code}`));
-      claimLatencies.push(...JSON.parse(out));
-      resolve();
-    });
-  });
+async function createDatabase(prefix) {
+  const name = `${prefix}_${++databases}`;
+  const client = new pg.Client({ connectionString: cluster.url() });
+  await client.connect();
+  await client.query(`create database ${name}`);
+  await client.end();
+  return { name, url: cluster.url(name) };
 }
-claimLatencies.sort((a, b) => a - b);
-const pct = (p) => claimLatencies[Math.min(claimLatencies.length - 1, Math.floor(p * claimLatencies.length))];
-const result = {
-  name: separateProcesses ? 'drain-processes' : 'drain',
-  backend: store.backend.name,
-  tasks: ids.length,
-  claimers,
-  seconds: Number(seconds.toFixed(2)),
-  tasksPerSecond: Number((ids.length / seconds).toFixed(1)),
-  serverCpuMsPerTask: Number(((serverCpu.user + serverCpu.system) / 1000 / ids.length).toFixed(2)),
-  claimLatencyMs: {
-    p50: Number(pct(0.5).toFixed(1)),
-    p95: Number(pct(0.95).toFixed(1)),
-    p99: Number(pct(0.99).toFixed(1)),
-  },
-  node: process.version,
-  at: new Date().toISOString(),
-};
-await app.close();
-await store.close();
-rmSync(dir, { recursive: true, force: true });
-const out = path.join(import.meta.dirname, 'results');
-mkdirSync(out, { recursive: true });
-writeFileSync(
-  path.join(out, `${result.name}-${result.backend}.json`),
-  `${JSON.stringify(result, null, 2)}\n`,
-);
-const { claimLatencyMs, ...row } = result;
-console.table([
-  {
-    ...row,
-    'claim p50 ms': claimLatencyMs.p50,
-    'claim p95 ms': claimLatencyMs.p95,
-    'claim p99 ms': claimLatencyMs.p99,
-  },
-]);
+
+async function sql(url, text, values) {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return (await client.query(text, values)).rows;
+  } finally {
+    await client.end();
+  }
+}
+
+/** Starts `count` worker processes, waits until all are ready and returns handles to them. */
+async function startWorkers(count, options) {
+  const workers = await Promise.all(
+    Array.from(
+      { length: count },
+      () =>
+        new Promise((resolve, reject) => {
+          const child = spawn(
+            process.execPath,
+            [path.join(import.meta.dirname, 'worker.js'), JSON.stringify(options)],
+            { stdio: ['pipe', 'pipe', 'inherit'] },
+          );
+          let out = '';
+          const done = new Promise((res, rej) => {
+            child.on('close', (code) =>
+              code === 0
+                ? res(JSON.parse(out.split('\n').filter(Boolean).at(-1)))
+                : rej(new Error(`worker exited with ${code}`)),
+            );
+          });
+          child.on('error', reject);
+          child.stdout.on('data', (chunk) => {
+            out += chunk;
+            if (out.startsWith('ready\n') && !child.ready) {
+              child.ready = true;
+              out = out.slice('ready\n'.length);
+              resolve({ child, done });
+            }
+          });
+          child.once('close', () => child.ready || reject(new Error('worker exited before it was ready')));
+        }),
+    ),
+  );
+  return {
+    send: (line) => workers.forEach((w) => w.child.stdin.write(`${line}\n`)),
+    results: () => Promise.all(workers.map((w) => w.done)),
+  };
+}
+
+const percentile = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? 0;
+const round = (n, digits = 2) => Number(n.toFixed(digits));
+
+/** Drains `tasks` tasks through a real Athanor server with `claimers` compute-service processes. */
+async function athanorDrain(backend, claimers, count) {
+  const dataDir = mkdtempSync(path.join(root, `athanor-${backend}-`));
+  const databaseUrl =
+    backend === 'sqlite'
+      ? `sqlite:${path.join(dataDir, 'athanor.db')}`
+      : (await createDatabase('athanor')).url;
+  const config = {
+    ...resolveConfig({ databaseUrl, dataDir }, {}),
+    tokenRateLimit: 1_000_000,
+    sweepIntervalMs: 0,
+  };
+  const store = await openStore(config, { create: true });
+  await migrate(store, { lockTimeoutMs: 60_000 });
+  await addIdentity(store, 'bench', {
+    kind: 'user',
+    identifier: 'bench',
+    key: 'bench-user-key-000',
+    scopes: ['*-*-*'],
+  });
+  await addIdentity(store, 'bench', {
+    kind: 'compute',
+    identifier: 'benchc',
+    key: 'bench-compute-key',
+    scopes: ['*-*-*'],
+  });
+  const app = await buildApp({ store, config, logger: false });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const url = `http://127.0.0.1:${app.server.address().port}`;
+  const user = new UserClient({ url, identifier: 'bench', key: 'bench-user-key-000' });
+  const perTransformation = 100;
+  const network = await user.submitNetwork({
+    scope: 'bench-drain-run',
+    name: 'bench',
+    transformations: Array.from({ length: Math.ceil(tasks / perTransformation) }, (_, i) => ({
+      name: `t${i}`,
+      protocol: 'echo',
+      inputs: { i },
+    })),
+  });
+  const ids = [];
+  for (const tf of network.transformations)
+    ids.push(...(await user.createTasks(tf, { count: perTransformation })).map((t) => t.id));
+  for (let i = 0; i < ids.length; i += 5000) await user.actionTasks(network.key, ids.slice(i, i + 5000));
+
+  const workers = await startWorkers(claimers, { kind: 'athanor', url, count });
+  const dbBefore = backend === 'postgres' ? cpuSnapshot(cluster.pid()) : undefined;
+  const serverBefore = process.cpuUsage();
+  const started = performance.now();
+  workers.send('go');
+  const results = await workers.results();
+  const seconds = (performance.now() - started) / 1000;
+  const server = process.cpuUsage(serverBefore);
+  const databaseCpuMs = dbBefore ? cpuMsBetween(dbBefore, cpuSnapshot(cluster.pid())) : 0;
+  await app.close();
+  await store.close();
+  const latencies = results.flatMap((r) => r.latencies).sort((a, b) => a - b);
+  const processed = results.reduce((n, r) => n + r.processed, 0);
+  if (processed !== ids.length) throw new Error(`Athanor drained ${processed} of ${ids.length} tasks`);
+  return {
+    system: `athanor-${backend}`,
+    claimers,
+    batch: count,
+    tasks: processed,
+    seconds: round(seconds),
+    tasksPerSecond: round(processed / seconds, 1),
+    cpuMsPerTask: {
+      server: round((server.user + server.system) / 1000 / processed),
+      database: round(databaseCpuMs / processed),
+      claimers: round(results.reduce((n, r) => n + r.cpuMs, 0) / processed),
+    },
+    claimLatencyMs: { p50: round(percentile(latencies, 0.5), 1), p99: round(percentile(latencies, 0.99), 1) },
+    claims: latencies.length,
+    emptyClaimsWhileWorkWaited: results.reduce((n, r) => n + r.emptyWhileWorkWaited, 0),
+    databaseUrl,
+    dataDir,
+  };
+}
+
+/** Drains `tasks` jobs through graphile-worker or pg-boss worker processes on the same cluster. */
+async function peerDrain(system, processes, concurrency, count) {
+  const { url } = await createDatabase(system.replace('-', '_'));
+  let remaining;
+  if (system === 'graphile-worker') {
+    const { runMigrations } = await import('graphile-worker');
+    await runMigrations({
+      connectionString: url,
+      logger: new (await import('graphile-worker')).Logger(() => () => {}),
+    });
+    await sql(
+      url,
+      `select graphile_worker.add_jobs(array(select json_populate_record(null::graphile_worker.job_spec,
+         json_build_object('identifier', 'bench', 'payload', json_build_object('i', g))) from generate_series(1, $1) g))`,
+      [tasks],
+    );
+    remaining = async () => Number((await sql(url, 'select count(*) as n from graphile_worker.jobs'))[0].n);
+  } else {
+    const { default: PgBoss } = await import('pg-boss');
+    const boss = new PgBoss({ connectionString: url, supervise: false, schedule: false });
+    boss.on('error', () => {});
+    await boss.start();
+    await boss.createQueue('bench');
+    for (let i = 0; i < tasks; i += 1000)
+      await boss.insert(
+        'bench',
+        Array.from({ length: Math.min(1000, tasks - i) }, (_, j) => ({ data: { i: i + j } })),
+      );
+    await boss.stop({ graceful: false, wait: true });
+    remaining = async () =>
+      Number(
+        (
+          await sql(url, `select count(*) as n from pgboss.job where name = 'bench' and state < 'completed'`)
+        )[0].n,
+      );
+  }
+  const workers = await startWorkers(processes, {
+    kind: system,
+    url,
+    concurrency,
+    count,
+    localQueue: system === 'graphile-worker' && count > 1 ? count : undefined,
+  });
+  const dbBefore = cpuSnapshot(cluster.pid());
+  const started = performance.now();
+  workers.send('go');
+  while ((await remaining()) > 0) await new Promise((r) => setTimeout(r, 50));
+  const seconds = (performance.now() - started) / 1000;
+  const databaseCpuMs = cpuMsBetween(dbBefore, cpuSnapshot(cluster.pid()));
+  workers.send('stop');
+  const results = await workers.results();
+  return {
+    system:
+      count > 1
+        ? `${system} ${system === 'pg-boss' ? 'batchSize' : 'localQueue'} ${count}`
+        : `${system} unbatched`,
+    claimers: processes * concurrency,
+    batch: count,
+    tasks,
+    seconds: round(seconds),
+    tasksPerSecond: round(tasks / seconds, 1),
+    cpuMsPerTask: {
+      server: 0,
+      database: round(databaseCpuMs / tasks),
+      claimers: round(results.reduce((n, r) => n + r.cpuMs, 0) / tasks),
+    },
+  };
+}
+
+function timed(file, args, env) {
+  const started = performance.now();
+  execFileSync(file, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...env } });
+  return (performance.now() - started) / 1000;
+}
+
+function sizeBytes(target) {
+  const s = statSync(target);
+  if (!s.isDirectory()) return s.size;
+  return readdirSync(target).reduce((n, name) => n + sizeBytes(path.join(target, name)), 0);
+}
+
+/** A PostgreSQL client tool of the cluster's version, else the one on PATH. */
+function postgresTool(name) {
+  const own = path.join(cluster.binDir, name);
+  return existsSync(own) ? own : name;
+}
+
+const cli = path.join(import.meta.dirname, '..', 'dist', 'cli', 'main.js');
+
+/** Athanor's backup create and restore of a drained database against the native tools. */
+async function backups(run) {
+  const target = mkdtempSync(path.join(root, 'backups-'));
+  const env = {
+    ATHANOR_DATABASE_URL: run.databaseUrl,
+    ATHANOR_DATA_DIR: run.dataDir,
+    ATHANOR_BACKUP_TARGET: `file:${target}`,
+  };
+  const create = timed(process.execPath, [cli, 'backup', 'create'], env);
+  const athanorBytes = sizeBytes(target);
+  const fresh = mkdtempSync(path.join(root, 'restored-'));
+  const restoreUrl =
+    run.system === 'athanor-postgres'
+      ? (await createDatabase('restored')).url
+      : `sqlite:${path.join(fresh, 'athanor.db')}`;
+  const restore = timed(
+    process.execPath,
+    [cli, 'backup', 'restore', 'latest', '--database-url', restoreUrl],
+    env,
+  );
+  const athanor = { create: round(create), restore: round(restore), bytes: athanorBytes };
+  log(`athanor backup ${run.system}: create ${athanor.create} s, restore ${athanor.restore} s`);
+  if (run.system === 'athanor-postgres') {
+    const dump = path.join(root, `dump-${databases}.pgdump`);
+    const pgDump = timed(postgresTool('pg_dump'), ['-Fc', '-f', dump, '-d', run.databaseUrl]);
+    const into = await createDatabase('pgrestored');
+    const pgRestore = timed(postgresTool('pg_restore'), ['-d', into.url, dump]);
+    return {
+      backend: 'postgres',
+      athanor,
+      peer: {
+        name: 'pg_dump -Fc / pg_restore',
+        create: round(pgDump),
+        restore: round(pgRestore),
+        bytes: sizeBytes(dump),
+      },
+    };
+  }
+  const file = run.databaseUrl.slice('sqlite:'.length);
+  const copy = path.join(root, `copy-${databases++}.db`);
+  const sqliteBackup = timed('sqlite3', [file, `.backup '${copy}'`]);
+  const gzip = timed('gzip', ['-k', copy]);
+  const zstd = timed('zstd', ['-q', '-k', copy]);
+  return {
+    backend: 'sqlite',
+    athanor,
+    peer: {
+      name: 'sqlite3 .backup + gzip',
+      create: round(sqliteBackup + gzip),
+      bytes: sizeBytes(`${copy}.gz`),
+    },
+    zstd: {
+      name: 'sqlite3 .backup + zstd',
+      create: round(sqliteBackup + zstd),
+      bytes: sizeBytes(`${copy}.zst`),
+    },
+  };
+}
+
+const drains = [];
+let lastPostgres;
+let lastSqlite;
+try {
+  for (let pass = 0; pass < repeats; pass++) {
+    // A/B alternation: odd rounds run the peer first, so neither side always gets the warmer cache.
+    const order = (pair) => (pass % 2 === 0 ? pair : [...pair].reverse());
+    for (const claimers of claimerCounts) {
+      for (const step of order([
+        () => athanorDrain('postgres', claimers, 1),
+        () => peerDrain('graphile-worker', claimers, 1, 1),
+      ])) {
+        const r = await step();
+        log(`${r.system} ×${r.claimers} batch ${r.batch}: ${r.tasksPerSecond} tasks/s`);
+        drains.push(r);
+        if (r.system === 'athanor-postgres') lastPostgres = r;
+      }
+    }
+    for (const step of order([
+      () => athanorDrain('postgres', 16, batch),
+      () => peerDrain('graphile-worker', peerProcesses, 4, batch),
+      () => peerDrain('pg-boss', peerProcesses, 1, batch),
+      () => athanorDrain('sqlite', 16, 1),
+    ])) {
+      const r = await step();
+      log(`${r.system} ×${r.claimers} batch ${r.batch}: ${r.tasksPerSecond} tasks/s`);
+      drains.push(r);
+      if (r.system === 'athanor-postgres') lastPostgres = r;
+      if (r.system === 'athanor-sqlite') lastSqlite = r;
+    }
+  }
+  const backupResults = [await backups(lastPostgres), await backups(lastSqlite)];
+  for (const b of backupResults) log(`backup ${b.backend}: done`);
+  report(drains, backupResults);
+} finally {
+  cluster.stop();
+  rmSync(root, { recursive: true, force: true });
+}
+
+function report(drains, backupResults) {
+  const mean = (rows, pick) => rows.reduce((n, r) => n + pick(r), 0) / rows.length;
+  const find = (system, claimers, count) =>
+    drains.filter((r) => r.system === system && r.claimers === claimers && r.batch === count);
+  const comparisons = [];
+  const compare = (measure, athanorRows, peerRows, pick, peerName, lowerIsBetter = false) => {
+    if (!athanorRows.length || !peerRows.length) return;
+    const a = mean(athanorRows, pick);
+    const p = mean(peerRows, pick);
+    comparisons.push({
+      measure,
+      athanor: round(a, 2),
+      peer: `${peerName}: ${round(p, 2)}`,
+      ratio: round(lowerIsBetter ? a / p : a / p, 3),
+      reads: lowerIsBetter ? 'athanor ÷ peer (lower is better)' : 'athanor ÷ peer (higher is better)',
+    });
+  };
+  const serverAndDb = (r) => r.cpuMsPerTask.server + r.cpuMsPerTask.database;
+  for (const c of claimerCounts) {
+    compare(
+      `tasks/s, batch 1, ${c} claimers, PG`,
+      find('athanor-postgres', c, 1),
+      find('graphile-worker unbatched', c, 1),
+      (r) => r.tasksPerSecond,
+      'graphile-worker unbatched',
+    );
+    compare(
+      `CPU ms/task server+db, batch 1, ${c} claimers`,
+      find('athanor-postgres', c, 1),
+      find('graphile-worker unbatched', c, 1),
+      serverAndDb,
+      'graphile-worker unbatched',
+      true,
+    );
+  }
+  const athanorLarge = find('athanor-postgres', 16, batch);
+  compare(
+    `tasks/s, 16 × ${batch} per claim, PG`,
+    athanorLarge,
+    find(`graphile-worker localQueue ${batch}`, peerProcesses * 4, batch),
+    (r) => r.tasksPerSecond,
+    `graphile-worker localQueue ${batch}`,
+  );
+  compare(
+    `tasks/s, 16 × ${batch} per claim, PG`,
+    athanorLarge,
+    find(`pg-boss batchSize ${batch}`, peerProcesses, batch),
+    (r) => r.tasksPerSecond,
+    `pg-boss ${peerProcesses} × ${batch}`,
+  );
+  const sqlite16 = find('athanor-sqlite', 16, 1);
+  compare(
+    'tasks/s, batch 1, 16 claimers, SQLite vs PG',
+    sqlite16,
+    find('athanor-postgres', 16, 1),
+    (r) => r.tasksPerSecond,
+    'athanor-postgres',
+  );
+  for (const b of backupResults) {
+    comparisons.push({
+      measure: `backup create, ${b.backend}`,
+      athanor: b.athanor.create,
+      peer: `${b.peer.name}: ${b.peer.create}`,
+      ratio: round(b.athanor.create / b.peer.create, 3),
+      reads: 'seconds, athanor ÷ peer (lower is better)',
+    });
+    comparisons.push({
+      measure: `backup size, ${b.backend}`,
+      athanor: b.athanor.bytes,
+      peer: `${b.peer.name}: ${b.peer.bytes}`,
+      ratio: round(b.athanor.bytes / b.peer.bytes, 3),
+      reads: 'bytes, athanor ÷ peer (lower is better)',
+    });
+    if (b.peer.restore)
+      comparisons.push({
+        measure: `backup restore, ${b.backend}`,
+        athanor: b.athanor.restore,
+        peer: `pg_restore: ${b.peer.restore}`,
+        ratio: round(b.athanor.restore / b.peer.restore, 3),
+        reads: 'seconds, athanor ÷ peer (lower is better)',
+      });
+    if (b.zstd) {
+      comparisons.push({
+        measure: `backup create, ${b.backend}`,
+        athanor: b.athanor.create,
+        peer: `${b.zstd.name}: ${b.zstd.create}`,
+        ratio: round(b.athanor.create / b.zstd.create, 3),
+        reads: 'seconds, athanor ÷ peer (lower is better)',
+      });
+    }
+  }
+  const result = {
+    at: new Date().toISOString(),
+    machine: {
+      cpus: os.cpus().length,
+      model: os.cpus()[0]?.model,
+      memoryBytes: os.totalmem(),
+      loadAverage: os.loadavg().map((n) => round(n, 1)),
+      node: process.version,
+      postgres: execFileSync(postgresTool('pg_dump'), ['--version'], {
+        encoding: 'utf8',
+      }).trim(),
+    },
+    settings: { quick, tasks, claimerCounts, batch, repeats, peerProcesses },
+    seconds: round((Date.now() - benchStarted) / 1000, 0),
+    comparisons,
+    drains: drains.map(({ databaseUrl: _databaseUrl, dataDir: _dataDir, ...r }) => r),
+    backups: backupResults,
+  };
+  const out = path.join(import.meta.dirname, 'results');
+  mkdirSync(out, { recursive: true });
+  const file = path.join(out, `bench-${result.at.replace(/[:.]/g, '-')}.json`);
+  writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
+  console.table(
+    result.drains.map((r) => ({
+      system: r.system,
+      claimers: r.claimers,
+      batch: r.batch,
+      'tasks/s': r.tasksPerSecond,
+      'server ms/task': r.cpuMsPerTask.server,
+      'db ms/task': r.cpuMsPerTask.database,
+      'claimer ms/task': r.cpuMsPerTask.claimers,
+      'claim p50': r.claimLatencyMs?.p50,
+      'claim p99': r.claimLatencyMs?.p99,
+      'empty claims': r.emptyClaimsWhileWorkWaited,
+    })),
+  );
+  console.table(comparisons);
+  console.log(`${file} (${result.seconds} s)`);
+}

@@ -187,23 +187,32 @@ export async function claimTasks(
   const scopes = wanted.flatMap((s) => visibleScopes(principal, s));
   const filter = { scopes, protocols: request.protocols };
   const hubs = weightedOrder(await q.claimableHubs(store.db, filter));
+  // On PostgreSQL a claim statement reads its candidates from a snapshot: a task another claimer
+  // took after that snapshot is skipped, so the statement can answer fewer tasks than the hub
+  // still holds. A fresh statement sees that claim and picks the next task, so a hub that came up
+  // short is claimed from again, a bounded number of times. SQLite serializes claims: no retry.
+  const attemptsPerHub = store.backend.name === 'postgres' ? 8 : 1;
   const claimed: TaskRow[] = [];
   for (const hub of hubs) {
-    if (claimed.length >= request.count) break;
-    const now = Date.now();
-    const rows = await store.transaction(async (trx) => {
-      const tasks = await q.claimFromHub(trx, store.backend, {
-        ...filter,
-        networkKey: hub.network_key,
-        serviceId,
-        count: request.count - claimed.length,
-        now: iso(now),
-        leaseExpiresAt: iso(now + timings.leaseTtlMs),
+    for (let attempt = 0; attempt < attemptsPerHub && claimed.length < request.count; attempt++) {
+      const wantedFromHub = request.count - claimed.length;
+      const now = Date.now();
+      const rows = await store.transaction(async (trx) => {
+        const tasks = await q.claimFromHub(trx, store.backend, {
+          ...filter,
+          networkKey: hub.network_key,
+          serviceId,
+          count: wantedFromHub,
+          now: iso(now),
+          leaseExpiresAt: iso(now + timings.leaseTtlMs),
+        });
+        // The claim's attempts open in the claim's own transaction.
+        await openAttempts(trx, claimedAttempts(tasks, service, iso(now)));
+        return tasks;
       });
-      await openAttempts(trx, claimedAttempts(tasks, service, iso(now)));
-      return tasks;
-    });
-    claimed.push(...rows);
+      claimed.push(...rows);
+      if (rows.length === wantedFromHub) break;
+    }
   }
   return describeClaims(store, claimed);
 }

@@ -7,7 +7,7 @@ import { startTestServer } from '../helpers/server.js';
 
 const claimerScript = path.resolve(import.meta.dirname, 'fixtures/claimer.mjs');
 // The issue's size: 20,000 tasks. About a minute on SQLite and two or three on PostgreSQL on two
-// cores; bench/ (`BENCH_PROCESSES=1 npm run bench`) measures throughput at this size.
+// cores; `npm run bench` measures throughput side by side with graphile-worker and pg-boss.
 const taskCount = 20_000;
 const claimers = 32;
 
