@@ -32,7 +32,9 @@ describeEachBackend('draining the queue', (backend) => {
     `${claimers} claimer processes drain ${taskCount} tasks over HTTP, each claimed and completed exactly once`,
     { timeout: 600_000 },
     async () => {
-      const server = await startTestServer(backend, dir);
+      // The claimer processes never heartbeat their registration: it must outlast the drain,
+      // however slow a loaded machine makes it.
+      const server = await startTestServer(backend, dir, { registrationTtlMs: 3_600_000 });
       const { user, computeCredentials } = await queueClients(server);
       const transformations = 200;
       const network = await user.submitNetwork({
