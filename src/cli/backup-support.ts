@@ -12,12 +12,14 @@ import { note } from './output.js';
 // other command's start-up fast.
 export const load = () => import('../ops/backup/index.js');
 
-/** The backup target URL from `--target`, the settings or the default, checked before use. */
+/** The URL of the target a backup is written to, checked before anything is written. */
 export async function targetUrl(command: Command, config: Config): Promise<string> {
-  await resolveTarget(command, config);
-  return targetChoice(command, config).url;
+  const choice = targetChoice(command, config);
+  (await load()).openBackupTarget(choice, { forWriting: true });
+  return choice.url;
 }
 
+/** The target to read backups from (list, status, verify, restore, prune). */
 export async function resolveTarget(command: Command, config: Config): Promise<ObjectStore> {
   return (await load()).openBackupTarget(targetChoice(command, config));
 }

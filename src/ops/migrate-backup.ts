@@ -78,7 +78,7 @@ async function backupBeforeMigrate(
     ]);
     const { manifest } = await createBackup({
       config,
-      target: openBackupTarget(choice),
+      target: openBackupTarget(choice, { forWriting: true }),
       encryption: encryptionFromEnv(),
       reason: `pre-migrate ${from} to ${to}`,
     });

@@ -79,7 +79,7 @@ describe('the CLI says the right thing', () => {
       error: {
         code: 'invalid_argument',
         message: expect.stringMatching(
-          /from ATHANOR_BACKUP_TARGET.*parent directory .*no\/such does not exist/,
+          /from ATHANOR_BACKUP_TARGET.*parent .*no\/such is not an existing directory/,
         ),
       },
     });

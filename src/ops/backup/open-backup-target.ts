@@ -20,12 +20,15 @@ const isDirectory = (dir: string) => {
 };
 
 /**
- * Opens a backup target, refusing what is surely a mistake before anything is written: a URL
- * that is not `file:` or `s3://`, or a `file:` directory whose parent does not exist (a typo
- * three levels deep would otherwise be created and the backup land there). Errors name the
- * setting the URL came from.
+ * Opens a backup target, refusing what is surely a mistake: a URL that is not `file:` or
+ * `s3://`, and, for writing, a `file:` directory whose parent does not exist (a typo three levels
+ * deep would otherwise be created and the backup land there). Errors name the setting the URL
+ * came from. Reading a target that does not exist is no error: it holds no backups.
  */
-export function openBackupTarget(choice: BackupTargetChoice): ObjectStore {
+export function openBackupTarget(
+  choice: BackupTargetChoice,
+  options: { forWriting?: boolean } = {},
+): ObjectStore {
   let target: ObjectStore;
   try {
     target = openObjectStore(choice.url);
@@ -37,13 +40,13 @@ export function openBackupTarget(choice: BackupTargetChoice): ObjectStore {
       { cause: error },
     );
   }
-  if (choice.url.startsWith('file:') && choice.setting !== 'default') {
+  if (options.forWriting && choice.url.startsWith('file:') && choice.setting !== 'default') {
     const dir = target.url.startsWith('file:') ? target.url.slice('file:'.length) : choice.url;
     const parent = path.dirname(dir);
     if (!isDirectory(dir) && !isDirectory(parent)) {
       throw new AthanorError(
         'invalid_argument',
-        `backup target '${choice.url}' (from ${settingText(choice)}): its parent directory ${parent} does not exist; ` +
+        `backup target '${choice.url}' (from ${settingText(choice)}): its parent ${parent} is not an existing directory; ` +
           'create it first, or fix the URL',
       );
     }
