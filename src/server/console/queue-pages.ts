@@ -4,6 +4,7 @@ import { AthanorError } from '../../domain/errors.js';
 import { taskStatuses } from '../../domain/task-state.js';
 import type { TaskStatus } from '../../domain/task-state.js';
 import { getMaintenance } from '../../ops/maintenance.js';
+import * as attempts from '../../service/attempts.js';
 import * as networks from '../../service/networks.js';
 import * as queueViews from '../../service/queue-views.js';
 import * as tasks from '../../service/tasks.js';
@@ -563,10 +564,11 @@ export function queuePages(app: FastifyInstance, ctx: ConsoleContext): void {
     const { id } = request.params as { id: string };
     const q = queryOf(request);
     const task = await tasks.getTask(store, user.principal, id);
-    const [results, placement, transformation] = await Promise.all([
+    const [results, placement, transformation, history] = await Promise.all([
       tasks.listTaskResults(store, user.principal, id),
       queueViews.taskPlacement(store, user.principal, id),
       networks.getTransformation(store, user.principal, task.transformation),
+      attempts.listTaskAttempts(store, user.principal, id),
     ]);
     const body = html` ${notice(q.done)}
       <p class="live-state" id="live-state" aria-live="polite">refreshes by itself</p>
@@ -664,11 +666,24 @@ export function queuePages(app: FastifyInstance, ctx: ConsoleContext): void {
           ),
           'no results yet',
         )}
-        <h2>Attempts</h2>
-        <p class="empty" id="attempts">
-          Each claim of this task is counted above (claims: ${task.attempts}); a per-attempt history with its
-          log will be listed here.
-        </p>
+        <h2 id="attempts">Attempts</h2>
+        ${table(
+          ['Claim', 'Attempt', 'Outcome', 'Compute', 'Host', 'Claimed', 'Ended', 'Why'],
+          history.map(
+            (a) =>
+              html`<tr>
+                <td>${a.claim}</td>
+                <td>${a.attempt}</td>
+                <td>${a.outcome === null ? statusBadge('running') : statusBadge(a.outcome)}</td>
+                <td><code>${a.computeIdentity}</code></td>
+                <td>${a.hostname ?? '-'}</td>
+                <td>${time(a.claimedAt)}</td>
+                <td>${a.endedAt === null ? '-' : time(a.endedAt)}</td>
+                <td>${a.reason ?? ''}</td>
+              </tr>`,
+          ),
+          'not claimed yet',
+        )}
       </div>
       <h2>Steer</h2>
       <div class="grid">

@@ -187,8 +187,28 @@ describeEachBackend('web console', (backend) => {
 
     const errored = await browser.get('/console/tasks?status=error');
     expect(errored.text).toContain(task!.id);
+    await server.store.db
+      .insertInto('task_attempts')
+      .values({
+        task_id: task!.id,
+        lease_token: 7,
+        attempt: 1,
+        scope: 'lab-r-s',
+        compute_identity: 'worker-7',
+        compute_service_id: 'svc-1',
+        hostname: 'gpu<1>',
+        claimed_at: '2026-12-01T10:00:00.000Z',
+        ended_at: '2026-12-01T10:05:00.000Z',
+        outcome: 'failed',
+        result_id: null,
+        reason: null,
+      })
+      .execute();
     const taskPage = await browser.get(`/console/tasks/${task!.id}`);
     expect(taskPage.text).toContain('ValueError: &lt;b&gt;bad input&lt;/b&gt;');
+    // The attempt history: which compute identity on which host, and how it ended.
+    const attempts = taskPage.text.slice(taskPage.text.indexOf('id="attempts"'));
+    expect(attempts).toMatch(/<td>7<\/td>\s*<td>1<\/td>[\s\S]*failed[\s\S]*worker-7[\s\S]*gpu&lt;1&gt;/);
 
     const restarted = await browser.post(`/console/tasks/${task!.id}`, '/console/tasks/restart', {
       task: task!.id,
