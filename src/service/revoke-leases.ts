@@ -1,6 +1,6 @@
 import type { Store } from '../store/open-store.js';
 import { closeOpenAttempts, orphanedRunningTasks } from '../store/queries/attempts.js';
-import { chunked } from '../store/queries/chunked.js';
+import { releaseLeases } from '../store/queries/compute.js';
 
 /**
  * Revokes the leases of those of `taskIds` that are running but that no active network's hub
@@ -15,24 +15,7 @@ export async function revokeOrphanedLeases(
   const orphaned = await orphanedRunningTasks(trx, taskIds);
   const now = new Date().toISOString();
   // The tasks first, re-checked under their row locks: a result committed meanwhile wins.
-  const revoked: string[] = [];
-  for (const chunk of chunked(orphaned, 500)) {
-    const rows = await trx
-      .updateTable('tasks')
-      .set({
-        status: 'waiting',
-        lease_service_id: null,
-        lease_expires_at: null,
-        updated_at: now,
-        status_changed_at: now,
-        status_reason: null,
-      })
-      .where('id', 'in', chunk)
-      .where('status', '=', 'running')
-      .returning('id')
-      .execute();
-    revoked.push(...rows.map((r) => r.id));
-  }
+  const revoked = await releaseLeases(trx, { taskIds: orphaned }, now);
   await closeOpenAttempts(trx, revoked, { outcome: 'revoked', endedAt: now, reason });
   return revoked;
 }

@@ -184,11 +184,32 @@ const matchesLease = (eb: ExpressionBuilder<Database, 'tasks'>, lease: LeaseRef)
 
 /**
  * Returns tasks to `waiting`: every running task of a service, every running task of a service
- * but the leases in `except`, or every running task whose lease expired.
+ * but the leases in `except`, every running task whose lease expired, or those of `taskIds` still
+ * running (re-checked under their row locks: a result committed meanwhile wins).
  */
 export async function releaseLeases(
   db: Kysely<Database>,
-  where: { serviceId: string; except?: readonly LeaseRef[] | undefined } | { expiredBefore: string },
+  where:
+    | { serviceId: string; except?: readonly LeaseRef[] | undefined }
+    | { expiredBefore: string }
+    | { taskIds: readonly string[] },
+  now: string,
+): Promise<string[]> {
+  if ('taskIds' in where) {
+    const released: string[] = [];
+    for (const chunk of chunked(where.taskIds, 500))
+      released.push(...(await releaseWhere(db, { chunk }, now)));
+    return released;
+  }
+  return releaseWhere(db, where, now);
+}
+
+async function releaseWhere(
+  db: Kysely<Database>,
+  where:
+    | { serviceId: string; except?: readonly LeaseRef[] | undefined }
+    | { expiredBefore: string }
+    | { chunk: readonly string[] },
   now: string,
 ): Promise<string[]> {
   let query = db
@@ -206,6 +227,9 @@ export async function releaseLeases(
     query = query.where('lease_service_id', '=', where.serviceId);
     const except = where.except ?? [];
     if (except.length > 0) query = query.where((eb) => eb.not(eb.or(except.map((l) => matchesLease(eb, l)))));
+  } else if ('chunk' in where) {
+    if (where.chunk.length === 0) return [];
+    query = query.where('id', 'in', where.chunk);
   } else {
     query = query.where('lease_expires_at', '<', where.expiredBefore);
   }
