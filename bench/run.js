@@ -33,6 +33,13 @@ const root = mkdtempSync(path.join(os.tmpdir(), 'athanor-bench-'));
 const cluster = await startCluster();
 const log = (line) => process.stderr.write(`${((Date.now() - benchStarted) / 1000).toFixed(0)}s ${line}\n`);
 let databases = 0;
+// Every statement the in-process server sends to PostgreSQL (the peers run in other processes).
+let sqlStatements = 0;
+const query = pg.Client.prototype.query;
+pg.Client.prototype.query = function countedQuery(...args) {
+  sqlStatements += 1;
+  return query.apply(this, args);
+};
 
 async function createDatabase(prefix) {
   const name = `${prefix}_${++databases}`;
@@ -143,9 +150,11 @@ async function athanorDrain(backend, claimers, count) {
   const workers = await startWorkers(claimers, { kind: 'athanor', url, count });
   const dbBefore = backend === 'postgres' ? cpuSnapshot(cluster.pid()) : undefined;
   const serverBefore = process.cpuUsage();
+  const statementsBefore = sqlStatements;
   const started = performance.now();
   workers.send('go');
   const results = await workers.results();
+  const statements = sqlStatements - statementsBefore;
   const seconds = (performance.now() - started) / 1000;
   const server = process.cpuUsage(serverBefore);
   const databaseCpuMs = dbBefore ? cpuMsBetween(dbBefore, cpuSnapshot(cluster.pid())) : 0;
@@ -168,6 +177,7 @@ async function athanorDrain(backend, claimers, count) {
     },
     claimLatencyMs: { p50: round(percentile(latencies, 0.5), 1), p99: round(percentile(latencies, 0.99), 1) },
     claims: latencies.length,
+    sqlStatementsPerTask: backend === 'postgres' ? round(statements / processed) : undefined,
     emptyClaimsWhileWorkWaited: results.reduce((n, r) => n + r.emptyWhileWorkWaited, 0),
     databaseUrl,
     dataDir,
@@ -486,6 +496,7 @@ function report(drains, backupResults) {
       'claim p50': r.claimLatencyMs?.p50,
       'claim p99': r.claimLatencyMs?.p99,
       'empty claims': r.emptyClaimsWhileWorkWaited,
+      'SQL/task': r.sqlStatementsPerTask,
     })),
   );
   console.table(comparisons);
