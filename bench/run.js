@@ -102,8 +102,11 @@ async function startWorkers(count, options) {
 const percentile = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? 0;
 const round = (n, digits = 2) => Number(n.toFixed(digits));
 
-/** Drains `tasks` tasks through a real Athanor server with `claimers` compute-service processes. */
-async function athanorDrain(backend, claimers, count) {
+/**
+ * Drains `tasks` tasks through a real Athanor server with `claimers` compute-service processes;
+ * with `exchange`, each claim also reports the previous claim's results in the same request.
+ */
+async function athanorDrain(backend, claimers, count, exchange = false) {
   const dataDir = mkdtempSync(path.join(root, `athanor-${backend}-`));
   const databaseUrl =
     backend === 'sqlite'
@@ -147,7 +150,7 @@ async function athanorDrain(backend, claimers, count) {
     ids.push(...(await user.createTasks(tf, { count: perTransformation })).map((t) => t.id));
   for (let i = 0; i < ids.length; i += 5000) await user.actionTasks(network.key, ids.slice(i, i + 5000));
 
-  const workers = await startWorkers(claimers, { kind: 'athanor', url, count });
+  const workers = await startWorkers(claimers, { kind: 'athanor', url, count, exchange });
   const dbBefore = backend === 'postgres' ? cpuSnapshot(cluster.pid()) : undefined;
   const serverBefore = process.cpuUsage();
   const statementsBefore = sqlStatements;
@@ -164,7 +167,7 @@ async function athanorDrain(backend, claimers, count) {
   const processed = results.reduce((n, r) => n + r.processed, 0);
   if (processed !== ids.length) throw new Error(`Athanor drained ${processed} of ${ids.length} tasks`);
   return {
-    system: `athanor-${backend}`,
+    system: `athanor-${backend}${exchange ? ' exchange' : ''}`,
     claimers,
     batch: count,
     tasks: processed,
@@ -342,6 +345,7 @@ try {
     for (const claimers of claimerCounts) {
       for (const step of order([
         () => athanorDrain('postgres', claimers, 1),
+        () => athanorDrain('postgres', claimers, 1, true),
         () => peerDrain('graphile-worker', claimers, 1, 1),
       ])) {
         const r = await step();
@@ -352,6 +356,7 @@ try {
     }
     for (const step of order([
       () => athanorDrain('postgres', 16, batch),
+      () => athanorDrain('postgres', 16, batch, true),
       () => peerDrain('graphile-worker', peerProcesses, 4, batch),
       () => peerDrain('pg-boss', peerProcesses, 1, batch),
       () => athanorDrain('sqlite', 16, 1),
@@ -389,38 +394,51 @@ function report(drains, backupResults) {
     });
   };
   const serverAndDb = (r) => r.cpuMsPerTask.server + r.cpuMsPerTask.database;
-  for (const c of claimerCounts) {
+  for (const [system, how] of [
+    ['athanor-postgres', 'claim + result'],
+    ['athanor-postgres exchange', 'exchange'],
+  ]) {
+    for (const c of claimerCounts) {
+      compare(
+        `tasks/s, batch 1, ${c} claimers, PG, ${how}`,
+        find(system, c, 1),
+        find('graphile-worker unbatched', c, 1),
+        (r) => r.tasksPerSecond,
+        'graphile-worker unbatched',
+      );
+      compare(
+        `CPU ms/task server+db, batch 1, ${c} claimers, ${how}`,
+        find(system, c, 1),
+        find('graphile-worker unbatched', c, 1),
+        serverAndDb,
+        'graphile-worker unbatched',
+        true,
+      );
+    }
+    const athanorLarge = find(system, 16, batch);
     compare(
-      `tasks/s, batch 1, ${c} claimers, PG`,
-      find('athanor-postgres', c, 1),
-      find('graphile-worker unbatched', c, 1),
+      `tasks/s, 16 × ${batch} per claim, PG, ${how}`,
+      athanorLarge,
+      find(`graphile-worker localQueue ${batch}`, peerProcesses * 4, batch),
       (r) => r.tasksPerSecond,
-      'graphile-worker unbatched',
+      `graphile-worker localQueue ${batch}`,
     );
     compare(
-      `CPU ms/task server+db, batch 1, ${c} claimers`,
-      find('athanor-postgres', c, 1),
-      find('graphile-worker unbatched', c, 1),
+      `tasks/s, 16 × ${batch} per claim, PG, ${how}`,
+      athanorLarge,
+      find(`pg-boss batchSize ${batch}`, peerProcesses, batch),
+      (r) => r.tasksPerSecond,
+      `pg-boss ${peerProcesses} × ${batch}`,
+    );
+    compare(
+      `CPU ms/task server+db, 16 × ${batch} per claim, ${how}`,
+      athanorLarge,
+      find(`graphile-worker localQueue ${batch}`, peerProcesses * 4, batch),
       serverAndDb,
-      'graphile-worker unbatched',
+      `graphile-worker localQueue ${batch}`,
       true,
     );
   }
-  const athanorLarge = find('athanor-postgres', 16, batch);
-  compare(
-    `tasks/s, 16 × ${batch} per claim, PG`,
-    athanorLarge,
-    find(`graphile-worker localQueue ${batch}`, peerProcesses * 4, batch),
-    (r) => r.tasksPerSecond,
-    `graphile-worker localQueue ${batch}`,
-  );
-  compare(
-    `tasks/s, 16 × ${batch} per claim, PG`,
-    athanorLarge,
-    find(`pg-boss batchSize ${batch}`, peerProcesses, batch),
-    (r) => r.tasksPerSecond,
-    `pg-boss ${peerProcesses} × ${batch}`,
-  );
   const sqlite16 = find('athanor-sqlite', 16, 1);
   compare(
     'tasks/s, batch 1, 16 claimers, SQLite vs PG',

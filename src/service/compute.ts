@@ -328,7 +328,7 @@ export async function getClaim(store: Store, principal: Principal, taskId: strin
   return claim!;
 }
 
-function staleLease(taskId: string): AthanorError {
+export function staleLease(taskId: string): AthanorError {
   return new AthanorError(
     'stale_lease',
     `the lease on task '${taskId}' is not yours any more (expired, released or claimed again): drop the task`,
@@ -405,7 +405,7 @@ export interface ResultSubmission {
   readonly leaseToken: number;
   readonly outcome: 'ok' | 'failed';
   /** The result bytes; for a failure, the error text (its first 64 KiB are kept on the task too). */
-  readonly body: Readable;
+  readonly body: Readable | Buffer;
 }
 
 /**
@@ -515,7 +515,11 @@ async function completeWith(store: Store, leased: TaskRow, leaseToken: number, b
  * The answer to a result sent again with the lease that already submitted it (its first answer
  * was lost): the stored result, recorded once. Another outcome under that lease is not a repeat.
  */
-async function acceptedResult(store: Store, principal: Principal, submission: ResultSubmission) {
+export async function acceptedResult(
+  store: Store,
+  principal: Principal,
+  submission: Pick<ResultSubmission, 'taskId' | 'leaseToken' | 'outcome'>,
+) {
   const { taskId, leaseToken } = submission;
   const result = await q.findResultOfLease(store.db, { taskId, leaseToken });
   if (!result || result.service_identifier !== principal.identifier) return undefined;

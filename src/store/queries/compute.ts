@@ -434,3 +434,81 @@ export async function completeLease(
   await db.deleteFrom('hub_tasks').where('task_id', '=', done.taskId).execute();
   return true;
 }
+
+/** The tasks of these leases, each with its lease holder's identity (live or not: the caller checks). */
+export async function findLeaseHolders(
+  db: Kysely<Database>,
+  taskIds: readonly string[],
+): Promise<Map<string, TaskRow & { service_identifier: string | null }>> {
+  const found = new Map<string, TaskRow & { service_identifier: string | null }>();
+  for (const chunk of chunked(taskIds, 500)) {
+    const rows = await db
+      .selectFrom('tasks')
+      .leftJoin('compute_services as s', 's.id', 'tasks.lease_service_id')
+      .selectAll('tasks')
+      .select('s.identifier as service_identifier')
+      .where('tasks.id', 'in', chunk)
+      .execute();
+    for (const row of rows) found.set(row.id, row);
+  }
+  return found;
+}
+
+/**
+ * `completeLease` for many leases at once; answers the tasks completed (the others' leases were no
+ * longer live and nothing of theirs was written). On PostgreSQL one statement for them all: the
+ * live tasks are locked in id order (a fixed order, so two such statements cannot deadlock), then
+ * completed with their results, attempts and hub entries. On SQLite, inside the caller's
+ * transaction, lease after lease.
+ */
+export async function completeLeases(
+  db: Kysely<Database>,
+  backend: Backend,
+  leases: readonly Omit<CompletedLease, 'now'>[],
+  now: string,
+): Promise<Set<string>> {
+  const completed = new Set<string>();
+  if (backend.name !== 'postgres') {
+    for (const lease of leases)
+      if (await completeLease(db, backend, { ...lease, now })) completed.add(lease.taskId);
+    return completed;
+  }
+  for (const chunk of chunked(leases, 1000)) {
+    const column = <T>(pick: (lease: Omit<CompletedLease, 'now'>) => T) => chunk.map(pick);
+    const { rows } = await sql<{ id: string }>`
+      with input as (
+        select * from unnest(
+          cast(${column((l) => l.taskId)} as text[]), cast(${column((l) => l.leaseToken)} as integer[]),
+          cast(${column((l) => l.resultId)} as text[]), cast(${column((l) => l.sha256)} as text[]),
+          cast(${column((l) => l.sizeBytes)} as integer[]), cast(${column((l) => l.serviceId)} as text[])
+        ) as i(task_id, lease_token, result_id, sha256, size_bytes, service_id)),
+      locked as (
+        select t.id, i.lease_token, i.result_id, i.sha256, i.size_bytes, i.service_id
+        from tasks t join input i on i.task_id = t.id
+        where t.status = 'running' and t.lease_token = i.lease_token and t.lease_expires_at >= ${now}
+        order by t.id
+        for update of t),
+      done as (
+        update tasks set status = 'complete', lease_service_id = null, lease_expires_at = null,
+          updated_at = ${now}, status_changed_at = ${now}, status_reason = null, last_error = null
+        from locked
+        where tasks.id = locked.id and tasks.status = 'running' and tasks.lease_token = locked.lease_token
+        returning tasks.id, tasks.scope, tasks.attempts, locked.lease_token, locked.result_id,
+          locked.sha256, locked.size_bytes, locked.service_id),
+      result as (
+        insert into results (id, task_id, scope, attempt, lease_token, outcome, blob_sha256, size_bytes,
+          compute_service_id, created_at)
+        select result_id, id, scope, attempts, lease_token, 'ok', sha256, size_bytes, service_id,
+          cast(${now} as text)
+        from done),
+      attempt as (
+        update task_attempts a set outcome = 'ok', ended_at = ${now}, result_id = done.result_id,
+          reason = null
+        from done
+        where a.task_id = done.id and a.lease_token = done.lease_token and a.ended_at is null),
+      hubs as (delete from hub_tasks where task_id in (select id from done))
+      select id from done`.execute(db);
+    for (const row of rows) completed.add(row.id);
+  }
+  return completed;
+}
