@@ -1,6 +1,6 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { expect, it } from 'vitest';
 import { ComputeService } from '../../src/compute/compute-service.js';
 import { sweep } from '../../src/service/compute.js';
