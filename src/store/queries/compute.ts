@@ -2,6 +2,7 @@ import type { ExpressionBuilder, Kysely, Selectable } from 'kysely';
 import { sql } from 'kysely';
 import type { Scope } from '../../domain/scope.js';
 import type { Backend } from '../backend.js';
+import { preparedMarker } from '../backend.js';
 import type { ComputeServicesTable, Database } from '../schema.js';
 import { scopeCondition } from './scope-filter.js';
 import type { TaskRow } from './tasks.js';
@@ -47,7 +48,7 @@ export async function claimableHubs(
   db: Kysely<Database>,
   filter: ClaimFilter,
 ): Promise<{ network_key: string; weight: number }[]> {
-  const { rows } = await sql<{ network_key: string; weight: number }>`
+  const { rows } = await sql<{ network_key: string; weight: number }>`${sql.raw(preparedMarker)}
     select h.network_key, h.weight from hubs h
     join networks n on n.key = h.network_key
     where n.state = 'active' and h.weight > 0 and ${scopeCondition('h.scope', filter.scopes)}
@@ -142,7 +143,7 @@ export async function claimFromHub(
     where tasks.id = locked.id and tasks.status = 'waiting'
     returning ${backend.name === 'postgres' ? sql`tasks.*` : sql`*`}`;
   if (backend.name === 'postgres') {
-    const { rows } = await sql<TaskRow>`
+    const { rows } = await sql<TaskRow>`${sql.raw(preparedMarker)}
       with ${claim}, claimed as (${update}),
       opened as (
         insert into task_attempts
@@ -189,10 +190,10 @@ export async function findLiveLease(
   const holder = sql`(select s.identifier from compute_services s where s.id = tasks.lease_service_id)`;
   const { rows } = await (
     params.lock
-      ? sql<TaskRow & { service_identifier: string | null }>`
+      ? sql<TaskRow & { service_identifier: string | null }>`${sql.raw(preparedMarker)}
         update tasks set lease_token = lease_token where ${live}
         returning *, ${holder} as service_identifier`
-      : sql<TaskRow & { service_identifier: string | null }>`
+      : sql<TaskRow & { service_identifier: string | null }>`${sql.raw(preparedMarker)}
         select tasks.*, ${holder} as service_identifier from tasks where ${live}`
   ).execute(db);
   return rows[0];
@@ -387,7 +388,7 @@ export async function completeLease(
     where ${live}
     returning id, scope, attempts`;
   if (backend.name === 'postgres') {
-    const { rows } = await sql<{ id: string }>`
+    const { rows } = await sql<{ id: string }>`${sql.raw(preparedMarker)}
       with done as (${complete}),
       result as (
         insert into results (id, task_id, scope, attempt, lease_token, outcome, blob_sha256, size_bytes,
@@ -475,7 +476,7 @@ export async function completeLeases(
   }
   for (const chunk of chunked(leases, 1000)) {
     const column = <T>(pick: (lease: Omit<CompletedLease, 'now'>) => T) => chunk.map(pick);
-    const { rows } = await sql<{ id: string }>`
+    const { rows } = await sql<{ id: string }>`${sql.raw(preparedMarker)}
       with input as (
         select * from unnest(
           cast(${column((l) => l.taskId)} as text[]), cast(${column((l) => l.leaseToken)} as integer[]),
