@@ -6,13 +6,13 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import Fastify from 'fastify';
 import type { Config } from '../config/resolve-config.js';
-import { AthanorError } from '../domain/errors.js';
+import { AthanorError, errorBody } from '../domain/errors.js';
 import { Authenticator } from '../service/authenticator.js';
 import type { Store } from '../store/open-store.js';
 import { assertSchemaCompatible } from '../store/migrator.js';
 import { dependencyRetryAfterSeconds } from '../store/database-availability.js';
 import { appVersion } from '../version.js';
-import { errorBody, handleError } from './errors.js';
+import { handleError } from './errors.js';
 import { humanLogStream, RequestLogController } from './log-format.js';
 import { getBlob } from '../objects/blob-store.js';
 import type { ObjectStore } from '../objects/object-store.js';
@@ -120,13 +120,12 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   };
 
   const maintenance = new MaintenanceWatch(store);
-  app.addHook('onRequest', async (request, reply) => {
+  app.addHook('onRequest', async (request) => {
     if (request.method === 'GET' || request.method === 'HEAD' || request.method === 'OPTIONS') return;
     const route = `${request.method} ${request.routeOptions.url ?? ''}`;
     if (writesAllowedInMaintenance.has(route) || request.routeOptions.config.writesInMaintenance) return;
     const state = await maintenance.current();
     if (state.on) {
-      void reply.header('retry-after', '30');
       throw new AthanorError(
         'maintenance',
         `the platform is in maintenance (${state.reason ?? 'no reason given'}); reads work, writes and claims resume when it ends`,

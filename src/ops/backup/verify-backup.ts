@@ -3,13 +3,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Config } from '../../config/resolve-config.js';
-import { AthanorError, isAthanorError } from '../../domain/errors.js';
+import { AthanorError, errorFacts, isAthanorError } from '../../domain/errors.js';
 import type { ObjectStore } from '../../objects/object-store.js';
 import { osActor } from '../../service/audit.js';
 import { migrations as releaseMigrations } from '../../store/migrations/index.js';
 import type { Migration } from '../../store/migrations/migration.js';
 import { appVersion } from '../../version.js';
-import { auditBackupEvent, failureDetails } from './backup-audit.js';
+import { auditBackupEvent } from './backup-audit.js';
 import { checkBackupBlob } from './backup-blobs.js';
 import type { VerificationMode, VerificationRecord } from './backup-target.js';
 import { readManifest, resolveBackupId, targetKeys } from './backup-target.js';
@@ -96,7 +96,7 @@ export async function verifyBackup(options: VerifyBackupOptions): Promise<Verifi
         action: 'backup.verify',
         target: `${options.auditTarget ?? options.target.url} ${id}`,
         outcome: 'error',
-        details: { backupId: id, mode: options.mode, ...failureDetails(error) },
+        details: { backupId: id, mode: options.mode, ...errorFacts(error) },
       });
     }
     throw error;
