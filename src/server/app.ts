@@ -22,7 +22,7 @@ import { metricsRegistry, scrapeMetrics } from '../ops/metrics.js';
 import { backupGaugeRefresher } from '../ops/schedule/backup-gauges.js';
 import { metricsScrapeAuthorized, refreshQueueMetrics } from './queue-metrics.js';
 import { useJsonBodyParser } from './json-body.js';
-import { maxKeyLength } from './schemas.js';
+import { ErrorBody, errorResponses, maxKeyLength } from './schemas.js';
 import { buildValidator } from './validation.js';
 import { computeRoutes } from './compute-routes.js';
 import { ServerLifecycle } from './lifecycle.js';
@@ -94,8 +94,19 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
       security: [{ bearer: [] }],
     },
+    // Shared schemas keep their $id as their name under components.schemas (ErrorBody, not def-0).
+    refResolver: {
+      buildLocalReference: (json, _baseUri, _fragment, i) =>
+        typeof json.$id === 'string' ? json.$id : `def-${i}`,
+    },
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
+  app.addSchema(ErrorBody);
+  // Every documented route answers its errors as ErrorBody; routes add only their success shapes.
+  app.addHook('onRoute', (route) => {
+    if (!route.schema || route.schema.hide) return;
+    route.schema = { ...route.schema, response: { ...errorResponses, ...(route.schema.response ?? {}) } };
+  });
 
   const authenticator = await Authenticator.create(store, {
     jwtSecret: config.jwtSecret,

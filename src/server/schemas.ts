@@ -8,6 +8,12 @@ export const ErrorBody = Type.Object(
   { $id: 'ErrorBody', description: 'Every error: a stable code and a message that says what to do' },
 );
 
+/** The error answers of every documented route, each a reference to the one registered `ErrorBody`. */
+export const errorResponses = {
+  '4xx': Type.Ref('ErrorBody', { description: 'refused: the code and message say why and what to do' }),
+  '5xx': Type.Ref('ErrorBody', { description: 'not done now: maintenance, a dependency down, or internal' }),
+} as const;
+
 export const TokenRequest = Type.Object({
   username: Type.String({ minLength: 1, maxLength: 64 }),
   password: Type.String({ minLength: 1, maxLength: 1024 }),
