@@ -242,7 +242,7 @@ export const computeRoutes: FastifyPluginAsyncTypebox<ComputeRouteOptions> = asy
           params: TaskParams,
           querystring: Type.Object({
             leaseToken: Type.Integer({ minimum: 0 }),
-            outcome: Type.Union([Type.Literal('ok'), Type.Literal('failed')]),
+            outcome: S.ResultOutcome,
           }),
           response: {
             200: Type.Object({

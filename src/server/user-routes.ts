@@ -456,7 +456,7 @@ export const userRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, o
           tags,
           params: NetworkParams,
           querystring: Type.Object({
-            outcome: Type.Optional(Type.Union([Type.Literal('ok'), Type.Literal('failed')])),
+            outcome: Type.Optional(S.ResultOutcome),
             limit: Type.Optional(
               Type.Integer({ minimum: 1, maximum: attempts.maxNetworkResultsPerPage, default: 1000 }),
             ),
