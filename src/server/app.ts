@@ -26,6 +26,7 @@ import { ErrorBody, errorResponses, maxKeyLength } from './schemas.js';
 import { buildValidator } from './validation.js';
 import { computeRoutes } from './compute-routes.js';
 import { ServerLifecycle } from './lifecycle.js';
+import { refuseWritesInMaintenance } from './maintenance-gate.js';
 import { sweeperPlugin } from './sweeper-plugin.js';
 import { userRoutes } from './user-routes.js';
 import { registerConsole } from './console/console-plugin.js';
@@ -131,18 +132,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   };
 
   const maintenance = new MaintenanceWatch(store);
-  app.addHook('onRequest', async (request) => {
-    if (request.method === 'GET' || request.method === 'HEAD' || request.method === 'OPTIONS') return;
-    const route = `${request.method} ${request.routeOptions.url ?? ''}`;
-    if (writesAllowedInMaintenance.has(route) || request.routeOptions.config.writesInMaintenance) return;
-    const state = await maintenance.current();
-    if (state.on) {
-      throw new AthanorError(
-        'maintenance',
-        `the platform is in maintenance (${state.reason ?? 'no reason given'}); reads work, writes and claims resume when it ends`,
-      );
-    }
-  });
+  refuseWritesInMaintenance(app, maintenance);
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   const refreshBackupGauges = backupGaugeRefresher(() => openObjectStore(config.backupTarget));
@@ -201,14 +191,3 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   if (api === 'user' || api === 'all') await registerConsole(app, { ...routeOptions, config });
   return app;
 }
-
-/** Writes that go on during maintenance: tokens, and what lets held leases finish their work. */
-const writesAllowedInMaintenance: ReadonlySet<string> = new Set([
-  'POST /v1/token',
-  'POST /compute/v1/token',
-  'PUT /compute/v1/tasks/:id/result',
-  'POST /compute/v1/tasks/:id/heartbeat',
-  'POST /compute/v1/tasks/:id/release',
-  'POST /compute/v1/services/:id/heartbeat',
-  'DELETE /compute/v1/services/:id',
-]);

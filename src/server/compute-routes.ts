@@ -95,6 +95,7 @@ export const computeRoutes: FastifyPluginAsyncTypebox<ComputeRouteOptions> = asy
     api.post(
       '/services/:id/heartbeat',
       {
+        config: { writesInMaintenance: true },
         schema: {
           summary: 'Keep a registration and its leases alive; answers the tasks it still holds',
           description:
@@ -133,6 +134,7 @@ export const computeRoutes: FastifyPluginAsyncTypebox<ComputeRouteOptions> = asy
     api.delete(
       '/services/:id',
       {
+        config: { writesInMaintenance: true },
         schema: {
           summary: 'Deregister a compute service; the tasks it holds return to waiting',
           tags,
@@ -199,6 +201,7 @@ export const computeRoutes: FastifyPluginAsyncTypebox<ComputeRouteOptions> = asy
     api.post(
       '/tasks/:id/heartbeat',
       {
+        config: { writesInMaintenance: true },
         schema: {
           summary: 'Extend one lease; a stale or foreign token gets 409 and changes nothing',
           tags,
@@ -220,6 +223,7 @@ export const computeRoutes: FastifyPluginAsyncTypebox<ComputeRouteOptions> = asy
     api.post(
       '/tasks/:id/release',
       {
+        config: { writesInMaintenance: true },
         schema: {
           summary: 'Give a task back without penalty',
           tags,
@@ -235,6 +239,7 @@ export const computeRoutes: FastifyPluginAsyncTypebox<ComputeRouteOptions> = asy
     api.put(
       '/tasks/:id/result',
       {
+        config: { writesInMaintenance: true },
         schema: {
           summary:
             'Submit a result as a streamed application/octet-stream body (for a failure: the error text)',

@@ -31,6 +31,7 @@ export function tokenRoute(kind: IdentityKind): FastifyPluginAsyncTypebox<RouteO
     app.post(
       '/token',
       {
+        config: { writesInMaintenance: true },
         schema: {
           summary: `Exchange a ${kind} identity and key for a bearer token`,
           tags: ['auth'],
