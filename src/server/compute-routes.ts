@@ -12,7 +12,8 @@ import { principalOf, requireBearer } from './auth-hook.js';
 import { principalView } from '../auth/principal.js';
 import * as S from './schemas.js';
 import type { RouteOptions } from './user-routes.js';
-import { tokenRoute } from './user-routes.js';
+import { sendResultBytes } from './result-bytes.js';
+import { tokenRoute } from './token-route.js';
 import { sleepUnless } from './lifecycle.js';
 
 export interface ComputeRouteOptions extends RouteOptions {
@@ -281,15 +282,10 @@ export const computeRoutes: FastifyPluginAsyncTypebox<ComputeRouteOptions> = asy
           response: { 200: Type.Unknown({ description: 'the result bytes' }) },
         },
       },
-      async (request, reply) => {
-        const result = await getResult(store, principalOf(request), request.params.id);
-        if (!result.sha256) throw new AthanorError('not_found', `result '${result.id}' has no stored bytes`);
-        void reply
-          .header('content-type', 'application/octet-stream')
-          .header('x-athanor-sha256', result.sha256);
-        if (result.sizeBytes !== null) void reply.header('content-length', String(result.sizeBytes));
-        return reply.send(await getBlob(objects, result.sha256));
-      },
+      async (request, reply) =>
+        sendResultBytes(reply, await getResult(store, principalOf(request), request.params.id), (sha256) =>
+          getBlob(objects, sha256),
+        ),
     );
   });
 };
