@@ -49,6 +49,9 @@ const sleep = (ms: number, signal?: AbortSignal) => pause(ms, signal).done;
 
 /** Results up to this size are reported with the next claim, in one request; larger ones stream. */
 const batchedResultBytes = 64 * 1024;
+/** One request carries at most this many result bytes (well within the server's body limit). */
+const batchBytes = 4 * 1024 * 1024;
+const batchResults = 1000;
 
 /** A finished task's result waiting for the next exchange; its task stays in flight until then. */
 interface PendingResult {
@@ -200,7 +203,7 @@ export class ComputeService {
         idle.cancel();
         continue;
       }
-      const results = this.#pending.splice(0);
+      const results = this.#nextBatch();
       try {
         await this.#oneAtATime(async () => {
           const claim = {
@@ -347,6 +350,18 @@ export class ComputeService {
       }
     }
     return answer.claims;
+  }
+
+  /** The oldest queued results that fit in one request; the others wait for the next. */
+  #nextBatch(): PendingResult[] {
+    let bytes = 0;
+    let count = 0;
+    while (count < this.#pending.length && count < batchResults) {
+      bytes += this.#pending[count]!.body.length;
+      if (count > 0 && bytes > batchBytes) break;
+      count += 1;
+    }
+    return this.#pending.splice(0, count);
   }
 
   #uploadEach(results: readonly PendingResult[]): void {
