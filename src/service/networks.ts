@@ -10,6 +10,7 @@ import { formatScope, parseScope, parseSpecificScope } from '../domain/scope.js'
 import type { Store } from '../store/open-store.js';
 import { runningTasksOfNetwork } from '../store/queries/attempts.js';
 import * as q from '../store/queries/networks.js';
+import { checkNetworksQuota } from './identity-quotas.js';
 import { revokeOrphanedLeases } from './revoke-leases.js';
 import type { NetworkState, TaskStatus } from '../store/schema.js';
 import type { NetworkView, TransformationView } from './views.js';
@@ -107,6 +108,8 @@ export async function submitNetwork(
   const keys = unique.map((r) => r.key);
   const key = networkKey(scope, input.name, keys);
   const created = await store.transaction(async (trx) => {
+    // Submitting a network again returns it, so only a network not yet stored counts against the quota.
+    if (!(await q.findNetwork(trx, key))) await checkNetworksQuota(trx, principal);
     await q.insertTransformations(trx, unique);
     return q.insertNetwork(
       trx,
