@@ -1,10 +1,11 @@
+import { createHash } from 'node:crypto';
 import { setImmediate } from 'node:timers/promises';
 import type { Principal } from '../auth/principal.js';
 import { canAccess, principalName, requireScope, visibleScopes } from '../auth/principal.js';
 import { canonicalJson } from '../domain/canonical-json.js';
 import { AthanorError } from '../domain/errors.js';
 import type { TransformationContent } from '../domain/keys.js';
-import { networkKey, transformationKey } from '../domain/keys.js';
+import { networkKeyText, transformationKey } from '../domain/keys.js';
 import type { Scope } from '../domain/scope.js';
 import { formatScope, parseScope, parseSpecificScope } from '../domain/scope.js';
 import type { Store } from '../store/open-store.js';
@@ -66,6 +67,16 @@ export const defaultNetworkLimits = {
 /** Transformations keyed between two yields to the event loop: a big network never stalls the others. */
 const keyingSliceSize = 500;
 
+/** `networkKey`, hashed a piece at a time with a yield to the event loop between pieces. */
+async function networkKeyBetweenYields(scope: Scope, name: string, keys: readonly string[]): Promise<string> {
+  const hash = createHash('sha256');
+  for (const piece of networkKeyText(scope, name, keys)) {
+    hash.update(piece);
+    await setImmediate();
+  }
+  return `net-${hash.digest('hex')}`;
+}
+
 /** Submits a network; the same content in the same scope returns the same key (`created: false`). */
 export async function submitNetwork(
   store: Store,
@@ -106,7 +117,7 @@ export async function submitNetwork(
   }
   const unique = [...new Map(rows.map((r) => [r.key, r])).values()];
   const keys = unique.map((r) => r.key);
-  const key = networkKey(scope, input.name, keys);
+  const key = await networkKeyBetweenYields(scope, input.name, keys);
   const created = await store.transaction(async (trx) => {
     // Submitting a network again returns it, so only a network not yet stored counts against the quota.
     if (!(await q.findNetwork(trx, key))) await checkNetworksQuota(trx, principal);

@@ -50,4 +50,42 @@ describeEachBackend('request limits', (backend) => {
     const transformations = await server.store.db.selectFrom('transformations').select('name').execute();
     expect(transformations.length).toBe(11);
   });
+
+  it('keeps /healthz answering while a network of 20,000 transformations is being submitted', async () => {
+    const server = await startTestServer(backend, dir);
+    await server.addIdentity('user', 'bulk', ['org-camp-*']);
+    const token = await server.token('user', 'bulk', 'bulk-key-0123456789');
+    const count = 20_000;
+    const transformations = Array.from({ length: count }, (_, i) => ({
+      name: `t${i}`,
+      protocol: 'echo',
+      inputs: { i, payload: 'x'.repeat(40) },
+    }));
+    let submitted = false;
+    const submit = call(server.url, token, 'POST', '/v1/networks', {
+      scope: 'org-camp-big',
+      name: 'big',
+      transformations,
+    }).finally(() => (submitted = true));
+    // The server parses, keys and stores the network a slice at a time: health checks sent
+    // meanwhile are answered in between, not after the whole submission.
+    const healthStatuses: number[] = [];
+    let answeredDuringSubmit = 0;
+    while (!submitted) {
+      const health = await fetch(`${server.url}/healthz`);
+      healthStatuses.push(health.status);
+      await health.arrayBuffer();
+      if (!submitted) answeredDuringSubmit++;
+    }
+    const response = await submit;
+    expect(response.status, response.text).toBe(200);
+    expect((response.body as { transformations: string[] }).transformations.length).toBe(count);
+    expect(answeredDuringSubmit).toBeGreaterThan(1);
+    expect(new Set(healthStatuses)).toEqual(new Set([200]));
+    const stored = await server.store.db
+      .selectFrom('network_transformations')
+      .select((eb) => eb.fn.countAll<number | string>().as('n'))
+      .executeTakeFirstOrThrow();
+    expect(Number(stored.n)).toBe(count);
+  });
 });
