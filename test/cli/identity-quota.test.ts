@@ -106,6 +106,31 @@ describeEachBackend('athanor identity set-quota', (backend) => {
     ]);
   });
 
+  it('holds under concurrent creations: of 12 at once against a quota of 5, exactly 5 are stored', async () => {
+    const server = await startTestServer(backend, dir);
+    const key = await server.addIdentity('user', 'erin', ['lab-camp-proj']);
+    const token = await server.token('user', 'erin', key);
+    const set = await runCli(['identity', 'set-quota', '-i', 'erin', '--max-waiting-tasks', '5'], {
+      env: { ATHANOR_DATABASE_URL: server.databaseUrl },
+    });
+    expect(set.code, set.stderr).toBe(0);
+    const submitted = await call(server.url, token, 'POST', '/v1/networks', network('race'));
+    const transformation = (submitted.body as { transformations: string[] }).transformations[0];
+    const answers = await Promise.all(
+      Array.from({ length: 12 }, () =>
+        call(server.url, token, 'POST', `/v1/transformations/${transformation}/tasks`, { count: 1 }),
+      ),
+    );
+    expect(answers.map((a) => a.status).sort()).toEqual([...Array(5).fill(200), ...Array(7).fill(403)]);
+    const waiting = await server.store.db
+      .selectFrom('tasks')
+      .select('id')
+      .where('created_by', '=', 'user:erin')
+      .where('status', '=', 'waiting')
+      .execute();
+    expect(waiting.length).toBe(5);
+  });
+
   it('refuses bad values naming the flag, before anything is written', async () => {
     const server = await startTestServer(backend, dir);
     await server.addIdentity('user', 'carol', ['lab-camp-proj']);
