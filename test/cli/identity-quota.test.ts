@@ -63,6 +63,15 @@ describeEachBackend('athanor identity set-quota', (backend) => {
     expect((second.body as { error: { message: string } }).error.message).toMatch(
       /networks quota of user:alice is 1.*set-quota -i alice --max-networks/,
     );
+    // The CLI reports it with the not-permitted exit code and the same message.
+    const cliSubmit = await runCli(
+      ['network', 'submit', 'examples/hello-network.json', '--scope', 'lab-camp-proj'],
+      {
+        env: { ATHANOR_URL: server.url, ATHANOR_ID: 'alice', ATHANOR_KEY: key },
+      },
+    );
+    expect(cliSubmit.code).toBe(8);
+    expect(cliSubmit.stderr).toContain('networks quota of user:alice is 1');
     // Another identity in the same scope is not limited by alice's quota.
     expect((await call(server.url, bob, 'POST', '/v1/networks', network('two'))).status).toBe(200);
     const inScope = await call(server.url, alice, 'GET', '/v1/networks');
