@@ -8,7 +8,7 @@ import { fillAuditLog } from '../ops/backup/fixtures.js';
 import { startAthanor, until } from './processes.js';
 import { startTcpProxy } from './tcp-proxy.js';
 
-it('the S3 target going away during backup create: a clear error naming it, no backup listed, the next one good', async () => {
+it('the S3 target going away during backup create: backup_target_unavailable naming it, no backup listed, the next one good', async () => {
   const peer = await startS3Peer();
   const proxy = await startTcpProxy(Number(new URL(peer.endpoint).port));
   afterAll(async () => {
@@ -44,7 +44,8 @@ it('the S3 target going away during backup create: a clear error naming it, no b
   const failure = JSON.parse(cut.log().slice(cut.log().indexOf('{"error"'))) as {
     error: { code: string; message: string };
   };
-  expect(failure.error.code).toBe('objects_unavailable');
+  expect(failure.error.code).toBe('backup_target_unavailable');
+  expect(failure.error.message).toContain('nothing was published');
   expect(failure.error.message).toContain(targetUrl);
   expect(failure.error.message).toContain('check AWS_ENDPOINT_URL');
   expect(cut.log()).not.toMatch(/at .*\.js:\d+/);
