@@ -21,20 +21,19 @@ export function transformationKey(scope: Scope, content: TransformationContent):
 }
 
 /**
- * The canonical JSON of `{scope, name, transformations}` (keys deduplicated and sorted) that a
- * network's key hashes, in pieces of at most `keysPerPiece` keys: a caller can hash a network of
- * 100,000 transformations and let other work run between the pieces.
+ * The canonical JSON of `{scope, name, transformations}` that a network's key hashes, given its
+ * transformation keys deduplicated and sorted, in pieces of at most `keysPerPiece` keys: a caller
+ * can hash a network of 100,000 transformations and let other work run between the pieces.
  */
 export function* networkKeyText(
   scope: Scope,
   name: string,
-  transformationKeys: readonly string[],
+  sortedUniqueKeys: readonly string[],
   keysPerPiece = 5000,
 ): Generator<string> {
-  const unique = [...new Set(transformationKeys)].sort();
   yield `{"name":${JSON.stringify(name)},"scope":${JSON.stringify(formatScope(scope))},"transformations":[`;
-  for (let i = 0; i < unique.length; i += keysPerPiece) {
-    const piece = unique.slice(i, i + keysPerPiece).map((k) => JSON.stringify(k));
+  for (let i = 0; i < sortedUniqueKeys.length; i += keysPerPiece) {
+    const piece = sortedUniqueKeys.slice(i, i + keysPerPiece).map((k) => JSON.stringify(k));
     yield `${i > 0 ? ',' : ''}${piece.join(',')}`;
   }
   yield ']}';
@@ -43,6 +42,7 @@ export function* networkKeyText(
 /** Content key of a network: its scope, name and set of transformations (order does not matter). */
 export function networkKey(scope: Scope, name: string, transformationKeys: readonly string[]): string {
   const hash = createHash('sha256');
-  for (const piece of networkKeyText(scope, name, transformationKeys)) hash.update(piece);
+  const sortedUniqueKeys = [...new Set(transformationKeys)].sort();
+  for (const piece of networkKeyText(scope, name, sortedUniqueKeys)) hash.update(piece);
   return `net-${hash.digest('hex')}`;
 }

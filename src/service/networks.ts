@@ -67,14 +67,52 @@ export const defaultNetworkLimits = {
 /** Transformations keyed between two yields to the event loop: a big network never stalls the others. */
 const keyingSliceSize = 500;
 
-/** `networkKey`, hashed a piece at a time with a yield to the event loop between pieces. */
-async function networkKeyBetweenYields(scope: Scope, name: string, keys: readonly string[]): Promise<string> {
+/**
+ * `networkKey` of distinct transformation keys, sorted and hashed a slice at a time with a yield
+ * to the event loop between slices: sorting 100,000 keys at once takes a few hundred milliseconds.
+ */
+async function networkKeyBetweenYields(
+  scope: Scope,
+  name: string,
+  uniqueKeys: readonly string[],
+): Promise<string> {
   const hash = createHash('sha256');
-  for (const piece of networkKeyText(scope, name, keys)) {
+  for (const piece of networkKeyText(scope, name, await sortBetweenYields(uniqueKeys))) {
     hash.update(piece);
     await setImmediate();
   }
   return `net-${hash.digest('hex')}`;
+}
+
+const sortRunSize = 5000;
+
+/** The strings in `Array.prototype.sort` order: runs sorted one by one, then merged pairwise. */
+async function sortBetweenYields(items: readonly string[]): Promise<string[]> {
+  let runs: string[][] = [];
+  for (let i = 0; i < items.length; i += sortRunSize) {
+    runs.push(items.slice(i, i + sortRunSize).sort());
+    await setImmediate();
+  }
+  while (runs.length > 1) {
+    const merged: string[][] = [];
+    for (let i = 0; i < runs.length; i += 2) {
+      const [a, b] = [runs[i] as string[], runs[i + 1]];
+      merged.push(b ? mergeSorted(a, b) : a);
+      await setImmediate();
+    }
+    runs = merged;
+  }
+  return runs[0] ?? [];
+}
+
+function mergeSorted(a: readonly string[], b: readonly string[]): string[] {
+  const out: string[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < a.length && j < b.length) out.push((a[i] as string) <= (b[j] as string) ? a[i++]! : b[j++]!);
+  while (i < a.length) out.push(a[i++]!);
+  while (j < b.length) out.push(b[j++]!);
+  return out;
 }
 
 /** Submits a network; the same content in the same scope returns the same key (`created: false`). */

@@ -1,4 +1,6 @@
 import { expect, it } from 'vitest';
+import { networkKey } from '../../src/domain/keys.js';
+import { parseScope } from '../../src/domain/scope.js';
 import { describeEachBackend, tempDir } from '../helpers/backends.js';
 import { call, startTestServer } from '../helpers/server.js';
 
@@ -79,7 +81,10 @@ describeEachBackend('request limits', (backend) => {
     }
     const response = await submit;
     expect(response.status, response.text).toBe(200);
-    expect((response.body as { transformations: string[] }).transformations.length).toBe(count);
+    const answer = response.body as { key: string; transformations: string[] };
+    expect(answer.transformations.length).toBe(count);
+    // Sorted and hashed in slices, the key is the one the whole network gives in one pass.
+    expect(answer.key).toBe(networkKey(parseScope('org-camp-big'), 'big', answer.transformations));
     expect(answeredDuringSubmit).toBeGreaterThan(1);
     expect(new Set(healthStatuses)).toEqual(new Set([200]));
     const stored = await server.store.db
