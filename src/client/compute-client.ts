@@ -5,6 +5,13 @@ import { HttpClient } from './http-client.js';
 
 export type { Claim };
 
+/** A lease a heartbeat lists, with the task's progress since the last heartbeat when it has any. */
+export interface HeldLease {
+  readonly task: string;
+  readonly leaseToken: number;
+  readonly progress?: { readonly fraction?: number; readonly message?: string };
+}
+
 /** A typed client for the compute API (`/compute/v1`). */
 export class ComputeClient {
   readonly http: HttpClient;
@@ -24,7 +31,7 @@ export class ComputeClient {
    * Keeps a registration alive. With `leases` (every lease the service holds), only those are
    * extended and the server releases the others; without, all of them are extended.
    */
-  heartbeat(serviceId: string, leases?: readonly { task: string; leaseToken: number }[]) {
+  heartbeat(serviceId: string, leases?: readonly HeldLease[]) {
     return this.http.json<{ leases: { task: string; leaseToken: number }[]; leaseExpiresAt: string }>(
       `/services/${encodeURIComponent(serviceId)}/heartbeat`,
       leases ? { method: 'POST', body: { leases } } : { method: 'POST' },
@@ -39,7 +46,13 @@ export class ComputeClient {
 
   claim(
     serviceId: string,
-    request: { count: number; scopes?: string[]; protocols?: string[]; waitMs?: number },
+    request: {
+      count: number;
+      scopes?: string[];
+      excludeScopes?: string[];
+      protocols?: string[];
+      waitMs?: number;
+    },
   ) {
     return this.http.json<Claim[]>(`/services/${encodeURIComponent(serviceId)}/claims`, {
       method: 'POST',
@@ -74,6 +87,14 @@ export class ComputeClient {
     return this.http.json<{ result: string; status: 'complete' | 'waiting' | 'error'; sha256: string }>(
       `/tasks/${encodeURIComponent(taskId)}/result`,
       { method: 'PUT', query: { leaseToken, outcome }, stream: body },
+    );
+  }
+
+  /** Streams an attempt's log; allowed once per attempt, also after the attempt ended. */
+  uploadLog(taskId: string, leaseToken: number, body: Readable | Buffer) {
+    return this.http.json<{ task: string; sizeBytes: number; sha256: string }>(
+      `/tasks/${encodeURIComponent(taskId)}/log`,
+      { method: 'PUT', query: { leaseToken }, stream: body },
     );
   }
 

@@ -25,6 +25,7 @@ import { useJsonBodyParser } from './json-body.js';
 import { maxKeyLength } from './schemas.js';
 import { buildValidator } from './validation.js';
 import { computeRoutes } from './compute-routes.js';
+import { computeLogRoutes, userLogRoutes } from './log-routes.js';
 import { ServerLifecycle } from './lifecycle.js';
 import { sweeperPlugin } from './sweeper-plugin.js';
 import { userRoutes } from './user-routes.js';
@@ -185,9 +186,14 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
 
   await app.register(sweeperPlugin, { store, intervalMs: config.sweepIntervalMs });
 
-  if (api === 'user' || api === 'all') await app.register(userRoutes, { ...routeOptions, prefix: '/v1' });
-  if (api === 'compute' || api === 'all')
+  if (api === 'user' || api === 'all') {
+    await app.register(userRoutes, { ...routeOptions, prefix: '/v1' });
+    await app.register(userLogRoutes, { ...routeOptions, prefix: '/v1' });
+  }
+  if (api === 'compute' || api === 'all') {
     await app.register(computeRoutes, { ...routeOptions, prefix: '/compute/v1' });
+    await app.register(computeLogRoutes, { ...routeOptions, prefix: '/compute/v1' });
+  }
   if (api === 'user' || api === 'all') await registerConsole(app, { ...routeOptions, config });
   return app;
 }
@@ -197,6 +203,7 @@ const writesAllowedInMaintenance: ReadonlySet<string> = new Set([
   'POST /v1/token',
   'POST /compute/v1/token',
   'PUT /compute/v1/tasks/:id/result',
+  'PUT /compute/v1/tasks/:id/log',
   'POST /compute/v1/tasks/:id/heartbeat',
   'POST /compute/v1/tasks/:id/release',
   'POST /compute/v1/services/:id/heartbeat',

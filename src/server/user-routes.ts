@@ -425,7 +425,7 @@ export const userRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, o
     const FailurePage = Type.Object({
       limit: Type.Optional(Type.Integer({ minimum: 1, maximum: attempts.maxFailuresPerPage, default: 100 })),
       after: Type.Optional(
-        Type.String({ description: "'<task>:<claim>' of the previous page's last failure" }),
+        Type.String({ description: "'<task>:<attempt>' of the previous page's last failure" }),
       ),
     });
 

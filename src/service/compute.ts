@@ -13,8 +13,10 @@ import * as q from '../store/queries/compute.js';
 import type { TransformationRow } from '../store/queries/networks.js';
 import { findTransformations } from '../store/queries/networks.js';
 import { findTask, removeFromHubs, type TaskRow, updateTasks } from '../store/queries/tasks.js';
+import type { LeaseProgress } from '../store/queries/progress.js';
+import { storeLeaseProgress } from '../store/queries/progress.js';
 import { claimedAttempts } from './attempts.js';
-import { matchRestartPatterns } from './restart-patterns.js';
+import { matchRestartPatterns, matchTimeoutMs } from './restart-patterns.js';
 import { transformationView } from './views.js';
 
 /** Lease and registration timing; the defaults suit a service heartbeating every 20 s. */
@@ -81,6 +83,8 @@ export interface ServiceHeartbeat {
    * leases return to waiting (their results are refused afterwards); default: extend them all.
    */
   readonly leases?: readonly q.LeaseRef[] | undefined;
+  /** Progress of held leases since the last heartbeat; stored on each lease still held. */
+  readonly progress?: readonly LeaseProgress[] | undefined;
 }
 
 /**
@@ -109,6 +113,9 @@ export async function heartbeat(
       iso(now + timings.leaseTtlMs),
       request.leases,
     );
+    const held = new Set(leases.map((l) => `${l.id}:${l.lease_token}`));
+    const reports = (request.progress ?? []).filter((p) => held.has(`${p.taskId}:${p.leaseToken}`));
+    await storeLeaseProgress(trx, reports, iso(now));
     return {
       leases: leases.map((l) => ({ task: l.id, leaseToken: l.lease_token })),
       leaseExpiresAt: iso(now + timings.leaseTtlMs),
@@ -161,6 +168,8 @@ export interface ClaimRequest {
   readonly count: number;
   readonly scopes?: readonly string[] | undefined;
   readonly protocols?: readonly string[] | undefined;
+  /** Never claim tasks in these scopes (wildcards allowed). */
+  readonly excludeScopes?: readonly string[] | undefined;
 }
 
 /** Weighted random order without replacement (Efraimidis–Spirakis keys). */
@@ -185,7 +194,11 @@ export async function claimTasks(
   const service = await requireService(store, principal, serviceId);
   const wanted = request.scopes?.length ? request.scopes.map(parseScope) : [undefined];
   const scopes = wanted.flatMap((s) => visibleScopes(principal, s));
-  const filter = { scopes, protocols: request.protocols };
+  const filter = {
+    scopes,
+    protocols: request.protocols,
+    excludeScopes: request.excludeScopes?.map(parseScope),
+  };
   const hubs = weightedOrder(await q.claimableHubs(store.db, filter));
   // On PostgreSQL a claim statement reads its candidates from a snapshot: a task another claimer
   // took after that snapshot is skipped, so the statement can answer fewer tasks than the hub
@@ -324,6 +337,8 @@ export async function releaseLease(store: Store, principal: Principal, taskId: s
 }
 
 export const maxErrorTextBytes = 64 * 1024;
+/** Restart patterns are matched against this much of a failure's text: all of any sane traceback. */
+export const maxRestartMatchBytes = 16 * 1024 * 1024;
 
 export interface ResultSubmission {
   readonly taskId: string;
@@ -367,8 +382,10 @@ async function recordResult(
   let errorText: string | null = null;
   let restartMatches: ReadonlySet<string> = new Set();
   if (submission.outcome === 'failed') {
-    errorText = await readPrefix(objects, blob.sha256, maxErrorTextBytes);
-    restartMatches = await matchRestartPolicies(store, taskId, errorText);
+    // Policies see the whole failure text (message and traceback), not the head kept on the task.
+    const fullText = await readPrefix(objects, blob.sha256, maxRestartMatchBytes);
+    errorText = Buffer.from(fullText).subarray(0, maxErrorTextBytes).toString('utf8');
+    restartMatches = await matchRestartPolicies(store, taskId, fullText);
   }
   // When the lease runs out during the upload, the blob stays behind unreferenced. It is not
   // deleted here: another result with the same bytes may be committing a reference to it.
@@ -444,7 +461,9 @@ async function acceptedResult(store: Store, principal: Principal, submission: Re
 async function matchRestartPolicies(store: Store, taskId: string, errorText: string) {
   const rows = await q.policiesForTask(store.db, taskId);
   const patterns = rows.flatMap((row) => (row.pattern === null ? [] : [row.pattern]));
-  return matchRestartPatterns(patterns, errorText);
+  // RE2 is linear in the text: the deadline grows with it (250 ms, plus 10 ms per 64 KiB).
+  const timeoutMs = matchTimeoutMs + Math.ceil(Buffer.byteLength(errorText) / 65_536) * 10;
+  return matchRestartPatterns(patterns, errorText, timeoutMs);
 }
 
 /**

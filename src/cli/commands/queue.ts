@@ -11,6 +11,7 @@ import { describeCounts, watchNetwork } from '../watch-network.js';
 import { printJson, printLine, printTable } from '../output.js';
 import { resultDownloadCommand } from './result-download.js';
 import { addTaskHistoryCommands } from './task-history.js';
+import { addTaskLogsCommand } from './task-logs.js';
 
 const networkStates = ['active', 'inactive', 'invalid', 'deleted'] as const;
 const short = (key: string | null) => (key === null ? '-' : key.length > 20 ? `${key.slice(0, 16)}…` : key);
@@ -394,6 +395,7 @@ export function taskCommand(): Command {
     });
 
   addTaskHistoryCommands(command);
+  addTaskLogsCommand(command);
   return command;
 }
 

@@ -32,7 +32,6 @@ function printAttempts(attempts: readonly AttemptView[]): void {
   printTable(
     attempts,
     [
-      { header: 'CLAIM', value: (a) => String(a.claim) },
       { header: 'ATTEMPT', value: (a) => String(a.attempt) },
       { header: 'OUTCOME', value: (a) => a.outcome ?? 'running' },
       { header: 'WHERE', value: where },
@@ -130,7 +129,7 @@ export function addTaskHistoryCommands(task: Command): void {
         failures.push(...page);
         const last = page.at(-1);
         if (!last) break;
-        after = `${last.task}:${last.claim}`;
+        after = `${last.task}:${last.attempt}`;
       }
       if (wantsJson(cmd)) printJson(failures);
       else
@@ -138,7 +137,7 @@ export function addTaskHistoryCommands(task: Command): void {
           failures,
           [
             { header: 'TASK', value: (f) => f.task },
-            { header: 'CLAIM', value: (f) => String(f.claim) },
+            { header: 'ATTEMPT', value: (f) => String(f.attempt) },
             { header: 'WHERE', value: where },
             { header: 'ENDED', value: (f) => f.endedAt ?? '-' },
             { header: 'CLASS', value: (f) => f.errorClass ?? '-' },
