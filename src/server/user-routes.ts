@@ -18,6 +18,8 @@ export interface RouteOptions {
   readonly tokenRateLimit: number;
   /** Streams a result's bytes to the reply (set when an object store is configured). */
   readonly openResult?: (sha256: string) => Promise<Readable>;
+  /** A presigned URL for a result's bytes, when downloads are to bypass the API; else undefined. */
+  readonly resultDownloadUrl?: (sha256: string) => Promise<string | undefined>;
   /** Per-network submission limits; default `defaultNetworkLimits`. */
   readonly networkLimits?: networks.NetworkLimits;
 }
@@ -522,7 +524,7 @@ export const userRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, o
       '/results/:id/download',
       {
         schema: {
-          summary: "Download a result's bytes as a stream",
+          summary: "Download a result's bytes as a stream, or a 302 to a presigned S3 URL when configured",
           tags,
           params: TaskParams,
           response: { 200: Type.Unknown({ description: 'the result bytes (application/octet-stream)' }) },
@@ -532,6 +534,11 @@ export const userRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, o
         const result = await tasks.getResult(store, principalOf(request), request.params.id);
         if (!result.sha256 || !options.openResult) {
           throw new AthanorError('not_found', `result '${result.id}' has no stored bytes`);
+        }
+        const presigned = await options.resultDownloadUrl?.(result.sha256);
+        if (presigned !== undefined) {
+          void reply.header('x-athanor-sha256', result.sha256);
+          return reply.redirect(presigned, 302);
         }
         const stream = await options.openResult(result.sha256);
         void reply
