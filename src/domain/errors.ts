@@ -108,3 +108,25 @@ export class AthanorError extends Error {
 export function isAthanorError(error: unknown): error is AthanorError {
   return error instanceof AthanorError;
 }
+
+/** An error as every caller sees it: HTTP bodies, `--json` output and audit details. */
+export interface ErrorFacts {
+  readonly code: string;
+  readonly message: string;
+}
+
+/** The one mapping from an error to `{code, message}`: anything outside the registry is `internal`. */
+export function errorFacts(error: unknown): ErrorFacts {
+  return {
+    code: isAthanorError(error) ? error.code : 'internal',
+    message: error instanceof Error ? error.message : String(error),
+  };
+}
+
+/**
+ * The error body of every HTTP answer and of `--json` output: `{error: {code, message}}`. It takes
+ * a registry error so an unexpected error's own text (which may hold internals) is never sent.
+ */
+export function errorBody(error: AthanorError): { readonly error: ErrorFacts } {
+  return { error: errorFacts(error) };
+}

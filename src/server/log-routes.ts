@@ -23,6 +23,8 @@ export const computeLogRoutes: FastifyPluginAsyncTypebox<LogRouteOptions> = asyn
   api.put(
     '/tasks/:id/log',
     {
+      // An interrupted attempt's log may arrive while the platform is in maintenance.
+      config: { writesInMaintenance: true },
       schema: {
         summary: "Attach an attempt's log (streamed application/octet-stream), once, also after it ended",
         tags: ['compute'],

@@ -15,6 +15,7 @@ import { findTask, findTasks, type TaskRow } from '../store/queries/tasks.js';
 import type { Page } from './networks.js';
 import { notFound, parseQueryScope, requireNetwork } from './networks.js';
 import { progressView } from './views.js';
+import type { ResultOutcome } from '../domain/outcomes.js';
 
 /**
  * A user's view of an attempt, `number` being its place among the task's attempts (1, 2, …). The
@@ -185,7 +186,7 @@ export async function listNetworkResults(
   store: Store,
   principal: Principal,
   networkKey: string,
-  filter: Page & { outcome?: 'ok' | 'failed' | undefined },
+  filter: Page & { outcome?: ResultOutcome | undefined },
 ) {
   await requireNetwork(store, principal, networkKey);
   const rows = await networkResults(store.db, {

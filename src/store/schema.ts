@@ -63,6 +63,7 @@ export interface SettingsTable {
 
 export type { NetworkState } from '../domain/network-state.js';
 import type { NetworkState } from '../domain/network-state.js';
+import type { AttemptOutcome, ResultOutcome } from '../domain/outcomes.js';
 export type { TaskStatus };
 
 export interface NetworksTable {
@@ -162,7 +163,7 @@ export interface ResultsTable {
   scope: string;
   attempt: number;
   lease_token: number;
-  outcome: 'ok' | 'failed';
+  outcome: ResultOutcome;
   blob_sha256: string | null;
   size_bytes: number | null;
   error: string | null;
@@ -170,7 +171,7 @@ export interface ResultsTable {
   created_at: string;
 }
 
-export type AttemptOutcome = 'ok' | 'failed' | 'released' | 'expired' | 'revoked';
+export type { AttemptOutcome };
 
 /** One claim of a task; open while `ended_at` is null, never changed once closed. */
 export interface TaskAttemptsTable {

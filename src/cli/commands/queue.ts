@@ -12,8 +12,8 @@ import { printJson, printLine, printTable } from '../output.js';
 import { resultDownloadCommand } from './result-download.js';
 import { addTaskHistoryCommands } from './task-history.js';
 import { addTaskLogsCommand } from './task-logs.js';
+import { networkStates } from '../../domain/network-state.js';
 
-const networkStates = ['active', 'inactive', 'invalid', 'deleted'] as const;
 const short = (key: string | null) => (key === null ? '-' : key.length > 20 ? `${key.slice(0, 16)}…` : key);
 
 function numberOption(flag: string) {

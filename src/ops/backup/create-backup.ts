@@ -1,12 +1,12 @@
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { Config } from '../../config/resolve-config.js';
-import { AthanorError } from '../../domain/errors.js';
+import { AthanorError, errorFacts } from '../../domain/errors.js';
 import type { ObjectStore } from '../../objects/object-store.js';
 import { openObjectStore } from '../../objects/open-object-store.js';
 import { osActor } from '../../service/audit.js';
 import { appVersion } from '../../version.js';
-import { auditBackupEvent, failureDetails } from './backup-audit.js';
+import { auditBackupEvent } from './backup-audit.js';
 import { newBackupId } from './backup-id.js';
 import { copyBlobsToTarget } from './backup-blobs.js';
 import { backupKeys, listBackups, readObject, targetKeys } from './backup-target.js';
@@ -137,7 +137,7 @@ export async function createBackup(options: CreateBackupOptions): Promise<Backup
     await auditBackupEvent(options.config, {
       ...auditEvent,
       outcome: 'error',
-      details: { backupId: id, ...failureDetails(error) },
+      details: { backupId: id, ...errorFacts(error) },
     });
     throw error;
   }
