@@ -76,9 +76,12 @@ describeEachBackend('logs, progress and run limits, through real processes', (ba
   it('a running sleep task shows its progress, and --max-time ends the service with exit 0', async () => {
     // A 2 s lease: the service heartbeats every 500 ms.
     const server = await startTestServer(backend, dir, { leaseTtlMs: 2000, sweepIntervalMs: 200 });
-    const { user, computeCredentials } = await queueClients(server);
-    const { tasks } = await networkWithTasks(user, { protocol: 'sleep', inputs: () => ({ seconds: 60 }) });
-    const run = computeRun(computeCredentials, ['--max-time', '4s', '--grace-ms', '200']);
+    const { user, computeCredentials, userCredentials } = await queueClients(server);
+    const { network, tasks } = await networkWithTasks(user, {
+      protocol: 'sleep',
+      inputs: () => ({ seconds: 60 }),
+    });
+    const run = computeRun(computeCredentials, ['--max-time', '8s', '--grace-ms', '200']);
     const seen: number[] = [];
     await until(async () => {
       const progress = (await user.getTask(tasks[0]!)).progress;
@@ -88,6 +91,15 @@ describeEachBackend('logs, progress and run limits, through real processes', (ba
     // It moves between heartbeats, and says what it did.
     expect(seen[1]!).toBeGreaterThan(seen[0]!);
     expect((await user.getTask(tasks[0]!)).progress?.message).toMatch(/^slept \d+\.\d s of 60 s$/);
+    const env = {
+      ATHANOR_URL: server.url,
+      ATHANOR_ID: userCredentials.identifier,
+      ATHANOR_KEY: userCredentials.key,
+    };
+    const listed = await runCli(['task', 'list', '--network', network], { env });
+    expect(listed.stdout).toMatch(/\brunning\s+\d+\s+1\s+\d+% slept \d+\.\d s of 60 s\s/);
+    const history = await runCli(['task', 'history', tasks[0]!], { env });
+    expect(history.stdout).toMatch(/^ {2}progress: \d+% slept \d+\.\d s of 60 s \(at \S+\)$/m);
 
     expect(await run.exited, run.log()).toBe(0);
     expect(run.log()).toMatch(/--max-time/);

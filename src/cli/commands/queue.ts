@@ -11,7 +11,7 @@ import { describeCounts, watchNetwork } from '../watch-network.js';
 import { printJson, printLine, printTable } from '../output.js';
 import { resultDownloadCommand } from './result-download.js';
 import { addTaskHistoryCommands } from './task-history.js';
-import { addTaskLogsCommand } from './task-logs.js';
+import { addTaskLogsCommand, progressText } from './task-logs.js';
 import { networkStates } from '../../domain/network-state.js';
 
 const short = (key: string | null) => (key === null ? '-' : key.length > 20 ? `${key.slice(0, 16)}…` : key);
@@ -59,6 +59,7 @@ function printTasks(tasks: readonly TaskView[]): void {
       { header: 'STATUS', value: (t) => t.status },
       { header: 'PRIORITY', value: (t) => String(t.priority) },
       { header: 'ATTEMPTS', value: (t) => String(t.attempts) },
+      { header: 'PROGRESS', value: (t) => (t.progress ? progressText(t.progress) : '-') },
       { header: 'TRANSFORMATION', value: (t) => short(t.transformation) },
       { header: 'EXTENDS', value: (t) => short(t.extends) },
     ],

@@ -3,6 +3,7 @@ import type { AttemptView, FailureView, TaskDetail, UserClient } from '../../cli
 import { AthanorError } from '../../domain/errors.js';
 import { userClient, wantsJson } from '../context.js';
 import { printJson, printLine, printTable } from '../output.js';
+import { progressText } from './task-logs.js';
 
 const firstLine = (text: string | null) => (text ?? '').split('\n')[0] ?? '';
 const where = (a: { computeIdentity: string; hostname: string | null }) =>
@@ -50,6 +51,7 @@ function printOne(task: string, detail: TaskDetail): void {
   if (detail.leaseHolder) {
     printLine(`  running on ${where(detail.leaseHolder)} (${detail.leaseHolder.computeService})`);
   }
+  if (detail.progress) printLine(`  progress: ${progressText(detail.progress)} (at ${detail.progress.at})`);
   printAttempts(detail.attempts);
   if (detail.lastErrorHead) printLine(`last error:\n${detail.lastErrorHead}`);
 }

@@ -17,7 +17,8 @@ async function printLog(client: UserClient, task: string, attempt: number): Prom
   for await (const chunk of stream) process.stdout.write(chunk as Buffer);
 }
 
-function progressText(progress: { fraction: number | null; message: string | null }): string {
+/** A running task's progress for people: `40% step 4 of 10`. */
+export function progressText(progress: { fraction: number | null; message: string | null }): string {
   const percent = progress.fraction === null ? '' : `${Math.round(progress.fraction * 100)}%`;
   return [percent, progress.message ?? ''].filter((p) => p !== '').join(' ');
 }
