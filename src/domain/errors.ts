@@ -26,7 +26,7 @@ export const exitCodeMeanings: Readonly<Record<ExitCode, string>> = {
   5: 'timed out waiting for a lock (another migration, backup or restore holds it)',
   6: 'incompatible schema: the database is newer than this release, or behind it',
   7: 'target not empty: restore refused (pass --force to take a safety backup and replace it)',
-  8: 'not permitted: the identity is known but holds no scope (or role) covering what was asked',
+  8: 'not permitted: the identity is known but holds no scope (or role) covering what was asked, or its quota is used up',
 };
 
 interface ErrorKind {
@@ -52,6 +52,8 @@ export const errorKinds = {
   unauthenticated: { status: 401, exitCode: ExitCode.auth },
   forbidden: { status: 403, exitCode: ExitCode.notPermitted },
   rate_limited: { status: 429, exitCode: ExitCode.error },
+  waiting_tasks_quota_exceeded: { status: 403, exitCode: ExitCode.notPermitted },
+  networks_quota_exceeded: { status: 403, exitCode: ExitCode.notPermitted },
   maintenance: { status: 503, exitCode: ExitCode.error },
   lock_timeout: { status: 503, exitCode: ExitCode.lockTimeout },
   migration_drift: { status: 500, exitCode: ExitCode.checkFailed },

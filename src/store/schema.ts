@@ -45,6 +45,16 @@ export interface IdentityRolesTable {
   granted_by: string;
 }
 
+/** Limits of one identity; null is no limit. An identity without a row has no quotas. */
+export interface IdentityQuotasTable {
+  kind: 'user' | 'compute';
+  identifier: string;
+  max_waiting_tasks: number | null;
+  max_networks: number | null;
+  updated_at: string;
+  updated_by: string;
+}
+
 export interface AuditLogTable {
   id: Generated<number>;
   at: string;
@@ -199,6 +209,7 @@ export interface Database {
   identities: IdentitiesTable;
   identity_scopes: IdentityScopesTable;
   identity_roles: IdentityRolesTable;
+  identity_quotas: IdentityQuotasTable;
   audit_log: AuditLogTable;
   settings: SettingsTable;
   networks: NetworksTable;

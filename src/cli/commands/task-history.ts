@@ -3,7 +3,7 @@ import type { AttemptView, FailureView, TaskDetail, UserClient } from '../../cli
 import { AthanorError } from '../../domain/errors.js';
 import { userClient, wantsJson } from '../context.js';
 import { printJson, printLine, printTable } from '../output.js';
-import { progressText } from './task-logs.js';
+import { progressText } from '../queue-output.js';
 
 const firstLine = (text: string | null) => (text ?? '').split('\n')[0] ?? '';
 const where = (a: { computeIdentity: string; hostname: string | null }) =>

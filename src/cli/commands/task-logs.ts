@@ -4,6 +4,7 @@ import { AthanorError } from '../../domain/errors.js';
 import type { TaskStatus } from '../../domain/task-state.js';
 import { integerOption, userClient } from '../context.js';
 import { note } from '../output.js';
+import { progressText } from '../queue-output.js';
 
 /** How often `--follow` asks the server what changed. */
 const followPollMs = 1000;
@@ -15,12 +16,6 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 async function printLog(client: UserClient, task: string, attempt: number): Promise<void> {
   const stream = await client.attemptLog(task, attempt);
   for await (const chunk of stream) process.stdout.write(chunk as Buffer);
-}
-
-/** A running task's progress for people: `40% step 4 of 10`. */
-export function progressText(progress: { fraction: number | null; message: string | null }): string {
-  const percent = progress.fraction === null ? '' : `${Math.round(progress.fraction * 100)}%`;
-  return [percent, progress.message ?? ''].filter((p) => p !== '').join(' ');
 }
 
 /** Statuses after which no new attempt comes unless a user restarts the task. */

@@ -27,6 +27,7 @@ import { openSnapshot } from './open-snapshot.js';
 import type { Snapshot, TableSchema } from './snapshot.js';
 import { ByteMeter, chain } from './streams.js';
 import { acquireTargetLease } from './target-lease.js';
+import { backupTargetStore } from './target-unavailable.js';
 import { withoutSecretRows } from './secret-rows.js';
 
 /** Default uncompressed size of one table chunk file: 64 MiB. */
@@ -109,7 +110,7 @@ async function reconcileTargetMarker(
 export async function createBackup(options: CreateBackupOptions): Promise<BackupResult> {
   const now = options.now ?? (() => new Date());
   const actor = options.actor ?? osActor();
-  const target = options.target;
+  const target = backupTargetStore(options.target);
   const startedAt = now();
   const started = performance.now();
   const id = newBackupId(startedAt);
@@ -124,7 +125,7 @@ export async function createBackup(options: CreateBackupOptions): Promise<Backup
       now,
     });
     try {
-      manifest = await writeBackup(id, startedAt, started, options);
+      manifest = await writeBackup(id, startedAt, started, { ...options, target });
       await lease.assertHeld();
       await target.put(targetKeys.manifest(id), serializeManifest(manifest));
     } catch (error) {
