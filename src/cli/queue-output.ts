@@ -23,6 +23,7 @@ export function printTasks(tasks: readonly TaskView[]): void {
       { header: 'STATUS', value: (t) => t.status },
       { header: 'PRIORITY', value: (t) => String(t.priority) },
       { header: 'ATTEMPTS', value: (t) => String(t.attempts) },
+      { header: 'PROGRESS', value: (t) => (t.progress ? progressText(t.progress) : '-') },
       { header: 'TRANSFORMATION', value: (t) => short(t.transformation) },
       { header: 'EXTENDS', value: (t) => short(t.extends) },
     ],
@@ -36,4 +37,10 @@ export function printBulk(answers: readonly { task: string; result: unknown; err
     { header: 'RESULT', value: (a) => (a.result === null ? 'not found' : String(a.result)) },
     { header: 'NOTE', value: (a) => a.error ?? '' },
   ]);
+}
+
+/** A running task's progress for people: `40% step 4 of 10`. */
+export function progressText(progress: { fraction: number | null; message: string | null }): string {
+  const percent = progress.fraction === null ? '' : `${Math.round(progress.fraction * 100)}%`;
+  return [percent, progress.message ?? ''].filter((p) => p !== '').join(' ');
 }

@@ -13,7 +13,7 @@ export interface ExchangeRequest {
     readonly outcome: 'ok' | 'failed';
     readonly body: Buffer;
   }[];
-  readonly claim?: { count: number; scopes?: string[]; protocols?: string[]; waitMs?: number };
+  readonly claim?: Parameters<ComputeClient['claim']>[1];
 }
 
 /** One answer per reported result (a stored result, or why it was refused) and the new claims. */
@@ -25,6 +25,13 @@ export interface ExchangeAnswer {
     readonly error?: { code: string; status: number; message: string };
   }[];
   readonly claims: Claim[];
+}
+
+/** A lease a heartbeat lists, with the task's progress since the last heartbeat when it has any. */
+export interface HeldLease {
+  readonly task: string;
+  readonly leaseToken: number;
+  readonly progress?: { readonly fraction?: number; readonly message?: string };
 }
 
 /** A typed client for the compute API (`/compute/v1`). */
@@ -46,7 +53,7 @@ export class ComputeClient {
    * Keeps a registration alive. With `leases` (every lease the service holds), only those are
    * extended and the server releases the others; without, all of them are extended.
    */
-  heartbeat(serviceId: string, leases?: readonly { task: string; leaseToken: number }[]) {
+  heartbeat(serviceId: string, leases?: readonly HeldLease[]) {
     return this.http.json<{ leases: { task: string; leaseToken: number }[]; leaseExpiresAt: string }>(
       `/services/${encodeURIComponent(serviceId)}/heartbeat`,
       leases ? { method: 'POST', body: { leases } } : { method: 'POST' },
@@ -61,7 +68,13 @@ export class ComputeClient {
 
   claim(
     serviceId: string,
-    request: { count: number; scopes?: string[]; protocols?: string[]; waitMs?: number },
+    request: {
+      count: number;
+      scopes?: string[];
+      excludeScopes?: string[];
+      protocols?: string[];
+      waitMs?: number;
+    },
   ) {
     return this.http.json<Claim[]>(`/services/${encodeURIComponent(serviceId)}/claims`, {
       method: 'POST',
@@ -117,6 +130,14 @@ export class ComputeClient {
       },
       waitMs: request.claim?.waitMs,
     });
+  }
+
+  /** Streams an attempt's log; allowed once per attempt, also after the attempt ended. */
+  uploadLog(taskId: string, leaseToken: number, body: Readable | Buffer) {
+    return this.http.json<{ task: string; sizeBytes: number; sha256: string }>(
+      `/tasks/${encodeURIComponent(taskId)}/log`,
+      { method: 'PUT', query: { leaseToken }, stream: body },
+    );
   }
 
   async downloadResult(resultId: string): Promise<Readable> {

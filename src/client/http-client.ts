@@ -97,13 +97,22 @@ export class HttpClient {
       body = Buffer.from(JSON.stringify(request.body));
     }
     if (Buffer.isBuffer(body)) headers['content-length'] = String(body.length);
-    const response = await this.#exchange(url, request, headers, body).catch((cause: unknown) => {
+    const unreachable = (cause: unknown): never => {
       throw new AthanorError(
         'server_unreachable',
         `cannot reach the Athanor server at ${this.#base}: ${(cause as Error).message}. Check ATHANOR_URL and that the server runs`,
         { cause },
       );
-    });
+    };
+    let response = await this.#exchange(url, request, headers, body).catch(unreachable);
+    const location = response.headers.location;
+    if (response.statusCode === 302 && location && (request.method ?? 'GET') === 'GET') {
+      // A download handed to the object store (a presigned URL): fetched without our token.
+      response.resume();
+      response = await this.#exchange(new URL(location, url), { method: 'GET' }, {}, undefined).catch(
+        unreachable,
+      );
+    }
     const status = response.statusCode ?? 0;
     const result: ClientResponse = {
       status,

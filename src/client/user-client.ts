@@ -240,6 +240,14 @@ export class UserClient {
   }
 
   /** The result's bytes as a stream: never buffered whole. */
+  /** The log of a task's `attempt`th attempt (1 for the first), streamed. */
+  async attemptLog(taskId: string, attempt: number): Promise<Readable> {
+    const response = await this.http.request(
+      `/tasks/${encodeURIComponent(taskId)}/attempts/${encodeURIComponent(String(attempt))}/log`,
+    );
+    return response.body;
+  }
+
   async downloadResult(id: string): Promise<Readable> {
     const response = await this.http.request(`/results/${encodeURIComponent(id)}/download`);
     return response.body;

@@ -8,8 +8,11 @@ import type { Claim } from '../client/compute-client.js';
 import { ComputeClient } from '../client/compute-client.js';
 import type { ClientOptions } from '../client/http-client.js';
 import { AthanorError, isAthanorError } from '../domain/errors.js';
+import type { Progress } from '../domain/progress.js';
+import { progressFrom } from '../domain/progress.js';
 import type { Executor } from './protocols.js';
 import { failureText } from './protocols.js';
+import { TaskLog } from './task-log.js';
 
 export interface ComputeServiceOptions extends ClientOptions {
   readonly name?: string;
@@ -22,6 +25,19 @@ export interface ComputeServiceOptions extends ClientOptions {
   readonly claimWaitMs?: number;
   /** On stop, how long tasks in flight may finish before they are released; default 30000 ms. */
   readonly stopGraceMs?: number;
+  /** Never claim tasks in these scopes. */
+  readonly excludeScopes?: readonly string[];
+  /** Claim this many tasks in all, let them finish, then stop; default: no limit. */
+  readonly maxTasks?: number;
+  /** Stop claiming after this long, then stop as on SIGTERM; default: no limit. */
+  readonly maxTimeMs?: number;
+  /**
+   * How long a result or log upload keeps retrying while the server is unreachable before the
+   * service gives up with `server_unreachable` (the lease then simply expires); default 600000 ms.
+   */
+  readonly uploadRetryMs?: number;
+  /** Cap on one attempt's log; default 16 MiB, truncation is marked in the log. */
+  readonly maxLogBytes?: number;
   readonly log?: (message: string) => void;
 }
 
@@ -58,11 +74,16 @@ interface PendingResult {
   readonly claim: Claim;
   readonly outcome: 'ok' | 'failed';
   readonly body: Buffer;
+  /** When it was queued: it is given up `uploadRetryMs` later while the server stays unreachable. */
+  readonly queuedAt: number;
   readonly settle: (error?: unknown) => void;
 }
 
 /** Retries back off up to this: a server or database back from an outage sees work within seconds. */
 const maxBackoffMs = 4_000;
+
+/** How long an upload retries while the server is unreachable, by default: ten minutes. */
+export const defaultUploadRetryMs = 600_000;
 
 const unreachable = (error: unknown) =>
   isAthanorError(error) &&
@@ -76,6 +97,15 @@ function toBody(value: unknown): Readable | Buffer {
   return Buffer.from(JSON.stringify(value ?? null));
 }
 
+interface InFlight {
+  readonly claim: Claim;
+  readonly abort: AbortController;
+  done: Promise<void>;
+  /** The executor's last progress report, and whether a heartbeat has carried it yet. */
+  progress?: Progress;
+  progressSent: boolean;
+}
+
 /**
  * A compute service: registers, heartbeats, claims, executes, reports. When the server is
  * unreachable it backs off and retries, so a server restart loses no task. `stop()` stops
@@ -84,12 +114,18 @@ function toBody(value: unknown): Readable | Buffer {
 export class ComputeService {
   readonly client: ComputeClient;
   #serviceId: string | undefined;
-  readonly #inFlight = new Map<string, { claim: Claim; abort: AbortController; done: Promise<void> }>();
+  readonly #inFlight = new Map<string, InFlight>();
+  /** Tasks claimed since start, for `maxTasks`. */
+  #claimed = 0;
+  /** What stops the service with an error: a refused claim, or a report it could not deliver. */
+  #fatal: { error: unknown } | undefined;
   readonly #stopping = new AbortController();
   /** Aborted once nothing is in flight any more after a stop: ends the heartbeat loop. */
   readonly #drained = new AbortController();
   #finished: Promise<void> | undefined;
   #pending: PendingResult[] = [];
+  /** Set once no claim follows: results are then uploaded one by one instead of queued. */
+  #claimsEnded = false;
   /** Wakes the claim loop when a result is queued while every slot is busy. */
   #resultQueued = () => {};
   completed = 0;
@@ -161,15 +197,20 @@ export class ComputeService {
       if (!this.#serviceId || this.#drained.signal.aborted) continue;
       try {
         const serviceId = this.#serviceId;
+        const reported = new Map<InFlight, Progress>();
         const { leases } = await this.#oneAtATime(() =>
           this.client.heartbeat(
             serviceId,
-            [...this.#inFlight.values()].map(({ claim }) => ({
-              task: claim.task,
-              leaseToken: claim.leaseToken,
-            })),
+            [...this.#inFlight.values()].map((run) => {
+              const { claim, progress } = run;
+              // Only what changed since the last heartbeat: one progress write per heartbeat at most.
+              if (!progress || run.progressSent) return { task: claim.task, leaseToken: claim.leaseToken };
+              reported.set(run, progress);
+              return { task: claim.task, leaseToken: claim.leaseToken, progress };
+            }),
           ),
         );
+        for (const [run, progress] of reported) if (run.progress === progress) run.progressSent = true;
         const held = new Set(leases.map((l) => `${l.task}:${l.leaseToken}`));
         for (const [task, run] of this.#inFlight) {
           // A lease that expired anyway belongs to someone else now: stop working on it.
@@ -192,10 +233,25 @@ export class ComputeService {
     const concurrency = this.options.concurrency ?? 1;
     const protocols = [...this.options.protocols.keys()];
     let backoff = 500;
-    let fatal: { error: unknown } | undefined;
+    const maxTime = this.options.maxTimeMs;
+    const timeUp = maxTime === undefined ? undefined : pause(maxTime, this.#stopping.signal);
+    void timeUp?.done.then(() => {
+      if (this.#stopping.signal.aborted) return;
+      this.#log(`ran for ${maxTime} ms (--max-time): no new claims`);
+      this.#stopping.abort();
+    });
     while (!this.#stopping.signal.aborted) {
+      const left = (this.options.maxTasks ?? Infinity) - this.#claimed;
+      if (left <= 0) {
+        this.#log(`claimed ${this.#claimed} task(s) (--max-tasks): finishing them, then stopping`);
+        // No claim will carry the results still to come: each goes out on its own.
+        this.#claimsEnded = true;
+        this.#uploadEach(this.#pending.splice(0));
+        await this.#finishInFlight();
+        break;
+      }
       // A task whose result waits to be reported frees its slot: the same request reports it.
-      const free = concurrency - this.#inFlight.size + this.#pending.length;
+      const free = Math.min(concurrency - this.#inFlight.size + this.#pending.length, left);
       if (free <= 0) {
         const idle = pause(1000, this.#stopping.signal);
         this.#resultQueued = idle.cancel;
@@ -212,11 +268,13 @@ export class ComputeService {
             // A heartbeat waits for the claim: a long wait must not outlast the leases in flight.
             waitMs: Math.min(this.options.claimWaitMs ?? 5000, this.#heartbeatEveryMs),
             ...(this.options.scopes?.length ? { scopes: [...this.options.scopes] } : {}),
+            ...(this.options.excludeScopes?.length ? { excludeScopes: [...this.options.excludeScopes] } : {}),
           };
           const serviceId = this.#serviceId as string;
           const claims = results.length
             ? await this.#exchange(serviceId, results, claim)
             : await this.client.claim(serviceId, claim);
+          this.#claimed += claims.length;
           for (const claimed of claims) this.#execute(claimed);
         });
         backoff = 500;
@@ -224,6 +282,7 @@ export class ComputeService {
         // Unreported results go out with the next request, or one by one when batches are refused.
         if (isAthanorError(error) && error.code === 'maintenance') this.#uploadEach(results);
         else this.#pending.unshift(...results);
+        if (unreachable(error)) this.#giveUpStalePending(error);
         if (isAthanorError(error) && error.code === 'stale_lease') {
           await this.#register();
         } else if (unreachable(error)) {
@@ -232,12 +291,14 @@ export class ComputeService {
           backoff = Math.min(backoff * 2, maxBackoffMs);
         } else {
           // A refusal that retrying cannot fix: stop as on SIGTERM, then report it.
-          fatal = { error };
+          this.#fatal ??= { error };
           this.#stopping.abort();
         }
       }
     }
+    this.#claimsEnded = true;
     this.#uploadEach(this.#pending.splice(0));
+    timeUp?.cancel();
     await this.#drain();
     this.#drained.abort();
     await heartbeats;
@@ -247,7 +308,16 @@ export class ComputeService {
         .catch((error: unknown) => this.#log(`deregister failed: ${(error as Error).message}`));
       this.#log(`deregistered ${this.#serviceId}`);
     }
-    if (fatal) throw fatal.error;
+    if (this.#fatal) throw this.#fatal.error;
+  }
+
+  /** Waits until nothing is in flight, or until `stop()` (which then drains with its grace period). */
+  async #finishInFlight(): Promise<void> {
+    while (this.#inFlight.size > 0 && !this.#stopping.signal.aborted) {
+      const stopped = pause(2 ** 31 - 1, this.#stopping.signal);
+      await Promise.race([Promise.all([...this.#inFlight.values()].map((r) => r.done)), stopped.done]);
+      stopped.cancel();
+    }
   }
 
   /** Lets tasks in flight finish within the grace period, then releases the rest. */
@@ -267,33 +337,75 @@ export class ComputeService {
   }
 
   #execute(claim: Claim): void {
-    const abort = new AbortController();
-    const done = this.#runTask(claim, abort.signal).finally(() => this.#inFlight.delete(claim.task));
-    this.#inFlight.set(claim.task, { claim, abort, done });
+    const run: InFlight = {
+      claim,
+      abort: new AbortController(),
+      done: Promise.resolve(),
+      progressSent: true,
+    };
+    // In the map before the executor starts: it may report progress at once.
+    this.#inFlight.set(claim.task, run);
+    run.done = this.#runTask(run)
+      .catch((error: unknown) => {
+        // Only a report that cannot be delivered gets here: stop, and say so on exit.
+        this.#fatal ??= { error };
+        this.#stopping.abort();
+      })
+      .finally(() => this.#inFlight.delete(claim.task));
   }
 
-  async #runTask(claim: Claim, signal: AbortSignal): Promise<void> {
+  async #runTask(run: InFlight): Promise<void> {
+    const { claim, abort } = run;
+    const signal = abort.signal;
     const executor = this.options.protocols.get(claim.transformation.protocol);
+    const log = new TaskLog(this.options.maxLogBytes);
     let outcome: 'ok' | 'failed';
     let body: Readable | Buffer;
     try {
-      if (!executor)
-        throw new Error(`this compute service has no '${claim.transformation.protocol}' protocol`);
-      const extended = claim.extends?.result ?? null;
-      const value = await executor(claim.transformation.inputs, {
-        task: claim.task,
-        transformation: claim.transformation,
-        previousResult: extended ? () => this.client.downloadResult(extended) : undefined,
-        signal,
-      });
-      outcome = 'ok';
-      body = toBody(value);
-    } catch (error) {
-      outcome = 'failed';
-      body = Buffer.from(failureText(error));
+      try {
+        if (!executor)
+          throw new Error(`this compute service has no '${claim.transformation.protocol}' protocol`);
+        const extended = claim.extends?.result ?? null;
+        const value = await executor(claim.transformation.inputs, {
+          task: claim.task,
+          transformation: claim.transformation,
+          previousResult: extended ? () => this.client.downloadResult(extended) : undefined,
+          signal,
+          log: (message, fields) => log.log(message, fields),
+          progress: (first, second, note) => {
+            run.progress = progressFrom(run.progress, first, second, note);
+            run.progressSent = false;
+          },
+          capture: (source, chunk) => log.capture(source, chunk),
+        });
+        outcome = 'ok';
+        body = toBody(value);
+      } catch (error) {
+        outcome = 'failed';
+        const text = failureText(error);
+        log.log(`task failed: ${text}`);
+        body = Buffer.from(text);
+      }
+      if (signal.aborted) log.log('interrupted: the lease was revoked, lost or released');
+      else await this.#report(claim, outcome, body);
+    } finally {
+      await this.#shipLog(claim, log);
     }
-    if (signal.aborted) return;
-    await this.#report(claim, outcome, body);
+  }
+
+  /** Uploads an attempt's log, whatever ended it; a log that cannot be delivered is dropped with a note. */
+  async #shipLog(claim: Claim, log: TaskLog): Promise<void> {
+    try {
+      const body = await log.finish();
+      if (!body) return;
+      await this.#deliver(`the log of ${claim.task}`, () =>
+        this.client.uploadLog(claim.task, claim.leaseToken, body()),
+      );
+    } catch (error) {
+      this.#log(`log of ${claim.task} not uploaded: ${(error as Error).message}`);
+    } finally {
+      await log.dispose();
+    }
   }
 
   /**
@@ -302,10 +414,15 @@ export class ComputeService {
    * in memory.
    */
   async #report(claim: Claim, outcome: 'ok' | 'failed', body: Readable | Buffer): Promise<void> {
-    if (Buffer.isBuffer(body) && body.length <= batchedResultBytes && !this.#stopping.signal.aborted) {
+    if (
+      Buffer.isBuffer(body) &&
+      body.length <= batchedResultBytes &&
+      !this.#stopping.signal.aborted &&
+      !this.#claimsEnded
+    ) {
       return new Promise((resolve, reject) => {
         const settle = (error?: unknown) => (error === undefined ? resolve() : reject(error));
-        this.#pending.push({ claim, outcome, body, settle });
+        this.#pending.push({ claim, outcome, body, queuedAt: Date.now(), settle });
         this.#resultQueued();
       });
     }
@@ -370,21 +487,58 @@ export class ComputeService {
   }
 
   async #upload(claim: Claim, outcome: 'ok' | 'failed', body: () => Readable | Buffer): Promise<void> {
+    try {
+      await this.#deliver(`the result of ${claim.task}`, () =>
+        this.client.submitResult(claim.task, claim.leaseToken, outcome, body()),
+      );
+      if (outcome === 'ok') this.completed++;
+      else this.failed++;
+    } catch (error) {
+      if (isAthanorError(error) && (error.code === 'stale_lease' || error.code === 'not_found')) {
+        this.#log(`result of ${claim.task} refused: ${error.message}`);
+        return;
+      }
+      if (isAthanorError(error) && error.code === 'server_unreachable') throw error;
+      throw new AthanorError('internal', `reporting ${claim.task} failed: ${(error as Error).message}`);
+    }
+  }
+
+  /** Queued results the server could not be reached for during `uploadRetryMs` fail as uploads do. */
+  #giveUpStalePending(cause: unknown): void {
+    const retryMs = this.options.uploadRetryMs ?? defaultUploadRetryMs;
+    const stale = this.#pending.filter((r) => Date.now() - r.queuedAt >= retryMs);
+    if (stale.length === 0) return;
+    this.#pending = this.#pending.filter((r) => !stale.includes(r));
+    for (const r of stale) r.settle(gaveUp(`the result of ${r.claim.task}`, retryMs, cause));
+  }
+
+  /**
+   * Sends one upload, retrying with backoff while the server is unreachable, for at most
+   * `uploadRetryMs`; then gives up with `server_unreachable`. Nothing is released on giving up:
+   * the lease runs out on the server and the task runs again elsewhere.
+   */
+  async #deliver<T>(what: string, send: () => Promise<T>): Promise<T> {
+    const retryMs = this.options.uploadRetryMs ?? defaultUploadRetryMs;
+    const giveUpAt = Date.now() + retryMs;
     for (let delay = 500; ; delay = Math.min(delay * 2, maxBackoffMs)) {
       try {
-        await this.client.submitResult(claim.task, claim.leaseToken, outcome, body());
-        if (outcome === 'ok') this.completed++;
-        else this.failed++;
-        return;
+        return await send();
       } catch (error) {
-        if (isAthanorError(error) && (error.code === 'stale_lease' || error.code === 'not_found')) {
-          this.#log(`result of ${claim.task} refused: ${error.message}`);
-          return;
-        }
-        if (!unreachable(error))
-          throw new AthanorError('internal', `reporting ${claim.task} failed: ${(error as Error).message}`);
+        if (!unreachable(error)) throw error;
+        if (Date.now() + delay > giveUpAt) throw gaveUp(what, retryMs, error);
+        this.#log(`sending ${what} failed (${(error as Error).message}); retrying in ${delay} ms`);
         await sleep(delay);
       }
     }
   }
+}
+
+/** Nothing is released on giving up: the lease runs out on the server and the task runs again. */
+function gaveUp(what: string, retryMs: number, cause: unknown): AthanorError {
+  return new AthanorError(
+    'server_unreachable',
+    `gave up sending ${what} after ${retryMs} ms (--upload-retry): the server stayed unreachable ` +
+      `(${(cause as Error).message}); its lease will run out and the task will be claimed again`,
+    { cause },
+  );
 }

@@ -11,6 +11,15 @@ export interface ExecutionContext {
   /** The bytes of the extended task's result, when this task extends one. */
   readonly previousResult: (() => Promise<Readable>) | undefined;
   readonly signal: AbortSignal;
+  /** Writes a line to this attempt's log (`message`, then `fields` as JSON); users read it with `task logs`. */
+  readonly log: (message: unknown, fields?: unknown) => void;
+  /**
+   * Reports progress, sent on the next heartbeat (the last report wins): a fraction in [0, 1] and
+   * an optional note, `done` of `total` and a note, or a note alone.
+   */
+  readonly progress: (fractionOrNote: number | string, totalOrNote?: number | string, note?: string) => void;
+  /** Raw output of a program the executor runs, kept in the log line by line. */
+  readonly capture: (source: 'stdout' | 'stderr', chunk: Buffer | string) => void;
 }
 
 /**
@@ -23,21 +32,39 @@ export type Executor = (inputs: unknown, context: ExecutionContext) => Promise<u
 
 const echo: Executor = async (inputs) => inputs;
 
-/** `{seconds, fail?}`: waits, then returns `{slept}` or fails with the `fail` text. For tests and demos. */
+/**
+ * `{seconds, fail?}`: waits, reporting its progress as it goes, then returns `{slept}` or fails
+ * with the `fail` text. For tests and demos.
+ */
 const sleepProtocol: Executor = async (inputs, context) => {
   const { seconds = 1, fail } = (inputs ?? {}) as { seconds?: number; fail?: string };
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(resolve, Math.max(0, Number(seconds)) * 1000);
-    context.signal.addEventListener('abort', () => {
-      clearTimeout(timer);
-      reject(new Error('interrupted'));
+  const totalMs = Math.max(0, Number(seconds)) * 1000;
+  const started = Date.now();
+  const report = () => {
+    const sleptMs = Math.min(totalMs, Date.now() - started);
+    context.progress(sleptMs, totalMs || 1, `slept ${(sleptMs / 1000).toFixed(1)} s of ${seconds} s`);
+  };
+  report();
+  const ticker = setInterval(report, 250);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(resolve, totalMs);
+      context.signal.addEventListener('abort', () => {
+        clearTimeout(timer);
+        reject(new Error('interrupted'));
+      });
     });
-  });
+  } finally {
+    clearInterval(ticker);
+  }
   if (fail) throw new Error(String(fail));
   return { slept: seconds };
 };
 
-/** `{command: [file, ...args]}`: runs a command without a shell; stdout is the result. */
+/**
+ * `{command: [file, ...args]}`: runs a command without a shell; stdout is the result, and both
+ * stdout and stderr go to the attempt's log as they come.
+ */
 const exec: Executor = async (inputs, context) => {
   const { command } = (inputs ?? {}) as { command?: unknown };
   if (!Array.isArray(command) || command.length === 0 || !command.every((c) => typeof c === 'string')) {
@@ -45,7 +72,7 @@ const exec: Executor = async (inputs, context) => {
   }
   const [file, ...args] = command as string[];
   return new Promise<Buffer>((resolve, reject) => {
-    execFile(
+    const child = execFile(
       file as string,
       args,
       { signal: context.signal, encoding: 'buffer', maxBuffer: 256 * 1024 * 1024 },
@@ -54,6 +81,8 @@ const exec: Executor = async (inputs, context) => {
         else resolve(stdout);
       },
     );
+    child.stdout?.on('data', (chunk: Buffer) => context.capture('stdout', chunk));
+    child.stderr?.on('data', (chunk: Buffer) => context.capture('stderr', chunk));
   });
 };
 

@@ -217,6 +217,12 @@ export const settingSpecs = {
     kind: 'integer',
     description: "largest canonical JSON of one transformation's inputs, in bytes",
   },
+  presignDownloadsSeconds: {
+    env: 'ATHANOR_PRESIGN_DOWNLOADS_SECONDS',
+    kind: 'integer',
+    description:
+      'with an s3:// object store, result downloads redirect to a presigned URL valid this long (0: stream through the API)',
+  },
 } as const satisfies Record<string, SettingSpec>;
 
 /** The defaults, written once: `resolveConfig` applies them and `--help` prints them. */
@@ -235,6 +241,7 @@ export const configDefaults = {
   maxJsonDepth: 64,
   maxNetworkTransformations: 100_000,
   maxInputsBytes: 1024 * 1024,
+  presignDownloadsSeconds: 0,
   shutdownTimeoutMs: 25_000,
   logLevel: 'info',
   trustProxy: false,
@@ -288,6 +295,8 @@ export interface Config {
   readonly maxNetworkTransformations: number;
   /** Largest canonical JSON of one transformation's inputs, in bytes; default 1 MiB. */
   readonly maxInputsBytes: number;
+  /** With an S3 object store, how long a presigned result download URL lasts; 0 (default) streams through the API. */
+  readonly presignDownloadsSeconds: number;
   /** Readiness-off delay before the listener closes on SIGTERM; undefined: 5000 for serve, 0 for up. */
   readonly shutdownDelayMs: number | undefined;
   /** From the first SIGTERM to a forced exit, in milliseconds. */
@@ -414,6 +423,7 @@ export function resolveConfig(
     maxJsonDepth: whole('maxJsonDepth'),
     maxNetworkTransformations: whole('maxNetworkTransformations'),
     maxInputsBytes: whole('maxInputsBytes'),
+    presignDownloadsSeconds: whole('presignDownloadsSeconds'),
     shutdownDelayMs: pick('shutdownDelayMs') as number | undefined,
     shutdownTimeoutMs: whole('shutdownTimeoutMs'),
     logLevel: text('logLevel') ?? configDefaults.logLevel,

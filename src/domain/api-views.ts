@@ -43,6 +43,8 @@ export interface TaskView {
   /** The reason a user gave with the last status change, if any. */
   readonly reason: string | null;
   readonly lastError: string | null;
+  /** What the running attempt last reported; null when not running or nothing reported. */
+  readonly progress: ProgressView | null;
 }
 
 export interface ResultView {
@@ -75,10 +77,20 @@ export interface Claim {
 
 export type { AttemptOutcome };
 
-/** One claim of a task, from the claim to what ended it; the claim number stands for its lease. */
+/** A running task's last reported progress. */
+export interface ProgressView {
+  /** Done so far in [0, 1], when the executor reported a fraction. */
+  readonly fraction: number | null;
+  readonly message: string | null;
+  readonly at: string;
+}
+
+/**
+ * One claim of a task, from the claim to what ended it. `attempt` numbers a task's claims 1, 2, …
+ * in order; the lease's fencing token is never shown to users.
+ */
 export interface AttemptView {
   readonly task: string;
-  readonly claim: number;
   readonly attempt: number;
   readonly computeIdentity: string;
   readonly computeService: string;
@@ -88,6 +100,8 @@ export interface AttemptView {
   readonly outcome: AttemptOutcome | null;
   readonly result: string | null;
   readonly reason: string | null;
+  /** Size of the attempt's log, null until the compute service uploaded one. */
+  readonly logSizeBytes: number | null;
 }
 
 /** A task's status, attempts, current lease holder and last failure (`POST /v1/tasks/details`). */
@@ -105,6 +119,8 @@ export interface TaskDetail {
   } | null;
   readonly lastOutcome: AttemptOutcome | null;
   readonly lastErrorHead: string | null;
+  /** What the running attempt last reported; null when not running or nothing reported. */
+  readonly progress: ProgressView | null;
 }
 
 /** One failed attempt with its whole failure text. */

@@ -161,3 +161,17 @@ export async function hasFreshBlob(store: ObjectStore, sha256: string, sizeBytes
 export async function hasBlob(store: ObjectStore, sha256: string): Promise<boolean> {
   return (await store.head(blobKey(sha256))) !== undefined;
 }
+
+/**
+ * A presigned URL for a blob's bytes, when the store can hand one out; undefined otherwise (then
+ * the bytes stream through the API).
+ */
+export async function blobDownloadUrl(
+  store: ObjectStore,
+  sha256: string,
+  expiresInSeconds: number,
+): Promise<string | undefined> {
+  if (expiresInSeconds <= 0 || !store.downloadUrl) return undefined;
+  // A URL that cannot be signed (no credentials to sign with) falls back to streaming.
+  return store.downloadUrl(blobKey(sha256), expiresInSeconds).catch(() => undefined);
+}

@@ -41,4 +41,9 @@ export interface ObjectStore {
    * still see the whole old object or the whole new one).
    */
   move(fromKey: string, toKey: string): Promise<void>;
+  /**
+   * A URL that downloads the object without credentials for `expiresInSeconds` (S3 presigned
+   * GET); absent on stores that cannot hand out such URLs (`file:`).
+   */
+  downloadUrl?(key: string, expiresInSeconds: number): Promise<string>;
 }

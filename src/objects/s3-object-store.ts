@@ -16,6 +16,7 @@ import {
 } from '@aws-sdk/client-s3';
 import type { CompletedPart, S3ClientConfig } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { AthanorError } from '../domain/errors.js';
 import { abortError, bodyChunks } from './body-chunks.js';
 import { assertObjectKey, assertObjectPrefix } from './object-key.js';
@@ -199,6 +200,11 @@ export class S3ObjectStore implements ObjectStore {
     const fullKey = this.#fullKey(key);
     await this.#checkConditionalWrites();
     return this.#conditionalPut(key, fullKey, body);
+  }
+
+  async downloadUrl(key: string, expiresInSeconds: number): Promise<string> {
+    const command = new GetObjectCommand({ Bucket: this.#bucket, Key: this.#fullKey(key) });
+    return getSignedUrl(this.#client, command, { expiresIn: expiresInSeconds });
   }
 
   async get(key: string): Promise<Readable> {

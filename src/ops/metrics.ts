@@ -62,6 +62,13 @@ export const staleLeaseRefusals = new Counter({
  */
 export const scopedMetricsRegistry = new Registry();
 
+export const runningTasksByProgress = new Gauge({
+  name: 'athanor_running_tasks_by_progress',
+  help: "Running tasks by their lease's last reported progress (bucket in percent; none: no fraction reported)",
+  labelNames: ['bucket'] as const,
+  registers: [metricsRegistry],
+});
+
 export const tasksByScope = new Gauge({
   name: 'athanor_tasks',
   help: 'Tasks by scope and status (read from the state store at scrape time; authenticated scrapes only)',

@@ -14,7 +14,7 @@ import { dependencyRetryAfterSeconds } from '../store/database-availability.js';
 import { appVersion } from '../version.js';
 import { handleError } from './errors.js';
 import { humanLogStream, RequestLogController } from './log-format.js';
-import { getBlob } from '../objects/blob-store.js';
+import { blobDownloadUrl, getBlob } from '../objects/blob-store.js';
 import type { ObjectStore } from '../objects/object-store.js';
 import { openObjectStore } from '../objects/open-object-store.js';
 import { MaintenanceWatch } from '../ops/maintenance.js';
@@ -26,6 +26,7 @@ import { ErrorBody, errorResponses, maxKeyLength } from './schemas.js';
 import { buildValidator } from './validation.js';
 import { computeRoutes } from './compute-routes.js';
 import { computeExchangeRoute } from './compute-exchange-route.js';
+import { computeLogRoutes, userLogRoutes } from './log-routes.js';
 import { ServerLifecycle } from './lifecycle.js';
 import { refuseWritesInMaintenance } from './maintenance-gate.js';
 import { sweeperPlugin } from './sweeper-plugin.js';
@@ -123,6 +124,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     authenticator,
     tokenRateLimit: config.tokenRateLimit,
     openResult: (sha256: string) => getBlob(objects, sha256),
+    resultDownloadUrl: (sha256: string) => blobDownloadUrl(objects, sha256, config.presignDownloadsSeconds),
     objects,
     timings,
     networkLimits: {
@@ -186,10 +188,14 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
 
   await app.register(sweeperPlugin, { store, intervalMs: config.sweepIntervalMs });
 
-  if (api === 'user' || api === 'all') await app.register(userRoutes, { ...routeOptions, prefix: '/v1' });
+  if (api === 'user' || api === 'all') {
+    await app.register(userRoutes, { ...routeOptions, prefix: '/v1' });
+    await app.register(userLogRoutes, { ...routeOptions, prefix: '/v1' });
+  }
   if (api === 'compute' || api === 'all') {
     await app.register(computeRoutes, { ...routeOptions, prefix: '/compute/v1' });
     await app.register(computeExchangeRoute, { ...routeOptions, prefix: '/compute/v1' });
+    await app.register(computeLogRoutes, { ...routeOptions, prefix: '/compute/v1' });
   }
   if (api === 'user' || api === 'all') await registerConsole(app, { ...routeOptions, config });
   return app;

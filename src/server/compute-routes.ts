@@ -2,6 +2,7 @@ import type { FastifyPluginAsyncTypebox, TypeBoxTypeProvider } from '@fastify/ty
 import { Type } from '@fastify/type-provider-typebox';
 import type { Readable } from 'node:stream';
 import { AthanorError } from '../domain/errors.js';
+import { maxProgressMessageChars } from '../domain/progress.js';
 import { getBlob } from '../objects/blob-store.js';
 import { claimDuration } from '../ops/metrics.js';
 import type { ObjectStore } from '../objects/object-store.js';
@@ -107,10 +108,28 @@ export const computeRoutes: FastifyPluginAsyncTypebox<ComputeRouteOptions> = asy
           params: ServiceParams,
           body: Type.Object({
             leases: Type.Optional(
-              Type.Array(Type.Object({ task: S.Key, leaseToken: Type.Integer({ minimum: 0 }) }), {
-                maxItems: 1000,
-                description: 'every lease the service holds: task and fencing token',
-              }),
+              Type.Array(
+                Type.Object({
+                  task: S.Key,
+                  leaseToken: Type.Integer({ minimum: 0 }),
+                  progress: Type.Optional(
+                    Type.Object(
+                      {
+                        fraction: Type.Optional(Type.Number({ minimum: 0, maximum: 1 })),
+                        message: Type.Optional(Type.String({ maxLength: maxProgressMessageChars })),
+                      },
+                      {
+                        additionalProperties: false,
+                        description: "the task's progress since the last heartbeat",
+                      },
+                    ),
+                  ),
+                }),
+                {
+                  maxItems: 1000,
+                  description: 'every lease the service holds: task and fencing token',
+                },
+              ),
             ),
           }),
           response: {
@@ -128,7 +147,25 @@ export const computeRoutes: FastifyPluginAsyncTypebox<ComputeRouteOptions> = asy
       async (request) => {
         const listed = request.body.leases;
         const leases = listed?.map((l) => ({ taskId: l.task, leaseToken: l.leaseToken }));
-        return compute.heartbeat(store, principalOf(request), request.params.id, { leases }, timings);
+        const progress = listed?.flatMap((l) =>
+          l.progress
+            ? [
+                {
+                  taskId: l.task,
+                  leaseToken: l.leaseToken,
+                  fraction: l.progress.fraction ?? null,
+                  message: l.progress.message ?? null,
+                },
+              ]
+            : [],
+        );
+        return compute.heartbeat(
+          store,
+          principalOf(request),
+          request.params.id,
+          { leases, progress },
+          timings,
+        );
       },
     );
 
@@ -158,6 +195,9 @@ export const computeRoutes: FastifyPluginAsyncTypebox<ComputeRouteOptions> = asy
             count: Type.Integer({ minimum: 1, maximum: 1000 }),
             scopes: Type.Optional(Type.Array(S.ScopeText, { maxItems: 100 })),
             protocols: Type.Optional(Type.Array(Type.String({ maxLength: 200 }), { maxItems: 100 })),
+            excludeScopes: Type.Optional(
+              Type.Array(S.ScopeText, { maxItems: 100, description: 'never claim tasks in these scopes' }),
+            ),
             waitMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 60_000 })),
           }),
           response: { 200: Type.Array(Claim) },

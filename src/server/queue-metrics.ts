@@ -4,12 +4,14 @@ import {
   computeServicesAlive,
   databaseUp,
   maintenanceMode,
+  runningTasksByProgress,
   tasksByScope,
   tasksByStatus,
 } from '../ops/metrics.js';
 import { asDatabaseUnavailable } from '../store/database-availability.js';
 import { countActiveServices } from '../store/queries/compute.js';
 import { scopeStatusCounts } from '../store/queries/networks.js';
+import { runningTasksByProgress as progressCounts } from '../store/queries/progress.js';
 import type { Store } from '../store/open-store.js';
 import { parseScope } from '../domain/scope.js';
 
@@ -58,6 +60,7 @@ async function readQueueGauges(store: Store, maintenance: MaintenanceWatch, scop
   tasksByScope.reset();
   if (scoped) fillScopeSeries(rows);
   computeServicesAlive.set(await countActiveServices(store.db));
+  for (const [bucket, n] of await progressCounts(store.db)) runningTasksByProgress.set({ bucket }, n);
   maintenanceMode.set((await maintenance.current()).on ? 1 : 0);
 }
 

@@ -97,6 +97,18 @@ export const TransformationView = Type.Object({
   createdAt: Type.String(),
 });
 
+const Progress = Type.Union(
+  [
+    Type.Object({
+      fraction: Type.Union([Type.Number({ minimum: 0, maximum: 1 }), Type.Null()]),
+      message: Type.Union([Type.String(), Type.Null()]),
+      at: Type.String(),
+    }),
+    Type.Null(),
+  ],
+  { description: "a running task's last reported progress" },
+);
+
 export const Task = Type.Object({
   id: Type.String(),
   scope: Type.String(),
@@ -112,6 +124,7 @@ export const Task = Type.Object({
   statusChangedAt: Type.String(),
   reason: Type.Union([Type.String(), Type.Null()]),
   lastError: Type.Union([Type.String(), Type.Null()]),
+  progress: Progress,
 });
 
 export const Result = Type.Object({
@@ -131,8 +144,7 @@ const NullableString = Type.Union([Type.String(), Type.Null()]);
 
 export const Attempt = Type.Object({
   task: Type.String(),
-  claim: Type.Integer({ description: "the claim's sequence number among the task's claims" }),
-  attempt: Type.Integer({ description: 'counted attempts at the claim (a released claim is not counted)' }),
+  attempt: Type.Integer({ description: "the attempt's number among the task's claims: 1, 2, … in order" }),
   computeIdentity: Type.String(),
   computeService: Type.String(),
   hostname: NullableString,
@@ -141,6 +153,7 @@ export const Attempt = Type.Object({
   outcome: Type.Union([AttemptOutcome, Type.Null()]),
   result: NullableString,
   reason: NullableString,
+  logSizeBytes: Type.Union([Type.Integer({ description: 'null until a log was uploaded' }), Type.Null()]),
 });
 
 export const TaskDetail = Type.Object({
@@ -160,6 +173,7 @@ export const TaskDetail = Type.Object({
   ]),
   lastOutcome: Type.Union([AttemptOutcome, Type.Null()]),
   lastErrorHead: NullableString,
+  progress: Progress,
 });
 
 export const Failure = Type.Intersect([

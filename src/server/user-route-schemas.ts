@@ -15,7 +15,9 @@ const Policy = S.Body({
 });
 const FailurePage = Type.Object({
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: attempts.maxFailuresPerPage, default: 100 })),
-  after: Type.Optional(Type.String({ description: "'<task>:<claim>' of the previous page's last failure" })),
+  after: Type.Optional(
+    Type.String({ description: "'<task>:<attempt>' of the previous page's last failure" }),
+  ),
 });
 
 export const userRouteSchemas = {
@@ -237,7 +239,7 @@ export const userRouteSchemas = {
   },
   'GET /results/:id': { summary: 'One result', tags, params: TaskParams, response: { 200: S.Result } },
   'GET /results/:id/download': {
-    summary: "Download a result's bytes as a stream",
+    summary: "Download a result's bytes as a stream, or a 302 to a presigned S3 URL when configured",
     tags,
     params: TaskParams,
     response: { 200: Type.Unknown({ description: 'the result bytes (application/octet-stream)' }) },

@@ -17,6 +17,8 @@ export interface RouteOptions {
   readonly tokenRateLimit: number;
   /** Streams a result's bytes to the reply (set when an object store is configured). */
   readonly openResult?: (sha256: string) => Promise<Readable>;
+  /** A presigned URL for a result's bytes, when downloads are to bypass the API; else undefined. */
+  readonly resultDownloadUrl?: (sha256: string) => Promise<string | undefined>;
   /** Per-network submission limits; default `defaultNetworkLimits`. */
   readonly networkLimits?: networks.NetworkLimits;
 }
@@ -283,6 +285,7 @@ export const userRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, o
           reply,
           await tasks.getResult(store, principalOf(request), request.params.id),
           options.openResult,
+          options.resultDownloadUrl,
         ),
     );
 

@@ -14,14 +14,17 @@ import { networkResults } from '../store/queries/network-results.js';
 import { findTask, findTasks, type TaskRow } from '../store/queries/tasks.js';
 import type { Page } from './networks.js';
 import { notFound, parseQueryScope, requireNetwork } from './networks.js';
+import { progressView } from './views.js';
 import type { ResultOutcome } from '../domain/outcomes.js';
 
-/** A user's view of an attempt: the claim's sequence number stands for its lease token. */
-export function attemptView(row: AttemptRow): AttemptView {
+/**
+ * A user's view of an attempt, `number` being its place among the task's attempts (1, 2, …). The
+ * lease token stays out: with the compute identity's credentials it is what submits a result.
+ */
+export function attemptView(row: AttemptRow, number: number): AttemptView {
   return {
     task: row.task_id,
-    claim: row.lease_token,
-    attempt: row.attempt,
+    attempt: number,
     computeIdentity: row.compute_identity,
     computeService: row.compute_service_id,
     hostname: row.hostname,
@@ -30,8 +33,11 @@ export function attemptView(row: AttemptRow): AttemptView {
     outcome: row.outcome,
     result: row.result_id,
     reason: row.reason,
+    logSizeBytes: row.log_size_bytes === null ? null : Number(row.log_size_bytes),
   };
 }
+
+const numbered = (rows: readonly AttemptRow[]) => rows.map((row, i) => attemptView(row, i + 1));
 
 export async function listTaskAttempts(
   store: Store,
@@ -40,7 +46,7 @@ export async function listTaskAttempts(
 ): Promise<AttemptView[]> {
   const task = await findTask(store.db, taskId);
   if (!task || !canAccess(principal, task.scope)) throw notFound('task', taskId);
-  return (await q.listAttempts(store.db, taskId)).map(attemptView);
+  return numbered(await q.listAttempts(store.db, taskId));
 }
 
 export const maxDetailsIds = 10_000;
@@ -54,7 +60,7 @@ function taskDetail(task: TaskRow, attempts: readonly AttemptRow[]): TaskDetail 
     status: task.status,
     statusChangedAt: task.status_changed_at ?? task.updated_at,
     reason: task.status_reason,
-    attempts: attempts.map(attemptView),
+    attempts: numbered(attempts),
     leaseHolder:
       task.status === 'running' && open
         ? {
@@ -67,6 +73,7 @@ function taskDetail(task: TaskRow, attempts: readonly AttemptRow[]): TaskDetail 
         : null,
     lastOutcome: last?.outcome ?? null,
     lastErrorHead: task.last_error === null ? null : task.last_error.slice(0, errorHeadChars),
+    progress: progressView(task),
   };
 }
 
@@ -118,10 +125,13 @@ export async function listFailures(
     if (!match) {
       throw new AthanorError(
         'validation_failed',
-        `querystring/after must be '<task>:<claim>' as in the last failure of the previous page, got '${filter.after}'`,
+        `querystring/after must be '<task>:<attempt>' as in the last failure of the previous page, got '${filter.after}'`,
       );
     }
-    after = { taskId: match[1] as string, leaseToken: Number(match[2]) };
+    const taskId = match[1] as string;
+    const attempt = await q.findAttemptByNumber(store.db, taskId, Number(match[2]));
+    // A cursor past a task's last attempt continues with the next task.
+    after = { taskId, leaseToken: attempt?.lease_token ?? Number.MAX_SAFE_INTEGER };
   }
   const rows = await q.listFailures(store.db, {
     networkKey: filter.network,
@@ -134,7 +144,7 @@ export async function listFailures(
   for (const row of rows) {
     const traceback =
       row.blob_sha256 && openBlob ? await readText(await openBlob(row.blob_sha256)) : (row.error ?? '');
-    failures.push({ ...attemptView(row), ...summarizeErrorText(traceback), traceback });
+    failures.push({ ...attemptView(row, Number(row.number)), ...summarizeErrorText(traceback), traceback });
     bytes += Buffer.byteLength(traceback);
     if (bytes >= maxFailurePageBytes) break;
   }

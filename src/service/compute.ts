@@ -13,7 +13,9 @@ import * as q from '../store/queries/compute.js';
 import type { TransformationRow } from '../store/queries/networks.js';
 import { findTransformations } from '../store/queries/networks.js';
 import { findTask, removeFromHubs, type TaskRow, updateTasks } from '../store/queries/tasks.js';
-import { matchRestartPatterns } from './restart-patterns.js';
+import type { LeaseProgress } from '../store/queries/progress.js';
+import { storeLeaseProgress } from '../store/queries/progress.js';
+import { matchRestartPatterns, matchTimeoutMs } from './restart-patterns.js';
 import { transformationView } from './views.js';
 
 /** Lease and registration timing; the defaults suit a service heartbeating every 20 s. */
@@ -80,6 +82,8 @@ export interface ServiceHeartbeat {
    * leases return to waiting (their results are refused afterwards); default: extend them all.
    */
   readonly leases?: readonly q.LeaseRef[] | undefined;
+  /** Progress of held leases since the last heartbeat; stored on each lease still held. */
+  readonly progress?: readonly LeaseProgress[] | undefined;
 }
 
 /**
@@ -108,6 +112,9 @@ export async function heartbeat(
       iso(now + timings.leaseTtlMs),
       request.leases,
     );
+    const held = new Set(leases.map((l) => `${l.id}:${l.lease_token}`));
+    const reports = (request.progress ?? []).filter((p) => held.has(`${p.taskId}:${p.leaseToken}`));
+    await storeLeaseProgress(trx, reports, iso(now));
     return {
       leases: leases.map((l) => ({ task: l.id, leaseToken: l.lease_token })),
       leaseExpiresAt: iso(now + timings.leaseTtlMs),
@@ -160,6 +167,8 @@ export interface ClaimRequest {
   readonly count: number;
   readonly scopes?: readonly string[] | undefined;
   readonly protocols?: readonly string[] | undefined;
+  /** Never claim tasks in these scopes (wildcards allowed). */
+  readonly excludeScopes?: readonly string[] | undefined;
 }
 
 /** Weighted random order without replacement (Efraimidis–Spirakis keys). */
@@ -227,7 +236,11 @@ export async function claimTasks(
   const claimer = await claimerOf(store, principal, serviceId);
   const wanted = request.scopes?.length ? request.scopes.map(parseScope) : [undefined];
   const scopes = wanted.flatMap((s) => visibleScopes(principal, s));
-  const filter = { scopes, protocols: request.protocols };
+  const filter = {
+    scopes,
+    protocols: request.protocols,
+    excludeScopes: request.excludeScopes?.map(parseScope),
+  };
   const claimed: TaskRow[] = [];
   const claimFrom = async (networkKey: string, count: number) => {
     const now = Date.now();
@@ -250,7 +263,7 @@ export async function claimTasks(
   // First the hubs a recent claim with this filter found claimable: one statement per claim while
   // the first hub tried has work. A hub that answers nothing leaves the list.
   const { hubs: hubLists } = cachesOf(store);
-  const filterKey = JSON.stringify([scopes, request.protocols ?? []]);
+  const filterKey = JSON.stringify([scopes, request.protocols ?? [], request.excludeScopes ?? []]);
   const cached = hubLists.get(filterKey);
   const tried = new Set<string>();
   if (cached && Date.now() - cached.readAt < hubListTtlMs) {
@@ -399,6 +412,8 @@ export async function releaseLease(store: Store, principal: Principal, taskId: s
 }
 
 export const maxErrorTextBytes = 64 * 1024;
+/** Restart patterns are matched against this much of a failure's text: all of any sane traceback. */
+export const maxRestartMatchBytes = 16 * 1024 * 1024;
 
 export interface ResultSubmission {
   readonly taskId: string;
@@ -443,8 +458,10 @@ async function recordResult(
   let errorText: string | null = null;
   let restartMatches: ReadonlySet<string> = new Set();
   if (submission.outcome === 'failed') {
-    errorText = await readPrefix(objects, blob.sha256, maxErrorTextBytes);
-    restartMatches = await matchRestartPolicies(store, taskId, errorText);
+    // Policies see the whole failure text (message and traceback), not the head kept on the task.
+    const fullText = await readPrefix(objects, blob.sha256, maxRestartMatchBytes);
+    errorText = Buffer.from(fullText).subarray(0, maxErrorTextBytes).toString('utf8');
+    restartMatches = await matchRestartPolicies(store, taskId, fullText);
   }
   // When the lease runs out during the upload, the blob stays behind unreferenced. It is not
   // deleted here: another result with the same bytes may be committing a reference to it.
@@ -542,7 +559,9 @@ export async function acceptedResult(
 async function matchRestartPolicies(store: Store, taskId: string, errorText: string) {
   const rows = await q.policiesForTask(store.db, taskId);
   const patterns = rows.flatMap((row) => (row.pattern === null ? [] : [row.pattern]));
-  return matchRestartPatterns(patterns, errorText);
+  // RE2 is linear in the text: the deadline grows with it (250 ms, plus 10 ms per 64 KiB).
+  const timeoutMs = matchTimeoutMs + Math.ceil(Buffer.byteLength(errorText) / 65_536) * 10;
+  return matchRestartPatterns(patterns, errorText, timeoutMs);
 }
 
 /**

@@ -87,6 +87,9 @@ export async function createTasks(
       last_error: null,
       status_changed_at: now,
       status_reason: null,
+      progress_fraction: null,
+      progress_message: null,
+      progress_at: null,
     }));
     await q.insertTasks(trx, rows);
     return rows.map(taskView);

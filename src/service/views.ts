@@ -1,6 +1,12 @@
 import type { NetworkRow, TransformationRow } from '../store/queries/networks.js';
 import type { ResultRow, TaskRow } from '../store/queries/tasks.js';
-import type { NetworkView, ResultView, TaskView, TransformationView } from '../domain/api-views.js';
+import type {
+  NetworkView,
+  ProgressView,
+  ResultView,
+  TaskView,
+  TransformationView,
+} from '../domain/api-views.js';
 
 export type { NetworkView, ResultView, TaskView, TransformationView };
 
@@ -46,7 +52,14 @@ export function taskView(row: TaskRow): TaskView {
     statusChangedAt: row.status_changed_at ?? row.updated_at,
     reason: row.status_reason,
     lastError: row.last_error,
+    progress: progressView(row),
   };
+}
+
+/** A running task's last reported progress; progress belongs to a lease, so none otherwise. */
+export function progressView(row: TaskRow): ProgressView | null {
+  if (row.status !== 'running' || row.progress_at === null) return null;
+  return { fraction: row.progress_fraction, message: row.progress_message, at: row.progress_at };
 }
 
 export function resultView(row: ResultRow): ResultView {

@@ -124,6 +124,12 @@ export interface TasksTable {
   status_changed_at: string | null;
   /** Why a user set the current status, when they said. */
   status_reason: string | null;
+  /** The current lease's last reported progress in [0, 1], when it reported a fraction. */
+  progress_fraction: number | null;
+  /** The current lease's last progress note. */
+  progress_message: string | null;
+  /** When the current lease last reported progress; null when it has not. */
+  progress_at: string | null;
 }
 
 export interface HubsTable {
@@ -193,6 +199,9 @@ export interface TaskAttemptsTable {
   result_id: string | null;
   /** What ended it, in words, for revocations and expiries. */
   reason: string | null;
+  /** The attempt's log blob, attached once by the compute identity that held it. */
+  log_sha256: string | null;
+  log_size_bytes: number | null;
 }
 
 export interface Database {

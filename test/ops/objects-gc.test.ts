@@ -25,6 +25,12 @@ describeEachBackend('athanor objects gc', (backend) => {
       'ok',
       Buffer.from('kept'),
     );
+    // An attempt's log is a blob its attempt references.
+    const { sha256: log } = await compute.uploadLog(
+      claim!.task,
+      claim!.leaseToken,
+      Buffer.from('a log line\n'),
+    );
 
     const objectsDir = server.config.objectsUrl.slice('file:'.length);
     const objects = openObjectStore(server.config.objectsUrl);
@@ -32,7 +38,7 @@ describeEachBackend('athanor objects gc', (backend) => {
     const { sha256: young } = await putBlob(objects, Buffer.from('an upload about to be referenced'));
     await objects.put('tmp/partial-upload', Buffer.from('half'));
     const file = (key: string) => path.join(objectsDir, ...key.split('/'));
-    for (const key of [blobKey(kept), blobKey(orphan), 'tmp/partial-upload']) {
+    for (const key of [blobKey(kept), blobKey(log), blobKey(orphan), 'tmp/partial-upload']) {
       utimesSync(file(key), twoDaysAgo(), twoDaysAgo());
     }
 
@@ -55,6 +61,7 @@ describeEachBackend('athanor objects gc', (backend) => {
     expect(existsSync(file(blobKey(orphan)))).toBe(false);
     expect(existsSync(file('tmp/partial-upload'))).toBe(false);
     expect(existsSync(file(blobKey(young)))).toBe(true);
+    expect(existsSync(file(blobKey(log)))).toBe(true);
     const [result] = await user.taskResults(claim!.task);
     const bytes = Buffer.concat(await (await user.downloadResult(result!.id)).toArray());
     expect(bytes.toString()).toBe('kept');

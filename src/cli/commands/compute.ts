@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import { AthanorError, isAthanorError } from '../../domain/errors.js';
 import { collect, commandConfig, integerOption } from '../context.js';
 import { parseScope } from '../../domain/scope.js';
+import { parseDuration } from '../../ops/schedule/parse-duration.js';
 import { note } from '../output.js';
 import { untilSignal } from '../signals.js';
 
@@ -15,7 +16,14 @@ interface RunOptions {
   protocols?: string[];
   allowExec?: boolean;
   graceMs: number;
+  excludeScope?: string[];
+  maxTasks?: number;
+  maxTime?: number;
+  uploadRetry?: number;
+  maxLogBytes: number;
 }
+
+const durationOption = (flag: string) => (value: string) => parseDuration(value, flag);
 
 /** Checks each `-s` as it is parsed, so a bad scope is refused before the service registers. */
 function scopeOption(value: string, previous: string[] = []): string[] {
@@ -48,6 +56,32 @@ export function computeCommand(): Command {
     )
     .option('-s, --scope <scope>', 'only claim tasks in this scope (repeatable)', scopeOption)
     .option(
+      '--exclude-scope <scope>',
+      'never claim tasks in this scope, wildcards allowed (repeatable)',
+      scopeOption,
+    )
+    .option(
+      '--max-tasks <n>',
+      'claim this many tasks in all, let them finish, then exit 0 (for batch schedulers)',
+      integerOption('--max-tasks', { min: 1 }),
+    )
+    .option(
+      '--max-time <duration>',
+      'stop claiming after this long (e.g. 90m, 12h), finish or release what is held, exit 0',
+      durationOption('--max-time'),
+    )
+    .option(
+      '--upload-retry <duration>',
+      'how long a result upload retries while the server is unreachable before giving up (default 10m)',
+      durationOption('--upload-retry'),
+    )
+    .option(
+      '--max-log-bytes <n>',
+      "cap on one attempt's log; the rest is dropped and the cut is marked (default 16 MiB)",
+      integerOption('--max-log-bytes', { min: 1024 }),
+      16 * 1024 * 1024,
+    )
+    .option(
       '--protocols <file>',
       'a plug-in module exporting executors by protocol name (repeatable)',
       collect,
@@ -79,6 +113,11 @@ export function computeCommand(): Command {
         name: options.name,
         concurrency: options.concurrency,
         scopes: options.scope,
+        excludeScopes: options.excludeScope,
+        maxTasks: options.maxTasks,
+        maxTimeMs: options.maxTime,
+        uploadRetryMs: options.uploadRetry,
+        maxLogBytes: options.maxLogBytes,
         protocols,
         stopGraceMs: options.graceMs,
         log: (message) => note(`[compute] ${message}`),

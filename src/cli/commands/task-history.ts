@@ -3,6 +3,7 @@ import type { AttemptView, FailureView, TaskDetail, UserClient } from '../../cli
 import { AthanorError } from '../../domain/errors.js';
 import { userClient, wantsJson } from '../context.js';
 import { printJson, printLine, printTable } from '../output.js';
+import { progressText } from '../queue-output.js';
 
 const firstLine = (text: string | null) => (text ?? '').split('\n')[0] ?? '';
 const where = (a: { computeIdentity: string; hostname: string | null }) =>
@@ -32,7 +33,6 @@ function printAttempts(attempts: readonly AttemptView[]): void {
   printTable(
     attempts,
     [
-      { header: 'CLAIM', value: (a) => String(a.claim) },
       { header: 'ATTEMPT', value: (a) => String(a.attempt) },
       { header: 'OUTCOME', value: (a) => a.outcome ?? 'running' },
       { header: 'WHERE', value: where },
@@ -51,6 +51,7 @@ function printOne(task: string, detail: TaskDetail): void {
   if (detail.leaseHolder) {
     printLine(`  running on ${where(detail.leaseHolder)} (${detail.leaseHolder.computeService})`);
   }
+  if (detail.progress) printLine(`  progress: ${progressText(detail.progress)} (at ${detail.progress.at})`);
   printAttempts(detail.attempts);
   if (detail.lastErrorHead) printLine(`last error:\n${detail.lastErrorHead}`);
 }
@@ -130,7 +131,7 @@ export function addTaskHistoryCommands(task: Command): void {
         failures.push(...page);
         const last = page.at(-1);
         if (!last) break;
-        after = `${last.task}:${last.claim}`;
+        after = `${last.task}:${last.attempt}`;
       }
       if (wantsJson(cmd)) printJson(failures);
       else
@@ -138,7 +139,7 @@ export function addTaskHistoryCommands(task: Command): void {
           failures,
           [
             { header: 'TASK', value: (f) => f.task },
-            { header: 'CLAIM', value: (f) => String(f.claim) },
+            { header: 'ATTEMPT', value: (f) => String(f.attempt) },
             { header: 'WHERE', value: where },
             { header: 'ENDED', value: (f) => f.endedAt ?? '-' },
             { header: 'CLASS', value: (f) => f.errorClass ?? '-' },

@@ -6,6 +6,7 @@ import { integerOption, userClient, wantsJson } from '../context.js';
 import { printJson, printLine } from '../output.js';
 import { numberOption, printBulk, printTasks } from '../queue-output.js';
 import { addTaskHistoryCommands } from './task-history.js';
+import { addTaskLogsCommand } from './task-logs.js';
 
 interface CreateOptions {
   network?: string;
@@ -174,5 +175,6 @@ export function taskCommand(): Command {
     });
 
   addTaskHistoryCommands(command);
+  addTaskLogsCommand(command);
   return command;
 }

@@ -247,7 +247,13 @@ async function writeBackup(
                     if (typeof row.blob_sha256 === 'string')
                       referencedBlobs.set(row.blob_sha256, Number(row.size_bytes ?? 0));
                   }
-                : undefined,
+                : table.name === 'task_attempts'
+                  ? (row) => {
+                      // Attempt logs are blobs too (from migration 7 on).
+                      if (typeof row.log_sha256 === 'string')
+                        referencedBlobs.set(row.log_sha256, Number(row.log_size_bytes ?? 0));
+                    }
+                  : undefined,
           onProgress: (rows, tableDone) =>
             options.onProgress?.({
               table: table.name,

@@ -177,6 +177,8 @@ async function restoreIntoScratch(
         for await (const row of snapshot.rows(live)) {
           if (table.name === 'results' && typeof row.blob_sha256 === 'string')
             referenced.add(row.blob_sha256);
+          if (table.name === 'task_attempts' && typeof row.log_sha256 === 'string')
+            referenced.add(row.log_sha256);
           const ordered = Object.fromEntries(table.columns.map((c) => [c.name, row[c.name] ?? null]));
           content.update(`${JSON.stringify(ordered)}\n`);
           count += 1;

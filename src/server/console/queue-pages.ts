@@ -667,11 +667,10 @@ export function queuePages(app: FastifyInstance, ctx: ConsoleContext): void {
         )}
         <h2 id="attempts">Attempts</h2>
         ${table(
-          ['Claim', 'Attempt', 'Outcome', 'Compute', 'Host', 'Claimed', 'Ended', 'Why'],
+          ['Attempt', 'Outcome', 'Compute', 'Host', 'Claimed', 'Ended', 'Why'],
           history.map(
             (a) =>
               html`<tr>
-                <td>${a.claim}</td>
                 <td>${a.attempt}</td>
                 <td>${a.outcome === null ? statusBadge('running') : statusBadge(a.outcome)}</td>
                 <td><code>${a.computeIdentity}</code></td>

@@ -120,6 +120,42 @@ export async function runningTasksOfNetwork(db: Kysely<Database>, networkKey: st
 export interface FailureRow extends AttemptRow {
   readonly blob_sha256: string | null;
   readonly error: string | null;
+  /** The attempt's place among its task's attempts, 1 for the first. */
+  readonly number: number | string | bigint | null;
+}
+
+/** A task's `number`th attempt (1 for the first), in claim order. */
+export async function findAttemptByNumber(
+  db: Kysely<Database>,
+  taskId: string,
+  number: number,
+): Promise<AttemptRow | undefined> {
+  if (!Number.isSafeInteger(number) || number < 1) return undefined;
+  return db
+    .selectFrom('task_attempts')
+    .selectAll()
+    .where('task_id', '=', taskId)
+    .orderBy('lease_token')
+    .limit(1)
+    .offset(number - 1)
+    .executeTakeFirst();
+}
+
+/** Attaches a log blob to an attempt that has none yet; answers whether it did. */
+export async function attachAttemptLog(
+  db: Kysely<Database>,
+  taskId: string,
+  leaseToken: number,
+  log: { sha256: string; sizeBytes: number },
+): Promise<boolean> {
+  const result = await db
+    .updateTable('task_attempts')
+    .set({ log_sha256: log.sha256, log_size_bytes: log.sizeBytes })
+    .where('task_id', '=', taskId)
+    .where('lease_token', '=', leaseToken)
+    .where('log_sha256', 'is', null)
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows) > 0;
 }
 
 /**
@@ -140,6 +176,14 @@ export async function listFailures(
     .leftJoin('results as r', 'r.id', 'a.result_id')
     .selectAll('a')
     .select(['r.blob_sha256', 'r.error'])
+    .select((eb) =>
+      eb
+        .selectFrom('task_attempts as b')
+        .select((e) => e.fn.countAll().as('n'))
+        .whereRef('b.task_id', '=', 'a.task_id')
+        .whereRef('b.lease_token', '<=', 'a.lease_token')
+        .as('number'),
+    )
     .where('a.outcome', '=', 'failed')
     .orderBy('a.task_id')
     .orderBy('a.lease_token')

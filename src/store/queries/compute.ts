@@ -41,6 +41,8 @@ export async function countActiveServices(db: Kysely<Database>): Promise<number>
 export interface ClaimFilter {
   readonly scopes: readonly Scope[];
   readonly protocols?: readonly string[] | undefined;
+  /** Tasks in these scopes are never claimed, even where `scopes` covers them. */
+  readonly excludeScopes?: readonly Scope[] | undefined;
 }
 
 /** Hubs that have at least one claimable task for this filter, with their weights. */
@@ -67,8 +69,11 @@ function claimableTask(filter: ClaimFilter) {
   const protocols = filter.protocols?.length
     ? sql`tf.protocol in (${sql.join(filter.protocols.map((p) => sql`${p}`))})`
     : sql`1 = 1`;
+  const excluded = filter.excludeScopes?.length
+    ? sql`not ${scopeCondition('t.scope', filter.excludeScopes)}`
+    : sql`1 = 1`;
   // A task extending another becomes claimable once that task is complete.
-  return sql`${scopeCondition('t.scope', filter.scopes)} and ${protocols}
+  return sql`${scopeCondition('t.scope', filter.scopes)} and ${protocols} and ${excluded}
     and (t.extends_task_id is null or exists (
       select 1 from tasks e where e.id = t.extends_task_id and e.status = 'complete'))`;
 }
@@ -138,7 +143,10 @@ export async function claimFromHub(
       attempts = attempts + 1,
       updated_at = ${params.now},
       status_changed_at = ${params.now},
-      status_reason = null
+      status_reason = null,
+      progress_fraction = null,
+      progress_message = null,
+      progress_at = null
     from locked
     where tasks.id = locked.id and tasks.status = 'waiting'
     returning ${backend.name === 'postgres' ? sql`tasks.*` : sql`*`}`;
@@ -338,7 +346,7 @@ export async function latestOkResult(db: Kysely<Database>, taskId: string) {
     .executeTakeFirst();
 }
 
-/** Which of `sha256s` some result references. */
+/** Which of `sha256s` some result or attempt log references. */
 export async function referencedBlobs(
   db: Kysely<Database>,
   sha256s: readonly string[],
@@ -352,6 +360,13 @@ export async function referencedBlobs(
       .where('blob_sha256', 'in', chunk)
       .execute();
     for (const row of rows) if (row.blob_sha256) found.add(row.blob_sha256);
+    const logs = await db
+      .selectFrom('task_attempts')
+      .select('log_sha256')
+      .distinct()
+      .where('log_sha256', 'in', chunk)
+      .execute();
+    for (const row of logs) if (row.log_sha256) found.add(row.log_sha256);
   }
   return found;
 }
