@@ -7,7 +7,7 @@ import { reportResults } from '../service/exchange.js';
 import * as compute from '../service/compute.js';
 import { principalOf, requireBearer } from './auth-hook.js';
 import type { ComputeRouteOptions } from './compute-routes.js';
-import { Claim } from './compute-routes.js';
+import { Claim, claimOptions } from './compute-routes.js';
 import { sleepUnless } from './lifecycle.js';
 import * as S from './schemas.js';
 
@@ -91,12 +91,7 @@ export const computeExchangeRoute: FastifyPluginAsyncTypebox<ComputeRouteOptions
         body: S.Body({
           results: Type.Optional(Type.Array(ReportedResultBody, { maxItems: maxBatchedResults })),
           claim: Type.Optional(
-            S.Body({
-              count: Type.Integer({ minimum: 0, maximum: 1000 }),
-              scopes: Type.Optional(Type.Array(S.ScopeText, { maxItems: 100 })),
-              protocols: Type.Optional(Type.Array(Type.String({ maxLength: 200 }), { maxItems: 100 })),
-              waitMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 60_000 })),
-            }),
+            S.Body({ count: Type.Integer({ minimum: 0, maximum: 1000 }), ...claimOptions }),
           ),
         }),
         response: {

@@ -24,6 +24,16 @@ export interface ComputeRouteOptions extends RouteOptions {
   readonly closing?: AbortSignal;
 }
 
+/** What a claim may ask for besides its count: the claims route and the exchange share it. */
+export const claimOptions = {
+  scopes: Type.Optional(Type.Array(S.ScopeText, { maxItems: 100 })),
+  protocols: Type.Optional(Type.Array(Type.String({ maxLength: 200 }), { maxItems: 100 })),
+  excludeScopes: Type.Optional(
+    Type.Array(S.ScopeText, { maxItems: 100, description: 'never claim tasks in these scopes' }),
+  ),
+  waitMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 60_000 })),
+};
+
 export const Claim = Type.Object({
   task: Type.String(),
   scope: Type.String(),
@@ -191,15 +201,7 @@ export const computeRoutes: FastifyPluginAsyncTypebox<ComputeRouteOptions> = asy
             'Claim up to N tasks (hub by weight, then priority, then task weight); optionally wait for work',
           tags,
           params: ServiceParams,
-          body: S.Body({
-            count: Type.Integer({ minimum: 1, maximum: 1000 }),
-            scopes: Type.Optional(Type.Array(S.ScopeText, { maxItems: 100 })),
-            protocols: Type.Optional(Type.Array(Type.String({ maxLength: 200 }), { maxItems: 100 })),
-            excludeScopes: Type.Optional(
-              Type.Array(S.ScopeText, { maxItems: 100, description: 'never claim tasks in these scopes' }),
-            ),
-            waitMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 60_000 })),
-          }),
+          body: S.Body({ count: Type.Integer({ minimum: 1, maximum: 1000 }), ...claimOptions }),
           response: { 200: Type.Array(Claim) },
         },
       },

@@ -81,7 +81,7 @@ describeEachBackend('compute API exchange', (backend) => {
     expect((await user.taskAttempts(b.task))[0]).toMatchObject({ outcome: null, endedAt: null });
     // The claimed tasks have open attempts recorded with the claim.
     const [opened] = await user.taskAttempts(answer.claims[0]!.task);
-    expect(opened).toMatchObject({ claim: answer.claims[0]!.leaseToken, outcome: null, computeService: id });
+    expect(opened).toMatchObject({ attempt: 1, outcome: null, computeService: id });
     // Its true holder can still report it.
     const late = await compute.exchange(id, {
       results: [{ task: b.task, leaseToken: b.leaseToken, outcome: 'ok', body: Buffer.from('real b') }],
