@@ -51,5 +51,44 @@ export function openBackupTarget(
       );
     }
   }
-  return target;
+  return reportingAsBackupTarget(target, choice);
+}
+
+/** The result store's codes for a failing disk or bucket, and `internal` for the rest of them. */
+const storeFailureCodes: ReadonlySet<string> = new Set(['objects_unavailable', 'internal']);
+
+/**
+ * The target with its I/O failures (a full disk, a read-only or missing directory, a refused
+ * bucket) reported as `backup_target_unavailable` naming the setting, not as the result store's
+ * `objects_unavailable` or as `internal`.
+ */
+function reportingAsBackupTarget(target: ObjectStore, choice: BackupTargetChoice): ObjectStore {
+  const translate = (error: unknown): never => {
+    if (!isAthanorError(error) || !storeFailureCodes.has(error.code)) throw error;
+    throw new AthanorError(
+      'backup_target_unavailable',
+      `${error.message} (the backup target, from ${settingText(choice)})`,
+      { cause: error },
+    );
+  };
+  return new Proxy(target, {
+    get(store, property) {
+      const value: unknown = Reflect.get(store, property, store);
+      if (typeof value !== 'function') return value;
+      return (...args: unknown[]) => {
+        const result: unknown = value.apply(store, args);
+        if (result instanceof Promise) return result.catch(translate);
+        if (result && typeof result === 'object' && Symbol.asyncIterator in result) {
+          return (async function* () {
+            try {
+              yield* result as AsyncIterable<unknown>;
+            } catch (error) {
+              translate(error);
+            }
+          })();
+        }
+        return result;
+      };
+    },
+  });
 }
