@@ -3,7 +3,7 @@ import type { ServeOptions } from '../../server/start-server.js';
 import { startServer } from '../../server/start-server.js';
 import { commandConfig, portOption } from '../context.js';
 import { note } from '../output.js';
-import { stopOnSignal } from '../signals.js';
+import { stopOnSignal, untilSignal } from '../signals.js';
 
 export function serveCommand(): Command {
   return new Command('serve')
@@ -17,10 +17,12 @@ export function serveCommand(): Command {
     .action(async (options: ServeOptions, cmd: Command) => {
       const config = commandConfig(cmd);
       const server = await startServer(config, { ...options, note });
+      // Listening for signals before saying so: a supervisor may signal as soon as the line appears.
+      const signalled = untilSignal();
       note(
         `athanor serving the ${options.api === 'all' ? 'user and compute APIs' : `${options.api} API`} on ${server.url}`,
       );
-      await stopOnSignal(() => server.shutdown({ note }), config.shutdownTimeoutMs);
+      await stopOnSignal(() => server.shutdown({ note }), config.shutdownTimeoutMs, signalled);
       note('stopped');
     });
 }

@@ -9,7 +9,7 @@ import { writeFirstRunKey } from '../../ops/first-run-key.js';
 import { appVersion } from '../../version.js';
 import { note } from '../output.js';
 import { startServer } from '../../server/start-server.js';
-import { stopOnSignal } from '../signals.js';
+import { stopOnSignal, untilSignal } from '../signals.js';
 import { printFirstRunKey, printUpBanner } from '../up-banner.js';
 
 export function upCommand(): Command {
@@ -56,6 +56,8 @@ export function upCommand(): Command {
         .start()
         .catch((error: unknown) => note(`[compute] stopped: ${(error as Error).message}`));
       const { backups } = server;
+      // Listening for signals before the banner: a script waits for it, then may signal at once.
+      const signalled = untilSignal();
       printUpBanner({
         version: appVersion,
         url: server.url,
@@ -74,11 +76,15 @@ export function upCommand(): Command {
       note(
         'try: ./athanor network submit examples/hello-network.json --scope demo-first-run  (Ctrl-C stops)',
       );
-      await stopOnSignal(async () => {
-        await compute.stop();
-        await computeRunning;
-        await server.shutdown({ note });
-      }, config.shutdownTimeoutMs);
+      await stopOnSignal(
+        async () => {
+          await compute.stop();
+          await computeRunning;
+          await server.shutdown({ note });
+        },
+        config.shutdownTimeoutMs,
+        signalled,
+      );
       note('stopped');
     });
 }
