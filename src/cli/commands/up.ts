@@ -1,14 +1,9 @@
 import path from 'node:path';
 import { Command } from 'commander';
-import { generateKey } from '../../auth/keys.js';
-import { osActor } from '../../service/audit.js';
-import { ensureSingleHostIdentities, localComputeIdentity } from '../../service/single-host-identities.js';
 import { commandConfig, integerOption, portOption } from '../context.js';
 import { redactUrl } from '../../config/resolve-config.js';
-import { writeFirstRunKey } from '../../ops/first-run-key.js';
 import { appVersion } from '../../version.js';
 import { note } from '../output.js';
-import { startServer } from '../../server/start-server.js';
 import { stopOnSignal, untilSignal } from '../signals.js';
 import { printFirstRunKey, printUpBanner } from '../up-banner.js';
 
@@ -27,6 +22,20 @@ export function upCommand(): Command {
     )
     .action(async (options: { host?: string; port?: number; concurrency: number }, cmd: Command) => {
       const config = commandConfig(cmd);
+      // The server and the store load only to run, not for every --help.
+      const [
+        { generateKey },
+        { osActor },
+        { ensureSingleHostIdentities, localComputeIdentity },
+        { writeFirstRunKey },
+        { startServer },
+      ] = await Promise.all([
+        import('../../auth/keys.js'),
+        import('../../service/audit.js'),
+        import('../../service/single-host-identities.js'),
+        import('../../ops/first-run-key.js'),
+        import('../../server/start-server.js'),
+      ]);
       // The local compute service gets a fresh key at every start; it lives only in this process.
       const computeKey = generateKey();
       const server = await startServer(config, {
