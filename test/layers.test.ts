@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, expectTypeOf, it } from 'vitest';
 import type { Claim as ClientClaim } from '../src/domain/api-views.js';
@@ -28,6 +28,15 @@ describe('layers', () => {
       (file) => !file.startsWith(`client${path.sep}`) && !file.startsWith(`domain${path.sep}`),
     );
     expect(outside).toEqual([]);
+  });
+
+  it('only store/ reads or builds a sqlite: database URL; everything else asks store/database-url.ts', () => {
+    const files = readdirSync(src, { recursive: true, encoding: 'utf8' }).filter(
+      (file) => file.endsWith('.ts') && !file.startsWith(`store${path.sep}`),
+    );
+    expect(files.length).toBeGreaterThan(100);
+    const branching = /startsWith\(\s*['"`]sqlite:|['"`]sqlite:['"`]\.length|`sqlite:\$\{/;
+    expect(files.filter((file) => branching.test(readFileSync(path.join(src, file), 'utf8')))).toEqual([]);
   });
 
   it("the client's claim is the shape the compute service hands out", () => {

@@ -1,4 +1,4 @@
-import { AthanorError, ExitCode, isAthanorError } from '../domain/errors.js';
+import { AthanorError, errorBody, ExitCode, isAthanorError } from '../domain/errors.js';
 
 const useColor = (): boolean => process.stdout.isTTY === true && !('NO_COLOR' in process.env);
 
@@ -55,7 +55,7 @@ export function reportError(error: unknown, json: boolean): ExitCode {
     ? error
     : new AthanorError('internal', error instanceof Error ? error.message : String(error), { cause: error });
   if (json) {
-    process.stderr.write(`${JSON.stringify({ error: { code: known.code, message: known.message } })}\n`);
+    process.stderr.write(`${JSON.stringify(errorBody(known))}\n`);
   } else {
     process.stderr.write(`athanor: ${known.message}\n`);
   }

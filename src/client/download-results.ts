@@ -7,6 +7,7 @@ import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { NetworkResultView } from '../domain/api-views.js';
 import type { UserClient } from './user-client.js';
+import type { ResultOutcome } from '../domain/outcomes.js';
 
 /** Where results are cached by default: `$XDG_CACHE_HOME/athanor/results` or `~/.cache/athanor/results`. */
 export function defaultResultCacheDir(): string {
@@ -18,7 +19,7 @@ export interface DownloadNetworkResultsOptions {
   /** Downloads at once; default 4. */
   readonly concurrency?: number;
   /** Only results of this outcome; default `ok`. */
-  readonly outcome?: 'ok' | 'failed';
+  readonly outcome?: ResultOutcome;
   /** The content-addressed local cache; default {@link defaultResultCacheDir}. `false`: no cache. */
   readonly cacheDir?: string | false;
   /** The cache's size cap in bytes; the least recently used entries go first. Default 1 GiB. */
@@ -86,7 +87,7 @@ async function trimCache(dir: string, maxBytes: number): Promise<void> {
 }
 
 /** Every result of the network, page by page. */
-async function listAll(client: UserClient, networkKey: string, outcome: 'ok' | 'failed') {
+async function listAll(client: UserClient, networkKey: string, outcome: ResultOutcome) {
   const all: NetworkResultView[] = [];
   for (let after: string | undefined; ;) {
     const page = await client.networkResults(networkKey, {

@@ -13,6 +13,8 @@ import type { DownloadNetworkResultsOptions, DownloadSummary } from './download-
 import { downloadNetworkResults } from './download-results.js';
 import type { ClientOptions } from './http-client.js';
 import { HttpClient } from './http-client.js';
+import type { NetworkState } from '../domain/network-state.js';
+import type { ResultOutcome } from '../domain/outcomes.js';
 
 export type {
   AttemptView,
@@ -26,7 +28,7 @@ export type {
   TaskView,
   TransformationView,
 };
-export type NetworkState = 'active' | 'inactive' | 'invalid' | 'deleted';
+export type { NetworkState };
 export type TaskStatus = TaskView['status'];
 
 export interface TransformationInput {
@@ -202,7 +204,7 @@ export class UserClient {
   }
 
   /** One page of a network's results, one per transformation, in transformation key order. */
-  networkResults(networkKey: string, query: PageQuery & { outcome?: 'ok' | 'failed' } = {}) {
+  networkResults(networkKey: string, query: PageQuery & { outcome?: ResultOutcome } = {}) {
     return this.http.json<NetworkResultView[]>(`/networks/${encodeURIComponent(networkKey)}/results`, {
       query,
     });

@@ -57,11 +57,16 @@ const exec: Executor = async (inputs, context) => {
   });
 };
 
-/** The failure text users see for an executor's error: its message, then its traceback if any. */
+/**
+ * The failure text users see for an executor's error: its message, named by its class unless that
+ * is plain `Error` (`RangeError: …`), then its traceback if any. Never the JavaScript stack: its
+ * frames are the compute host's paths, not the scientist's code.
+ */
 export function failureText(error: unknown): string {
   if (!(error instanceof Error)) return String(error);
+  const message = error.name && error.name !== 'Error' ? `${error.name}: ${error.message}` : error.message;
   const traceback = (error as Error & { traceback?: unknown }).traceback;
-  return typeof traceback === 'string' && traceback !== '' ? `${error.message}\n${traceback}` : error.message;
+  return typeof traceback === 'string' && traceback !== '' ? `${message}\n${traceback}` : message;
 }
 
 export const builtinProtocols: Readonly<Record<string, Executor>> = { echo, sleep: sleepProtocol };

@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { AthanorError } from '../domain/errors.js';
+import { parseDatabaseUrl, sqliteDatabaseUrl } from '../store/database-url.js';
 
 /** One setting: where it comes from and what it defaults to. The table drives `--help` too. */
 interface SettingSpec {
@@ -354,7 +355,7 @@ export function resolveConfig(
   const databaseUrlFromEnv =
     flags.databaseUrl === undefined ? readSecretSetting('ATHANOR_DATABASE_URL', env) : undefined;
   const databaseUrl = normalizeDatabaseUrl(
-    databaseUrlFromEnv ?? text('databaseUrl') ?? `sqlite:${path.join(dataDir, 'athanor.db')}`,
+    databaseUrlFromEnv ?? text('databaseUrl') ?? sqliteDatabaseUrl(path.join(dataDir, 'athanor.db')),
     cwd,
   );
   return Object.freeze({
@@ -470,12 +471,12 @@ function readConfigFile(file: string): Partial<Record<SettingName, string | numb
 
 /** Relative SQLite paths are resolved against the working directory so every process agrees. */
 function normalizeDatabaseUrl(url: string, cwd: string): string {
-  if (url.startsWith('sqlite:')) {
-    const file = url.slice('sqlite:'.length);
-    if (file === ':memory:') return url;
-    return `sqlite:${path.resolve(cwd, file)}`;
+  const location = parseDatabaseUrl(url);
+  if (location?.backend === 'sqlite') {
+    if (location.file === ':memory:') return url;
+    return sqliteDatabaseUrl(path.resolve(cwd, location.file));
   }
-  if (url.startsWith('postgres://') || url.startsWith('postgresql://') || url === 'postgres:') return url;
+  if (location?.backend === 'postgres') return url;
   throw new AthanorError(
     'invalid_config',
     `database URL '${redactUrl(url)}' is not supported: use sqlite:<path> or postgres://user:pass@host:port/db`,

@@ -1,5 +1,6 @@
 import type { NetworkState } from './network-state.js';
 import type { TaskStatus } from './task-state.js';
+import type { AttemptOutcome, ResultOutcome } from './outcomes.js';
 
 // The shapes both APIs answer with, as the public client sees them. They live here, not beside the
 // service functions that build them, so that `client/` (the SDK) depends on no server-side module.
@@ -49,7 +50,7 @@ export interface ResultView {
   readonly task: string;
   readonly scope: string;
   readonly attempt: number;
-  readonly outcome: 'ok' | 'failed';
+  readonly outcome: ResultOutcome;
   readonly sha256: string | null;
   readonly sizeBytes: number | null;
   readonly error: string | null;
@@ -72,8 +73,7 @@ export interface Claim {
   } | null;
 }
 
-/** How an attempt ended. */
-export type AttemptOutcome = 'ok' | 'failed' | 'released' | 'expired' | 'revoked';
+export type { AttemptOutcome };
 
 /** One claim of a task, from the claim to what ended it; the claim number stands for its lease. */
 export interface AttemptView {
@@ -121,7 +121,7 @@ export interface NetworkResultView {
   readonly name: string;
   readonly task: string;
   readonly result: string;
-  readonly outcome: 'ok' | 'failed';
+  readonly outcome: ResultOutcome;
   readonly sha256: string | null;
   readonly sizeBytes: number | null;
   readonly createdAt: string;

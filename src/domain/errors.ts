@@ -26,7 +26,7 @@ export const exitCodeMeanings: Readonly<Record<ExitCode, string>> = {
   5: 'timed out waiting for a lock (another migration, backup or restore holds it)',
   6: 'incompatible schema: the database is newer than this release, or behind it',
   7: 'target not empty: restore refused (pass --force to take a safety backup and replace it)',
-  8: 'not permitted: the identity is known but holds no scope (or role) covering what was asked',
+  8: 'not permitted: the identity is known but holds no scope (or role) covering what was asked, or its quota is used up',
 };
 
 interface ErrorKind {
@@ -52,6 +52,8 @@ export const errorKinds = {
   unauthenticated: { status: 401, exitCode: ExitCode.auth },
   forbidden: { status: 403, exitCode: ExitCode.notPermitted },
   rate_limited: { status: 429, exitCode: ExitCode.error },
+  waiting_tasks_quota_exceeded: { status: 403, exitCode: ExitCode.notPermitted },
+  networks_quota_exceeded: { status: 403, exitCode: ExitCode.notPermitted },
   maintenance: { status: 503, exitCode: ExitCode.error },
   lock_timeout: { status: 503, exitCode: ExitCode.lockTimeout },
   migration_drift: { status: 500, exitCode: ExitCode.checkFailed },
@@ -107,4 +109,26 @@ export class AthanorError extends Error {
 
 export function isAthanorError(error: unknown): error is AthanorError {
   return error instanceof AthanorError;
+}
+
+/** An error as every caller sees it: HTTP bodies, `--json` output and audit details. */
+export interface ErrorFacts {
+  readonly code: string;
+  readonly message: string;
+}
+
+/** The one mapping from an error to `{code, message}`: anything outside the registry is `internal`. */
+export function errorFacts(error: unknown): ErrorFacts {
+  return {
+    code: isAthanorError(error) ? error.code : 'internal',
+    message: error instanceof Error ? error.message : String(error),
+  };
+}
+
+/**
+ * The error body of every HTTP answer and of `--json` output: `{error: {code, message}}`. It takes
+ * a registry error so an unexpected error's own text (which may hold internals) is never sent.
+ */
+export function errorBody(error: AthanorError): { readonly error: ErrorFacts } {
+  return { error: errorFacts(error) };
 }

@@ -6,13 +6,13 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import Fastify from 'fastify';
 import type { Config } from '../config/resolve-config.js';
-import { AthanorError } from '../domain/errors.js';
+import { AthanorError, errorBody } from '../domain/errors.js';
 import { Authenticator } from '../service/authenticator.js';
 import type { Store } from '../store/open-store.js';
 import { assertSchemaCompatible } from '../store/migrator.js';
 import { dependencyRetryAfterSeconds } from '../store/database-availability.js';
 import { appVersion } from '../version.js';
-import { errorBody, handleError } from './errors.js';
+import { handleError } from './errors.js';
 import { humanLogStream, RequestLogController } from './log-format.js';
 import { getBlob } from '../objects/blob-store.js';
 import type { ObjectStore } from '../objects/object-store.js';
@@ -22,10 +22,11 @@ import { metricsRegistry, scrapeMetrics } from '../ops/metrics.js';
 import { backupGaugeRefresher } from '../ops/schedule/backup-gauges.js';
 import { metricsScrapeAuthorized, refreshQueueMetrics } from './queue-metrics.js';
 import { useJsonBodyParser } from './json-body.js';
-import { maxKeyLength } from './schemas.js';
+import { ErrorBody, errorResponses, maxKeyLength } from './schemas.js';
 import { buildValidator } from './validation.js';
 import { computeRoutes } from './compute-routes.js';
 import { ServerLifecycle } from './lifecycle.js';
+import { refuseWritesInMaintenance } from './maintenance-gate.js';
 import { sweeperPlugin } from './sweeper-plugin.js';
 import { userRoutes } from './user-routes.js';
 import { registerConsole } from './console/console-plugin.js';
@@ -94,8 +95,19 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
       security: [{ bearer: [] }],
     },
+    // Shared schemas keep their $id as their name under components.schemas (ErrorBody, not def-0).
+    refResolver: {
+      buildLocalReference: (json, _baseUri, _fragment, i) =>
+        typeof json.$id === 'string' ? json.$id : `def-${i}`,
+    },
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
+  app.addSchema(ErrorBody);
+  // Every documented route answers its errors as ErrorBody; routes add only their success shapes.
+  app.addHook('onRoute', (route) => {
+    if (!route.schema || route.schema.hide) return;
+    route.schema = { ...route.schema, response: { ...errorResponses, ...(route.schema.response ?? {}) } };
+  });
 
   const authenticator = await Authenticator.create(store, {
     jwtSecret: config.jwtSecret,
@@ -120,19 +132,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   };
 
   const maintenance = new MaintenanceWatch(store);
-  app.addHook('onRequest', async (request, reply) => {
-    if (request.method === 'GET' || request.method === 'HEAD' || request.method === 'OPTIONS') return;
-    const route = `${request.method} ${request.routeOptions.url ?? ''}`;
-    if (writesAllowedInMaintenance.has(route) || request.routeOptions.config.writesInMaintenance) return;
-    const state = await maintenance.current();
-    if (state.on) {
-      void reply.header('retry-after', '30');
-      throw new AthanorError(
-        'maintenance',
-        `the platform is in maintenance (${state.reason ?? 'no reason given'}); reads work, writes and claims resume when it ends`,
-      );
-    }
-  });
+  refuseWritesInMaintenance(app, maintenance);
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   const refreshBackupGauges = backupGaugeRefresher(() => openObjectStore(config.backupTarget));
@@ -191,14 +191,3 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   if (api === 'user' || api === 'all') await registerConsole(app, { ...routeOptions, config });
   return app;
 }
-
-/** Writes that go on during maintenance: tokens, and what lets held leases finish their work. */
-const writesAllowedInMaintenance: ReadonlySet<string> = new Set([
-  'POST /v1/token',
-  'POST /compute/v1/token',
-  'PUT /compute/v1/tasks/:id/result',
-  'POST /compute/v1/tasks/:id/heartbeat',
-  'POST /compute/v1/tasks/:id/release',
-  'POST /compute/v1/services/:id/heartbeat',
-  'DELETE /compute/v1/services/:id',
-]);

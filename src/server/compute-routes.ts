@@ -12,7 +12,8 @@ import { principalOf, requireBearer } from './auth-hook.js';
 import { principalView } from '../auth/principal.js';
 import * as S from './schemas.js';
 import type { RouteOptions } from './user-routes.js';
-import { tokenRoute } from './user-routes.js';
+import { sendResultBytes } from './result-bytes.js';
+import { tokenRoute } from './token-route.js';
 import { sleepUnless } from './lifecycle.js';
 
 export interface ComputeRouteOptions extends RouteOptions {
@@ -95,6 +96,7 @@ export const computeRoutes: FastifyPluginAsyncTypebox<ComputeRouteOptions> = asy
     api.post(
       '/services/:id/heartbeat',
       {
+        config: { writesInMaintenance: true },
         schema: {
           summary: 'Keep a registration and its leases alive; answers the tasks it still holds',
           description:
@@ -133,6 +135,7 @@ export const computeRoutes: FastifyPluginAsyncTypebox<ComputeRouteOptions> = asy
     api.delete(
       '/services/:id',
       {
+        config: { writesInMaintenance: true },
         schema: {
           summary: 'Deregister a compute service; the tasks it holds return to waiting',
           tags,
@@ -199,6 +202,7 @@ export const computeRoutes: FastifyPluginAsyncTypebox<ComputeRouteOptions> = asy
     api.post(
       '/tasks/:id/heartbeat',
       {
+        config: { writesInMaintenance: true },
         schema: {
           summary: 'Extend one lease; a stale or foreign token gets 409 and changes nothing',
           tags,
@@ -220,6 +224,7 @@ export const computeRoutes: FastifyPluginAsyncTypebox<ComputeRouteOptions> = asy
     api.post(
       '/tasks/:id/release',
       {
+        config: { writesInMaintenance: true },
         schema: {
           summary: 'Give a task back without penalty',
           tags,
@@ -235,6 +240,7 @@ export const computeRoutes: FastifyPluginAsyncTypebox<ComputeRouteOptions> = asy
     api.put(
       '/tasks/:id/result',
       {
+        config: { writesInMaintenance: true },
         schema: {
           summary:
             'Submit a result as a streamed application/octet-stream body (for a failure: the error text)',
@@ -242,7 +248,7 @@ export const computeRoutes: FastifyPluginAsyncTypebox<ComputeRouteOptions> = asy
           params: TaskParams,
           querystring: Type.Object({
             leaseToken: Type.Integer({ minimum: 0 }),
-            outcome: Type.Union([Type.Literal('ok'), Type.Literal('failed')]),
+            outcome: S.ResultOutcome,
           }),
           response: {
             200: Type.Object({
@@ -276,15 +282,10 @@ export const computeRoutes: FastifyPluginAsyncTypebox<ComputeRouteOptions> = asy
           response: { 200: Type.Unknown({ description: 'the result bytes' }) },
         },
       },
-      async (request, reply) => {
-        const result = await getResult(store, principalOf(request), request.params.id);
-        if (!result.sha256) throw new AthanorError('not_found', `result '${result.id}' has no stored bytes`);
-        void reply
-          .header('content-type', 'application/octet-stream')
-          .header('x-athanor-sha256', result.sha256);
-        if (result.sizeBytes !== null) void reply.header('content-length', String(result.sizeBytes));
-        return reply.send(await getBlob(objects, result.sha256));
-      },
+      async (request, reply) =>
+        sendResultBytes(reply, await getResult(store, principalOf(request), request.params.id), (sha256) =>
+          getBlob(objects, sha256),
+        ),
     );
   });
 };

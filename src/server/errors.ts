@@ -1,13 +1,8 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
-import { AthanorError, isAthanorError } from '../domain/errors.js';
+import { AthanorError, errorBody, isAthanorError } from '../domain/errors.js';
 import { dependencyUnavailable, staleLeaseRefusals } from '../ops/metrics.js';
 import { maxKeyLength } from './schemas.js';
 import { asDatabaseUnavailable, dependencyRetryAfterSeconds } from '../store/database-availability.js';
-
-/** The HTTP error body, everywhere: `{error: {code, message}}`. */
-export function errorBody(error: AthanorError) {
-  return { error: { code: error.code, message: error.message } };
-}
 
 const fastifyCodes: Readonly<Record<string, (error: FastifyError) => AthanorError>> = {
   FST_ERR_VALIDATION: (e) => new AthanorError('validation_failed', e.message),
@@ -48,7 +43,15 @@ export function toAthanorError(error: unknown): AthanorError {
   return new AthanorError('internal', 'internal error: the server log has the details', { cause: error });
 }
 
-export function handleError(error: unknown, request: FastifyRequest, reply: FastifyReply): void {
+/**
+ * Maps an error to the registry and does on `reply` what its code calls for (the log line, the
+ * dependency counters, `Retry-After`); the API and the console then render it each their own way.
+ */
+export function prepareErrorReply(
+  error: unknown,
+  request: FastifyRequest,
+  reply: FastifyReply,
+): AthanorError {
   const known = toAthanorError(error);
   if (known.code === 'internal') request.log.error({ err: error }, 'request failed');
   if (known.code === 'maintenance') void reply.header('retry-after', '30');
@@ -61,6 +64,12 @@ export function handleError(error: unknown, request: FastifyRequest, reply: Fast
     void reply.header('retry-after', String(dependencyRetryAfterSeconds));
   }
   if (known.code === 'stale_lease') staleLeaseRefusals.inc();
+  return known;
+}
+
+/** The API's error handler: every failure answers `{error: {code, message}}` with its registry status. */
+export function handleError(error: unknown, request: FastifyRequest, reply: FastifyReply): void {
+  const known = prepareErrorReply(error, request, reply);
   if (known.code === 'unauthenticated') void reply.header('www-authenticate', 'Bearer');
   void reply.status(known.status).send(errorBody(known));
 }

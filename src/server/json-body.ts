@@ -1,4 +1,4 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { AthanorError } from '../domain/errors.js';
 import { jsonNestsDeeperThan } from './request-limits.js';
 
@@ -45,17 +45,17 @@ export function parseJsonBody(text: string): unknown {
  */
 export function useJsonBodyParser(app: FastifyInstance, maxJsonDepth: number): void {
   app.removeContentTypeParser('application/json');
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
-    try {
-      if (jsonNestsDeeperThan(body as string, maxJsonDepth)) {
+  app.addContentTypeParser(
+    'application/json',
+    { parseAs: 'string' },
+    async (_request: FastifyRequest, body: string | Buffer) => {
+      if (await jsonNestsDeeperThan(body.toString(), maxJsonDepth)) {
         throw new AthanorError(
           'validation_failed',
           `the JSON body nests arrays and objects deeper than ${maxJsonDepth} levels (ATHANOR_MAX_JSON_DEPTH)`,
         );
       }
-      done(null, parseJsonBody(body as string));
-    } catch (error) {
-      done(error as Error, undefined);
-    }
-  });
+      return parseJsonBody(body.toString());
+    },
+  );
 }

@@ -1,12 +1,21 @@
 import type { TProperties } from '@fastify/type-provider-typebox';
 import { Type } from '@fastify/type-provider-typebox';
+import { networkStates } from '../domain/network-state.js';
+import { attemptOutcomes, resultOutcomes } from '../domain/outcomes.js';
 import { maxScopeLength } from '../domain/scope.js';
+import { taskStatuses, userSettableStatuses } from '../domain/task-state.js';
 
 /** Shared TypeBox schemas of the HTTP APIs. */
 export const ErrorBody = Type.Object(
   { error: Type.Object({ code: Type.String(), message: Type.String() }) },
   { $id: 'ErrorBody', description: 'Every error: a stable code and a message that says what to do' },
 );
+
+/** The error answers of every documented route, each a reference to the one registered `ErrorBody`. */
+export const errorResponses = {
+  '4xx': Type.Ref('ErrorBody', { description: 'refused: the code and message say why and what to do' }),
+  '5xx': Type.Ref('ErrorBody', { description: 'not done now: maintenance, a dependency down, or internal' }),
+} as const;
 
 export const TokenRequest = Type.Object({
   username: Type.String({ minLength: 1, maxLength: 64 }),
@@ -46,27 +55,12 @@ export const Page = Type.Object({
   ),
 });
 
-export const NetworkState = Type.Union([
-  Type.Literal('active'),
-  Type.Literal('inactive'),
-  Type.Literal('invalid'),
-  Type.Literal('deleted'),
-]);
-
-export const TaskStatus = Type.Union([
-  Type.Literal('waiting'),
-  Type.Literal('running'),
-  Type.Literal('complete'),
-  Type.Literal('error'),
-  Type.Literal('invalid'),
-  Type.Literal('deleted'),
-]);
-
-export const UserTaskStatus = Type.Union([
-  Type.Literal('waiting'),
-  Type.Literal('invalid'),
-  Type.Literal('deleted'),
-]);
+// The vocabularies are the domain's arrays, so a new state or outcome is added in one place.
+export const NetworkState = Type.Enum(networkStates);
+export const TaskStatus = Type.Enum(taskStatuses);
+export const UserTaskStatus = Type.Enum(userSettableStatuses);
+export const ResultOutcome = Type.Enum(resultOutcomes);
+export const AttemptOutcome = Type.Enum(attemptOutcomes);
 
 export const Transformation = Body({
   name: Type.String({ minLength: 1, maxLength: 500 }),
@@ -125,7 +119,7 @@ export const Result = Type.Object({
   task: Type.String(),
   scope: Type.String(),
   attempt: Type.Integer(),
-  outcome: Type.Union([Type.Literal('ok'), Type.Literal('failed')]),
+  outcome: ResultOutcome,
   sha256: Type.Union([Type.String(), Type.Null()]),
   sizeBytes: Type.Union([Type.Integer(), Type.Null()]),
   error: Type.Union([Type.String(), Type.Null()]),
@@ -134,14 +128,6 @@ export const Result = Type.Object({
 });
 
 const NullableString = Type.Union([Type.String(), Type.Null()]);
-
-export const AttemptOutcome = Type.Union([
-  Type.Literal('ok'),
-  Type.Literal('failed'),
-  Type.Literal('released'),
-  Type.Literal('expired'),
-  Type.Literal('revoked'),
-]);
 
 export const Attempt = Type.Object({
   task: Type.String(),
@@ -190,7 +176,7 @@ export const NetworkResult = Type.Object({
   name: Type.String(),
   task: Type.String(),
   result: Type.String(),
-  outcome: Type.Union([Type.Literal('ok'), Type.Literal('failed')]),
+  outcome: ResultOutcome,
   sha256: NullableString,
   sizeBytes: Type.Union([Type.Integer(), Type.Null()]),
   createdAt: Type.String(),

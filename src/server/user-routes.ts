@@ -1,8 +1,6 @@
 import type { FastifyPluginAsyncTypebox, TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from '@fastify/type-provider-typebox';
 import type { Readable } from 'node:stream';
-import { AthanorError } from '../domain/errors.js';
-import type { IdentityKind } from '../domain/identifier.js';
 import type { Authenticator } from '../service/authenticator.js';
 import * as attempts from '../service/attempts.js';
 import * as networks from '../service/networks.js';
@@ -11,6 +9,8 @@ import type { Store } from '../store/open-store.js';
 import { principalOf, requireBearer } from './auth-hook.js';
 import { principalView } from '../auth/principal.js';
 import * as S from './schemas.js';
+import { sendResultBytes } from './result-bytes.js';
+import { tokenRoute } from './token-route.js';
 
 export interface RouteOptions {
   readonly store: Store;
@@ -20,28 +20,6 @@ export interface RouteOptions {
   readonly openResult?: (sha256: string) => Promise<Readable>;
   /** Per-network submission limits; default `defaultNetworkLimits`. */
   readonly networkLimits?: networks.NetworkLimits;
-}
-
-/**
- * `POST <prefix>/token`: OAuth2 password form or JSON; the same 401 for every refusal. Key checks
- * are limited per client address and backed off per identity and address (see LoginThrottle).
- */
-export function tokenRoute(kind: IdentityKind): FastifyPluginAsyncTypebox<RouteOptions> {
-  return async (app, { authenticator }) => {
-    app.post(
-      '/token',
-      {
-        schema: {
-          summary: `Exchange a ${kind} identity and key for a bearer token`,
-          tags: ['auth'],
-          body: S.TokenRequest,
-          response: { 200: S.TokenResponse },
-        },
-      },
-      async (request) =>
-        authenticator.issueToken(kind, request.body.username, request.body.password, request.ip),
-    );
-  };
 }
 
 const ok = { 200: Type.Unknown() };
@@ -456,7 +434,7 @@ export const userRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, o
           tags,
           params: NetworkParams,
           querystring: Type.Object({
-            outcome: Type.Optional(Type.Union([Type.Literal('ok'), Type.Literal('failed')])),
+            outcome: Type.Optional(S.ResultOutcome),
             limit: Type.Optional(
               Type.Integer({ minimum: 1, maximum: attempts.maxNetworkResultsPerPage, default: 1000 }),
             ),
@@ -528,18 +506,12 @@ export const userRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, o
           response: { 200: Type.Unknown({ description: 'the result bytes (application/octet-stream)' }) },
         },
       },
-      async (request, reply) => {
-        const result = await tasks.getResult(store, principalOf(request), request.params.id);
-        if (!result.sha256 || !options.openResult) {
-          throw new AthanorError('not_found', `result '${result.id}' has no stored bytes`);
-        }
-        const stream = await options.openResult(result.sha256);
-        void reply
-          .header('content-type', 'application/octet-stream')
-          .header('x-athanor-sha256', result.sha256);
-        if (result.sizeBytes !== null) void reply.header('content-length', String(result.sizeBytes));
-        return reply.send(stream);
-      },
+      async (request, reply) =>
+        sendResultBytes(
+          reply,
+          await tasks.getResult(store, principalOf(request), request.params.id),
+          options.openResult,
+        ),
     );
 
     api.get(

@@ -14,6 +14,7 @@ import { networkResults } from '../store/queries/network-results.js';
 import { findTask, findTasks, type TaskRow } from '../store/queries/tasks.js';
 import type { Page } from './networks.js';
 import { notFound, parseQueryScope, requireNetwork } from './networks.js';
+import type { ResultOutcome } from '../domain/outcomes.js';
 
 /** A user's view of an attempt: the claim's sequence number stands for its lease token. */
 export function attemptView(row: AttemptRow): AttemptView {
@@ -173,7 +174,7 @@ export async function listNetworkResults(
   store: Store,
   principal: Principal,
   networkKey: string,
-  filter: Page & { outcome?: 'ok' | 'failed' | undefined },
+  filter: Page & { outcome?: ResultOutcome | undefined },
 ) {
   await requireNetwork(store, principal, networkKey);
   const rows = await networkResults(store.db, {

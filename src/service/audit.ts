@@ -1,6 +1,6 @@
 import os from 'node:os';
 import type { Kysely } from 'kysely';
-import { AthanorError, isAthanorError } from '../domain/errors.js';
+import { AthanorError, errorFacts } from '../domain/errors.js';
 import type { Store } from '../store/open-store.js';
 import type { AuditRow } from '../store/queries/audit.js';
 import { insertAuditEntry, listAuditActions, listAuditEntries } from '../store/queries/audit.js';
@@ -56,8 +56,6 @@ export async function audited<T>(
 
 /** Records an action that failed; never throws (the original error is what matters). */
 export async function recordFailure(store: Store, event: AuditEvent, error: unknown): Promise<void> {
-  const code = isAthanorError(error) ? error.code : 'internal';
-  const message = error instanceof Error ? error.message : String(error);
   try {
     await insertAuditEntry(store.db, {
       at: new Date().toISOString(),
@@ -65,7 +63,7 @@ export async function recordFailure(store: Store, event: AuditEvent, error: unkn
       action: event.action,
       target: event.target ?? null,
       outcome: 'error',
-      details: JSON.stringify({ code, message }),
+      details: JSON.stringify(errorFacts(error)),
     });
   } catch {
     // The audit table may not exist yet (a failed first migration); the error still reaches the user.

@@ -1,15 +1,17 @@
+import { createHash } from 'node:crypto';
 import { setImmediate } from 'node:timers/promises';
 import type { Principal } from '../auth/principal.js';
 import { canAccess, principalName, requireScope, visibleScopes } from '../auth/principal.js';
 import { canonicalJson } from '../domain/canonical-json.js';
 import { AthanorError } from '../domain/errors.js';
 import type { TransformationContent } from '../domain/keys.js';
-import { networkKey, transformationKey } from '../domain/keys.js';
+import { networkKeyText, transformationKey } from '../domain/keys.js';
 import type { Scope } from '../domain/scope.js';
 import { formatScope, parseScope, parseSpecificScope } from '../domain/scope.js';
 import type { Store } from '../store/open-store.js';
 import { runningTasksOfNetwork } from '../store/queries/attempts.js';
 import * as q from '../store/queries/networks.js';
+import { checkNetworksQuota } from './identity-quotas.js';
 import { revokeOrphanedLeases } from './revoke-leases.js';
 import type { NetworkState, TaskStatus } from '../store/schema.js';
 import type { NetworkView, TransformationView } from './views.js';
@@ -65,6 +67,54 @@ export const defaultNetworkLimits = {
 /** Transformations keyed between two yields to the event loop: a big network never stalls the others. */
 const keyingSliceSize = 500;
 
+/**
+ * `networkKey` of distinct transformation keys, sorted and hashed a slice at a time with a yield
+ * to the event loop between slices: sorting 100,000 keys at once takes a few hundred milliseconds.
+ */
+async function networkKeyBetweenYields(
+  scope: Scope,
+  name: string,
+  uniqueKeys: readonly string[],
+): Promise<string> {
+  const hash = createHash('sha256');
+  for (const piece of networkKeyText(scope, name, await sortBetweenYields(uniqueKeys))) {
+    hash.update(piece);
+    await setImmediate();
+  }
+  return `net-${hash.digest('hex')}`;
+}
+
+const sortRunSize = 5000;
+
+/** The strings in `Array.prototype.sort` order: runs sorted one by one, then merged pairwise. */
+async function sortBetweenYields(items: readonly string[]): Promise<string[]> {
+  let runs: string[][] = [];
+  for (let i = 0; i < items.length; i += sortRunSize) {
+    runs.push(items.slice(i, i + sortRunSize).sort());
+    await setImmediate();
+  }
+  while (runs.length > 1) {
+    const merged: string[][] = [];
+    for (let i = 0; i < runs.length; i += 2) {
+      const [a, b] = [runs[i] as string[], runs[i + 1]];
+      merged.push(b ? mergeSorted(a, b) : a);
+      await setImmediate();
+    }
+    runs = merged;
+  }
+  return runs[0] ?? [];
+}
+
+function mergeSorted(a: readonly string[], b: readonly string[]): string[] {
+  const out: string[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < a.length && j < b.length) out.push((a[i] as string) <= (b[j] as string) ? a[i++]! : b[j++]!);
+  while (i < a.length) out.push(a[i++]!);
+  while (j < b.length) out.push(b[j++]!);
+  return out;
+}
+
 /** Submits a network; the same content in the same scope returns the same key (`created: false`). */
 export async function submitNetwork(
   store: Store,
@@ -105,8 +155,10 @@ export async function submitNetwork(
   }
   const unique = [...new Map(rows.map((r) => [r.key, r])).values()];
   const keys = unique.map((r) => r.key);
-  const key = networkKey(scope, input.name, keys);
+  const key = await networkKeyBetweenYields(scope, input.name, keys);
   const created = await store.transaction(async (trx) => {
+    // Submitting a network again returns it, so only a network not yet stored counts against the quota.
+    if (!(await q.findNetwork(trx, key))) await checkNetworksQuota(trx, principal);
     await q.insertTransformations(trx, unique);
     return q.insertNetwork(
       trx,

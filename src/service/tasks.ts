@@ -7,6 +7,7 @@ import { canTransition, terminalStatuses, transitionRefusal } from '../domain/ta
 import type { Store } from '../store/open-store.js';
 import { findTransformation } from '../store/queries/networks.js';
 import * as q from '../store/queries/tasks.js';
+import { checkWaitingTasksQuota } from './identity-quotas.js';
 import { revokeOrphanedLeases } from './revoke-leases.js';
 import { closeOpenAttempts } from '../store/queries/attempts.js';
 import type { Page } from './networks.js';
@@ -66,6 +67,7 @@ export async function createTasks(
         );
       }
     }
+    await checkWaitingTasksQuota(trx, principal, count);
     const now = new Date().toISOString();
     const rows: q.TaskRow[] = Array.from({ length: count }, () => ({
       id: newTaskId(),

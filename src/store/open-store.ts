@@ -12,6 +12,7 @@ import {
   postgresBackend,
   sqliteBackend,
 } from './dialects/index.js';
+import { parseDatabaseUrl } from './database-url.js';
 import type { Database } from './schema.js';
 
 /** An open state store: the Kysely handle plus what differs between backends. */
@@ -46,8 +47,9 @@ export async function openStore(
   let db: Kysely<Database>;
   let backend: Backend;
   let replaced = () => false;
-  if (url.startsWith('sqlite:')) {
-    const file = url.slice('sqlite:'.length);
+  const location = parseDatabaseUrl(url);
+  if (location?.backend === 'sqlite') {
+    const { file } = location;
     const raw = openSqliteDatabase(file, {
       create: options.create ?? false,
       busyTimeoutMs: config.busyTimeoutMs,

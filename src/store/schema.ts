@@ -45,6 +45,16 @@ export interface IdentityRolesTable {
   granted_by: string;
 }
 
+/** Limits of one identity; null is no limit. An identity without a row has no quotas. */
+export interface IdentityQuotasTable {
+  kind: 'user' | 'compute';
+  identifier: string;
+  max_waiting_tasks: number | null;
+  max_networks: number | null;
+  updated_at: string;
+  updated_by: string;
+}
+
 export interface AuditLogTable {
   id: Generated<number>;
   at: string;
@@ -63,6 +73,7 @@ export interface SettingsTable {
 
 export type { NetworkState } from '../domain/network-state.js';
 import type { NetworkState } from '../domain/network-state.js';
+import type { AttemptOutcome, ResultOutcome } from '../domain/outcomes.js';
 export type { TaskStatus };
 
 export interface NetworksTable {
@@ -156,7 +167,7 @@ export interface ResultsTable {
   scope: string;
   attempt: number;
   lease_token: number;
-  outcome: 'ok' | 'failed';
+  outcome: ResultOutcome;
   blob_sha256: string | null;
   size_bytes: number | null;
   error: string | null;
@@ -164,7 +175,7 @@ export interface ResultsTable {
   created_at: string;
 }
 
-export type AttemptOutcome = 'ok' | 'failed' | 'released' | 'expired' | 'revoked';
+export type { AttemptOutcome };
 
 /** One claim of a task; open while `ended_at` is null, never changed once closed. */
 export interface TaskAttemptsTable {
@@ -189,6 +200,7 @@ export interface Database {
   identities: IdentitiesTable;
   identity_scopes: IdentityScopesTable;
   identity_roles: IdentityRolesTable;
+  identity_quotas: IdentityQuotasTable;
   audit_log: AuditLogTable;
   settings: SettingsTable;
   networks: NetworksTable;

@@ -13,7 +13,7 @@ describeEachBackend('compute API', (backend) => {
 
   it('claims, fetches, reports and downloads a result; a second claim finds nothing', async () => {
     const server = await startTestServer(backend, dir);
-    const { user, compute } = await queueClients(server);
+    const { user, compute, userCredentials, computeCredentials } = await queueClients(server);
     const { tasks } = await networkWithTasks(user, { inputs: () => ({ hello: 'world' }) });
     const { id } = await compute.register('test');
     const [claim] = await compute.claim(id, { count: 5 });
@@ -34,6 +34,21 @@ describeEachBackend('compute API', (backend) => {
     const [result] = await user.taskResults(claim!.task);
     expect(result).toMatchObject({ outcome: 'ok', sizeBytes: 13 });
     expect(await text(await user.downloadResult(result!.id))).toBe('{"answer":42}');
+    // Both APIs stream the same bytes with the same headers; a missing result is the same 404.
+    const tokens = {
+      '/v1': await server.token('user', userCredentials.identifier, userCredentials.key),
+      '/compute/v1': await server.token('compute', computeCredentials.identifier, computeCredentials.key),
+    };
+    for (const [prefix, token] of Object.entries(tokens)) {
+      const download = await call(server.url, token, 'GET', `${prefix}/results/${result!.id}/download`);
+      expect(download.text).toBe('{"answer":42}');
+      expect(download.headers.get('content-type')).toBe('application/octet-stream');
+      expect(download.headers.get('content-length')).toBe('13');
+      expect(download.headers.get('x-athanor-sha256')).toBe(result!.sha256);
+      const missing = await call(server.url, token, 'GET', `${prefix}/results/res-nowhere/download`);
+      expect(missing.status).toBe(404);
+      expect(missing.body).toMatchObject({ error: { code: 'not_found' } });
+    }
     expect((await user.getTask(claim!.task)).status).toBe('complete');
     expect(await user.networkTasks((await user.listNetworks())[0]!.key)).toEqual([]);
   });

@@ -21,7 +21,7 @@ describeEachBackend('maintenance mode', (backend) => {
     const { user, compute } = await queueClients(server);
     const { network } = await networkWithTasks(user, { count: 2 });
     const { id } = await compute.register('a');
-    const [held] = await compute.claim(id, { count: 1 });
+    const [held, released] = await compute.claim(id, { count: 2 });
 
     await setMaintenance(server.store, 'test', true, 'upgrading the database');
     await eventually(async () => (await call(server.url, undefined, 'GET', '/readyz')).status === 503);
@@ -36,15 +36,23 @@ describeEachBackend('maintenance mode', (backend) => {
     expect((write.body as { error: { message: string } }).error.message).toContain('upgrading the database');
     expect((await call(server.url, userToken, 'GET', `/v1/networks/${network}`)).status).toBe(200);
     await expect(compute.claim(id, { count: 1 })).rejects.toMatchObject({ code: 'maintenance' });
-    // Finished work is never lost: the result of a lease held before maintenance is accepted.
+    // Held leases are kept alive and can be handed back; finished work is never lost: the result
+    // of a lease held before maintenance is accepted.
+    await compute.heartbeat(id);
+    await compute.extendLease(held!.task, held!.leaseToken);
+    await compute.release(released!.task, released!.leaseToken);
     const stored = await compute.submitResult(held!.task, held!.leaseToken, 'ok', Buffer.from('done'));
     expect(stored.status).toBe('complete');
     expect((await user.getNetwork(network)).weight).toBe(0.5);
+    // A service can still leave; registering a new one is a write like any other.
+    await compute.deregister(id);
+    await expect(compute.register('b')).rejects.toMatchObject({ code: 'maintenance' });
 
     await setMaintenance(server.store, 'test', false);
     await eventually(async () => (await call(server.url, undefined, 'GET', '/readyz')).status === 200);
     expect((await user.setNetworkWeight(network, 0.9)).weight).toBe(0.9);
-    expect(await compute.claim(id, { count: 1 })).toHaveLength(1);
+    const { id: after } = await compute.register('c');
+    expect(await compute.claim(after, { count: 1 })).toHaveLength(1);
   });
 
   it('is switched by athanor maintenance on|off|status, and audited', async () => {

@@ -1,4 +1,6 @@
 import { expect, it } from 'vitest';
+import { networkKey } from '../../src/domain/keys.js';
+import { parseScope } from '../../src/domain/scope.js';
 import { describeEachBackend, tempDir } from '../helpers/backends.js';
 import { call, startTestServer } from '../helpers/server.js';
 
@@ -49,5 +51,46 @@ describeEachBackend('request limits', (backend) => {
     expect((listed.body as unknown[]).length).toBe(2);
     const transformations = await server.store.db.selectFrom('transformations').select('name').execute();
     expect(transformations.length).toBe(11);
+  });
+
+  it('keeps /healthz answering while a network of 20,000 transformations is being submitted', async () => {
+    const server = await startTestServer(backend, dir);
+    await server.addIdentity('user', 'bulk', ['org-camp-*']);
+    const token = await server.token('user', 'bulk', 'bulk-key-0123456789');
+    const count = 20_000;
+    const transformations = Array.from({ length: count }, (_, i) => ({
+      name: `t${i}`,
+      protocol: 'echo',
+      inputs: { i, payload: 'x'.repeat(40) },
+    }));
+    let submitted = false;
+    const submit = call(server.url, token, 'POST', '/v1/networks', {
+      scope: 'org-camp-big',
+      name: 'big',
+      transformations,
+    }).finally(() => (submitted = true));
+    // The server parses, keys and stores the network a slice at a time: health checks sent
+    // meanwhile are answered in between, not after the whole submission.
+    const healthStatuses: number[] = [];
+    let answeredDuringSubmit = 0;
+    while (!submitted) {
+      const health = await fetch(`${server.url}/healthz`);
+      healthStatuses.push(health.status);
+      await health.arrayBuffer();
+      if (!submitted) answeredDuringSubmit++;
+    }
+    const response = await submit;
+    expect(response.status, response.text).toBe(200);
+    const answer = response.body as { key: string; transformations: string[] };
+    expect(answer.transformations.length).toBe(count);
+    // Sorted and hashed in slices, the key is the one the whole network gives in one pass.
+    expect(answer.key).toBe(networkKey(parseScope('org-camp-big'), 'big', answer.transformations));
+    expect(answeredDuringSubmit).toBeGreaterThan(1);
+    expect(new Set(healthStatuses)).toEqual(new Set([200]));
+    const stored = await server.store.db
+      .selectFrom('network_transformations')
+      .select((eb) => eb.fn.countAll<number | string>().as('n'))
+      .executeTakeFirstOrThrow();
+    expect(Number(stored.n)).toBe(count);
   });
 });

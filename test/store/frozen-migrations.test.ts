@@ -19,6 +19,7 @@ describe('released migrations are frozen', () => {
       3: '861d87bcfd22de2c19c6d2575441aa9131e4c46b92c09665b9a26f4b942ac354',
       4: '535848c9038ba91bb831c662ac831dc1adcde72ce3501fee8f2fd2a713e1b6a3',
       5: '17156a9c7ab5eb7bf197488dace5882772a066403f31adb22aed498d6c5f4e37',
+      6: '18474b3a970fa0cb4de802c045337bf10601488bbe7f62fcaf5201b672ac36d6',
     });
   });
 

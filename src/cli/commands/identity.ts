@@ -5,9 +5,11 @@ import { firstRunKeyPath, removeFirstRunKey } from '../../ops/first-run-key.js';
 import { osActor } from '../../service/audit.js';
 import type { IdentityView } from '../../service/identities.js';
 import * as identities from '../../service/identities.js';
+import * as identityQuotas from '../../service/identity-quotas.js';
 import * as identityRoles from '../../service/identity-roles.js';
 import { collect, confirm, readStdin, wantsJson, withStore } from '../context.js';
 import { bold, note, printJson, printLine, printTable } from '../output.js';
+import { formatQuotas, setQuotaCommand } from './identity-quota.js';
 
 interface RefOptions {
   type: IdentityKind;
@@ -48,7 +50,9 @@ function formatStatus(identity: IdentityView, now = new Date()): string {
   return 'active';
 }
 
-function printIdentities(list: readonly (IdentityView & { roles: readonly string[] })[]): void {
+function printIdentities(
+  list: readonly (IdentityView & { roles: readonly string[]; quotas: identityQuotas.IdentityQuotas })[],
+): void {
   printTable(
     list,
     [
@@ -58,6 +62,7 @@ function printIdentities(list: readonly (IdentityView & { roles: readonly string
       { header: 'EXPIRES', value: (i) => i.expiresAt ?? '-' },
       { header: 'SCOPES', value: (i) => (i.scopes.length ? i.scopes.join(' ') : '-') },
       { header: 'ROLES', value: (i) => (i.roles.length ? i.roles.join(' ') : '-') },
+      { header: 'QUOTAS', value: (i) => (formatQuotas(i.quotas) === 'none' ? '-' : formatQuotas(i.quotas)) },
     ],
     'no identities',
   );
@@ -212,9 +217,11 @@ export function identityCommand(): Command {
     .action(async (options: { type?: IdentityKind }, cmd: Command) => {
       const list = await withStore(cmd, async (store) => {
         const roles = await identityRoles.listRolesByIdentity(store);
+        const quotas = await identityQuotas.listQuotasByIdentity(store);
         return (await identities.listIdentities(store, options.type)).map((i) => ({
           ...i,
           roles: roles.get(`${i.kind}:${i.identifier}`) ?? [],
+          quotas: quotas.get(`${i.kind}:${i.identifier}`) ?? identityQuotas.noQuotas,
         }));
       });
       if (wantsJson(cmd)) printJson(list);
@@ -230,6 +237,7 @@ export function identityCommand(): Command {
       const identity = await withStore(cmd, async (store) => ({
         ...(await identities.showIdentity(store, ref(options))),
         roles: await identityRoles.listIdentityRoles(store, ref(options)),
+        quotas: await identityQuotas.identityQuotas(store, ref(options)),
       }));
       if (wantsJson(cmd)) {
         printJson(identity);
@@ -242,6 +250,7 @@ export function identityCommand(): Command {
       printLine(`${bold('updated')}   ${identity.updatedAt}`);
       printLine(`${bold('scopes')}    ${identity.scopes.length ? identity.scopes.join(' ') : '(none)'}`);
       printLine(`${bold('roles')}     ${identity.roles.length ? identity.roles.join(' ') : '(none)'}`);
+      printLine(`${bold('quotas')}    ${formatQuotas(identity.quotas)}`);
     });
 
   command
@@ -312,6 +321,8 @@ export function identityCommand(): Command {
       if (wantsJson(cmd)) printJson({ kind: who.kind, identifier: who.identifier, scopes: who.scopes });
       else printLine(`the key authenticates ${who.kind} identity '${who.identifier}'`);
     });
+
+  command.addCommand(setQuotaCommand());
 
   return command;
 }

@@ -11,8 +11,8 @@ import { describeCounts, watchNetwork } from '../watch-network.js';
 import { printJson, printLine, printTable } from '../output.js';
 import { resultDownloadCommand } from './result-download.js';
 import { addTaskHistoryCommands } from './task-history.js';
+import { networkStates } from '../../domain/network-state.js';
 
-const networkStates = ['active', 'inactive', 'invalid', 'deleted'] as const;
 const short = (key: string | null) => (key === null ? '-' : key.length > 20 ? `${key.slice(0, 16)}…` : key);
 
 function numberOption(flag: string) {

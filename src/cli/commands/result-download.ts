@@ -1,6 +1,8 @@
 import { Command, Option } from 'commander';
 import { defaultResultCacheDir } from '../../client/download-results.js';
 import { AthanorError } from '../../domain/errors.js';
+import { resultOutcomes } from '../../domain/outcomes.js';
+import type { ResultOutcome } from '../../domain/outcomes.js';
 import { integerOption, userClient, wantsJson } from '../context.js';
 import { note, printJson } from '../output.js';
 import { progressBar } from '../progress-bar.js';
@@ -12,7 +14,7 @@ export function resultDownloadCommand(): Command {
   return new Command('download')
     .argument('<dir>', 'the folder: one file per transformation (named by its key) and index.json')
     .requiredOption('--network <network>', 'the network whose results to download')
-    .addOption(new Option('--outcome <outcome>', 'which results').choices(['ok', 'failed']).default('ok'))
+    .addOption(new Option('--outcome <outcome>', 'which results').choices(resultOutcomes).default('ok'))
     .option('-c, --concurrency <n>', 'downloads at once', integerOption('--concurrency'), 4)
     .option('--cache-dir <dir>', `the local result cache (default ${defaultResultCacheDir()})`)
     .option('--no-cache', 'use no local cache')
@@ -29,7 +31,7 @@ export function resultDownloadCommand(): Command {
         dir: string,
         options: {
           network: string;
-          outcome: 'ok' | 'failed';
+          outcome: ResultOutcome;
           concurrency: number;
           cacheDir?: string;
           cache: boolean;

@@ -1,5 +1,4 @@
 import type { Config } from '../../config/resolve-config.js';
-import { isAthanorError } from '../../domain/errors.js';
 import type { AuditEvent } from '../../service/audit.js';
 import { recordAudit } from '../../service/audit.js';
 import { openStore } from '../../store/open-store.js';
@@ -24,12 +23,4 @@ export async function auditBackupEvent(
   } catch {
     return false;
   }
-}
-
-/** The audit details of a failure: its code and message. */
-export function failureDetails(error: unknown): Record<string, unknown> {
-  return {
-    code: isAthanorError(error) ? error.code : 'internal',
-    message: error instanceof Error ? error.message : String(error),
-  };
 }

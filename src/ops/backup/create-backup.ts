@@ -1,12 +1,12 @@
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { Config } from '../../config/resolve-config.js';
-import { AthanorError } from '../../domain/errors.js';
+import { AthanorError, errorFacts } from '../../domain/errors.js';
 import type { ObjectStore } from '../../objects/object-store.js';
 import { openObjectStore } from '../../objects/open-object-store.js';
 import { osActor } from '../../service/audit.js';
 import { appVersion } from '../../version.js';
-import { auditBackupEvent, failureDetails } from './backup-audit.js';
+import { auditBackupEvent } from './backup-audit.js';
 import { newBackupId } from './backup-id.js';
 import { copyBlobsToTarget } from './backup-blobs.js';
 import { backupKeys, listBackups, readObject, targetKeys } from './backup-target.js';
@@ -27,6 +27,7 @@ import { openSnapshot } from './open-snapshot.js';
 import type { Snapshot, TableSchema } from './snapshot.js';
 import { ByteMeter, chain } from './streams.js';
 import { acquireTargetLease } from './target-lease.js';
+import { backupTargetStore } from './target-unavailable.js';
 import { withoutSecretRows } from './secret-rows.js';
 
 /** Default uncompressed size of one table chunk file: 64 MiB. */
@@ -109,7 +110,7 @@ async function reconcileTargetMarker(
 export async function createBackup(options: CreateBackupOptions): Promise<BackupResult> {
   const now = options.now ?? (() => new Date());
   const actor = options.actor ?? osActor();
-  const target = options.target;
+  const target = backupTargetStore(options.target);
   const startedAt = now();
   const started = performance.now();
   const id = newBackupId(startedAt);
@@ -124,7 +125,7 @@ export async function createBackup(options: CreateBackupOptions): Promise<Backup
       now,
     });
     try {
-      manifest = await writeBackup(id, startedAt, started, options);
+      manifest = await writeBackup(id, startedAt, started, { ...options, target });
       await lease.assertHeld();
       await target.put(targetKeys.manifest(id), serializeManifest(manifest));
     } catch (error) {
@@ -137,7 +138,7 @@ export async function createBackup(options: CreateBackupOptions): Promise<Backup
     await auditBackupEvent(options.config, {
       ...auditEvent,
       outcome: 'error',
-      details: { backupId: id, ...failureDetails(error) },
+      details: { backupId: id, ...errorFacts(error) },
     });
     throw error;
   }

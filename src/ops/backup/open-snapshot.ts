@@ -1,3 +1,4 @@
+import { parseDatabaseUrl } from '../../store/database-url.js';
 import type { Snapshot } from './snapshot.js';
 import { openPostgresSnapshot } from './snapshot-postgres.js';
 import { openSqliteSnapshot } from './snapshot-sqlite.js';
@@ -7,7 +8,7 @@ export async function openSnapshot(
   databaseUrl: string,
   options: { readonly busyTimeoutMs: number },
 ): Promise<Snapshot> {
-  if (databaseUrl.startsWith('sqlite:'))
-    return openSqliteSnapshot(databaseUrl.slice('sqlite:'.length), options);
+  const location = parseDatabaseUrl(databaseUrl);
+  if (location?.backend === 'sqlite') return openSqliteSnapshot(location.file, options);
   return openPostgresSnapshot(databaseUrl);
 }

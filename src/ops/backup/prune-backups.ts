@@ -1,7 +1,8 @@
 import type { Config } from '../../config/resolve-config.js';
 import type { ObjectStore } from '../../objects/object-store.js';
 import { osActor } from '../../service/audit.js';
-import { auditBackupEvent, failureDetails } from './backup-audit.js';
+import { auditBackupEvent } from './backup-audit.js';
+import { errorFacts } from '../../domain/errors.js';
 import { deleteBackup, listBackups, scanTarget, targetKeys } from './backup-target.js';
 import type { RetentionDecision, RetentionPolicy } from './retention.js';
 import { applyRetention } from './retention.js';
@@ -100,7 +101,7 @@ export async function pruneBackups(options: PruneOptions): Promise<PruneResult> 
       await auditBackupEvent(options.auditConfig, {
         ...event,
         outcome: 'error',
-        details: failureDetails(error),
+        details: { ...errorFacts(error) },
       });
     }
     throw error;

@@ -6,6 +6,7 @@ import { sql } from 'kysely';
 import type { Config } from '../../config/resolve-config.js';
 import { redactUrl } from '../../config/resolve-config.js';
 import type { Backend } from '../../store/backend.js';
+import { parseDatabaseUrl, sqliteDatabaseUrl } from '../../store/database-url.js';
 import type { Store } from '../../store/open-store.js';
 import { openStore } from '../../store/open-store.js';
 import type { Database } from '../../store/schema.js';
@@ -45,8 +46,9 @@ export async function replaceDatabase<T>(
   load: (trx: Kysely<Database>, target: ReplaceTarget) => Promise<T>,
 ): Promise<T> {
   const url = config.databaseUrl;
-  if (url.startsWith('sqlite:')) {
-    const file = url.slice('sqlite:'.length);
+  const location = parseDatabaseUrl(url);
+  if (location?.backend === 'sqlite') {
+    const { file } = location;
     removeStaleTemporaries(file);
     const temporary = `${file}.restore-${randomBytes(4).toString('hex')}.tmp`;
     const removeTemporary = () => {
@@ -55,7 +57,7 @@ export async function replaceDatabase<T>(
     let store: Store | undefined;
     try {
       store = await openStore(
-        { databaseUrl: `sqlite:${temporary}`, busyTimeoutMs: config.busyTimeoutMs },
+        { databaseUrl: sqliteDatabaseUrl(temporary), busyTimeoutMs: config.busyTimeoutMs },
         { create: true },
       );
       // defer_foreign_keys (set as the transaction starts) already holds every check until commit.

@@ -1,7 +1,7 @@
 import type { Kysely } from 'kysely';
 import type { Config } from '../../config/resolve-config.js';
 import { redactUrl } from '../../config/resolve-config.js';
-import { AthanorError, isAthanorError } from '../../domain/errors.js';
+import { AthanorError, errorFacts, isAthanorError } from '../../domain/errors.js';
 import type { ObjectStore } from '../../objects/object-store.js';
 import { osActor } from '../../service/audit.js';
 import type { BackendName } from '../../store/backend.js';
@@ -12,7 +12,7 @@ import { insertAuditEntry } from '../../store/queries/audit.js';
 import type { Database } from '../../store/schema.js';
 import { openObjectStore } from '../../objects/open-object-store.js';
 import { getMaintenance, pauseWrites, setMaintenance } from '../maintenance.js';
-import { auditBackupEvent, failureDetails } from './backup-audit.js';
+import { auditBackupEvent } from './backup-audit.js';
 import { restoreBlobs } from './backup-blobs.js';
 import { readManifest, resolveBackupId } from './backup-target.js';
 import { createBackup } from './create-backup.js';
@@ -216,7 +216,7 @@ export async function restoreBackup(options: RestoreBackupOptions): Promise<Rest
       action: 'backup.restore',
       target: `${options.target.url} ${backupId}`,
       outcome: 'error',
-      details: { backupId, ...failureDetails(error) },
+      details: { backupId, ...errorFacts(error) },
     });
     throw error;
   }

@@ -3,13 +3,14 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Config } from '../../config/resolve-config.js';
-import { AthanorError, isAthanorError } from '../../domain/errors.js';
+import { AthanorError, errorFacts, isAthanorError } from '../../domain/errors.js';
 import type { ObjectStore } from '../../objects/object-store.js';
 import { osActor } from '../../service/audit.js';
+import { sqliteDatabaseUrl } from '../../store/database-url.js';
 import { migrations as releaseMigrations } from '../../store/migrations/index.js';
 import type { Migration } from '../../store/migrations/migration.js';
 import { appVersion } from '../../version.js';
-import { auditBackupEvent, failureDetails } from './backup-audit.js';
+import { auditBackupEvent } from './backup-audit.js';
 import { checkBackupBlob } from './backup-blobs.js';
 import type { VerificationMode, VerificationRecord } from './backup-target.js';
 import { readManifest, resolveBackupId, targetKeys } from './backup-target.js';
@@ -96,7 +97,7 @@ export async function verifyBackup(options: VerifyBackupOptions): Promise<Verifi
         action: 'backup.verify',
         target: `${options.auditTarget ?? options.target.url} ${id}`,
         outcome: 'error',
-        details: { backupId: id, mode: options.mode, ...failureDetails(error) },
+        details: { backupId: id, mode: options.mode, ...errorFacts(error) },
       });
     }
     throw error;
@@ -147,7 +148,8 @@ async function restoreIntoScratch(
   }
   const referenced = new Set<string>();
   const dir = mkdtempSync(path.join(options.scratchDir ?? os.tmpdir(), 'athanor-verify-'));
-  const scratchUrl = `sqlite:${path.join(dir, 'scratch.db')}`;
+  const scratchFile = path.join(dir, 'scratch.db');
+  const scratchUrl = sqliteDatabaseUrl(scratchFile);
   try {
     const loaded = await replaceDatabase(
       { databaseUrl: scratchUrl, busyTimeoutMs: 5000, lockTimeoutMs: 5000 },
@@ -158,7 +160,7 @@ async function restoreIntoScratch(
           onProgress: (p) => options.onProgress?.({ done: p.rowsDone, total: p.rowsTotal, what: p.table }),
         }),
     );
-    for (const problem of checkSqliteFile(scratchUrl.slice('sqlite:'.length))) {
+    for (const problem of checkSqliteFile(scratchFile)) {
       problems.push({ file: 'scratch database', problem });
     }
     const snapshot = await openSnapshot(scratchUrl, { busyTimeoutMs: 5000 });

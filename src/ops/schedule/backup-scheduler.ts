@@ -2,7 +2,7 @@ import os from 'node:os';
 import { setTimeout as sleepFor } from 'node:timers/promises';
 import { Cron } from 'croner';
 import type { Config } from '../../config/resolve-config.js';
-import { AthanorError, isAthanorError } from '../../domain/errors.js';
+import { AthanorError, errorFacts } from '../../domain/errors.js';
 import type { ObjectStore } from '../../objects/object-store.js';
 import { openObjectStore } from '../../objects/open-object-store.js';
 import { osActor, recordAudit } from '../../service/audit.js';
@@ -114,13 +114,6 @@ function slotStamp(date: Date): string {
     .toISOString()
     .replace(/\.\d{3}Z$/, 'Z')
     .replace(/[-:]/g, '');
-}
-
-function errorFacts(error: unknown): { code: string; message: string } {
-  return {
-    code: isAthanorError(error) ? error.code : 'internal',
-    message: error instanceof Error ? error.message : String(error),
-  };
 }
 
 const encode = (value: unknown) => Buffer.from(`${JSON.stringify(value, null, 2)}\n`);

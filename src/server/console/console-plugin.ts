@@ -5,7 +5,7 @@ import { AthanorError } from '../../domain/errors.js';
 import type { ObjectStore } from '../../objects/object-store.js';
 import type { Authenticator } from '../../service/authenticator.js';
 import type { Store } from '../../store/open-store.js';
-import { toAthanorError } from '../errors.js';
+import { prepareErrorReply, toAthanorError } from '../errors.js';
 import { consoleAsset } from './assets.js';
 import type { ConsoleContext } from './context.js';
 import { field, formOf, sendPage } from './context.js';
@@ -92,9 +92,7 @@ export const consolePlugin: FastifyPluginAsync<ConsoleOptions & { prefix: string
   });
 
   app.setErrorHandler(async (error, request, reply) => {
-    const known = toAthanorError(error);
-    if (known.code === 'internal') request.log.error({ err: error }, 'console request failed');
-    if (known.code === 'maintenance') void reply.header('retry-after', '30');
+    const known = prepareErrorReply(error, request, reply);
     const frame = { base, user: request.consoleUser };
     const body = html`${notice(known.message, 'error')}
       <p>

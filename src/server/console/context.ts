@@ -17,8 +17,6 @@ declare module 'fastify' {
     consolePublic?: boolean;
     /** A console route only identities with the admin role may open. */
     consoleAdmin?: boolean;
-    /** A write that goes on while the platform is in maintenance (sign-in, turning it off). */
-    writesInMaintenance?: boolean;
   }
 }
 

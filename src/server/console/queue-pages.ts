@@ -28,8 +28,7 @@ import {
 import type { Html } from './html.js';
 import { html } from './html.js';
 import { csrfField, notice, page, query, statusBadge, table, time } from './layout.js';
-
-const networkStates: readonly NetworkState[] = ['active', 'inactive', 'invalid', 'deleted'];
+import { networkStates } from '../../domain/network-state.js';
 
 type Query = Readonly<Record<string, string | undefined>>;
 

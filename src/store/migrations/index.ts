@@ -3,6 +3,7 @@ import { migration0002 } from './0002-queue.js';
 import { migration0003 } from './0003-claim-order.js';
 import { migration0004 } from './0004-identity-roles.js';
 import { migration0005 } from './0005-task-attempts.js';
+import { migration0006 } from './0006-identity-quotas.js';
 import type { Migration } from './migration.js';
 
 /** Every migration this release knows, in order. Append only: never edit or remove one. */
@@ -12,4 +13,5 @@ export const migrations: readonly Migration[] = [
   migration0003,
   migration0004,
   migration0005,
+  migration0006,
 ];

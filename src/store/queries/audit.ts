@@ -1,4 +1,5 @@
 import type { Insertable, Kysely, Selectable } from 'kysely';
+import { sql } from 'kysely';
 import type { AuditLogTable, Database } from '../schema.js';
 
 export type AuditRow = Selectable<AuditLogTable>;
@@ -24,7 +25,9 @@ export async function listAuditEntries(
   if (filter.since) query = query.where('at', '>=', filter.since);
   if (filter.until) query = query.where('at', '<', filter.until);
   if (filter.actor) query = query.where('actor', '=', filter.actor);
-  if (filter.action) query = query.where('action', 'like', `${filter.action}%`);
+  // A plain prefix comparison: LIKE would read '%' and '_' as wildcards and fold case on SQLite.
+  const prefix = filter.action;
+  if (prefix) query = query.where(sql<boolean>`substr(action, 1, ${sql.lit(prefix.length)}) = ${prefix}`);
   const rows = await query.execute();
   return rows.reverse();
 }

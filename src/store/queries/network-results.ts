@@ -1,13 +1,14 @@
 import type { Kysely } from 'kysely';
 import type { Database } from '../schema.js';
 import { chunked } from './chunked.js';
+import type { ResultOutcome } from '../../domain/outcomes.js';
 
 export interface NetworkResultRow {
   readonly transformation_key: string;
   readonly transformation_name: string;
   readonly id: string;
   readonly task_id: string;
-  readonly outcome: 'ok' | 'failed';
+  readonly outcome: ResultOutcome;
   readonly blob_sha256: string | null;
   readonly size_bytes: number | null;
   readonly created_at: string;
@@ -21,7 +22,7 @@ export async function networkResults(
   db: Kysely<Database>,
   params: {
     networkKey: string;
-    outcome?: 'ok' | 'failed' | undefined;
+    outcome?: ResultOutcome | undefined;
     limit: number;
     after?: string | undefined;
   },

@@ -4,6 +4,7 @@ import type { Scope } from '../../domain/scope.js';
 import type { Database, TaskStatus } from '../schema.js';
 import type { ComputeServiceRow } from './compute.js';
 import { scopeIn } from './scope-filter.js';
+import type { ResultOutcome } from '../../domain/outcomes.js';
 
 /**
  * Successful results per minute since `since`, over the given scopes. Timestamps are ISO text, so
@@ -60,7 +61,7 @@ export async function resultsByService(
   db: Kysely<Database>,
   scopes: readonly Scope[],
   since: string,
-): Promise<{ service: string; outcome: 'ok' | 'failed'; n: number }[]> {
+): Promise<{ service: string; outcome: ResultOutcome; n: number }[]> {
   const rows = await db
     .selectFrom('results')
     .select(['compute_service_id', 'outcome', (eb) => eb.fn.countAll<number>().as('n')])

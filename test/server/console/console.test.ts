@@ -281,6 +281,7 @@ describeEachBackend('web console', (backend) => {
       transformations: JSON.stringify([{ name: 'a', protocol: 'echo', inputs: 1 }]),
     });
     expect(refused.status).toBe(503);
+    expect(refused.headers.get('retry-after')).toBe('30');
     expect(refused.text).toContain('maintenance');
     const off = await admin.post('/console/maintenance', '/console/maintenance', { on: '0' });
     expect(off.status).toBe(303);

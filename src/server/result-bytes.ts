@@ -1,0 +1,23 @@
+import type { FastifyReply } from 'fastify';
+import type { Readable } from 'node:stream';
+import type { ResultView } from '../domain/api-views.js';
+import { AthanorError } from '../domain/errors.js';
+
+/**
+ * Answers a result's bytes as a stream (never a JSON-wrapped blob), with its sha256 and length:
+ * the download route of both APIs. A failure without stored bytes, or a server without an object
+ * store, answers `not_found`.
+ */
+export async function sendResultBytes(
+  reply: FastifyReply,
+  result: ResultView,
+  openResult: ((sha256: string) => Promise<Readable>) | undefined,
+): Promise<FastifyReply> {
+  if (!result.sha256 || !openResult) {
+    throw new AthanorError('not_found', `result '${result.id}' has no stored bytes`);
+  }
+  const stream = await openResult(result.sha256);
+  void reply.header('content-type', 'application/octet-stream').header('x-athanor-sha256', result.sha256);
+  if (result.sizeBytes !== null) void reply.header('content-length', String(result.sizeBytes));
+  return reply.send(stream);
+}

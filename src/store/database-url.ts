@@ -1,0 +1,24 @@
+import type { BackendName } from './backend.js';
+
+/** Where a database URL points: a SQLite file (or `:memory:`), or a PostgreSQL connection string. */
+export type DatabaseLocation =
+  | { readonly backend: Extract<BackendName, 'sqlite'>; readonly file: string }
+  | { readonly backend: Extract<BackendName, 'postgres'>; readonly url: string };
+
+const sqlitePrefix = 'sqlite:';
+
+/**
+ * Reads a database URL: `sqlite:<path>`, or `postgres://…`, `postgresql://…` or a bare `postgres:`
+ * (the PG* variables then say where). Anything else is undefined: the caller names the setting.
+ */
+export function parseDatabaseUrl(url: string): DatabaseLocation | undefined {
+  if (url.startsWith(sqlitePrefix)) return { backend: 'sqlite', file: url.slice(sqlitePrefix.length) };
+  if (url.startsWith('postgres://') || url.startsWith('postgresql://') || url === 'postgres:')
+    return { backend: 'postgres', url };
+  return undefined;
+}
+
+/** The database URL of the SQLite file at `file`. */
+export function sqliteDatabaseUrl(file: string): string {
+  return `${sqlitePrefix}${file}`;
+}
