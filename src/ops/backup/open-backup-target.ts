@@ -5,6 +5,7 @@ import type { ObjectStore } from '../../objects/object-store.js';
 import { openObjectStore } from '../../objects/open-object-store.js';
 import type { BackupTargetChoice } from './backup-env.js';
 import { backupEnv } from './backup-env.js';
+import { asTargetError } from './target-unavailable.js';
 
 const settingText = (choice: BackupTargetChoice) =>
   choice.setting === 'default'
@@ -65,9 +66,11 @@ const storeFailureCodes: ReadonlySet<string> = new Set(['objects_unavailable', '
 function reportingAsBackupTarget(target: ObjectStore, choice: BackupTargetChoice): ObjectStore {
   const translate = (error: unknown): never => {
     if (!isAthanorError(error) || !storeFailureCodes.has(error.code)) throw error;
+    // An outage gets the writer's wording (nothing was published); a refused write keeps its own.
+    const reason = (asTargetError(error) as Error).message;
     throw new AthanorError(
       'backup_target_unavailable',
-      `${error.message} (the backup target, from ${settingText(choice)})`,
+      `${reason} (the backup target, from ${settingText(choice)})`,
       { cause: error },
     );
   };
