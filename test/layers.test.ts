@@ -39,6 +39,15 @@ describe('layers', () => {
     expect(files.filter((file) => branching.test(readFileSync(path.join(src, file), 'utf8')))).toEqual([]);
   });
 
+  it('keeps every command file under 250 lines: commands parse, call one function, render', () => {
+    const commands = path.join(src, 'cli', 'commands');
+    const long = readdirSync(commands)
+      .filter((file) => file.endsWith('.ts'))
+      .map((file) => ({ file, lines: readFileSync(path.join(commands, file), 'utf8').split('\n').length }))
+      .filter(({ lines }) => lines > 250);
+    expect(long).toEqual([]);
+  });
+
   it("the client's claim is the shape the compute service hands out", () => {
     expectTypeOf<ServiceClaim>().toExtend<ClientClaim>();
     expectTypeOf<ClientClaim>().toExtend<Readonly<ServiceClaim>>();

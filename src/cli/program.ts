@@ -22,9 +22,9 @@ const commandModules: Readonly<Record<string, () => Promise<Command[]>>> = {
   objects: async () => [(await import('./commands/objects.js')).objectsCommand()],
   token: async () => [(await import('./commands/token.js')).tokenCommand()],
   deploy: async () => [(await import('./commands/deploy.js')).deployCommand()],
-  network: async () => [(await import('./commands/queue.js')).networkCommand()],
-  task: async () => [(await import('./commands/queue.js')).taskCommand()],
-  result: async () => [(await import('./commands/queue.js')).resultCommand()],
+  network: async () => [(await import('./commands/network.js')).networkCommand()],
+  task: async () => [(await import('./commands/task.js')).taskCommand()],
+  result: async () => [(await import('./commands/result.js')).resultCommand()],
 };
 
 /** User-API commands: they take the server URL and the user identity. */

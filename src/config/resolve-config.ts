@@ -16,6 +16,12 @@ interface SettingSpec {
    * config file, never echoed.
    */
   readonly secret?: true;
+  /**
+   * Kept exactly as given: an empty value is a value (its reader refuses it) rather than unset,
+   * and a `_FILE` loses only its final newline. For encryption keys, where "set to nothing" must
+   * never quietly mean "no encryption".
+   */
+  readonly exact?: true;
 }
 
 export const settingSpecs = {
@@ -140,6 +146,29 @@ export const settingSpecs = {
     kind: 'string',
     description: 'retention after scheduled backups: hourly=24,daily=7, or off',
     defaultText: 'hourly=24,daily=7 for up and backup schedule',
+  },
+  backupAgeRecipients: {
+    env: 'ATHANOR_BACKUP_AGE_RECIPIENTS',
+    kind: 'string',
+    exact: true,
+    description: 'encrypt new backups to these age1… recipients (comma separated)',
+    defaultText: 'none: backups are not encrypted',
+  },
+  backupPassphrase: {
+    env: 'ATHANOR_BACKUP_PASSPHRASE',
+    kind: 'string',
+    secret: true,
+    exact: true,
+    description:
+      'or encrypt new backups with this passphrase (or ATHANOR_BACKUP_PASSPHRASE_FILE); it opens them too',
+    defaultText: 'none',
+  },
+  backupAgeIdentityFile: {
+    env: 'ATHANOR_BACKUP_AGE_IDENTITY_FILE',
+    kind: 'string',
+    exact: true,
+    description: 'a file of age identities (AGE-SECRET-KEY-1…) that open encrypted backups',
+    defaultText: 'none',
   },
   url: { env: 'ATHANOR_URL', kind: 'string', description: 'server URL the CLI and compute services call' },
   id: {
@@ -277,6 +306,12 @@ export interface Config {
   readonly backupDrillSchedule: string | undefined;
   /** Retention after scheduled backups as written (`hourly=24,daily=7` or `off`). */
   readonly backupKeep: string | undefined;
+  /** age recipients new backups are encrypted to, as written (comma separated); none: unencrypted. */
+  readonly backupAgeRecipients: string | undefined;
+  /** Passphrase new backups are encrypted with (instead of recipients); it also opens backups. */
+  readonly backupPassphrase: string | undefined;
+  /** File of age identities that open encrypted backups. */
+  readonly backupAgeIdentityFile: string | undefined;
   /** Server URL of the user client and compute services. */
   readonly url: string;
   /** User identity of the CLI's API calls. */
@@ -322,7 +357,11 @@ export function resolveConfig(
     const spec: SettingSpec = settingSpecs[name];
     const raw =
       flags[name] ??
-      (spec.secret ? readSecretSetting(spec.env, env) : nonEmpty(env[spec.env])) ??
+      (spec.secret
+        ? readSecretSetting(spec.env, env, { exact: spec.exact === true })
+        : spec.exact
+          ? env[spec.env]
+          : nonEmpty(env[spec.env])) ??
       fileValues[name];
     if (raw === undefined) return undefined;
     if (spec.kind === 'integer') {
@@ -384,6 +423,9 @@ export function resolveConfig(
     backupSchedule: text('backupSchedule'),
     backupDrillSchedule: text('backupDrillSchedule'),
     backupKeep: text('backupKeep'),
+    backupAgeRecipients: text('backupAgeRecipients'),
+    backupPassphrase: text('backupPassphrase'),
+    backupAgeIdentityFile: text('backupAgeIdentityFile'),
     url: text('url') ?? configDefaults.url,
     id: text('id'),
     key: text('key'),
@@ -403,13 +445,15 @@ export function resolveConfig(
 export function readSecretSetting(
   name: string,
   env: Readonly<Record<string, string | undefined>> = process.env,
+  options: { readonly exact?: boolean } = {},
 ): string | undefined {
-  const direct = nonEmpty(env[name]);
+  const direct = options.exact ? env[name] : nonEmpty(env[name]);
   if (direct !== undefined) return direct;
   const file = nonEmpty(env[`${name}_FILE`]);
   if (file === undefined) return undefined;
   try {
-    return readFileSync(file, 'utf8').trim();
+    const content = readFileSync(file, 'utf8');
+    return options.exact ? content.replace(/\r?\n$/, '') : content.trim();
   } catch (cause) {
     throw new AthanorError(
       'invalid_config',

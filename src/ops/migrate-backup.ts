@@ -71,7 +71,7 @@ async function backupBeforeMigrate(
   const choice = chooseBackupTarget(config, targetFlag, '--backup-target');
   const url = choice.url;
   try {
-    const [{ openBackupTarget }, { createBackup }, { encryptionFromEnv }] = await Promise.all([
+    const [{ openBackupTarget }, { createBackup }, { backupEncryption }] = await Promise.all([
       import('./backup/open-backup-target.js'),
       import('./backup/create-backup.js'),
       import('./backup/encryption.js'),
@@ -79,7 +79,7 @@ async function backupBeforeMigrate(
     const { manifest } = await createBackup({
       config,
       target: openBackupTarget(choice, { forWriting: true }),
-      encryption: encryptionFromEnv(),
+      encryption: backupEncryption(config),
       reason: `pre-migrate ${from} to ${to}`,
     });
     return manifest.id;

@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { redactUrl, resolveConfig } from '../../src/config/resolve-config.js';
+import { backupDecryptionKeys, backupEncryption } from '../../src/ops/backup/encryption.js';
 
 function dirWithConfig(content: unknown): string {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'athanor-config-'));
@@ -137,5 +138,40 @@ describe('every setting has one source', () => {
     expect(() => resolveConfig({}, { ATHANOR_TRUST_PROXY: 'maybe' }, dir)).toThrow(
       /ATHANOR_TRUST_PROXY \(trustProxy\) must be 1 or 0, got 'maybe'/,
     );
+  });
+
+  it('takes backup encryption from its settings: recipients from the config file, the passphrase only from the environment', () => {
+    const recipient = 'age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p';
+    const dir = dirWithConfig({ backupAgeRecipients: recipient });
+    expect(backupEncryption(resolveConfig({}, {}, dir))).toEqual({
+      mode: 'recipients',
+      recipients: [recipient],
+    });
+    expect(() => resolveConfig({}, {}, dirWithConfig({ backupPassphrase: 'in-the-file' }))).toThrow(
+      /'backupPassphrase' is a secret and is read only from ATHANOR_BACKUP_PASSPHRASE or ATHANOR_BACKUP_PASSPHRASE_FILE/,
+    );
+    // A passphrase file keeps spaces: only its final newline goes, so old backups still open.
+    const passphraseFile = path.join(dir, 'passphrase.txt');
+    writeFileSync(passphraseFile, ' spaced passphrase \n');
+    const fromFile = resolveConfig({}, { ATHANOR_BACKUP_PASSPHRASE_FILE: passphraseFile }, dirWithConfig({}));
+    expect(backupEncryption(fromFile)).toEqual({ mode: 'passphrase', passphrase: ' spaced passphrase ' });
+    expect(backupDecryptionKeys(fromFile)).toEqual({ identities: [], passphrases: [' spaced passphrase '] });
+    expect(() =>
+      resolveConfig({}, { ATHANOR_BACKUP_PASSPHRASE_FILE: path.join(dir, 'missing') }, dirWithConfig({})),
+    ).toThrow(/cannot read ATHANOR_BACKUP_PASSPHRASE_FILE \(.*missing\)/);
+  });
+
+  it('never reads an encryption setting set to nothing as "unencrypted"', () => {
+    const cwd = dirWithConfig({});
+    for (const env of [
+      { ATHANOR_BACKUP_PASSPHRASE: '' },
+      { ATHANOR_BACKUP_AGE_RECIPIENTS: '' },
+      { ATHANOR_BACKUP_AGE_RECIPIENTS: ' , ' },
+    ]) {
+      expect(() => backupEncryption(resolveConfig({}, env, cwd)), JSON.stringify(env)).toThrow(
+        expect.objectContaining({ code: 'backup_key_missing' }),
+      );
+    }
+    expect(backupEncryption(resolveConfig({}, {}, cwd))).toEqual({ mode: 'none' });
   });
 });

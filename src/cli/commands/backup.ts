@@ -1,10 +1,10 @@
 import { Command, Option } from 'commander';
-import { redactUrl } from '../../config/resolve-config.js';
+import type { SettingName } from '../../config/resolve-config.js';
+import { defaultText, redactUrl, settingSpecs } from '../../config/resolve-config.js';
 import { AthanorError } from '../../domain/errors.js';
 import { backupEnv } from '../../ops/backup/backup-env.js';
 import type { VerificationRecord } from '../../ops/backup/backup-target.js';
 import type { BackupProgress } from '../../ops/backup/create-backup.js';
-import { scheduleEnv } from '../../ops/schedule/schedule-settings.js';
 import {
   backupListColumns,
   entryJson,
@@ -18,6 +18,17 @@ import { addRetentionVerbs } from './backup-retention.js';
 import { commandConfig, confirm, integerOption, wantsJson } from '../context.js';
 import { note, printJson, printLine, printTable } from '../output.js';
 import { progressBar } from '../progress-bar.js';
+
+/** The settings `backup --help` lists, each described once in its spec. */
+const backupSettings = [
+  'backupTarget',
+  'backupAgeRecipients',
+  'backupPassphrase',
+  'backupAgeIdentityFile',
+  'backupSchedule',
+  'backupDrillSchedule',
+  'backupKeep',
+] as const satisfies readonly SettingName[];
 
 export function backupCommand(): Command {
   const command = new Command('backup')
@@ -33,14 +44,10 @@ export function backupCommand(): Command {
       [
         '',
         'Environment:',
-        `  ${backupEnv.target.padEnd(34)} default backup target`,
-        `  ${backupEnv.recipients.padEnd(34)} encrypt new backups to these age1… recipients (comma separated)`,
-        `  ${backupEnv.passphrase.padEnd(34)} or encrypt with this passphrase`,
-        `  ${backupEnv.passphraseFile.padEnd(34)} or with the passphrase in this file`,
-        `  ${backupEnv.identityFile.padEnd(34)} age identities (AGE-SECRET-KEY-1…) that open backups`,
-        `  ${scheduleEnv.schedule.padEnd(34)} cron schedule of backups, UTC ('0 * * * *'), or off`,
-        `  ${scheduleEnv.drillSchedule.padEnd(34)} cron schedule of restore drills ('30 3 * * *'), or off`,
-        `  ${scheduleEnv.keep.padEnd(34)} retention after scheduled backups: hourly=24,daily=7, or off`,
+        ...backupSettings.map(
+          (name) =>
+            `  ${settingSpecs[name].env.padEnd(34)} ${settingSpecs[name].description} (default ${defaultText(name)})`,
+        ),
         `  ${'ATHANOR_BACKUP_KEEP_<RULE>'.padEnd(34)} one rule: _LAST, _HOURLY, _DAILY, _WEEKLY, _MONTHLY, _YEARLY`,
       ].join('\n'),
     );
@@ -144,7 +151,7 @@ export function backupCommand(): Command {
           target: await resolveTarget(cmd, config),
           backup,
           mode: options.quick ? 'quick' : 'full',
-          keys: options.quick ? { identities: [], passphrases: [] } : ops.decryptionKeysFromEnv(),
+          keys: options.quick ? { identities: [], passphrases: [] } : ops.backupDecryptionKeys(config),
           auditConfig: config,
           onProgress: (p) => bar.update(p.done, p.total, p.what),
         });
@@ -184,7 +191,7 @@ export function backupCommand(): Command {
         const config = commandConfig(cmd);
         const ops = await load();
         const target = await resolveTarget(cmd, config);
-        const keys = ops.decryptionKeysFromEnv();
+        const keys = ops.backupDecryptionKeys(config);
         if (options.force) {
           await confirm(
             `restore ${backup} over ${redactUrl(config.databaseUrl)}: its current contents are replaced (a safety backup is taken first)`,
@@ -200,7 +207,7 @@ export function backupCommand(): Command {
             config,
             keys,
             noMigrate: !options.migrate,
-            ...(options.force ? { force: true, safetyBackupEncryption: ops.encryptionFromEnv() } : {}),
+            ...(options.force ? { force: true, safetyBackupEncryption: ops.backupEncryption(config) } : {}),
             onProgress: (p) => bar.update(p.rowsDone, p.rowsTotal, p.table),
           });
         } finally {

@@ -2,9 +2,9 @@ import { Command, Option } from 'commander';
 import type { IdentityKind } from '../../domain/identifier.js';
 import { identityKinds, parseIdentifier } from '../../domain/identifier.js';
 import { osActor } from '../../service/audit.js';
-import type { IdentityQuotas } from '../../service/identity-quotas.js';
 import { maxQuotaLimit, setIdentityQuotas } from '../../service/identity-quotas.js';
 import { integerOption, wantsJson, withStore } from '../context.js';
+import { formatQuotas } from '../identity-options.js';
 import { printJson, printLine } from '../output.js';
 
 /** A limit flag: a whole number, or `none` to remove the limit (commander keeps no null values). */
@@ -15,15 +15,6 @@ function limitOption(flag: string) {
 
 function limit(value: number | 'none' | undefined): number | null | undefined {
   return value === 'none' ? null : value;
-}
-
-/** How a quota reads in tables and `identity show`. */
-export function formatQuotas(quotas: IdentityQuotas): string {
-  const parts = [
-    quotas.maxWaitingTasks === null ? undefined : `waiting tasks ≤ ${quotas.maxWaitingTasks}`,
-    quotas.maxNetworks === null ? undefined : `networks ≤ ${quotas.maxNetworks}`,
-  ].filter((p) => p !== undefined);
-  return parts.length ? parts.join(', ') : 'none';
 }
 
 /** `athanor identity set-quota`: limits on what one user identity may have queued at once. */

@@ -1,72 +1,28 @@
 import { Command, Option } from 'commander';
 import type { IdentityKind } from '../../domain/identifier.js';
-import { identityKinds, parseIdentifier } from '../../domain/identifier.js';
+import { identityKinds } from '../../domain/identifier.js';
 import { firstRunKeyPath, removeFirstRunKey } from '../../ops/first-run-key.js';
 import { osActor } from '../../service/audit.js';
-import type { IdentityView } from '../../service/identities.js';
 import * as identities from '../../service/identities.js';
 import * as identityQuotas from '../../service/identity-quotas.js';
 import * as identityRoles from '../../service/identity-roles.js';
-import { collect, confirm, readStdin, wantsJson, withStore } from '../context.js';
-import { bold, note, printJson, printLine, printTable } from '../output.js';
-import { formatQuotas, setQuotaCommand } from './identity-quota.js';
-
-interface RefOptions {
-  type: IdentityKind;
-  identity: string;
-}
-
-const typeOption = () =>
-  new Option('-t, --type <type>', 'identity type')
-    .choices([...identityKinds])
-    .default('user' as IdentityKind);
-const identityOption = () => new Option('-i, --identity <id>', 'identity identifier').makeOptionMandatory();
-const keyOption = () =>
-  new Option(
-    '-k, --key <key>',
-    "the key; '-' reads it from standard input; omit to generate one, printed once",
-  );
-const scopeOption = () =>
-  new Option('-s, --scope <scope>', 'an org-campaign-project scope (repeatable)')
-    .argParser(collect)
-    .makeOptionMandatory();
-
-function ref(options: RefOptions) {
-  return { kind: options.type, identifier: parseIdentifier(options.identity) };
-}
-
-async function keyFrom(option: string | undefined): Promise<string | undefined> {
-  return option === '-' ? readStdin() : option;
-}
-
-function printGeneratedKey(kind: IdentityKind, identifier: string, key: string): void {
-  note(`Generated a key for ${kind} identity '${identifier}'. It is shown once and stored only as a hash:`);
-  printLine(key);
-}
-
-function formatStatus(identity: IdentityView, now = new Date()): string {
-  if (identity.disabled) return 'disabled';
-  if (identity.expiresAt && new Date(identity.expiresAt) <= now) return 'expired';
-  return 'active';
-}
-
-function printIdentities(
-  list: readonly (IdentityView & { roles: readonly string[]; quotas: identityQuotas.IdentityQuotas })[],
-): void {
-  printTable(
-    list,
-    [
-      { header: 'TYPE', value: (i) => i.kind },
-      { header: 'IDENTITY', value: (i) => i.identifier },
-      { header: 'STATUS', value: (i) => formatStatus(i) },
-      { header: 'EXPIRES', value: (i) => i.expiresAt ?? '-' },
-      { header: 'SCOPES', value: (i) => (i.scopes.length ? i.scopes.join(' ') : '-') },
-      { header: 'ROLES', value: (i) => (i.roles.length ? i.roles.join(' ') : '-') },
-      { header: 'QUOTAS', value: (i) => (formatQuotas(i.quotas) === 'none' ? '-' : formatQuotas(i.quotas)) },
-    ],
-    'no identities',
-  );
-}
+import { collect, wantsJson, withStore } from '../context.js';
+import { bold, note, printJson, printLine } from '../output.js';
+import { addIdentityLifecycleVerbs } from './identity-lifecycle.js';
+import { setQuotaCommand } from './identity-quota.js';
+import type { RefOptions } from '../identity-options.js';
+import {
+  formatQuotas,
+  formatStatus,
+  identityOption,
+  keyFrom,
+  keyOption,
+  printGeneratedKey,
+  printIdentities,
+  ref,
+  scopeOption,
+  typeOption,
+} from '../identity-options.js';
 
 export function identityCommand(): Command {
   const command = new Command('identity').description(
@@ -253,74 +209,7 @@ export function identityCommand(): Command {
       printLine(`${bold('quotas')}    ${formatQuotas(identity.quotas)}`);
     });
 
-  command
-    .command('remove')
-    .description('remove an identity and its scopes; its tokens stop working')
-    .addOption(typeOption())
-    .addOption(identityOption())
-    .option('-y, --yes', 'do not ask for confirmation')
-    .action(async (options: RefOptions & { yes?: boolean }, cmd: Command) => {
-      const identityRef = ref(options);
-      await confirm(`remove ${options.type} identity '${options.identity}'`, options.yes);
-      await withStore(cmd, (store) => identities.removeIdentity(store, osActor(), identityRef));
-      if (wantsJson(cmd)) printJson({ removed: identityRef });
-      else printLine(`removed ${options.type} identity '${options.identity}'`);
-    });
-
-  for (const [verb, disabled] of [
-    ['disable', true],
-    ['enable', false],
-  ] as const) {
-    command
-      .command(verb)
-      .description(
-        disabled ? 'disable an identity: its key and tokens stop working' : 'enable a disabled identity',
-      )
-      .addOption(typeOption())
-      .addOption(identityOption())
-      .action(async (options: RefOptions, cmd: Command) => {
-        await withStore(cmd, (store) =>
-          identities.setIdentityDisabled(store, osActor(), ref(options), disabled),
-        );
-        if (wantsJson(cmd)) printJson({ kind: options.type, identifier: options.identity, disabled });
-        else printLine(`${verb}d ${options.type} identity '${options.identity}'`);
-      });
-  }
-
-  command
-    .command('set-expiry')
-    .description('set when an identity stops working (--never to clear)')
-    .addOption(typeOption())
-    .addOption(identityOption())
-    .addOption(new Option('--at <when>', 'ISO 8601 instant').conflicts('never'))
-    .option('--never', 'the identity never expires')
-    .option('--force', 'accept an instant in the past (the identity stops working at once)')
-    .action(async (options: RefOptions & { at?: string; never?: boolean; force?: boolean }, cmd: Command) => {
-      if (!options.at && !options.never) cmd.error('give --at <when> or --never', { exitCode: 2 });
-      await withStore(cmd, (store) =>
-        identities.setIdentityExpiry(store, osActor(), ref(options), options.at, {
-          allowPast: options.force === true,
-        }),
-      );
-      if (wantsJson(cmd))
-        printJson({ kind: options.type, identifier: options.identity, expiresAt: options.at ?? null });
-      else printLine(`${options.type} identity '${options.identity}' expires: ${options.at ?? 'never'}`);
-    });
-
-  command
-    .command('verify')
-    .description('check that a key authenticates (exit 0) or not (exit 4)')
-    .addOption(typeOption())
-    .addOption(identityOption())
-    .addOption(
-      new Option('-k, --key <key>', "the key; '-' reads it from standard input").makeOptionMandatory(),
-    )
-    .action(async (options: RefOptions & { key: string }, cmd: Command) => {
-      const key = (await keyFrom(options.key)) ?? '';
-      const who = await withStore(cmd, (store) => identities.authenticateIdentity(store, ref(options), key));
-      if (wantsJson(cmd)) printJson({ kind: who.kind, identifier: who.identifier, scopes: who.scopes });
-      else printLine(`the key authenticates ${who.kind} identity '${who.identifier}'`);
-    });
+  addIdentityLifecycleVerbs(command);
 
   command.addCommand(setQuotaCommand());
 

@@ -6,13 +6,13 @@ export const backupEnv = {
   /** Default backup target URL. */
   target: settingSpecs.backupTarget.env,
   /** age recipients (`age1…`, comma separated) that new backups are encrypted to. */
-  recipients: 'ATHANOR_BACKUP_AGE_RECIPIENTS',
+  recipients: settingSpecs.backupAgeRecipients.env,
   /** A passphrase that new backups are encrypted with (instead of recipients). */
-  passphrase: 'ATHANOR_BACKUP_PASSPHRASE',
+  passphrase: settingSpecs.backupPassphrase.env,
   /** A file holding that passphrase. */
-  passphraseFile: 'ATHANOR_BACKUP_PASSPHRASE_FILE',
+  passphraseFile: `${settingSpecs.backupPassphrase.env}_FILE`,
   /** A file of age identities (`AGE-SECRET-KEY-1…`) that open encrypted backups. */
-  identityFile: 'ATHANOR_BACKUP_AGE_IDENTITY_FILE',
+  identityFile: settingSpecs.backupAgeIdentityFile.env,
 } as const;
 
 /** The backup target URL: the one given (a `--target` flag), else the `backupTarget` setting. */

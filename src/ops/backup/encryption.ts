@@ -3,6 +3,7 @@ import { Readable } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { Decrypter, Encrypter, generateX25519Identity, identityToRecipient } from 'age-encryption';
 import { AthanorError } from '../../domain/errors.js';
+import type { Config } from '../../config/resolve-config.js';
 import { backupEnv } from './backup-env.js';
 
 /** How new backups are encrypted: not at all, to age recipients (X25519), or with a passphrase. */
@@ -17,45 +18,32 @@ export interface DecryptionKeys {
   readonly passphrases: readonly string[];
 }
 
-type Env = Readonly<Record<string, string | undefined>>;
+/** The settings that say how backups are encrypted and opened (see `settingSpecs`). */
+export type BackupKeySettings = Pick<
+  Config,
+  'backupAgeRecipients' | 'backupPassphrase' | 'backupAgeIdentityFile'
+>;
 
-function passphraseFromEnv(env: Env): string | undefined {
-  const file = env[backupEnv.passphraseFile];
-  if (file !== undefined && file !== '') {
-    if (!existsSync(file)) {
-      throw new AthanorError(
-        'backup_key_missing',
-        `${backupEnv.passphraseFile} names ${file}, which does not exist; refusing to continue ` +
-          `unencrypted. Create the file or unset the variable`,
-      );
-    }
-    const passphrase = readFileSync(file, 'utf8').replace(/\r?\n$/, '');
-    if (passphrase === '') {
-      throw new AthanorError(
-        'backup_key_missing',
-        `the passphrase file ${file} is empty; refusing to continue`,
-      );
-    }
-    return passphrase;
-  }
-  const value = env[backupEnv.passphrase];
+function passphraseOf(settings: BackupKeySettings): string | undefined {
+  const value = settings.backupPassphrase;
   if (value === undefined) return undefined;
   if (value === '') {
     throw new AthanorError(
       'backup_key_missing',
-      `${backupEnv.passphrase} is set but empty; refusing to write an unencrypted backup. Set it or unset it`,
+      `${backupEnv.passphrase} (or the file ${backupEnv.passphraseFile} names) is empty; refusing to continue ` +
+        'unencrypted. Set it or unset it',
     );
   }
   return value;
 }
 
 /**
- * Reads the encryption for new backups from the environment. A variable that is set but yields no
- * usable key is an error, never a silent fall back to plaintext.
+ * The encryption of new backups, from the settings. A setting that is there but yields no usable
+ * key is an error, never a silent fall back to plaintext.
  */
-export function encryptionFromEnv(env: Env = process.env): EncryptionSettings {
-  const rawRecipients = env[backupEnv.recipients];
-  const passphrase = passphraseFromEnv(env);
+export function backupEncryption(settings: BackupKeySettings): EncryptionSettings {
+  const rawRecipients = settings.backupAgeRecipients;
+  const passphrase = passphraseOf(settings);
   if (rawRecipients !== undefined) {
     const recipients = rawRecipients
       .split(/[\s,]+/)
@@ -92,10 +80,10 @@ export function encryptionFromEnv(env: Env = process.env): EncryptionSettings {
   return { mode: 'none' };
 }
 
-/** Reads the keys that open encrypted backups: the identity file and any passphrase. */
-export function decryptionKeysFromEnv(env: Env = process.env): DecryptionKeys {
+/** The keys that open encrypted backups, from the settings: the identity file and any passphrase. */
+export function backupDecryptionKeys(settings: BackupKeySettings): DecryptionKeys {
   const identities: string[] = [];
-  const file = env[backupEnv.identityFile];
+  const file = settings.backupAgeIdentityFile;
   if (file !== undefined && file !== '') {
     if (!existsSync(file)) {
       throw new AthanorError(
@@ -114,7 +102,7 @@ export function decryptionKeysFromEnv(env: Env = process.env): DecryptionKeys {
       );
     }
   }
-  const passphrase = passphraseFromEnv(env);
+  const passphrase = passphraseOf(settings);
   return { identities, passphrases: passphrase === undefined ? [] : [passphrase] };
 }
 

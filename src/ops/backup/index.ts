@@ -3,7 +3,7 @@
 export { openObjectStore } from '../../objects/open-object-store.js';
 export { listBackups } from './backup-target.js';
 export { openBackupTarget } from './open-backup-target.js';
-export { decryptionKeysFromEnv, encryptionFromEnv } from './encryption.js';
+export { backupDecryptionKeys, backupEncryption } from './encryption.js';
 export { pruneBackups } from './prune-backups.js';
 export { restoreBackup } from './restore-backup.js';
 export { takeBackup } from './take-backup.js';

@@ -6,7 +6,7 @@ import type { VerificationRecord } from './backup-target.js';
 import type { BackupProgress } from './create-backup.js';
 import { createBackup } from './create-backup.js';
 import { openBackupTarget } from './open-backup-target.js';
-import { decryptionKeysFromEnv, encryptionFromEnv } from './encryption.js';
+import { backupDecryptionKeys, backupEncryption } from './encryption.js';
 import type { BackupManifest } from './manifest.js';
 import { verifyBackup } from './verify-backup.js';
 
@@ -43,7 +43,7 @@ export interface TakeBackupResult {
  */
 export async function takeBackup(options: TakeBackupOptions): Promise<TakeBackupResult> {
   const { config, destination } = options;
-  const encryption = encryptionFromEnv();
+  const encryption = backupEncryption(config);
   const common = {
     config,
     encryption,
@@ -57,7 +57,7 @@ export async function takeBackup(options: TakeBackupOptions): Promise<TakeBackup
       target,
       backup: manifest.id,
       mode: 'full',
-      keys: decryptionKeysFromEnv(),
+      keys: backupDecryptionKeys(config),
       auditConfig: config,
       ...(auditTarget !== undefined ? { auditTarget } : {}),
     });

@@ -11,7 +11,8 @@ import { backupIdTime } from '../backup/backup-id.js';
 import { listBackups, readObject } from '../backup/backup-target.js';
 import { createBackup } from '../backup/create-backup.js';
 import type { DecryptionKeys, EncryptionSettings } from '../backup/encryption.js';
-import { decryptionKeysFromEnv, encryptionFromEnv } from '../backup/encryption.js';
+import { backupDecryptionKeys, backupEncryption } from '../backup/encryption.js';
+import type { BackupKeySettings } from '../backup/encryption.js';
 import { pruneBackups } from '../backup/prune-backups.js';
 import type { RetentionPolicy } from '../backup/retention.js';
 import { verifyBackup } from '../backup/verify-backup.js';
@@ -50,7 +51,7 @@ export interface BackupSchedulerOptions {
   /** The open state store; scheduler failures go to its audit log. */
   readonly store: Store;
   /** The database backed up (a backup opens its own snapshot connection). */
-  readonly config: Pick<Config, 'databaseUrl' | 'busyTimeoutMs'>;
+  readonly config: Pick<Config, 'databaseUrl' | 'busyTimeoutMs'> & BackupKeySettings;
   /** Cron schedule of backups, in UTC (5 fields, or 6 with seconds); default none. */
   readonly schedule?: string | undefined;
   /** Cron schedule of restore drills, in UTC; default none. */
@@ -136,8 +137,8 @@ export function startBackupScheduler(options: BackupSchedulerOptions): BackupSch
   };
   const target = options.target ?? (options.targetUrl ? openObjectStore(options.targetUrl) : undefined);
   if (!target) throw new AthanorError('invalid_argument', 'the backup scheduler needs a target URL');
-  const encryption = options.encryption ?? encryptionFromEnv();
-  const keys = options.keys ?? decryptionKeysFromEnv();
+  const encryption = options.encryption ?? backupEncryption(options.config);
+  const keys = options.keys ?? backupDecryptionKeys(options.config);
   const actor = options.actor ?? `scheduler:${osActor()}`;
   const followerPollMs = options.followerPollMs ?? 15_000;
   const schedules: Partial<Record<ScheduledKind, Cron>> = {};

@@ -372,7 +372,7 @@ export function operatorPages(app: FastifyInstance, ctx: ConsoleContext): void {
   });
 
   app.post('/backups', admin, async (request, reply) => {
-    const [{ createBackup }, { encryptionFromEnv }] = await Promise.all([
+    const [{ createBackup }, { backupEncryption }] = await Promise.all([
       import('../../ops/backup/create-backup.js'),
       import('../../ops/backup/encryption.js'),
     ]);
@@ -380,7 +380,7 @@ export function operatorPages(app: FastifyInstance, ctx: ConsoleContext): void {
       config: ctx.config,
       target: await openBackupTarget(ctx),
       objects: ctx.objects,
-      encryption: encryptionFromEnv(),
+      encryption: backupEncryption(ctx.config),
       reason: 'console',
       actor: actorOf(request),
     });

@@ -193,7 +193,7 @@ describeEachBackend('encrypted backups', (backend) => {
     };
     const run = await runCli(['backup', 'create'], { env });
     expect(run.code).toBe(2);
-    expect(run.stderr).toContain('refusing to continue unencrypted');
+    expect(run.stderr).toContain('cannot read ATHANOR_BACKUP_PASSPHRASE_FILE');
     expect(existsSync(target.url.slice('file:'.length))).toBe(false);
   });
 });
