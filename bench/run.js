@@ -39,6 +39,13 @@ const root = mkdtempSync(path.join(os.tmpdir(), 'athanor-bench-'));
 const cluster = await startCluster();
 const log = (line) => process.stderr.write(`${((Date.now() - benchStarted) / 1000).toFixed(0)}s ${line}\n`);
 let databases = 0;
+// Every statement the in-process server sends to PostgreSQL (the peers run in other processes).
+let sqlStatements = 0;
+const query = pg.Client.prototype.query;
+pg.Client.prototype.query = function countedQuery(...args) {
+  sqlStatements += 1;
+  return query.apply(this, args);
+};
 
 async function createDatabase(prefix) {
   const name = `${prefix}_${++databases}`;
@@ -101,8 +108,11 @@ async function startWorkers(count, options) {
 const percentile = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? 0;
 const round = (n, digits = 2) => Number(n.toFixed(digits));
 
-/** Drains `tasks` tasks through a real Athanor server with `claimers` compute-service processes. */
-async function athanorDrain(backend, claimers, count) {
+/**
+ * Drains `tasks` tasks through a real Athanor server with `claimers` compute-service processes;
+ * with `exchange`, each claim also reports the previous claim's results in the same request.
+ */
+async function athanorDrain(backend, claimers, count, exchange = false) {
   const dataDir = mkdtempSync(path.join(root, `athanor-${backend}-`));
   const databaseUrl =
     backend === 'sqlite'
@@ -146,12 +156,14 @@ async function athanorDrain(backend, claimers, count) {
     ids.push(...(await user.createTasks(tf, { count: perTransformation })).map((t) => t.id));
   for (let i = 0; i < ids.length; i += 5000) await user.actionTasks(network.key, ids.slice(i, i + 5000));
 
-  const workers = await startWorkers(claimers, { kind: 'athanor', url, count });
+  const workers = await startWorkers(claimers, { kind: 'athanor', url, count, exchange });
   const dbBefore = backend === 'postgres' ? cpuSnapshot(cluster.pid()) : undefined;
   const serverBefore = process.cpuUsage();
+  const statementsBefore = sqlStatements;
   const started = performance.now();
   workers.send('go');
   const results = await workers.results();
+  const statements = sqlStatements - statementsBefore;
   const seconds = (performance.now() - started) / 1000;
   const server = process.cpuUsage(serverBefore);
   const databaseCpuMs = dbBefore ? cpuMsBetween(dbBefore, cpuSnapshot(cluster.pid())) : 0;
@@ -161,7 +173,7 @@ async function athanorDrain(backend, claimers, count) {
   const processed = results.reduce((n, r) => n + r.processed, 0);
   if (processed !== ids.length) throw new Error(`Athanor drained ${processed} of ${ids.length} tasks`);
   return {
-    system: `athanor-${backend}`,
+    system: `athanor-${backend}${exchange ? ' exchange' : ''}`,
     claimers,
     batch: count,
     tasks: processed,
@@ -174,6 +186,7 @@ async function athanorDrain(backend, claimers, count) {
     },
     claimLatencyMs: { p50: round(percentile(latencies, 0.5), 1), p99: round(percentile(latencies, 0.99), 1) },
     claims: latencies.length,
+    sqlStatementsPerTask: backend === 'postgres' ? round(statements / processed) : undefined,
     emptyClaimsWhileWorkWaited: results.reduce((n, r) => n + r.emptyWhileWorkWaited, 0),
     databaseUrl,
     dataDir,
@@ -338,6 +351,7 @@ try {
     for (const claimers of claimerCounts) {
       for (const step of order([
         () => athanorDrain('postgres', claimers, 1),
+        () => athanorDrain('postgres', claimers, 1, true),
         () => peerDrain('graphile-worker', claimers, 1, 1),
       ])) {
         const r = await step();
@@ -348,6 +362,7 @@ try {
     }
     for (const step of order([
       () => athanorDrain('postgres', 16, batch),
+      () => athanorDrain('postgres', 16, batch, true),
       () => peerDrain('graphile-worker', peerProcesses, 4, batch),
       () => peerDrain('pg-boss', peerProcesses, 1, batch),
       () => athanorDrain('sqlite', 16, 1),
@@ -385,38 +400,51 @@ function report(drains, backupResults) {
     });
   };
   const serverAndDb = (r) => r.cpuMsPerTask.server + r.cpuMsPerTask.database;
-  for (const c of claimerCounts) {
+  for (const [system, how] of [
+    ['athanor-postgres', 'claim + result'],
+    ['athanor-postgres exchange', 'exchange'],
+  ]) {
+    for (const c of claimerCounts) {
+      compare(
+        `tasks/s, batch 1, ${c} claimers, PG, ${how}`,
+        find(system, c, 1),
+        find('graphile-worker unbatched', c, 1),
+        (r) => r.tasksPerSecond,
+        'graphile-worker unbatched',
+      );
+      compare(
+        `CPU ms/task server+db, batch 1, ${c} claimers, ${how}`,
+        find(system, c, 1),
+        find('graphile-worker unbatched', c, 1),
+        serverAndDb,
+        'graphile-worker unbatched',
+        true,
+      );
+    }
+    const athanorLarge = find(system, 16, batch);
     compare(
-      `tasks/s, batch 1, ${c} claimers, PG`,
-      find('athanor-postgres', c, 1),
-      find('graphile-worker unbatched', c, 1),
+      `tasks/s, 16 × ${batch} per claim, PG, ${how}`,
+      athanorLarge,
+      find(`graphile-worker localQueue ${batch}`, peerProcesses * 4, batch),
       (r) => r.tasksPerSecond,
-      'graphile-worker unbatched',
+      `graphile-worker localQueue ${batch}`,
     );
     compare(
-      `CPU ms/task server+db, batch 1, ${c} claimers`,
-      find('athanor-postgres', c, 1),
-      find('graphile-worker unbatched', c, 1),
+      `tasks/s, 16 × ${batch} per claim, PG, ${how}`,
+      athanorLarge,
+      find(`pg-boss batchSize ${batch}`, peerProcesses, batch),
+      (r) => r.tasksPerSecond,
+      `pg-boss ${peerProcesses} × ${batch}`,
+    );
+    compare(
+      `CPU ms/task server+db, 16 × ${batch} per claim, ${how}`,
+      athanorLarge,
+      find(`graphile-worker localQueue ${batch}`, peerProcesses * 4, batch),
       serverAndDb,
-      'graphile-worker unbatched',
+      `graphile-worker localQueue ${batch}`,
       true,
     );
   }
-  const athanorLarge = find('athanor-postgres', 16, batch);
-  compare(
-    `tasks/s, 16 × ${batch} per claim, PG`,
-    athanorLarge,
-    find(`graphile-worker localQueue ${batch}`, peerProcesses * 4, batch),
-    (r) => r.tasksPerSecond,
-    `graphile-worker localQueue ${batch}`,
-  );
-  compare(
-    `tasks/s, 16 × ${batch} per claim, PG`,
-    athanorLarge,
-    find(`pg-boss batchSize ${batch}`, peerProcesses, batch),
-    (r) => r.tasksPerSecond,
-    `pg-boss ${peerProcesses} × ${batch}`,
-  );
   const sqlite16 = find('athanor-sqlite', 16, 1);
   compare(
     'tasks/s, batch 1, 16 claimers, SQLite vs PG',
@@ -492,6 +520,7 @@ function report(drains, backupResults) {
       'claim p50': r.claimLatencyMs?.p50,
       'claim p99': r.claimLatencyMs?.p99,
       'empty claims': r.emptyClaimsWhileWorkWaited,
+      'SQL/task': r.sqlStatementsPerTask,
     })),
   );
   console.table(comparisons);

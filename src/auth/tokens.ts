@@ -27,6 +27,8 @@ export interface TokenClaims {
    * is valid only while the identity still carries exactly this stamp.
    */
   readonly credentialsStamp: string;
+  /** When the token stops being valid, in milliseconds. */
+  readonly expiresAtMs: number;
 }
 
 function checkSecret(secret: string): Uint8Array {
@@ -114,6 +116,12 @@ export class TokenSigner {
     if (issuedAtMs > latestIssueMs || (payload.iat as number) * 1000 > latestIssueMs) {
       throw new Error('issued in the future');
     }
-    return { kind: expectedKind, identifier: payload.sub, issuedAtMs, credentialsStamp: cred };
+    return {
+      kind: expectedKind,
+      identifier: payload.sub,
+      issuedAtMs,
+      credentialsStamp: cred,
+      expiresAtMs: (payload.exp as number) * 1000,
+    };
   }
 }

@@ -5,6 +5,28 @@ import { HttpClient } from './http-client.js';
 
 export type { Claim };
 
+/** Small results to report and, optionally, the next claim: `exchange`'s request. */
+export interface ExchangeRequest {
+  readonly results: readonly {
+    readonly task: string;
+    readonly leaseToken: number;
+    readonly outcome: 'ok' | 'failed';
+    readonly body: Buffer;
+  }[];
+  readonly claim?: { count: number; scopes?: string[]; protocols?: string[]; waitMs?: number };
+}
+
+/** One answer per reported result (a stored result, or why it was refused) and the new claims. */
+export interface ExchangeAnswer {
+  readonly results: {
+    readonly task: string;
+    readonly leaseToken: number;
+    readonly result?: { result: string; status: 'complete' | 'waiting' | 'error'; sha256: string };
+    readonly error?: { code: string; status: number; message: string };
+  }[];
+  readonly claims: Claim[];
+}
+
 /** A typed client for the compute API (`/compute/v1`). */
 export class ComputeClient {
   readonly http: HttpClient;
@@ -75,6 +97,26 @@ export class ComputeClient {
       `/tasks/${encodeURIComponent(taskId)}/result`,
       { method: 'PUT', query: { leaseToken, outcome }, stream: body },
     );
+  }
+
+  /**
+   * Reports small results (each with its lease token; answered one by one, in order) and, with
+   * `claim`, claims the next tasks, in one request.
+   */
+  exchange(serviceId: string, request: ExchangeRequest) {
+    return this.http.json<ExchangeAnswer>(`/services/${encodeURIComponent(serviceId)}/exchange`, {
+      method: 'POST',
+      body: {
+        results: request.results.map((r) => ({
+          task: r.task,
+          leaseToken: r.leaseToken,
+          outcome: r.outcome,
+          base64: r.body.toString('base64'),
+        })),
+        ...(request.claim ? { claim: request.claim } : {}),
+      },
+      waitMs: request.claim?.waitMs,
+    });
   }
 
   async downloadResult(resultId: string): Promise<Readable> {

@@ -47,6 +47,20 @@ function pause(ms: number, signal?: AbortSignal): { done: Promise<void>; cancel:
 
 const sleep = (ms: number, signal?: AbortSignal) => pause(ms, signal).done;
 
+/** Results up to this size are reported with the next claim, in one request; larger ones stream. */
+const batchedResultBytes = 64 * 1024;
+/** One request carries at most this many result bytes (well within the server's body limit). */
+const batchBytes = 4 * 1024 * 1024;
+const batchResults = 1000;
+
+/** A finished task's result waiting for the next exchange; its task stays in flight until then. */
+interface PendingResult {
+  readonly claim: Claim;
+  readonly outcome: 'ok' | 'failed';
+  readonly body: Buffer;
+  readonly settle: (error?: unknown) => void;
+}
+
 /** Retries back off up to this: a server or database back from an outage sees work within seconds. */
 const maxBackoffMs = 4_000;
 
@@ -75,6 +89,9 @@ export class ComputeService {
   /** Aborted once nothing is in flight any more after a stop: ends the heartbeat loop. */
   readonly #drained = new AbortController();
   #finished: Promise<void> | undefined;
+  #pending: PendingResult[] = [];
+  /** Wakes the claim loop when a result is queued while every slot is busy. */
+  #resultQueued = () => {};
   completed = 0;
   failed = 0;
 
@@ -177,26 +194,36 @@ export class ComputeService {
     let backoff = 500;
     let fatal: { error: unknown } | undefined;
     while (!this.#stopping.signal.aborted) {
-      const free = concurrency - this.#inFlight.size;
+      // A task whose result waits to be reported frees its slot: the same request reports it.
+      const free = concurrency - this.#inFlight.size + this.#pending.length;
       if (free <= 0) {
         const idle = pause(1000, this.#stopping.signal);
+        this.#resultQueued = idle.cancel;
         await Promise.race([...[...this.#inFlight.values()].map((r) => r.done), idle.done]);
         idle.cancel();
         continue;
       }
+      const results = this.#nextBatch();
       try {
         await this.#oneAtATime(async () => {
-          const claims = await this.client.claim(this.#serviceId as string, {
+          const claim = {
             count: free,
             protocols,
             // A heartbeat waits for the claim: a long wait must not outlast the leases in flight.
             waitMs: Math.min(this.options.claimWaitMs ?? 5000, this.#heartbeatEveryMs),
             ...(this.options.scopes?.length ? { scopes: [...this.options.scopes] } : {}),
-          });
-          for (const claim of claims) this.#execute(claim);
+          };
+          const serviceId = this.#serviceId as string;
+          const claims = results.length
+            ? await this.#exchange(serviceId, results, claim)
+            : await this.client.claim(serviceId, claim);
+          for (const claimed of claims) this.#execute(claimed);
         });
         backoff = 500;
       } catch (error) {
+        // Unreported results go out with the next request, or one by one when batches are refused.
+        if (isAthanorError(error) && error.code === 'maintenance') this.#uploadEach(results);
+        else this.#pending.unshift(...results);
         if (isAthanorError(error) && error.code === 'stale_lease') {
           await this.#register();
         } else if (unreachable(error)) {
@@ -210,6 +237,7 @@ export class ComputeService {
         }
       }
     }
+    this.#uploadEach(this.#pending.splice(0));
     await this.#drain();
     this.#drained.abort();
     await heartbeats;
@@ -274,6 +302,13 @@ export class ComputeService {
    * in memory.
    */
   async #report(claim: Claim, outcome: 'ok' | 'failed', body: Readable | Buffer): Promise<void> {
+    if (Buffer.isBuffer(body) && body.length <= batchedResultBytes && !this.#stopping.signal.aborted) {
+      return new Promise((resolve, reject) => {
+        const settle = (error?: unknown) => (error === undefined ? resolve() : reject(error));
+        this.#pending.push({ claim, outcome, body, settle });
+        this.#resultQueued();
+      });
+    }
     if (Buffer.isBuffer(body)) return this.#upload(claim, outcome, () => body);
     const dir = await mkdtemp(path.join(os.tmpdir(), 'athanor-result-'));
     try {
@@ -283,6 +318,55 @@ export class ComputeService {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  }
+
+  /** Reports queued results and claims in one request; settles each result by its answer. */
+  async #exchange(
+    serviceId: string,
+    results: readonly PendingResult[],
+    claim: Parameters<ComputeClient['claim']>[1],
+  ) {
+    const answer = await this.client.exchange(serviceId, {
+      results: results.map((r) => ({
+        task: r.claim.task,
+        leaseToken: r.claim.leaseToken,
+        outcome: r.outcome,
+        body: r.body,
+      })),
+      claim,
+    });
+    for (const [i, pending] of results.entries()) {
+      const reported = answer.results[i];
+      if (reported?.result) {
+        if (pending.outcome === 'ok') this.completed++;
+        else this.failed++;
+        pending.settle();
+      } else if (reported?.error?.code === 'stale_lease' || reported?.error?.code === 'not_found') {
+        this.#log(`result of ${pending.claim.task} refused: ${reported.error.message}`);
+        pending.settle();
+      } else {
+        const reason = reported?.error?.message ?? 'the server did not answer for it';
+        pending.settle(new AthanorError('internal', `reporting ${pending.claim.task} failed: ${reason}`));
+      }
+    }
+    return answer.claims;
+  }
+
+  /** The oldest queued results that fit in one request; the others wait for the next. */
+  #nextBatch(): PendingResult[] {
+    let bytes = 0;
+    let count = 0;
+    while (count < this.#pending.length && count < batchResults) {
+      bytes += this.#pending[count]!.body.length;
+      if (count > 0 && bytes > batchBytes) break;
+      count += 1;
+    }
+    return this.#pending.splice(0, count);
+  }
+
+  #uploadEach(results: readonly PendingResult[]): void {
+    for (const r of results)
+      void this.#upload(r.claim, r.outcome, () => r.body).then(() => r.settle(), r.settle);
   }
 
   async #upload(claim: Claim, outcome: 'ok' | 'failed', body: () => Readable | Buffer): Promise<void> {

@@ -159,8 +159,12 @@ export class FsObjectStore implements ObjectStore {
     const tempPath = path.join(this.#tempDir, randomBytes(16).toString('hex'));
     let handle: FileHandle;
     try {
-      await makeDirectory(this.#tempDir, privateDirMode);
-      handle = await open(tempPath, 'wx', privateFileMode);
+      // The temporary directory nearly always exists: it is created when an open finds it missing.
+      handle = await open(tempPath, 'wx', privateFileMode).catch(async (error: unknown) => {
+        if (errorCode(error) !== 'ENOENT') throw error;
+        await makeDirectory(this.#tempDir, privateDirMode);
+        return open(tempPath, 'wx', privateFileMode);
+      });
     } catch (error) {
       throw this.#ioError(`write object '${key}'`, error);
     }
@@ -187,12 +191,15 @@ export class FsObjectStore implements ObjectStore {
     return { path: tempPath, sizeBytes };
   }
 
-  /** Runs a rename or link into `target`, creating its directory first. */
+  /**
+   * Runs a rename or link into `target`, first straight away (its directory usually exists), then
+   * after creating the directory when the step found it missing.
+   */
   async #publish(key: string, target: string, step: () => Promise<void>): Promise<void> {
     const dir = path.dirname(target);
     for (let attempt = 1; ; attempt++) {
       try {
-        await makeDirectory(dir, privateDirMode);
+        if (attempt > 1) await makeDirectory(dir, privateDirMode);
         await step();
         break;
       } catch (error) {

@@ -25,6 +25,7 @@ import { useJsonBodyParser } from './json-body.js';
 import { ErrorBody, errorResponses, maxKeyLength } from './schemas.js';
 import { buildValidator } from './validation.js';
 import { computeRoutes } from './compute-routes.js';
+import { computeExchangeRoute } from './compute-exchange-route.js';
 import { ServerLifecycle } from './lifecycle.js';
 import { refuseWritesInMaintenance } from './maintenance-gate.js';
 import { sweeperPlugin } from './sweeper-plugin.js';
@@ -186,8 +187,10 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(sweeperPlugin, { store, intervalMs: config.sweepIntervalMs });
 
   if (api === 'user' || api === 'all') await app.register(userRoutes, { ...routeOptions, prefix: '/v1' });
-  if (api === 'compute' || api === 'all')
+  if (api === 'compute' || api === 'all') {
     await app.register(computeRoutes, { ...routeOptions, prefix: '/compute/v1' });
+    await app.register(computeExchangeRoute, { ...routeOptions, prefix: '/compute/v1' });
+  }
   if (api === 'user' || api === 'all') await registerConsole(app, { ...routeOptions, config });
   return app;
 }

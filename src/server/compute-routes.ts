@@ -23,7 +23,7 @@ export interface ComputeRouteOptions extends RouteOptions {
   readonly closing?: AbortSignal;
 }
 
-const Claim = Type.Object({
+export const Claim = Type.Object({
   task: Type.String(),
   scope: Type.String(),
   leaseToken: Type.Integer(),

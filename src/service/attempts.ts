@@ -33,28 +33,6 @@ export function attemptView(row: AttemptRow): AttemptView {
   };
 }
 
-/** The attempt rows a claim opens, one per claimed task. */
-export function claimedAttempts(
-  tasks: readonly TaskRow[],
-  service: { id: string; identifier: string; hostname: string | null },
-  now: string,
-): AttemptRow[] {
-  return tasks.map((task) => ({
-    task_id: task.id,
-    lease_token: task.lease_token,
-    attempt: task.attempts,
-    scope: task.scope,
-    compute_identity: service.identifier,
-    compute_service_id: service.id,
-    hostname: service.hostname,
-    claimed_at: now,
-    ended_at: null,
-    outcome: null,
-    result_id: null,
-    reason: null,
-  }));
-}
-
 export async function listTaskAttempts(
   store: Store,
   principal: Principal,

@@ -6,6 +6,7 @@ import { parseScope } from '../domain/scope.js';
 import type { Store } from '../store/open-store.js';
 import { findIdentity, listScopes } from '../store/queries/identities.js';
 import { insertAuditEntry } from '../store/queries/audit.js';
+import type { TokenClaims, TokenSigner } from '../auth/tokens.js';
 import { JwtKeyring } from './jwt-secrets.js';
 import type { ThrottleEvent } from './login-throttle.js';
 import { LoginThrottle } from './login-throttle.js';
@@ -25,6 +26,16 @@ interface CachedIdentity {
       };
 }
 
+/** A token whose signature, audience and claims were checked by `signer` at `verifiedAt`. */
+interface VerifiedToken {
+  readonly signer: TokenSigner;
+  readonly verifiedAt: number;
+  readonly claims: TokenClaims;
+}
+
+/** How long a verified token is trusted without verifying its signature again. */
+export const verifiedTokenTtlMs = 2000;
+
 /** How an Authenticator is set up; the defaults are the server's. */
 export interface AuthenticatorOptions {
   /** `ATHANOR_JWT_SECRET(_FILE)`; absent: generated once and kept in the state store. */
@@ -43,6 +54,7 @@ export interface AuthenticatorOptions {
  */
 export class Authenticator {
   readonly #cache = new Map<string, CachedIdentity>();
+  readonly #verified = new Map<string, VerifiedToken>();
   readonly #throttle: LoginThrottle;
 
   constructor(
@@ -98,7 +110,29 @@ export class Authenticator {
     return { kind, identifier: claims.identifier, scopes: state.scopes.map(parseScope) };
   }
 
-  async #verify(token: string, kind: IdentityKind) {
+  /**
+   * The token's claims. A token verified a moment ago by the same signer is not verified again:
+   * its signature cannot change, its expiry is checked on every use, and a new signer (a rotated
+   * secret) verifies every token afresh. Identity state is checked by the caller on every request.
+   */
+  async #verify(token: string, kind: IdentityKind): Promise<TokenClaims> {
+    const signer = await this.keyring.signer();
+    const now = Date.now();
+    const hit = this.#verified.get(token);
+    if (
+      hit?.signer === signer &&
+      hit.claims.kind === kind &&
+      now - hit.verifiedAt < verifiedTokenTtlMs &&
+      now < hit.claims.expiresAtMs
+    )
+      return hit.claims;
+    const claims = await this.#verifyUncached(token, kind);
+    if (this.#verified.size >= 10_000) this.#verified.clear();
+    this.#verified.set(token, { signer: await this.keyring.signer(), verifiedAt: now, claims });
+    return claims;
+  }
+
+  async #verifyUncached(token: string, kind: IdentityKind): Promise<TokenClaims> {
     try {
       return await (await this.keyring.signer()).verify(token, kind);
     } catch (error) {

@@ -8,12 +8,11 @@ import type { BlobInfo } from '../objects/blob-store.js';
 import { blobKey, putBlob } from '../objects/blob-store.js';
 import type { ObjectStore } from '../objects/object-store.js';
 import type { Store } from '../store/open-store.js';
-import { closeAttempt, closeOpenAttempts, openAttempts } from '../store/queries/attempts.js';
+import { closeAttempt, closeOpenAttempts } from '../store/queries/attempts.js';
 import * as q from '../store/queries/compute.js';
 import type { TransformationRow } from '../store/queries/networks.js';
 import { findTransformations } from '../store/queries/networks.js';
 import { findTask, removeFromHubs, type TaskRow, updateTasks } from '../store/queries/tasks.js';
-import { claimedAttempts } from './attempts.js';
 import { matchRestartPatterns } from './restart-patterns.js';
 import { transformationView } from './views.js';
 
@@ -172,8 +171,51 @@ function weightedOrder<T extends { weight: number }>(items: readonly T[]): T[] {
 }
 
 /**
+ * Per-store caches of the claim path. Each holds only what cannot make a claim wrong: a service's
+ * identity and hostname never change (its state is checked inside every claim statement), a
+ * transformation is immutable, and a hub list only orders the hubs tried first: every claim
+ * statement re-checks its hub, and a claim that falls short reads the hub list afresh.
+ */
+interface ClaimCaches {
+  readonly services: Map<string, q.Claimer>;
+  readonly transformations: Map<string, TransformationRow>;
+  readonly hubs: Map<string, { readonly readAt: number; hubs: { network_key: string; weight: number }[] }>;
+}
+
+/** How long a hub list orders claims before it is read again. */
+export const hubListTtlMs = 1000;
+const maxCacheEntries = 10_000;
+const claimCaches = new WeakMap<Store, ClaimCaches>();
+
+function cachesOf(store: Store): ClaimCaches {
+  let caches = claimCaches.get(store);
+  if (!caches) {
+    caches = { services: new Map(), transformations: new Map(), hubs: new Map() };
+    claimCaches.set(store, caches);
+  }
+  return caches;
+}
+
+function remember<K, V>(map: Map<K, V>, key: K, value: V): void {
+  if (map.size >= maxCacheEntries) map.clear();
+  map.set(key, value);
+}
+
+/** The service as a claim records it; read once, then from the cache (its state is checked per claim). */
+async function claimerOf(store: Store, principal: Principal, serviceId: string): Promise<q.Claimer> {
+  const { services } = cachesOf(store);
+  const known = services.get(serviceId);
+  if (known?.identifier === principal.identifier) return known;
+  const row = await requireService(store, principal, serviceId);
+  const claimer = { serviceId: row.id, identifier: row.identifier, hostname: row.hostname };
+  remember(services, serviceId, claimer);
+  return claimer;
+}
+
+/**
  * Claims up to `count` tasks: hubs of active networks in a weighted random order, and within a
- * hub by priority then task weight. Each claimed task gets a lease with a new fencing token.
+ * hub by priority then task weight. Each claimed task gets a lease with a new fencing token and
+ * an open attempt, written by the same statement (PostgreSQL) or transaction (SQLite).
  */
 export async function claimTasks(
   store: Store,
@@ -182,36 +224,59 @@ export async function claimTasks(
   request: ClaimRequest,
   timings: ComputeTimings = defaultTimings,
 ) {
-  const service = await requireService(store, principal, serviceId);
+  const claimer = await claimerOf(store, principal, serviceId);
   const wanted = request.scopes?.length ? request.scopes.map(parseScope) : [undefined];
   const scopes = wanted.flatMap((s) => visibleScopes(principal, s));
   const filter = { scopes, protocols: request.protocols };
-  const hubs = weightedOrder(await q.claimableHubs(store.db, filter));
+  const claimed: TaskRow[] = [];
+  const claimFrom = async (networkKey: string, count: number) => {
+    const now = Date.now();
+    const params = {
+      ...filter,
+      networkKey,
+      claimer,
+      count,
+      now: iso(now),
+      leaseExpiresAt: iso(now + timings.leaseTtlMs),
+    };
+    const rows =
+      store.backend.name === 'postgres'
+        ? await q.claimFromHub(store.db, store.backend, params)
+        : await store.transaction((trx) => q.claimFromHub(trx, store.backend, params));
+    claimed.push(...rows);
+    return rows.length;
+  };
+
+  // First the hubs a recent claim with this filter found claimable: one statement per claim while
+  // the first hub tried has work. A hub that answers nothing leaves the list.
+  const { hubs: hubLists } = cachesOf(store);
+  const filterKey = JSON.stringify([scopes, request.protocols ?? []]);
+  const cached = hubLists.get(filterKey);
+  const tried = new Set<string>();
+  if (cached && Date.now() - cached.readAt < hubListTtlMs) {
+    for (const hub of weightedOrder(cached.hubs)) {
+      if (claimed.length >= request.count) break;
+      tried.add(hub.network_key);
+      if ((await claimFrom(hub.network_key, request.count - claimed.length)) === 0)
+        cached.hubs = cached.hubs.filter((h) => h.network_key !== hub.network_key);
+    }
+    if (claimed.length >= request.count) return describeClaims(store, claimed);
+  }
+  // Nothing (or too little) from the cached hubs: the service may be gone, else read which hubs
+  // are claimable now.
+  if (claimed.length === 0) await requireService(store, principal, serviceId);
+  const fresh = await q.claimableHubs(store.db, filter);
+  remember(hubLists, filterKey, { readAt: Date.now(), hubs: fresh });
   // On PostgreSQL a claim statement reads its candidates from a snapshot: a task another claimer
   // took after that snapshot is skipped, so the statement can answer fewer tasks than the hub
   // still holds. A fresh statement sees that claim and picks the next task, so a hub that came up
   // short is claimed from again, a bounded number of times. SQLite serializes claims: no retry.
   const attemptsPerHub = store.backend.name === 'postgres' ? 8 : 1;
-  const claimed: TaskRow[] = [];
-  for (const hub of hubs) {
+  for (const hub of weightedOrder(fresh)) {
     for (let attempt = 0; attempt < attemptsPerHub && claimed.length < request.count; attempt++) {
+      if (attempt === 0 && tried.has(hub.network_key)) continue;
       const wantedFromHub = request.count - claimed.length;
-      const now = Date.now();
-      const rows = await store.transaction(async (trx) => {
-        const tasks = await q.claimFromHub(trx, store.backend, {
-          ...filter,
-          networkKey: hub.network_key,
-          serviceId,
-          count: wantedFromHub,
-          now: iso(now),
-          leaseExpiresAt: iso(now + timings.leaseTtlMs),
-        });
-        // The claim's attempts open in the claim's own transaction.
-        await openAttempts(trx, claimedAttempts(tasks, service, iso(now)));
-        return tasks;
-      });
-      claimed.push(...rows);
-      if (rows.length === wantedFromHub) break;
+      if ((await claimFrom(hub.network_key, wantedFromHub)) === wantedFromHub) break;
     }
   }
   return describeClaims(store, claimed);
@@ -219,10 +284,20 @@ export async function claimTasks(
 
 /** What a compute service needs to run claimed tasks; their transformations read in one query. */
 async function describeClaims(store: Store, tasks: readonly TaskRow[]) {
-  const transformations = await findTransformations(
-    store.db,
-    tasks.map((t) => t.transformation_key),
-  );
+  const cache = cachesOf(store).transformations;
+  const transformations = new Map<string, TransformationRow>();
+  const missing = new Set<string>();
+  for (const task of tasks) {
+    const known = cache.get(task.transformation_key);
+    if (known) transformations.set(task.transformation_key, known);
+    else missing.add(task.transformation_key);
+  }
+  if (missing.size > 0) {
+    for (const [key, row] of await findTransformations(store.db, [...missing])) {
+      transformations.set(key, row);
+      remember(cache, key, row);
+    }
+  }
   return Promise.all(
     tasks.map((task) => describeClaim(store, task, transformations.get(task.transformation_key))),
   );
@@ -253,7 +328,7 @@ export async function getClaim(store: Store, principal: Principal, taskId: strin
   return claim!;
 }
 
-function staleLease(taskId: string): AthanorError {
+export function staleLease(taskId: string): AthanorError {
   return new AthanorError(
     'stale_lease',
     `the lease on task '${taskId}' is not yours any more (expired, released or claimed again): drop the task`,
@@ -330,7 +405,7 @@ export interface ResultSubmission {
   readonly leaseToken: number;
   readonly outcome: 'ok' | 'failed';
   /** The result bytes; for a failure, the error text (its first 64 KiB are kept on the task too). */
-  readonly body: Readable;
+  readonly body: Readable | Buffer;
 }
 
 /**
@@ -362,8 +437,9 @@ async function recordResult(
   submission: ResultSubmission,
 ) {
   const { taskId, leaseToken } = submission;
-  await requireLease(store, principal, taskId, leaseToken);
+  const leased = await requireLease(store, principal, taskId, leaseToken);
   const blob: BlobInfo = await putBlob(objects, submission.body);
+  if (submission.outcome === 'ok') return completeWith(store, leased, leaseToken, blob);
   let errorText: string | null = null;
   let restartMatches: ReadonlySet<string> = new Set();
   if (submission.outcome === 'failed') {
@@ -401,11 +477,6 @@ async function recordResult(
       status_changed_at: now,
       status_reason: null,
     };
-    if (submission.outcome === 'ok') {
-      await updateTasks(trx, [taskId], { ...lease, status: 'complete', last_error: null });
-      await removeFromHubs(trx, [taskId], undefined);
-      return { result: resultId, status: 'complete' as const, sha256: blob.sha256 };
-    }
     const status = await applyRestartPolicies(trx, task, restartMatches);
     await updateTasks(trx, [taskId], {
       ...lease,
@@ -418,10 +489,37 @@ async function recordResult(
 }
 
 /**
+ * Records a successful result under a lease checked (with its holder and scope) before the upload:
+ * the same task and fencing token still live means the same claim, so only liveness is re-checked,
+ * by the write itself.
+ */
+async function completeWith(store: Store, leased: TaskRow, leaseToken: number, blob: BlobInfo) {
+  const done = {
+    taskId: leased.id,
+    leaseToken,
+    resultId: `res-${randomBytes(16).toString('hex')}`,
+    sha256: blob.sha256,
+    sizeBytes: blob.sizeBytes,
+    serviceId: leased.lease_service_id,
+    now: iso(Date.now()),
+  };
+  const completed =
+    store.backend.name === 'postgres'
+      ? await q.completeLease(store.db, store.backend, done)
+      : await store.transaction((trx) => q.completeLease(trx, store.backend, done));
+  if (!completed) throw staleLease(leased.id);
+  return { result: done.resultId, status: 'complete' as const, sha256: blob.sha256 };
+}
+
+/**
  * The answer to a result sent again with the lease that already submitted it (its first answer
  * was lost): the stored result, recorded once. Another outcome under that lease is not a repeat.
  */
-async function acceptedResult(store: Store, principal: Principal, submission: ResultSubmission) {
+export async function acceptedResult(
+  store: Store,
+  principal: Principal,
+  submission: Pick<ResultSubmission, 'taskId' | 'leaseToken' | 'outcome'>,
+) {
   const { taskId, leaseToken } = submission;
   const result = await q.findResultOfLease(store.db, { taskId, leaseToken });
   if (!result || result.service_identifier !== principal.identifier) return undefined;

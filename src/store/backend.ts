@@ -59,3 +59,11 @@ export interface Backend {
   /** A Kysely instance that executes nothing and records the SQL it would run. */
   createRecorder(): { db: Kysely<unknown>; statements: string[] };
 }
+
+/**
+ * A statement whose text starts with this comment is prepared once per PostgreSQL connection and
+ * then runs from its plan cache: the hot claim and result statements would otherwise spend about
+ * as long being planned as being run. Only fixed texts carry it, so their number stays small.
+ * SQLite reads it as a comment.
+ */
+export const preparedMarker = '/* prepared */';

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { Kysely, PostgresPool, PostgresPoolClient } from 'kysely';
 import {
   Kysely as KyselyClass,
@@ -11,6 +11,7 @@ import {
 import pg from 'pg';
 import { AthanorError } from '../../domain/errors.js';
 import type { Backend, ErrorClass } from '../backend.js';
+import { preparedMarker } from '../backend.js';
 import { recordingKysely } from './recorder.js';
 
 // COUNT(*) and bigint columns arrive as strings by default; every bigint Athanor stores fits in a
@@ -37,6 +38,21 @@ export function createPostgresPool(url: string, maxConnections = 10): pg.Pool {
     client.on('error', () => lostClients.add(client));
   });
   return pool;
+}
+
+/** Bumped when PostgreSQL refuses a prepared statement whose result columns changed (a migration). */
+let preparedGeneration = 0;
+const preparedNames = new Map<string, string>();
+
+function preparedName(text: string): string {
+  const key = `${preparedGeneration}:${text}`;
+  let name = preparedNames.get(key);
+  if (!name) {
+    name = `athanor_${preparedGeneration}_${createHash('sha256').update(text).digest('hex').slice(0, 24)}`;
+    if (preparedNames.size >= 1000) preparedNames.clear();
+    preparedNames.set(key, name);
+  }
+  return name;
 }
 
 /** Clients whose connection failed: every error they report means the database went away. */
@@ -68,8 +84,23 @@ class AvailabilityPool implements PostgresPool {
     // Kysely passes a cursor object only when the dialect is given a cursor class; this one is not.
     return {
       query: (async (sqlText: string, parameters: readonly unknown[]) => {
+        const values = parameters as unknown[];
+        const prepared = sqlText.startsWith(preparedMarker);
+        const run = () =>
+          prepared
+            ? client.query({ name: preparedName(sqlText), text: sqlText, values })
+            : client.query(sqlText, values);
         try {
-          return await client.query(sqlText, parameters as unknown[]);
+          try {
+            return await run();
+          } catch (error) {
+            // "cached plan must not change result type": a table the statement reads changed
+            // shape since it was prepared. Prepare it again under a new name (outside a
+            // transaction this retry succeeds; inside one the transaction fails as a whole).
+            if (!prepared || (error as { code?: unknown } | null)?.code !== '0A000') throw error;
+            preparedGeneration += 1;
+            return await run();
+          }
         } catch (error) {
           if (lostClients.has(client) || classifyPostgresError(error) === 'unavailable')
             throw unavailable(error);

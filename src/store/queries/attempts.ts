@@ -7,11 +7,6 @@ import { scopeIn } from './scope-filter.js';
 
 export type AttemptRow = Selectable<TaskAttemptsTable>;
 
-/** Opens one attempt per claimed task (in the claim's transaction). */
-export async function openAttempts(db: Kysely<Database>, rows: readonly AttemptRow[]): Promise<void> {
-  for (const chunk of chunked(rows, 100)) await db.insertInto('task_attempts').values(chunk).execute();
-}
-
 export interface AttemptEnd {
   readonly outcome: AttemptOutcome;
   readonly endedAt: string;

@@ -2,6 +2,7 @@ import type { ExpressionBuilder, Kysely, Selectable } from 'kysely';
 import { sql } from 'kysely';
 import type { Scope } from '../../domain/scope.js';
 import type { Backend } from '../backend.js';
+import { preparedMarker } from '../backend.js';
 import type { ComputeServicesTable, Database } from '../schema.js';
 import { scopeCondition } from './scope-filter.js';
 import type { TaskRow } from './tasks.js';
@@ -47,7 +48,7 @@ export async function claimableHubs(
   db: Kysely<Database>,
   filter: ClaimFilter,
 ): Promise<{ network_key: string; weight: number }[]> {
-  const { rows } = await sql<{ network_key: string; weight: number }>`
+  const { rows } = await sql<{ network_key: string; weight: number }>`${sql.raw(preparedMarker)}
     select h.network_key, h.weight from hubs h
     join networks n on n.key = h.network_key
     where n.state = 'active' and h.weight > 0 and ${scopeCondition('h.scope', filter.scopes)}
@@ -72,28 +73,44 @@ function claimableTask(filter: ClaimFilter) {
       select 1 from tasks e where e.id = t.extends_task_id and e.status = 'complete'))`;
 }
 
+/** Who claims: the service (checked active inside the claim) and what its attempts record. */
+export interface Claimer {
+  readonly serviceId: string;
+  readonly identifier: string;
+  readonly hostname: string | null;
+}
+
 /**
  * Claims up to `count` tasks of one hub in a single statement: highest priority first, then in
  * the entries' weighted random claim-key order, read from the `hub_tasks_claim` index so the cost
- * does not grow with the hub. On PostgreSQL rows another claimer holds are skipped; on SQLite the
- * surrounding BEGIN IMMEDIATE serializes claimers. Hub entries and then tasks are locked, skipping
- * those held: a task on two hubs claimed through both at once goes to one claimer only.
+ * does not grow with the hub. Nothing is claimed unless the service is still active and the hub's
+ * network active with a positive weight (a hub list read earlier may be stale). On PostgreSQL rows
+ * another claimer holds are skipped and the claimed tasks' attempts open in the same statement; on
+ * SQLite the surrounding BEGIN IMMEDIATE serializes claimers and the attempts are one multi-row
+ * insert in that transaction. Hub entries and then tasks are locked, skipping those held: a task
+ * on two hubs claimed through both at once goes to one claimer only.
  */
 export async function claimFromHub(
   db: Kysely<Database>,
   backend: Backend,
   params: ClaimFilter & {
     networkKey: string;
-    serviceId: string;
+    claimer: Claimer;
     count: number;
     now: string;
     leaseExpiresAt: string;
   },
 ): Promise<TaskRow[]> {
-  const { rows } = await sql<TaskRow>`
-    with picked as (
+  const { claimer } = params;
+  const claim = sql`
+    picked as (
       select ht.task_id as id from hub_tasks ht
       where ht.network_key = ${params.networkKey} and ht.weight > 0
+        and exists (
+          select 1 from compute_services s where s.id = ${claimer.serviceId} and s.state = 'active')
+        and exists (
+          select 1 from hubs h join networks n on n.key = h.network_key
+          where h.network_key = ${params.networkKey} and h.weight > 0 and n.state = 'active')
         and exists (
           select 1 from tasks t
           join transformations tf on tf.key = t.transformation_key
@@ -111,10 +128,11 @@ export async function claimFromHub(
       select t.id from tasks t
       where t.id in (select id from picked) and t.status = 'waiting'
       ${backend.skipLocked('t')}
-    )
+    )`;
+  const update = sql`
     update tasks set
       status = 'running',
-      lease_service_id = ${params.serviceId},
+      lease_service_id = ${claimer.serviceId},
       lease_token = lease_token + 1,
       lease_expires_at = ${params.leaseExpiresAt},
       attempts = attempts + 1,
@@ -123,7 +141,37 @@ export async function claimFromHub(
       status_reason = null
     from locked
     where tasks.id = locked.id and tasks.status = 'waiting'
-    returning *`.execute(db);
+    returning ${backend.name === 'postgres' ? sql`tasks.*` : sql`*`}`;
+  if (backend.name === 'postgres') {
+    const { rows } = await sql<TaskRow>`${sql.raw(preparedMarker)}
+      with ${claim}, claimed as (${update}),
+      opened as (
+        insert into task_attempts
+          (task_id, lease_token, attempt, scope, compute_identity, compute_service_id, hostname, claimed_at)
+        select id, lease_token, attempts, scope, cast(${claimer.identifier} as text),
+          cast(${claimer.serviceId} as text), cast(${claimer.hostname} as text), cast(${params.now} as text)
+        from claimed)
+      select * from claimed`.execute(db);
+    return rows;
+  }
+  const { rows } = await sql<TaskRow>`with ${claim} ${update}`.execute(db);
+  if (rows.length > 0) {
+    await db
+      .insertInto('task_attempts')
+      .values(
+        rows.map((task) => ({
+          task_id: task.id,
+          lease_token: task.lease_token,
+          attempt: task.attempts,
+          scope: task.scope,
+          compute_identity: claimer.identifier,
+          compute_service_id: claimer.serviceId,
+          hostname: claimer.hostname,
+          claimed_at: params.now,
+        })),
+      )
+      .execute();
+  }
   return rows;
 }
 
@@ -142,10 +190,10 @@ export async function findLiveLease(
   const holder = sql`(select s.identifier from compute_services s where s.id = tasks.lease_service_id)`;
   const { rows } = await (
     params.lock
-      ? sql<TaskRow & { service_identifier: string | null }>`
+      ? sql<TaskRow & { service_identifier: string | null }>`${sql.raw(preparedMarker)}
         update tasks set lease_token = lease_token where ${live}
         returning *, ${holder} as service_identifier`
-      : sql<TaskRow & { service_identifier: string | null }>`
+      : sql<TaskRow & { service_identifier: string | null }>`${sql.raw(preparedMarker)}
         select tasks.*, ${holder} as service_identifier from tasks where ${live}`
   ).execute(db);
   return rows[0];
@@ -306,4 +354,162 @@ export async function referencedBlobs(
     for (const row of rows) if (row.blob_sha256) found.add(row.blob_sha256);
   }
   return found;
+}
+
+/** A successful result recorded together with the completion of the lease it ends. */
+export interface CompletedLease {
+  readonly taskId: string;
+  readonly leaseToken: number;
+  readonly resultId: string;
+  readonly sha256: string;
+  readonly sizeBytes: number;
+  /** The service the lease was claimed by (read with the lease before the upload). */
+  readonly serviceId: string | null;
+  readonly now: string;
+}
+
+/**
+ * Completes a task whose live lease is `leaseToken`: the task becomes `complete`, the result row
+ * and the attempt's end are written and the task leaves its hubs. On PostgreSQL that is one
+ * statement (the task update takes the row lock and re-checks the lease; the other writes depend on
+ * its row); on SQLite it is four inside the caller's transaction. Answers false, writing nothing,
+ * when the lease is no longer live.
+ */
+export async function completeLease(
+  db: Kysely<Database>,
+  backend: Backend,
+  done: CompletedLease,
+): Promise<boolean> {
+  const live = sql`id = ${done.taskId} and status = 'running' and lease_token = ${done.leaseToken}
+    and lease_expires_at >= ${done.now}`;
+  const complete = sql`
+    update tasks set status = 'complete', lease_service_id = null, lease_expires_at = null,
+      updated_at = ${done.now}, status_changed_at = ${done.now}, status_reason = null, last_error = null
+    where ${live}
+    returning id, scope, attempts`;
+  if (backend.name === 'postgres') {
+    const { rows } = await sql<{ id: string }>`${sql.raw(preparedMarker)}
+      with done as (${complete}),
+      result as (
+        insert into results (id, task_id, scope, attempt, lease_token, outcome, blob_sha256, size_bytes,
+          compute_service_id, created_at)
+        select cast(${done.resultId} as text), id, scope, attempts, cast(${done.leaseToken} as integer), 'ok',
+          cast(${done.sha256} as text), cast(${done.sizeBytes} as integer),
+          cast(${done.serviceId} as text), cast(${done.now} as text)
+        from done),
+      attempt as (
+        update task_attempts set outcome = 'ok', ended_at = ${done.now}, result_id = ${done.resultId},
+          reason = null
+        where task_id = ${done.taskId} and lease_token = ${done.leaseToken} and ended_at is null
+          and exists (select 1 from done)),
+      hubs as (delete from hub_tasks where task_id in (select id from done))
+      select id from done`.execute(db);
+    return rows.length > 0;
+  }
+  const { rows } = await sql<{ id: string; scope: string; attempts: number }>`${complete}`.execute(db);
+  const task = rows[0];
+  if (!task) return false;
+  await db
+    .insertInto('results')
+    .values({
+      id: done.resultId,
+      task_id: done.taskId,
+      scope: task.scope,
+      attempt: task.attempts,
+      lease_token: done.leaseToken,
+      outcome: 'ok',
+      blob_sha256: done.sha256,
+      size_bytes: done.sizeBytes,
+      error: null,
+      compute_service_id: done.serviceId,
+      created_at: done.now,
+    })
+    .execute();
+  await db
+    .updateTable('task_attempts')
+    .set({ outcome: 'ok', ended_at: done.now, result_id: done.resultId, reason: null })
+    .where('task_id', '=', done.taskId)
+    .where('lease_token', '=', done.leaseToken)
+    .where('ended_at', 'is', null)
+    .execute();
+  await db.deleteFrom('hub_tasks').where('task_id', '=', done.taskId).execute();
+  return true;
+}
+
+/** The tasks of these leases, each with its lease holder's identity (live or not: the caller checks). */
+export async function findLeaseHolders(
+  db: Kysely<Database>,
+  taskIds: readonly string[],
+): Promise<Map<string, TaskRow & { service_identifier: string | null }>> {
+  const found = new Map<string, TaskRow & { service_identifier: string | null }>();
+  for (const chunk of chunked(taskIds, 500)) {
+    const rows = await db
+      .selectFrom('tasks')
+      .leftJoin('compute_services as s', 's.id', 'tasks.lease_service_id')
+      .selectAll('tasks')
+      .select('s.identifier as service_identifier')
+      .where('tasks.id', 'in', chunk)
+      .execute();
+    for (const row of rows) found.set(row.id, row);
+  }
+  return found;
+}
+
+/**
+ * `completeLease` for many leases at once; answers the tasks completed (the others' leases were no
+ * longer live and nothing of theirs was written). On PostgreSQL one statement for them all: the
+ * live tasks are locked in id order (a fixed order, so two such statements cannot deadlock), then
+ * completed with their results, attempts and hub entries. On SQLite, inside the caller's
+ * transaction, lease after lease.
+ */
+export async function completeLeases(
+  db: Kysely<Database>,
+  backend: Backend,
+  leases: readonly Omit<CompletedLease, 'now'>[],
+  now: string,
+): Promise<Set<string>> {
+  const completed = new Set<string>();
+  if (backend.name !== 'postgres') {
+    for (const lease of leases)
+      if (await completeLease(db, backend, { ...lease, now })) completed.add(lease.taskId);
+    return completed;
+  }
+  for (const chunk of chunked(leases, 1000)) {
+    const column = <T>(pick: (lease: Omit<CompletedLease, 'now'>) => T) => chunk.map(pick);
+    const { rows } = await sql<{ id: string }>`${sql.raw(preparedMarker)}
+      with input as (
+        select * from unnest(
+          cast(${column((l) => l.taskId)} as text[]), cast(${column((l) => l.leaseToken)} as integer[]),
+          cast(${column((l) => l.resultId)} as text[]), cast(${column((l) => l.sha256)} as text[]),
+          cast(${column((l) => l.sizeBytes)} as integer[]), cast(${column((l) => l.serviceId)} as text[])
+        ) as i(task_id, lease_token, result_id, sha256, size_bytes, service_id)),
+      locked as (
+        select t.id, i.lease_token, i.result_id, i.sha256, i.size_bytes, i.service_id
+        from tasks t join input i on i.task_id = t.id
+        where t.status = 'running' and t.lease_token = i.lease_token and t.lease_expires_at >= ${now}
+        order by t.id
+        for update of t),
+      done as (
+        update tasks set status = 'complete', lease_service_id = null, lease_expires_at = null,
+          updated_at = ${now}, status_changed_at = ${now}, status_reason = null, last_error = null
+        from locked
+        where tasks.id = locked.id and tasks.status = 'running' and tasks.lease_token = locked.lease_token
+        returning tasks.id, tasks.scope, tasks.attempts, locked.lease_token, locked.result_id,
+          locked.sha256, locked.size_bytes, locked.service_id),
+      result as (
+        insert into results (id, task_id, scope, attempt, lease_token, outcome, blob_sha256, size_bytes,
+          compute_service_id, created_at)
+        select result_id, id, scope, attempts, lease_token, 'ok', sha256, size_bytes, service_id,
+          cast(${now} as text)
+        from done),
+      attempt as (
+        update task_attempts a set outcome = 'ok', ended_at = ${now}, result_id = done.result_id,
+          reason = null
+        from done
+        where a.task_id = done.id and a.lease_token = done.lease_token and a.ended_at is null),
+      hubs as (delete from hub_tasks where task_id in (select id from done))
+      select id from done`.execute(db);
+    for (const row of rows) completed.add(row.id);
+  }
+  return completed;
 }
