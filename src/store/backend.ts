@@ -21,7 +21,9 @@ export interface Backend {
   readonly migrationHelpers: MigrationHelpers;
   /**
    * Runs `fn` in a transaction that holds the write lock from its first statement
-   * (SQLite `BEGIN IMMEDIATE`; PostgreSQL an ordinary transaction).
+   * (SQLite `BEGIN IMMEDIATE`; PostgreSQL an ordinary transaction). A transaction the database
+   * chose as a deadlock's victim is rolled back and run again, so `fn` must touch nothing but the
+   * database it is given.
    */
   writeTransaction<DB, T>(db: Kysely<DB>, fn: (trx: Kysely<DB>) => Promise<T>): Promise<T>;
   /**

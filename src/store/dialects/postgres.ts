@@ -137,6 +137,9 @@ function classifyPostgresError(error: unknown): ErrorClass | undefined {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** How often a transaction that lost a deadlock is run before its error reaches the caller. */
+const maxTransactionAttempts = 4;
+
 export const postgresBackend: Backend = {
   name: 'postgres',
   migrationHelpers: {
@@ -145,7 +148,17 @@ export const postgresBackend: Backend = {
   },
 
   async writeTransaction(db, fn) {
-    return db.transaction().execute((trx) => fn(trx));
+    // PostgreSQL breaks a deadlock (or a serialization failure) by rolling one transaction back;
+    // that one did nothing, so running it again is the answer, not a 500 for its client.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await db.transaction().execute((trx) => fn(trx));
+      } catch (error) {
+        const code = (error as { code?: unknown } | null)?.code;
+        if ((code !== '40P01' && code !== '40001') || attempt >= maxTransactionAttempts) throw error;
+        await sleep(5 + Math.random() * 20 * attempt);
+      }
+    }
   },
 
   async withMigrationLock(db, timeoutMs, fn) {
