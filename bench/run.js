@@ -22,6 +22,12 @@ import { openStore } from '../dist/store/open-store.js';
 import { startCluster } from './postgres-cluster.js';
 import { cpuMsBetween, cpuSnapshot } from './proc-cpu.js';
 
+// `npm run bench -- cli` and `npm run bench -- blue-green`: the scenarios in their own files.
+const scenarios = { cli: './cli-timing.js', 'blue-green': './blue-green.js' };
+if (process.argv[2] in scenarios) {
+  await import(scenarios[process.argv[2]]);
+  process.exit();
+}
 const quick = process.env.BENCH_QUICK === '1';
 const tasks = Number(process.env.BENCH_TASKS ?? (quick ? 500 : 20_000));
 const claimerCounts = (process.env.BENCH_CLAIMERS ?? (quick ? '16' : '8,16,32')).split(',').map(Number);

@@ -12,11 +12,14 @@ import { note } from './output.js';
 // other command's start-up fast.
 export const load = () => import('../ops/backup/index.js');
 
-/** The URL of the target a backup is written to, checked before anything is written. */
-export async function targetUrl(command: Command, config: Config): Promise<string> {
+/** The target a backup is written to and the setting it came from, checked before anything is written. */
+export async function writableTarget(
+  command: Command,
+  config: Config,
+): Promise<{ targetUrl: string; setting: string }> {
   const choice = targetChoice(command, config);
   (await load()).openBackupTarget(choice, { forWriting: true });
-  return choice.url;
+  return { targetUrl: choice.url, setting: choice.setting };
 }
 
 /** The target to read backups from (list, status, verify, restore, prune). */

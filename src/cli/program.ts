@@ -62,19 +62,21 @@ export function commandsNeeded(argv: readonly string[]): readonly string[] {
 const isHelpFlag = (arg: string) => arg === '-h' || arg === '--help';
 
 function environmentHelp(): string {
-  const rows = Object.entries(settingSpecs).map(
-    ([name, s]) => `  ${s.env.padEnd(30)} ${s.description} (default ${defaultText(name as SettingName)})`,
-  );
+  const rows: [string, string][] = [
+    ...Object.entries(settingSpecs).map(([name, s]): [string, string] => [
+      s.env,
+      `${s.description} (default ${defaultText(name as SettingName)})`,
+    ]),
+    ['ATHANOR_CONFIG', 'config file (default ./athanor.config.json when present)'],
+    ['ATHANOR_DEBUG=1', 'print stack traces'],
+    ['NO_COLOR', 'plain output'],
+  ];
+  // One column for every name, the longest included, so no description starts out of line.
+  const width = Math.max(...rows.map(([env]) => env.length)) + 2;
   return [
     '',
     'Environment (flags win over these, these over the config file):',
-    ...rows,
-    `  ${'ATHANOR_CONFIG'.padEnd(26)} config file (default ./athanor.config.json when present)`,
-    `  ${'ATHANOR_JWT_SECRET[_FILE]'.padEnd(26)} token signing secret (default: generated, kept in the database)`,
-    `  ${'ATHANOR_JWT_PREVIOUS_SECRET'.padEnd(26)} the secret being rotated out (_FILE too): still accepted`,
-    `  ${'ATHANOR_METRICS_TOKEN[_FILE]'.padEnd(26)} bearer token that unlocks per-scope /metrics series`,
-    `  ${'ATHANOR_DEBUG=1'.padEnd(26)} print stack traces`,
-    `  ${'NO_COLOR'.padEnd(26)} plain output`,
+    ...rows.map(([env, text]) => `  ${env.padEnd(width)}${text}`),
     '',
     "Exit codes: 'athanor help exit-codes'.",
   ].join('\n');

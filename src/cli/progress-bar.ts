@@ -1,4 +1,5 @@
-import cliProgress from 'cli-progress';
+import type CliProgress from 'cli-progress';
+import { createRequire } from 'node:module';
 
 export interface ProgressBar {
   update(done: number, total: number, what: string): void;
@@ -8,6 +9,8 @@ export interface ProgressBar {
 /** A progress bar on stderr when it is a terminal; otherwise nothing. */
 export function progressBar(label: string): ProgressBar {
   if (!process.stderr.isTTY) return { update() {}, stop() {} };
+  // Loaded here, for a terminal only: a script's call does not pay for cli-progress.
+  const cliProgress = createRequire(import.meta.url)('cli-progress') as typeof CliProgress;
   const bar = new cliProgress.SingleBar(
     {
       stream: process.stderr,

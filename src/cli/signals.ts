@@ -25,13 +25,16 @@ export function untilSignal(): Promise<NodeJS.Signals> {
 /**
  * Waits for SIGTERM or SIGINT, then runs `stop`; if it has not finished `deadlineMs` after the
  * signal, or a second signal comes, the process exits with status 1 (as Kubernetes would kill it
- * at the end of terminationGracePeriodSeconds, but with a line saying why).
+ * at the end of terminationGracePeriodSeconds, but with a line saying why). Pass `signalled`
+ * (an `untilSignal()` made before saying the server is up) so that a signal sent as soon as that
+ * line appears is caught rather than killing the process outright.
  */
 export async function stopOnSignal(
   stop: (signal: NodeJS.Signals) => Promise<void>,
   deadlineMs: number,
+  signalled: Promise<NodeJS.Signals> = untilSignal(),
 ): Promise<void> {
-  const signal = await untilSignal();
+  const signal = await signalled;
   note(`received ${signal}: stopping (at most ${deadlineMs} ms; send it again to exit now)`);
   const deadline = setTimeout(() => {
     note(`still stopping after ${deadlineMs} ms (ATHANOR_SHUTDOWN_TIMEOUT_MS): exiting without waiting`);

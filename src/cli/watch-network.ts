@@ -1,5 +1,4 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import cliProgress from 'cli-progress';
 import type { NetworkProgress } from '../client/network-tasks.js';
 import { networkProgress } from '../client/network-tasks.js';
 import type { TaskStatus, UserClient } from '../client/user-client.js';
@@ -33,7 +32,9 @@ export async function watchNetwork(
   options: { intervalMs: number; timeoutMs?: number | undefined },
 ): Promise<NetworkProgress> {
   const deadline = options.timeoutMs === undefined ? Infinity : Date.now() + options.timeoutMs;
-  const bar = process.stderr.isTTY
+  // cli-progress loads only for a bar on a terminal: a script's call does not pay for it.
+  const cliProgress = process.stderr.isTTY ? (await import('cli-progress')).default : undefined;
+  const bar = cliProgress
     ? new cliProgress.SingleBar(
         {
           stream: process.stderr,

@@ -1,5 +1,6 @@
 import http from 'node:http';
-import https from 'node:https';
+import type HttpsModule from 'node:https';
+import { createRequire } from 'node:module';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { AthanorError, errorKinds } from '../domain/errors.js';
@@ -40,16 +41,35 @@ export interface ClientResponse {
 // Keep-alive agents: a compute service talks to one server all day, and a fresh TLS handshake per
 // request would cost more than the request. (Node's fetch costs about four times the CPU of
 // http.request per small request, which is why the client does not use it.)
-const agents = {
-  'http:': new http.Agent({ keepAlive: true }),
-  'https:': new https.Agent({ keepAlive: true }),
-};
 // A streamed body cannot be sent again, so it never rides on a kept-alive connection that the
 // server or a proxy (nginx reloading, a server draining) may close just as the request starts.
-const freshConnectionAgents = {
-  'http:': new http.Agent({ keepAlive: false }),
-  'https:': new https.Agent({ keepAlive: false }),
+interface Transport {
+  request: typeof http.request;
+  agent: http.Agent;
+  freshConnectionAgent: http.Agent;
+}
+const transports: Partial<Record<string, Transport>> = {
+  'http:': {
+    request: http.request,
+    agent: new http.Agent({ keepAlive: true }),
+    freshConnectionAgent: new http.Agent({ keepAlive: false }),
+  },
 };
+
+/** The transport for a protocol; `node:https` (TLS and its crypto) loads only for an https URL. */
+function transport(protocol: string): Transport {
+  let found = transports[protocol];
+  if (!found && protocol === 'https:') {
+    const https = createRequire(import.meta.url)('node:https') as typeof HttpsModule;
+    found = transports[protocol] = {
+      request: https.request,
+      agent: new https.Agent({ keepAlive: true }),
+      freshConnectionAgent: new https.Agent({ keepAlive: false }),
+    };
+  }
+  if (!found) throw new AthanorError('invalid_argument', `unsupported URL protocol '${protocol}'`);
+  return found;
+}
 
 /**
  * The HTTP plumbing shared by the user and compute clients: bearer tokens fetched on demand
@@ -137,10 +157,10 @@ export class HttpClient {
     body: Readable | Buffer | undefined,
     retried = false,
   ): Promise<http.IncomingMessage> {
-    const send = url.protocol === 'https:' ? https.request : http.request;
+    const { request: send, agent: kept, freshConnectionAgent } = transport(url.protocol);
     const streamed = body !== undefined && !Buffer.isBuffer(body);
     // The resend takes a new connection too: the other idle ones in the pool may be as stale.
-    const agent = (streamed || retried ? freshConnectionAgents : agents)[url.protocol as keyof typeof agents];
+    const agent = streamed || retried ? freshConnectionAgent : kept;
     const idleMs = (this.options.timeoutMs ?? 60_000) + (request.waitMs ?? 0);
     return new Promise((resolve, reject) => {
       // `timeout` also covers connecting; setTimeout alone starts once the socket is connected.

@@ -5,7 +5,6 @@ import type { BackupAge } from '../../ops/schedule/backup-freshness.js';
 import { backupAgeJson, freshnessVerdict } from '../../ops/schedule/backup-freshness.js';
 import { formatDuration, parseDuration } from '../../ops/schedule/parse-duration.js';
 import { resolveScheduleSettings, scheduleEnv } from '../../ops/schedule/schedule-settings.js';
-import { openStore } from '../../store/open-store.js';
 import { jsonLog, load, resolveTarget, textLog } from '../backup-support.js';
 import { commandConfig, confirm, integerOption, wantsJson } from '../context.js';
 import { bold, note, printJson, printLine, printTable } from '../output.js';
@@ -117,6 +116,8 @@ export function addRetentionVerbs(command: Command): void {
         );
       }
       const { startBackupScheduler } = await import('../../ops/schedule/backup-scheduler.js');
+      // The store and its drivers load only when this verb runs, not for every --help.
+      const { openStore } = await import('../../store/open-store.js');
       const store = await openStore(config);
       try {
         // A backup cut short by a second signal leaves no manifest, so it is not a backup; prune

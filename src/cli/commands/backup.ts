@@ -12,7 +12,7 @@ import {
   load,
   manifestSummary,
   resolveTarget,
-  targetUrl,
+  writableTarget,
 } from '../backup-support.js';
 import { addRetentionVerbs } from './backup-retention.js';
 import { commandConfig, confirm, integerOption, wantsJson } from '../context.js';
@@ -82,9 +82,7 @@ export function backupCommand(): Command {
         result = await ops.takeBackup({
           config,
           destination:
-            options.output !== undefined
-              ? { output: options.output }
-              : { targetUrl: await targetUrl(cmd, config) },
+            options.output !== undefined ? { output: options.output } : await writableTarget(cmd, config),
           chunkBytes: options.chunkSize,
           verify: options.verify,
           onProgress: (p: BackupProgress) =>

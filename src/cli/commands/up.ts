@@ -1,15 +1,10 @@
 import path from 'node:path';
 import { Command } from 'commander';
-import { generateKey } from '../../auth/keys.js';
-import { osActor } from '../../service/audit.js';
-import { ensureSingleHostIdentities, localComputeIdentity } from '../../service/single-host-identities.js';
 import { commandConfig, integerOption, portOption } from '../context.js';
 import { redactUrl } from '../../config/resolve-config.js';
-import { writeFirstRunKey } from '../../ops/first-run-key.js';
 import { appVersion } from '../../version.js';
 import { note } from '../output.js';
-import { startServer } from '../../server/start-server.js';
-import { stopOnSignal } from '../signals.js';
+import { stopOnSignal, untilSignal } from '../signals.js';
 import { printFirstRunKey, printUpBanner } from '../up-banner.js';
 
 export function upCommand(): Command {
@@ -27,6 +22,20 @@ export function upCommand(): Command {
     )
     .action(async (options: { host?: string; port?: number; concurrency: number }, cmd: Command) => {
       const config = commandConfig(cmd);
+      // The server and the store load only to run, not for every --help.
+      const [
+        { generateKey },
+        { osActor },
+        { ensureSingleHostIdentities, localComputeIdentity },
+        { writeFirstRunKey },
+        { startServer },
+      ] = await Promise.all([
+        import('../../auth/keys.js'),
+        import('../../service/audit.js'),
+        import('../../service/single-host-identities.js'),
+        import('../../ops/first-run-key.js'),
+        import('../../server/start-server.js'),
+      ]);
       // The local compute service gets a fresh key at every start; it lives only in this process.
       const computeKey = generateKey();
       const server = await startServer(config, {
@@ -56,6 +65,8 @@ export function upCommand(): Command {
         .start()
         .catch((error: unknown) => note(`[compute] stopped: ${(error as Error).message}`));
       const { backups } = server;
+      // Listening for signals before the banner: a script waits for it, then may signal at once.
+      const signalled = untilSignal();
       printUpBanner({
         version: appVersion,
         url: server.url,
@@ -74,11 +85,15 @@ export function upCommand(): Command {
       note(
         'try: ./athanor network submit examples/hello-network.json --scope demo-first-run  (Ctrl-C stops)',
       );
-      await stopOnSignal(async () => {
-        await compute.stop();
-        await computeRunning;
-        await server.shutdown({ note });
-      }, config.shutdownTimeoutMs);
+      await stopOnSignal(
+        async () => {
+          await compute.stop();
+          await computeRunning;
+          await server.shutdown({ note });
+        },
+        config.shutdownTimeoutMs,
+        signalled,
+      );
       note('stopped');
     });
 }

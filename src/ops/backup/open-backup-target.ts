@@ -5,6 +5,7 @@ import type { ObjectStore } from '../../objects/object-store.js';
 import { openObjectStore } from '../../objects/open-object-store.js';
 import type { BackupTargetChoice } from './backup-env.js';
 import { backupEnv } from './backup-env.js';
+import { asTargetError } from './target-unavailable.js';
 
 const settingText = (choice: BackupTargetChoice) =>
   choice.setting === 'default'
@@ -51,5 +52,46 @@ export function openBackupTarget(
       );
     }
   }
-  return target;
+  return reportingAsBackupTarget(target, choice);
+}
+
+/** The result store's codes for a failing disk or bucket, and `internal` for the rest of them. */
+const storeFailureCodes: ReadonlySet<string> = new Set(['objects_unavailable', 'internal']);
+
+/**
+ * The target with its I/O failures (a full disk, a read-only or missing directory, a refused
+ * bucket) reported as `backup_target_unavailable` naming the setting, not as the result store's
+ * `objects_unavailable` or as `internal`.
+ */
+function reportingAsBackupTarget(target: ObjectStore, choice: BackupTargetChoice): ObjectStore {
+  const translate = (error: unknown): never => {
+    if (!isAthanorError(error) || !storeFailureCodes.has(error.code)) throw error;
+    // An outage gets the writer's wording (nothing was published); a refused write keeps its own.
+    const reason = (asTargetError(error) as Error).message;
+    throw new AthanorError(
+      'backup_target_unavailable',
+      `${reason} (the backup target, from ${settingText(choice)})`,
+      { cause: error },
+    );
+  };
+  return new Proxy(target, {
+    get(store, property) {
+      const value: unknown = Reflect.get(store, property, store);
+      if (typeof value !== 'function') return value;
+      return (...args: unknown[]) => {
+        const result: unknown = value.apply(store, args);
+        if (result instanceof Promise) return result.catch(translate);
+        if (result && typeof result === 'object' && Symbol.asyncIterator in result) {
+          return (async function* () {
+            try {
+              yield* result as AsyncIterable<unknown>;
+            } catch (error) {
+              translate(error);
+            }
+          })();
+        }
+        return result;
+      };
+    },
+  });
 }

@@ -1,7 +1,8 @@
 import { AthanorError, isAthanorError } from '../../domain/errors.js';
 import type { ObjectInfo, ObjectStore } from '../../objects/object-store.js';
 
-function asTargetError(error: unknown): unknown {
+/** A result-store outage at the backup target as `backup_target_unavailable`; others as they are. */
+export function asTargetError(error: unknown): unknown {
   if (!isAthanorError(error) || error.code !== 'objects_unavailable') return error;
   return new AthanorError(
     'backup_target_unavailable',
