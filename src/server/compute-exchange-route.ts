@@ -17,7 +17,7 @@ export const maxBatchedResults = 1000;
 
 const ReportedResultBody = S.Body({
   task: S.Key,
-  leaseToken: Type.Integer({ minimum: 0 }),
+  leaseToken: S.LeaseToken,
   outcome: Type.Union([Type.Literal('ok'), Type.Literal('failed')]),
   text: Type.Optional(
     Type.String({ maxLength: maxBatchedResultBytes, description: 'the result bytes as UTF-8 text' }),

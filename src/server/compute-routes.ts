@@ -51,7 +51,7 @@ export const Claim = Type.Object({
   ]),
 });
 
-const LeaseToken = S.Body({ leaseToken: Type.Integer({ minimum: 0 }) });
+const LeaseToken = S.Body({ leaseToken: S.LeaseToken });
 
 /** The compute API under `/compute/v1`: compute identities only. */
 export const computeRoutes: FastifyPluginAsyncTypebox<ComputeRouteOptions> = async (app, options) => {
@@ -121,7 +121,7 @@ export const computeRoutes: FastifyPluginAsyncTypebox<ComputeRouteOptions> = asy
               Type.Array(
                 Type.Object({
                   task: S.Key,
-                  leaseToken: Type.Integer({ minimum: 0 }),
+                  leaseToken: S.LeaseToken,
                   progress: Type.Optional(
                     Type.Object(
                       {
@@ -289,7 +289,7 @@ export const computeRoutes: FastifyPluginAsyncTypebox<ComputeRouteOptions> = asy
           tags,
           params: TaskParams,
           querystring: Type.Object({
-            leaseToken: Type.Integer({ minimum: 0 }),
+            leaseToken: S.LeaseToken,
             outcome: S.ResultOutcome,
           }),
           response: {

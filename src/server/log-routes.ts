@@ -30,7 +30,7 @@ export const computeLogRoutes: FastifyPluginAsyncTypebox<LogRouteOptions> = asyn
         tags: ['compute'],
         params: Type.Object({ id: S.Key }),
         querystring: Type.Object({
-          leaseToken: Type.Integer({ minimum: 0, description: "the attempt's lease token" }),
+          leaseToken: Type.Integer({ ...S.LeaseToken, description: "the attempt's lease token" }),
         }),
         response: {
           200: Type.Object({ task: Type.String(), sizeBytes: Type.Integer(), sha256: Type.String() }),

@@ -45,6 +45,8 @@ export function Body<T extends TProperties>(properties: T) {
 
 export const Key = Type.String({ minLength: 1, maxLength: maxKeyLength });
 export const KeyList = Type.Array(Key, { minItems: 1, maxItems: 10_000 });
+/** A lease token a compute service sends back: the column is a 32-bit integer, so larger never matches. */
+export const LeaseToken = Type.Integer({ minimum: 0, maximum: 2_147_483_647 });
 export const Weight = Type.Number({ minimum: 0, maximum: 1 });
 export const Priority = Type.Integer({ minimum: 1, maximum: 1_000_000, description: '1 is the highest' });
 

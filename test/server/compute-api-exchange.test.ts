@@ -174,6 +174,17 @@ describeEachBackend('compute API exchange', (backend) => {
       results: [{ task: one!.task, leaseToken: one!.leaseToken, outcome: 'ok', base64: 'not base64!' }],
     });
     expect(notBase64.status).toBe(400);
+    // A lease token past the column's 32 bits can match no lease: 400 on every route taking one,
+    // not a database error.
+    const huge = 2 ** 40;
+    for (const [method, route, body] of [
+      ['POST', path, { results: [{ task: one!.task, leaseToken: huge, outcome: 'ok', text: 'x' }] }],
+      ['POST', `/compute/v1/tasks/${one!.task}/release`, { leaseToken: huge }],
+      ['POST', `/compute/v1/services/${id}/heartbeat`, { leases: [{ task: one!.task, leaseToken: huge }] }],
+    ] as const) {
+      const answer = await call(server.url, token, method, route, body);
+      expect(answer.status, `${route}: ${answer.text}`).toBe(400);
+    }
     expect(await user.taskResults(one!.task)).toEqual([]);
     expect((await user.getTask(one!.task)).status).toBe('running');
     expect((await user.getTask(two!.task)).status).toBe('running');

@@ -25,15 +25,17 @@ interface RunOptions {
 
 const durationOption = (flag: string) => (value: string) => parseDuration(value, flag);
 
-/** Checks each `-s` as it is parsed, so a bad scope is refused before the service registers. */
-function scopeOption(value: string, previous: string[] = []): string[] {
-  try {
-    parseScope(value);
-  } catch (error) {
-    if (!isAthanorError(error)) throw error;
-    throw new AthanorError(error.code, `--scope ${error.message}`, { cause: error });
-  }
-  return collect(value, previous);
+/** Checks each scope flag as it is parsed, so a bad scope is refused before the service registers. */
+function scopeOption(flag: string) {
+  return (value: string, previous: string[] = []): string[] => {
+    try {
+      parseScope(value);
+    } catch (error) {
+      if (!isAthanorError(error)) throw error;
+      throw new AthanorError(error.code, `${flag} ${error.message}`, { cause: error });
+    }
+    return collect(value, previous);
+  };
 }
 
 export function computeCommand(): Command {
@@ -54,11 +56,11 @@ export function computeCommand(): Command {
       integerOption('--concurrency', { min: 1, max: 1000 }),
       1,
     )
-    .option('-s, --scope <scope>', 'only claim tasks in this scope (repeatable)', scopeOption)
+    .option('-s, --scope <scope>', 'only claim tasks in this scope (repeatable)', scopeOption('--scope'))
     .option(
       '--exclude-scope <scope>',
       'never claim tasks in this scope, wildcards allowed (repeatable)',
-      scopeOption,
+      scopeOption('--exclude-scope'),
     )
     .option(
       '--max-tasks <n>',
