@@ -1,37 +1,16 @@
 import type { ChildProcess } from 'node:child_process';
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { expect, it } from 'vitest';
 import { buildApp } from '../../src/server/app.js';
-import { cliPath } from '../helpers/cli.js';
 import { describeEachBackend, tempDir } from '../helpers/backends.js';
 import { networkWithTasks, queueClients } from '../helpers/queue.js';
+import { startComputeRun, waitUntil } from '../helpers/compute-run.js';
 import { startTestServer } from '../helpers/server.js';
 
-function computeRun(credentials: { url: string; identifier: string; key: string }, extra: string[] = []) {
-  const child = spawn(process.execPath, [cliPath, 'compute', 'run', '--concurrency', '4', ...extra], {
-    env: {
-      ...process.env,
-      ATHANOR_URL: credentials.url,
-      ATHANOR_COMPUTE_ID: credentials.identifier,
-      ATHANOR_COMPUTE_KEY: credentials.key,
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let log = '';
-  child.stderr.on('data', (c: Buffer) => (log += c.toString()));
-  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
-  return { child, exited, log: () => log };
-}
-
-async function until(condition: () => Promise<boolean>, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error('timed out waiting for a condition');
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+const computeRun = (credentials: Parameters<typeof startComputeRun>[0], extra: string[] = []) =>
+  startComputeRun(credentials, ['--concurrency', '4', ...extra]);
+const until = waitUntil;
 
 const kill = (child: ChildProcess) => child.kill('SIGKILL');
 

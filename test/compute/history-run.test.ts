@@ -1,36 +1,15 @@
-import { spawn } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { expect, it } from 'vitest';
 import type { FailureView, TaskDetail } from '../../src/client/user-client.js';
-import { cliPath, runCli } from '../helpers/cli.js';
+import { runCli } from '../helpers/cli.js';
 import { describeEachBackend, tempDir } from '../helpers/backends.js';
 import { networkWithTasks, queueClients } from '../helpers/queue.js';
+import { startComputeRun, waitUntil } from '../helpers/compute-run.js';
 import { startTestServer } from '../helpers/server.js';
 
-function computeRun(credentials: { url: string; identifier: string; key: string }, extra: string[] = []) {
-  const child = spawn(process.execPath, [cliPath, 'compute', 'run', ...extra], {
-    env: {
-      ...process.env,
-      ATHANOR_URL: credentials.url,
-      ATHANOR_COMPUTE_ID: credentials.identifier,
-      ATHANOR_COMPUTE_KEY: credentials.key,
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let log = '';
-  child.stderr.on('data', (c: Buffer) => (log += c.toString()));
-  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
-  return { child, exited, log: () => log };
-}
-
-async function until(condition: () => Promise<boolean> | boolean, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error('timed out waiting for a condition');
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+const computeRun = startComputeRun;
+const until = waitUntil;
 
 describeEachBackend('what happened to my tasks, through real processes', (backend) => {
   const dir = tempDir();
