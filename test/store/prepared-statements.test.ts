@@ -22,6 +22,15 @@ describeEachBackend('prepared statements', (backend) => {
         const { rows } = await sql<{ name: string }>`select name from pg_prepared_statements`.execute(conn);
         expect(rows.filter((r) => r.name.startsWith('athanor_'))).toHaveLength(1);
       }
+      if (backend === 'postgres') {
+        // Every run is planned with its own parameters, never one generic plan fixed with the
+        // statistics of its sixth run (which go stale after a bulk submission).
+        for (let i = 0; i < 10; i++) await read(i % 2 ? 'a' : 'b');
+        const { rows } = await sql<{ generic: number; custom: number }>`
+          select generic_plans as generic, custom_plans as custom from pg_prepared_statements
+          where name like 'athanor_%'`.execute(conn);
+        expect(rows).toEqual([{ generic: 0, custom: 12 }]);
+      }
       // A migration adds a column: PostgreSQL refuses the old preparation, which is made again.
       await sql`alter table probe add column extra text`.execute(conn);
       expect((await read('a')).rows).toEqual([{ id: 'a', n: 1, extra: null }]);
