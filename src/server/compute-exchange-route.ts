@@ -1,14 +1,12 @@
 import type { FastifyPluginAsyncTypebox, TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from '@fastify/type-provider-typebox';
 import { AthanorError } from '../domain/errors.js';
-import { claimDuration } from '../ops/metrics.js';
 import type { ReportedResult } from '../service/exchange.js';
 import { reportResults } from '../service/exchange.js';
-import * as compute from '../service/compute.js';
 import { principalOf, requireBearer } from './auth-hook.js';
 import type { ComputeRouteOptions } from './compute-routes.js';
 import { Claim, claimOptions } from './compute-routes.js';
-import { sleepUnless } from './lifecycle.js';
+import { longPollClaim } from './long-poll-claim.js';
 import * as S from './schemas.js';
 
 /** The largest result a batch carries; larger ones stream through `PUT /tasks/{id}/result`. */
@@ -126,15 +124,16 @@ export const computeExchangeRoute: FastifyPluginAsyncTypebox<ComputeRouteOptions
       });
       const claim = request.body.claim;
       if (!claim || claim.count === 0) return { results, claims: [] };
-      const deadline = Date.now() + (claim.waitMs ?? 0);
-      for (let delay = 100; ; delay = Math.min(delay * 2, 1000)) {
-        const stopTimer = claimDuration.startTimer();
-        const claims = await compute.claimTasks(store, principal, request.params.id, claim, timings);
-        stopTimer();
-        if (claims.length > 0 || Date.now() + delay > deadline || request.socket.destroyed || closing.aborted)
-          return { results, claims };
-        await sleepUnless(delay, closing);
-      }
+      const claims = await longPollClaim(
+        store,
+        principal,
+        request.params.id,
+        claim,
+        timings,
+        request,
+        closing,
+      );
+      return { results, claims };
     },
   );
 };

@@ -4,7 +4,6 @@ import type { Readable } from 'node:stream';
 import { AthanorError } from '../domain/errors.js';
 import { maxProgressMessageChars } from '../domain/progress.js';
 import { getBlob } from '../objects/blob-store.js';
-import { claimDuration } from '../ops/metrics.js';
 import type { ObjectStore } from '../objects/object-store.js';
 import type { ComputeTimings } from '../service/compute.js';
 import * as compute from '../service/compute.js';
@@ -15,7 +14,7 @@ import * as S from './schemas.js';
 import type { RouteOptions } from './user-routes.js';
 import { sendResultBytes } from './result-bytes.js';
 import { tokenRoute } from './token-route.js';
-import { sleepUnless } from './lifecycle.js';
+import { longPollClaim } from './long-poll-claim.js';
 
 export interface ComputeRouteOptions extends RouteOptions {
   readonly objects: ObjectStore;
@@ -205,23 +204,16 @@ export const computeRoutes: FastifyPluginAsyncTypebox<ComputeRouteOptions> = asy
           response: { 200: Type.Array(Claim) },
         },
       },
-      async (request) => {
-        const principal = principalOf(request);
-        const deadline = Date.now() + (request.body.waitMs ?? 0);
-        for (let delay = 100; ; delay = Math.min(delay * 2, 1000)) {
-          const stopTimer = claimDuration.startTimer();
-          const claims = await compute.claimTasks(store, principal, request.params.id, request.body, timings);
-          stopTimer();
-          if (
-            claims.length > 0 ||
-            Date.now() + delay > deadline ||
-            request.socket.destroyed ||
-            closing.aborted
-          )
-            return claims;
-          await sleepUnless(delay, closing);
-        }
-      },
+      async (request) =>
+        longPollClaim(
+          store,
+          principalOf(request),
+          request.params.id,
+          request.body,
+          timings,
+          request,
+          closing,
+        ),
     );
 
     const TaskParams = Type.Object({ id: S.Key });
