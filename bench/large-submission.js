@@ -19,7 +19,7 @@ const count = Number(process.env.BENCH_TRANSFORMATIONS ?? 100_000);
 const dir = mkdtempSync(path.join(os.tmpdir(), 'athanor-bench-'));
 const databaseUrl = process.env.BENCH_DATABASE_URL ?? `sqlite:${path.join(dir, 'bench.db')}`;
 const config = { ...resolveConfig({ databaseUrl, dataDir: dir }, {}), sweepIntervalMs: 0 };
-const store = await openStore(config, { create: true });
+const store = await openStore(config, { create: true, backgroundCheckpoints: true });
 await migrate(store, { lockTimeoutMs: 60_000 });
 await addIdentity(store, 'bench', {
   kind: 'user',
