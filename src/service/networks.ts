@@ -65,7 +65,7 @@ export const defaultNetworkLimits = {
 } as const satisfies NetworkLimits;
 
 /** Transformations keyed between two yields to the event loop: a big network never stalls the others. */
-const keyingSliceSize = 500;
+const keyingSliceSize = 200;
 
 /**
  * `networkKey` of distinct transformation keys in sorted order, hashed a slice at a time with a
