@@ -202,10 +202,16 @@ export async function openAttemptLog(
   }
   const lease = { taskId, leaseToken: attempt.lease_token };
   if (!running && (await chunks.readLogChunks(store.db, lease, 0, 1)).length === 0) {
+    // A compute service sends a log only when the attempt wrote a line: after a result that means
+    // none was written; otherwise the service may have stopped before it could send one.
+    const why =
+      attempt.outcome === 'ok' || attempt.outcome === 'failed'
+        ? 'it wrote no log lines'
+        : 'its compute service sent none before it stopped';
     throw new AthanorError(
       'not_found',
-      `attempt ${number} of task '${taskId}' ended (${attempt.outcome ?? 'ended'}) without a log: ` +
-        'its compute service sent none (it may have stopped before it could)',
+      `attempt ${number} of task '${taskId}' (${attempt.outcome ?? 'ended'}) has no log: ${why}`,
+      { details: { task: taskId, attempt: number, outcome: attempt.outcome } },
     );
   }
   return {

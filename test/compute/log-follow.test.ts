@@ -2,7 +2,7 @@ import { existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { text } from 'node:stream/consumers';
 import { expect, it } from 'vitest';
-import { startCli } from '../helpers/cli.js';
+import { runCli, startCli } from '../helpers/cli.js';
 import { describeEachBackend, tempDir } from '../helpers/backends.js';
 import { startComputeRun, waitUntil } from '../helpers/compute-run.js';
 import { networkWithTasks, queueClients } from '../helpers/queue.js';
@@ -70,6 +70,34 @@ describeEachBackend('following a running task', (backend) => {
       expect(followed.stderr).toMatch(/\[attempt 1\] ok at /);
     },
   );
+
+  it('an attempt that logged nothing: task logs says so and exits 1 (not found), --follow waits for it only shortly', async () => {
+    const server = await startTestServer(backend, dir);
+    const { user, computeCredentials, userCredentials } = await queueClients(server);
+    const { tasks } = await networkWithTasks(user);
+    const run = startComputeRun(computeCredentials, ['--max-tasks', '1']);
+    expect(await run.exited, run.log()).toBe(0);
+    const env = {
+      ATHANOR_URL: server.url,
+      ATHANOR_ID: userCredentials.identifier,
+      ATHANOR_KEY: userCredentials.key,
+    };
+    const shown = await runCli(['task', 'logs', tasks[0]!], { env });
+    expect(shown.code).toBe(1);
+    expect(shown.stdout).toBe('');
+    expect(shown.stderr).toMatch(/attempt 1 of task 'task-\S+' \(ok\) has no log: it wrote no log lines/);
+    const json = await runCli(['task', 'logs', tasks[0]!, '--json'], { env });
+    expect(JSON.parse(json.stderr)).toMatchObject({ error: { code: 'not_found' } });
+
+    // The log of an attempt is waited for only shortly after the attempt ended.
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    const startedAt = Date.now();
+    const followed = await runCli(['task', 'logs', tasks[0]!, '--follow'], { env });
+    expect(followed.code, followed.stderr).toBe(0);
+    expect(followed.stderr).toMatch(/\[attempt 1\] ok at \S+\n\[attempt 1\] no log was uploaded\n/);
+    // An attempt's log is waited for 10 s after it ended (this command used to wait 30 s from its start).
+    expect(Date.now() - startedAt).toBeLessThan(20_000);
+  });
 
   it('stores live appends only under the live lease, skips bytes it holds, and the uploaded log replaces them', async () => {
     const server = await startTestServer(backend, dir);

@@ -9,7 +9,7 @@ import { progressText } from '../queue-output.js';
 /** How often `--follow` asks the server what changed. */
 const followPollMs = 1000;
 /** After an attempt ends, how long `--follow` waits for its compute service to upload the log. */
-const logGraceMs = 30_000;
+const logGraceMs = 10_000;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -46,7 +46,6 @@ async function follow(client: UserClient, task: string, only: number | undefined
   let next = only;
   let printed = 0;
   let shownProgress = '';
-  let endedSeenAt: number | undefined;
   for (; ; await sleep(followPollMs)) {
     const [attempts, current] = await Promise.all([client.taskAttempts(task), client.getTask(task)]);
     next ??= attempts.at(-1)?.attempt;
@@ -66,8 +65,9 @@ async function follow(client: UserClient, task: string, only: number | undefined
       printed += (await printLog(client, task, attempt.attempt, printed)).bytes;
       continue;
     }
-    endedSeenAt ??= Date.now();
-    if (attempt.logSizeBytes === null && Date.now() - endedSeenAt < logGraceMs) continue;
+    // Its log follows the result: wait for it a while after the attempt ended (not after this
+    // command first saw it end, so an old attempt that logged nothing answers at once).
+    if (attempt.logSizeBytes === null && Date.now() < Date.parse(attempt.endedAt) + logGraceMs) continue;
     note(`[attempt ${attempt.attempt}] ${attempt.outcome ?? 'ended'} at ${attempt.endedAt}`);
     const rest = await printLog(client, task, attempt.attempt, printed).catch((error: unknown) => {
       if (isAthanorError(error) && error.code === 'not_found') return undefined;
@@ -82,7 +82,6 @@ async function follow(client: UserClient, task: string, only: number | undefined
     if (only !== undefined || (settled.has(current.status) && attempts.length <= attempt.attempt)) return;
     next = attempt.attempt + 1;
     printed = 0;
-    endedSeenAt = undefined;
     shownProgress = '';
   }
 }
