@@ -23,7 +23,7 @@ import { startCluster } from './postgres-cluster.js';
 import { cpuMsBetween, cpuSnapshot } from './proc-cpu.js';
 
 // `npm run bench -- cli` and `npm run bench -- blue-green`: the scenarios in their own files.
-const scenarios = { cli: './cli-timing.js', 'blue-green': './blue-green.js' };
+const scenarios = { cli: './cli-timing.js', 'blue-green': './blue-green.js', history: './history.js' };
 if (process.argv[2] in scenarios) {
   await import(scenarios[process.argv[2]]);
   process.exit();

@@ -257,6 +257,7 @@ export async function claimTasks(
       count,
       now: iso(now),
       leaseExpiresAt: iso(now + timings.leaseTtlMs),
+      history: !store.skipHistoryWrites,
     };
     const rows =
       store.backend.name === 'postgres'
@@ -525,6 +526,7 @@ async function completeWith(store: Store, leased: TaskRow, leaseToken: number, b
     sizeBytes: blob.sizeBytes,
     serviceId: leased.lease_service_id,
     now: iso(Date.now()),
+    history: !store.skipHistoryWrites,
   };
   const completed =
     store.backend.name === 'postgres'

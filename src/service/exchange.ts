@@ -91,8 +91,10 @@ export async function reportResults(
   const at = new Date().toISOString();
   const completed =
     store.backend.name === 'postgres'
-      ? await completeLeases(store.db, store.backend, leases, at)
-      : await store.transaction((trx) => completeLeases(trx, store.backend, leases, at));
+      ? await completeLeases(store.db, store.backend, leases, at, !store.skipHistoryWrites)
+      : await store.transaction((trx) =>
+          completeLeases(trx, store.backend, leases, at, !store.skipHistoryWrites),
+        );
   for (const [n, i] of live.entries()) {
     const lease = leases[n]!;
     if (completed.has(lease.taskId))

@@ -28,6 +28,11 @@ export interface Store {
    * over it: this store still reads the old one). Always false on PostgreSQL.
    */
   replaced(): boolean;
+  /**
+   * Internal, for the history benchmark only: claims and results write no attempt rows. Never
+   * set in a running installation: attempts are part of what Athanor records.
+   */
+  readonly skipHistoryWrites?: boolean;
   close(): Promise<void>;
 }
 
@@ -36,6 +41,8 @@ export interface OpenStoreOptions {
   readonly create?: boolean;
   /** Maximum PostgreSQL connections; default 10. */
   readonly maxConnections?: number;
+  /** See {@link Store.skipHistoryWrites}; default false. */
+  readonly skipHistoryWrites?: boolean;
 }
 
 export async function openStore(
@@ -83,6 +90,7 @@ export async function openStore(
     displayUrl,
     transaction: (fn) => backend.writeTransaction(db, fn),
     replaced,
+    ...(options.skipHistoryWrites ? { skipHistoryWrites: true } : {}),
     close: () => db.destroy(),
   };
 }
