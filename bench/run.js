@@ -7,7 +7,9 @@
 // Environment: BENCH_QUICK=1 (small runs, under 3 minutes), BENCH_TASKS (tasks per drain; default
 // 20000, quick 500), BENCH_CLAIMERS (comma separated claimer counts at batch 1; default 8,16,32,
 // quick 16), BENCH_BATCH (large batch size; default 500), BENCH_REPEATS (A/B rounds; default 2,
-// quick 1).
+// quick 1), BENCH_LATENCY_WAITING (comma separated queue depths of the claim-latency runs; default
+// 10000,1000000, quick 10000,100000), BENCH_LATENCY_CLAIMERS (default 32), BENCH_LATENCY_CLAIMS
+// (claims per claimer; default 100, quick 20), BENCH_CPU_PROFILE (a directory for server profiles).
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -111,6 +113,30 @@ async function startWorkers(count, options) {
   };
 }
 
+// BENCH_CPU_PROFILE=<dir>: a CPU profile of the server (this process) during each Athanor drain,
+// written as <dir>/<system>-<claimers>x<batch>.cpuprofile (open it in Chrome DevTools).
+const profileDir = process.env.BENCH_CPU_PROFILE;
+let profiler;
+async function startProfile() {
+  if (!profileDir) return;
+  if (!profiler) {
+    const { Session } = await import('node:inspector/promises');
+    profiler = new Session();
+    profiler.connect();
+    await profiler.post('Profiler.enable');
+  }
+  await profiler.post('Profiler.start');
+}
+async function stopProfile(name) {
+  if (!profileDir) return;
+  const { profile } = await profiler.post('Profiler.stop');
+  mkdirSync(profileDir, { recursive: true });
+  writeFileSync(
+    path.join(profileDir, `${name.replace(/[^\w.-]+/g, '-')}.cpuprofile`),
+    JSON.stringify(profile),
+  );
+}
+
 const percentile = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? 0;
 const round = (n, digits = 2) => Number(n.toFixed(digits));
 
@@ -172,11 +198,13 @@ async function athanorDrain(backend, claimers, count, exchange = false) {
   const dbBefore = backend === 'postgres' ? cpuSnapshot(cluster.pid()) : undefined;
   const serverBefore = process.cpuUsage();
   const statementsBefore = sqlStatements;
+  await startProfile();
   const started = performance.now();
   workers.send('go');
   const results = await workers.results();
   const statements = sqlStatements - statementsBefore;
   const seconds = (performance.now() - started) / 1000;
+  await stopProfile(`athanor-${backend}${exchange ? '-exchange' : ''}-${claimers}x${count}`);
   const server = process.cpuUsage(serverBefore);
   const databaseCpuMs = dbBefore ? cpuMsBetween(dbBefore, cpuSnapshot(cluster.pid())) : 0;
   await app.close();
