@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type * as FsPromises from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import { blobKey, getBlob, putSmallBlobs } from '../../src/objects/blob-store.js';
@@ -10,7 +11,7 @@ import { textOf } from './object-stores.js';
 const events = vi.hoisted(() => [] as { op: 'sync' | 'rename'; path: string; to?: string }[]);
 
 vi.mock('node:fs/promises', async (importOriginal) => {
-  const fs = await importOriginal<typeof import('node:fs/promises')>();
+  const fs = await importOriginal<typeof FsPromises>();
   return {
     ...fs,
     open: async (...args: Parameters<typeof fs.open>) => {
