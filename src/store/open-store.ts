@@ -29,6 +29,11 @@ export interface Store {
    * over it: this store still reads the old one). Always false on PostgreSQL.
    */
   replaced(): boolean;
+  /**
+   * Internal, for the history benchmark only: claims and results write no attempt rows. Never
+   * set in a running installation: attempts are part of what Athanor records.
+   */
+  readonly skipHistoryWrites?: boolean;
   close(): Promise<void>;
 }
 
@@ -43,6 +48,8 @@ export interface OpenStoreOptions {
    * long-running servers; default false (the commit that fills the log copies it).
    */
   readonly backgroundCheckpoints?: boolean;
+  /** See {@link Store.skipHistoryWrites}; default false. */
+  readonly skipHistoryWrites?: boolean;
 }
 
 export async function openStore(
@@ -92,6 +99,7 @@ export async function openStore(
     displayUrl,
     transaction: (fn) => backend.writeTransaction(db, fn),
     replaced,
+    ...(options.skipHistoryWrites ? { skipHistoryWrites: true } : {}),
     async close() {
       await stopCheckpoints();
       await db.destroy();
