@@ -10,7 +10,7 @@
 // quick 1), BENCH_LATENCY_WAITING (comma separated queue depths of the claim-latency runs; default
 // 10000,1000000, quick 10000,100000), BENCH_LATENCY_CLAIMERS (default 32), BENCH_LATENCY_CLAIMS
 // (claims per claimer; default 100, quick 20), BENCH_CPU_PROFILE (a directory for server profiles).
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -22,6 +22,7 @@ import { addIdentity } from '../dist/service/identities.js';
 import { migrate } from '../dist/store/migrator.js';
 import { openStore } from '../dist/store/open-store.js';
 import { startCluster } from './postgres-cluster.js';
+import { startWorkers } from './workers.js';
 import { cpuMsBetween, cpuSnapshot } from './proc-cpu.js';
 
 // `npm run bench -- cli` and `npm run bench -- blue-green`: the scenarios in their own files.
@@ -72,45 +73,6 @@ async function sql(url, text, values) {
   } finally {
     await client.end();
   }
-}
-
-/** Starts `count` worker processes, waits until all are ready and returns handles to them. */
-async function startWorkers(count, options) {
-  const workers = await Promise.all(
-    Array.from(
-      { length: count },
-      () =>
-        new Promise((resolve, reject) => {
-          const child = spawn(
-            process.execPath,
-            [path.join(import.meta.dirname, 'worker.js'), JSON.stringify(options)],
-            { stdio: ['pipe', 'pipe', 'inherit'] },
-          );
-          let out = '';
-          const done = new Promise((res, rej) => {
-            child.on('close', (code) =>
-              code === 0
-                ? res(JSON.parse(out.split('\n').filter(Boolean).at(-1)))
-                : rej(new Error(`worker exited with ${code}`)),
-            );
-          });
-          child.on('error', reject);
-          child.stdout.on('data', (chunk) => {
-            out += chunk;
-            if (out.startsWith('ready\n') && !child.ready) {
-              child.ready = true;
-              out = out.slice('ready\n'.length);
-              resolve({ child, done });
-            }
-          });
-          child.once('close', () => child.ready || reject(new Error('worker exited before it was ready')));
-        }),
-    ),
-  );
-  return {
-    send: (line) => workers.forEach((w) => w.child.stdin.write(`${line}\n`)),
-    results: () => Promise.all(workers.map((w) => w.done)),
-  };
 }
 
 // BENCH_CPU_PROFILE=<dir>: a CPU profile of the server (this process) during each Athanor drain,
