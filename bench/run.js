@@ -7,7 +7,9 @@
 // Environment: BENCH_QUICK=1 (small runs, under 3 minutes), BENCH_TASKS (tasks per drain; default
 // 20000, quick 500), BENCH_CLAIMERS (comma separated claimer counts at batch 1; default 8,16,32,
 // quick 16), BENCH_BATCH (large batch size; default 500), BENCH_REPEATS (A/B rounds; default 2,
-// quick 1).
+// quick 1), BENCH_LATENCY_WAITING (comma separated queue depths of the claim-latency runs; default
+// 10000,1000000, quick 10000,100000), BENCH_LATENCY_CLAIMERS (default 32), BENCH_LATENCY_CLAIMS
+// (claims per claimer; default 100, quick 20), BENCH_CPU_PROFILE (a directory for server profiles).
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -23,7 +25,7 @@ import { startCluster } from './postgres-cluster.js';
 import { cpuMsBetween, cpuSnapshot } from './proc-cpu.js';
 
 // `npm run bench -- cli` and `npm run bench -- blue-green`: the scenarios in their own files.
-const scenarios = { cli: './cli-timing.js', 'blue-green': './blue-green.js' };
+const scenarios = { cli: './cli-timing.js', 'blue-green': './blue-green.js', history: './history.js' };
 if (process.argv[2] in scenarios) {
   await import(scenarios[process.argv[2]]);
   process.exit();
@@ -33,6 +35,12 @@ const tasks = Number(process.env.BENCH_TASKS ?? (quick ? 500 : 20_000));
 const claimerCounts = (process.env.BENCH_CLAIMERS ?? (quick ? '16' : '8,16,32')).split(',').map(Number);
 const batch = Number(process.env.BENCH_BATCH ?? 500);
 const repeats = Number(process.env.BENCH_REPEATS ?? (quick ? 1 : 2));
+// Claim latency in a deep queue: waiting tasks per run, claimer processes, claims per claimer.
+const latencyWaiting = (process.env.BENCH_LATENCY_WAITING ?? (quick ? '10000,100000' : '10000,1000000'))
+  .split(',')
+  .map(Number);
+const latencyClaimers = Number(process.env.BENCH_LATENCY_CLAIMERS ?? 32);
+const latencyClaims = Number(process.env.BENCH_LATENCY_CLAIMS ?? (quick ? 20 : 100));
 const peerProcesses = 4;
 const benchStarted = Date.now();
 const root = mkdtempSync(path.join(os.tmpdir(), 'athanor-bench-'));
@@ -105,6 +113,30 @@ async function startWorkers(count, options) {
   };
 }
 
+// BENCH_CPU_PROFILE=<dir>: a CPU profile of the server (this process) during each Athanor drain,
+// written as <dir>/<system>-<claimers>x<batch>.cpuprofile (open it in Chrome DevTools).
+const profileDir = process.env.BENCH_CPU_PROFILE;
+let profiler;
+async function startProfile() {
+  if (!profileDir) return;
+  if (!profiler) {
+    const { Session } = await import('node:inspector/promises');
+    profiler = new Session();
+    profiler.connect();
+    await profiler.post('Profiler.enable');
+  }
+  await profiler.post('Profiler.start');
+}
+async function stopProfile(name) {
+  if (!profileDir) return;
+  const { profile } = await profiler.post('Profiler.stop');
+  mkdirSync(profileDir, { recursive: true });
+  writeFileSync(
+    path.join(profileDir, `${name.replace(/[^\w.-]+/g, '-')}.cpuprofile`),
+    JSON.stringify(profile),
+  );
+}
+
 const percentile = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? 0;
 const round = (n, digits = 2) => Number(n.toFixed(digits));
 
@@ -112,7 +144,8 @@ const round = (n, digits = 2) => Number(n.toFixed(digits));
  * Drains `tasks` tasks through a real Athanor server with `claimers` compute-service processes;
  * with `exchange`, each claim also reports the previous claim's results in the same request.
  */
-async function athanorDrain(backend, claimers, count, exchange = false) {
+/** A fresh Athanor database and a real server over HTTP, with a user and a compute identity. */
+async function startAthanor(backend) {
   const dataDir = mkdtempSync(path.join(root, `athanor-${backend}-`));
   const databaseUrl =
     backend === 'sqlite'
@@ -141,6 +174,11 @@ async function athanorDrain(backend, claimers, count, exchange = false) {
   await app.listen({ host: '127.0.0.1', port: 0 });
   const url = `http://127.0.0.1:${app.server.address().port}`;
   const user = new UserClient({ url, identifier: 'bench', key: 'bench-user-key-000' });
+  return { store, app, url, user, databaseUrl, dataDir };
+}
+
+async function athanorDrain(backend, claimers, count, exchange = false) {
+  const { store, app, url, user, databaseUrl, dataDir } = await startAthanor(backend);
   const perTransformation = 100;
   const network = await user.submitNetwork({
     scope: 'bench-drain-run',
@@ -160,11 +198,13 @@ async function athanorDrain(backend, claimers, count, exchange = false) {
   const dbBefore = backend === 'postgres' ? cpuSnapshot(cluster.pid()) : undefined;
   const serverBefore = process.cpuUsage();
   const statementsBefore = sqlStatements;
+  await startProfile();
   const started = performance.now();
   workers.send('go');
   const results = await workers.results();
   const statements = sqlStatements - statementsBefore;
   const seconds = (performance.now() - started) / 1000;
+  await stopProfile(`athanor-${backend}${exchange ? '-exchange' : ''}-${claimers}x${count}`);
   const server = process.cpuUsage(serverBefore);
   const databaseCpuMs = dbBefore ? cpuMsBetween(dbBefore, cpuSnapshot(cluster.pid())) : 0;
   await app.close();
@@ -190,6 +230,85 @@ async function athanorDrain(backend, claimers, count, exchange = false) {
     emptyClaimsWhileWorkWaited: results.reduce((n, r) => n + r.emptyWhileWorkWaited, 0),
     databaseUrl,
     dataDir,
+  };
+}
+
+/**
+ * Claim latency in a deep queue on PostgreSQL: one task created and actioned through the API is
+ * copied `waiting - 1` times with SQL (`generate_series`; the same rows createTasks and
+ * actionTasks write, each with its own weighted random claim key), the tables are analyzed as
+ * autovacuum would, then `claimers` processes make `claimsEach` claims of one task each, with a
+ * result for each, and the latencies of all claims are pooled. The queue never runs dry, so every
+ * empty claim counts.
+ */
+async function claimLatency(claimers, waiting, claimsEach) {
+  const { store, app, url, user, databaseUrl } = await startAthanor('postgres');
+  const network = await user.submitNetwork({
+    scope: 'bench-latency-run',
+    name: 'latency',
+    transformations: [{ name: 't', protocol: 'echo', inputs: {} }],
+  });
+  const [template] = await user.createTasks(network.transformations[0], { count: 1 });
+  await user.actionTasks(network.key, [template.id]);
+  const filled = performance.now();
+  // Ascending ids (task- and 32 hex digits, as newTaskId makes them) fill the primary key in order.
+  const copyId = `'task-' || lpad(to_hex(g), 32, '0')`;
+  const client = new pg.Client({ connectionString: databaseUrl });
+  await client.connect();
+  try {
+    // As pg_restore does: the secondary indexes are built after the load, and the per-row
+    // foreign-key triggers are skipped (the copies reference the template's transformation and
+    // their own task rows, which exist).
+    const { rows: indexes } = await client.query(
+      `select indexname, indexdef from pg_indexes
+        where schemaname = current_schema() and tablename in ('tasks', 'hub_tasks')
+          and indexname not in (select conname from pg_constraint)`,
+    );
+    for (const { indexname } of indexes) await client.query(`drop index ${indexname}`);
+    await client.query('set session_replication_role = replica');
+    // Every column copied from the template's row but the id and the claim key.
+    const copy = async (table, idColumn, replaced) => {
+      const { rows } = await client.query(
+        `select column_name from information_schema.columns
+          where table_schema = current_schema() and table_name = $1 order by ordinal_position`,
+        [table],
+      );
+      const columns = rows.map((r) => r.column_name);
+      const values = columns.map((c) => replaced[c] ?? `r.${c}`);
+      await client.query(
+        `insert into ${table} (${columns.join(', ')}) select ${values.join(', ')}
+           from ${table} r, generate_series(2, $2::int) g where r.${idColumn} = $1`,
+        [template.id, waiting],
+      );
+    };
+    await copy('tasks', 'id', { id: copyId });
+    await copy('hub_tasks', 'task_id', { task_id: copyId, claim_key: '-ln(1 - random()) / r.weight' });
+    await client.query('reset session_replication_role');
+    for (const { indexdef } of indexes) await client.query(indexdef);
+    await client.query('analyze tasks, hub_tasks');
+  } finally {
+    await client.end();
+  }
+  const fillSeconds = (performance.now() - filled) / 1000;
+  const workers = await startWorkers(claimers, { kind: 'athanor', url, count: 1, claims: claimsEach });
+  const started = performance.now();
+  workers.send('go');
+  const results = await workers.results();
+  const seconds = (performance.now() - started) / 1000;
+  await app.close();
+  await store.close();
+  const latencies = results.flatMap((r) => r.latencies).sort((a, b) => a - b);
+  return {
+    waiting,
+    claimers,
+    claims: latencies.length,
+    fillSeconds: round(fillSeconds, 1),
+    claimsPerSecond: round(latencies.length / seconds, 1),
+    claimLatencyMs: {
+      p50: round(percentile(latencies, 0.5), 1),
+      p99: round(percentile(latencies, 0.99), 1),
+    },
+    emptyClaims: results.reduce((n, r) => n + r.emptyWhileWorkWaited, 0),
   };
 }
 
@@ -342,6 +461,7 @@ async function backups(run) {
 }
 
 const drains = [];
+const latencies = [];
 let lastPostgres;
 let lastSqlite;
 try {
@@ -373,16 +493,24 @@ try {
       if (r.system === 'athanor-postgres') lastPostgres = r;
       if (r.system === 'athanor-sqlite') lastSqlite = r;
     }
+    for (const waiting of pass % 2 === 0 ? latencyWaiting : [...latencyWaiting].reverse()) {
+      const r = await claimLatency(latencyClaimers, waiting, latencyClaims);
+      log(
+        `athanor-postgres claim latency ×${r.claimers}, ${waiting} waiting (filled in ${r.fillSeconds} s): ` +
+          `p50 ${r.claimLatencyMs.p50} ms, p99 ${r.claimLatencyMs.p99} ms, ${r.emptyClaims} empty`,
+      );
+      latencies.push(r);
+    }
   }
   const backupResults = [await backups(lastPostgres), await backups(lastSqlite)];
   for (const b of backupResults) log(`backup ${b.backend}: done`);
-  report(drains, backupResults);
+  report(drains, latencies, backupResults);
 } finally {
   cluster.stop();
   rmSync(root, { recursive: true, force: true });
 }
 
-function report(drains, backupResults) {
+function report(drains, latencies, backupResults) {
   const mean = (rows, pick) => rows.reduce((n, r) => n + pick(r), 0) / rows.length;
   const find = (system, claimers, count) =>
     drains.filter((r) => r.system === system && r.claimers === claimers && r.batch === count);
@@ -445,6 +573,20 @@ function report(drains, backupResults) {
       true,
     );
   }
+  // Claim latency in a deep queue: the deepest against the shallowest queue of the same run.
+  const byWaiting = (waiting) => latencies.filter((r) => r.waiting === waiting);
+  const shallow = byWaiting(Math.min(...latencyWaiting));
+  const deep = byWaiting(Math.max(...latencyWaiting));
+  if (latencyWaiting.length > 1 && shallow.length && deep.length) {
+    const p99 = (rows) => mean(rows, (r) => r.claimLatencyMs.p99);
+    comparisons.push({
+      measure: `claim p99, ${latencyClaimers} claimers × 1, PG, ${Math.max(...latencyWaiting)} vs ${Math.min(...latencyWaiting)} waiting`,
+      athanor: round(p99(deep), 1),
+      peer: `same, ${Math.min(...latencyWaiting)} waiting: ${round(p99(shallow), 1)}`,
+      ratio: round(p99(deep) / p99(shallow), 3),
+      reads: 'ms, deep ÷ shallow queue (lower is better)',
+    });
+  }
   const sqlite16 = find('athanor-sqlite', 16, 1);
   compare(
     'tasks/s, batch 1, 16 claimers, SQLite vs PG',
@@ -486,6 +628,71 @@ function report(drains, backupResults) {
       });
     }
   }
+  // Every goal of the issue with the figure of this run: a ratio against its target.
+  const goals = [];
+  const goal = (name, figure, target, lowerIsBetter) => {
+    if (figure === undefined || Number.isNaN(figure)) return;
+    goals.push({
+      goal: name,
+      figure: round(figure, 3),
+      target: `${lowerIsBetter ? '≤' : '≥'} ${target}`,
+      'figure ÷ target': target === 0 ? undefined : round(figure / target, 3),
+      met: lowerIsBetter ? figure <= target : figure >= target,
+    });
+  };
+  const ratioOf = (measure, peer) =>
+    comparisons.find((c) => c.measure === measure && c.peer.startsWith(peer))?.ratio;
+  for (const how of ['claim + result', 'exchange']) {
+    goal(
+      `tasks/s, batch 1, 16 claimers, PG, ${how} ÷ graphile-worker unbatched`,
+      ratioOf(`tasks/s, batch 1, 16 claimers, PG, ${how}`, 'graphile-worker unbatched'),
+      1,
+    );
+    goal(
+      `tasks/s, 16 × ${batch}, ${how} ÷ graphile-worker localQueue`,
+      ratioOf(`tasks/s, 16 × ${batch} per claim, PG, ${how}`, 'graphile-worker localQueue'),
+      0.5,
+    );
+    goal(
+      `tasks/s, 16 × ${batch}, ${how} ÷ pg-boss`,
+      ratioOf(`tasks/s, 16 × ${batch} per claim, PG, ${how}`, 'pg-boss'),
+      2,
+    );
+    goal(
+      `CPU/task server+db, batch 1, 16 claimers, ${how} ÷ graphile-worker`,
+      ratioOf(`CPU ms/task server+db, batch 1, 16 claimers, ${how}`, 'graphile-worker'),
+      2,
+      true,
+    );
+    goal(
+      `CPU/task server+db, 16 × ${batch}, ${how} ÷ graphile-worker localQueue`,
+      ratioOf(`CPU ms/task server+db, 16 × ${batch} per claim, ${how}`, 'graphile-worker'),
+      2,
+      true,
+    );
+  }
+  if (deep.length) {
+    const deepest = Math.max(...latencyWaiting);
+    goal(
+      `claim p99 ms, ${latencyClaimers} claimers, ${deepest} waiting`,
+      mean(deep, (r) => r.claimLatencyMs.p99),
+      20,
+      true,
+    );
+    goal(
+      `claim p99, ${deepest} ÷ ${Math.min(...latencyWaiting)} waiting`,
+      comparisons.find((c) => c.measure.startsWith('claim p99'))?.ratio,
+      1.5,
+      true,
+    );
+  }
+  goal(
+    'empty claims while work waited, all Athanor runs',
+    drains.reduce((n, r) => n + (r.emptyClaimsWhileWorkWaited ?? 0), 0) +
+      latencies.reduce((n, r) => n + r.emptyClaims, 0),
+    0,
+    true,
+  );
   const result = {
     at: new Date().toISOString(),
     machine: {
@@ -498,11 +705,23 @@ function report(drains, backupResults) {
         encoding: 'utf8',
       }).trim(),
     },
-    settings: { quick, tasks, claimerCounts, batch, repeats, peerProcesses },
+    settings: {
+      quick,
+      tasks,
+      claimerCounts,
+      batch,
+      repeats,
+      peerProcesses,
+      latencyWaiting,
+      latencyClaimers,
+      latencyClaims,
+    },
     seconds: round((Date.now() - benchStarted) / 1000, 0),
     comparisons,
     drains: drains.map(({ databaseUrl: _databaseUrl, dataDir: _dataDir, ...r }) => r),
+    claimLatency: latencies,
     backups: backupResults,
+    goals,
   };
   const out = path.join(import.meta.dirname, 'results');
   mkdirSync(out, { recursive: true });
@@ -523,6 +742,19 @@ function report(drains, backupResults) {
       'SQL/task': r.sqlStatementsPerTask,
     })),
   );
+  console.table(
+    latencies.map((r) => ({
+      waiting: r.waiting,
+      claimers: r.claimers,
+      claims: r.claims,
+      'claims/s': r.claimsPerSecond,
+      'claim p50': r.claimLatencyMs.p50,
+      'claim p99': r.claimLatencyMs.p99,
+      'empty claims': r.emptyClaims,
+      'fill s': r.fillSeconds,
+    })),
+  );
   console.table(comparisons);
+  console.table(goals);
   console.log(`${file} (${result.seconds} s)`);
 }

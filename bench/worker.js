@@ -1,6 +1,7 @@
 // One benchmark worker process: an Athanor compute service, a graphile-worker runner or a pg-boss
 // worker. It prints "ready" once set up, starts on "go" from stdin and prints one JSON line at the
-// end: its CPU ms since "go" and, for Athanor, its claim latencies and empty claims.
+// end: its CPU ms since "go" and, for Athanor, its claim latencies and empty claims. An Athanor
+// worker drains the queue, or with `claims` makes that many claims and stops.
 // Usage: node bench/worker.js '<json options>'
 import { createInterface } from 'node:readline';
 
@@ -30,7 +31,9 @@ async function athanor() {
     results = [];
     return answer.claims;
   };
-  while (emptyInARow < 3) {
+  // With `claims`, a fixed number of claims into a queue that never runs dry: every empty one counts.
+  const more = () => (options.claims ? latencies.length < options.claims : emptyInARow < 3);
+  while (more()) {
     const t0 = performance.now();
     const claims = options.exchange
       ? await report({ count: options.count })
@@ -38,9 +41,10 @@ async function athanor() {
     latencies.push(performance.now() - t0);
     if (claims.length === 0) {
       emptyInARow += 1;
+      if (options.claims) emptyWhileWorkWaited += 1;
       continue;
     }
-    emptyWhileWorkWaited += emptyInARow;
+    if (!options.claims) emptyWhileWorkWaited += emptyInARow;
     emptyInARow = 0;
     const result = (c) => Buffer.from(`result of ${c.task}`);
     if (options.exchange) {

@@ -27,11 +27,15 @@ export interface ExchangeAnswer {
   readonly claims: Claim[];
 }
 
-/** A lease a heartbeat lists, with the task's progress since the last heartbeat when it has any. */
+/**
+ * A lease a heartbeat lists, with the task's progress since the last heartbeat when it has any,
+ * and what its attempt's log gained (`text`, starting at byte `offset` of the log).
+ */
 export interface HeldLease {
   readonly task: string;
   readonly leaseToken: number;
   readonly progress?: { readonly fraction?: number; readonly message?: string };
+  readonly log?: { readonly offset: number; readonly text: string };
 }
 
 /** A typed client for the compute API (`/compute/v1`). */

@@ -241,11 +241,29 @@ export class UserClient {
 
   /** The result's bytes as a stream: never buffered whole. */
   /** The log of a task's `attempt`th attempt (1 for the first), streamed. */
+  /** An attempt's log: the whole of it once uploaded, else what the running attempt sent so far. */
   async attemptLog(taskId: string, attempt: number): Promise<Readable> {
+    return (await this.readAttemptLog(taskId, attempt)).stream;
+  }
+
+  /**
+   * An attempt's log from byte `offset` on, and whether it is `complete` (the uploaded log) or
+   * what the attempt appended so far while it ran (`running` says whether it still does).
+   */
+  async readAttemptLog(
+    taskId: string,
+    attempt: number,
+    offset = 0,
+  ): Promise<{ stream: Readable; complete: boolean; running: boolean }> {
     const response = await this.http.request(
       `/tasks/${encodeURIComponent(taskId)}/attempts/${encodeURIComponent(String(attempt))}/log`,
+      offset > 0 ? { query: { offset } } : {},
     );
-    return response.body;
+    return {
+      stream: response.body,
+      complete: response.headers['x-athanor-log-complete'] !== 'false',
+      running: response.headers['x-athanor-attempt-running'] === 'true',
+    };
   }
 
   async downloadResult(id: string): Promise<Readable> {

@@ -8,6 +8,7 @@ import type { Claim } from '../client/compute-client.js';
 import { ComputeClient } from '../client/compute-client.js';
 import type { ClientOptions } from '../client/http-client.js';
 import { AthanorError, isAthanorError } from '../domain/errors.js';
+import { maxLogAppendBytes } from '../domain/live-log.js';
 import type { Progress } from '../domain/progress.js';
 import { progressFrom } from '../domain/progress.js';
 import type { Executor } from './protocols.js';
@@ -68,6 +69,8 @@ const batchedResultBytes = 64 * 1024;
 /** One request carries at most this many result bytes (well within the server's body limit). */
 const batchBytes = 4 * 1024 * 1024;
 const batchResults = 1000;
+/** One heartbeat carries at most this many bytes of live logs in all (well within the body limit). */
+const heartbeatLogBytes = 4 * 1024 * 1024;
 
 /** A finished task's result waiting for the next exchange; its task stays in flight until then. */
 interface PendingResult {
@@ -104,6 +107,8 @@ interface InFlight {
   /** The executor's last progress report, and whether a heartbeat has carried it yet. */
   progress?: Progress;
   progressSent: boolean;
+  /** The attempt's log, whose new lines each heartbeat carries. */
+  log?: TaskLog;
 }
 
 /**
@@ -198,19 +203,27 @@ export class ComputeService {
       try {
         const serviceId = this.#serviceId;
         const reported = new Map<InFlight, Progress>();
+        const logs = await this.#unsentLogs();
         const { leases } = await this.#oneAtATime(() =>
           this.client.heartbeat(
             serviceId,
             [...this.#inFlight.values()].map((run) => {
               const { claim, progress } = run;
+              const log = logs.get(run);
+              const held = {
+                task: claim.task,
+                leaseToken: claim.leaseToken,
+                ...(log ? { log: { offset: log.offsetBytes, text: log.text } } : {}),
+              };
               // Only what changed since the last heartbeat: one progress write per heartbeat at most.
-              if (!progress || run.progressSent) return { task: claim.task, leaseToken: claim.leaseToken };
+              if (!progress || run.progressSent) return held;
               reported.set(run, progress);
-              return { task: claim.task, leaseToken: claim.leaseToken, progress };
+              return { ...held, progress };
             }),
           ),
         );
         for (const [run, progress] of reported) if (run.progress === progress) run.progressSent = true;
+        for (const [run, log] of logs) run.log?.markSent(log.offsetBytes + Buffer.byteLength(log.text));
         const held = new Set(leases.map((l) => `${l.task}:${l.leaseToken}`));
         for (const [task, run] of this.#inFlight) {
           // A lease that expired anyway belongs to someone else now: stop working on it.
@@ -225,6 +238,22 @@ export class ComputeService {
         }
       }
     }
+  }
+
+  /** What each running attempt's log gained since the last heartbeat, within the heartbeat's bounds. */
+  async #unsentLogs(): Promise<Map<InFlight, { offsetBytes: number; text: string }>> {
+    const runs = [...this.#inFlight.values()];
+    const found = await Promise.all(runs.map((run) => run.log?.unsent(maxLogAppendBytes)));
+    const logs = new Map<InFlight, { offsetBytes: number; text: string }>();
+    let bytes = 0;
+    for (const [i, log] of found.entries()) {
+      if (!log) continue;
+      bytes += Buffer.byteLength(log.text);
+      // The rest waits for the next heartbeat.
+      if (bytes > heartbeatLogBytes) break;
+      logs.set(runs[i]!, log);
+    }
+    return logs;
   }
 
   async #run(): Promise<void> {
@@ -359,6 +388,7 @@ export class ComputeService {
     const signal = abort.signal;
     const executor = this.options.protocols.get(claim.transformation.protocol);
     const log = new TaskLog(this.options.maxLogBytes);
+    run.log = log;
     let outcome: 'ok' | 'failed';
     let body: Readable | Buffer;
     try {

@@ -1,5 +1,5 @@
 import { createReadStream, createWriteStream, mkdtempSync, type WriteStream } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { open, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
@@ -31,6 +31,8 @@ export class TaskLog {
   #dir: string | undefined;
   #writtenBytes = 0;
   #droppedBytes = 0;
+  /** How much of the log the server holds already (sent live with heartbeats). */
+  #sentBytes = 0;
   readonly #partial = new Map<LogSource, string>();
   #closed = false;
 
@@ -77,6 +79,45 @@ export class TaskLog {
       this.#file = createWriteStream(path.join(this.#dir, 'log'));
     }
     return this.#file;
+  }
+
+  /**
+   * What the log gained since the last {@link markSent}, from the spooled file: at most
+   * `maxBytes`, whole lines (a line longer than that is cut at a character boundary), or undefined
+   * when nothing new is on disk yet. The uploaded log starts with the same bytes.
+   */
+  async unsent(maxBytes: number): Promise<{ offsetBytes: number; text: string } | undefined> {
+    const stream = this.#file;
+    if (!stream || this.#closed) return undefined;
+    const offsetBytes = this.#sentBytes;
+    const length = Math.min(stream.bytesWritten - offsetBytes, maxBytes);
+    if (length <= 0) return undefined;
+    const buffer = Buffer.alloc(length);
+    let read: number;
+    try {
+      const file = await open(path.join(this.#dir as string, 'log'), 'r');
+      try {
+        ({ bytesRead: read } = await file.read(buffer, 0, length, offsetBytes));
+      } finally {
+        await file.close();
+      }
+    } catch {
+      return undefined; // finished and disposed meanwhile: the upload carries it
+    }
+    let end = buffer.lastIndexOf(0x0a, read - 1) + 1;
+    if (end === 0 && read === maxBytes) {
+      end = read;
+      // Never split a UTF-8 sequence: back up over continuation bytes to the character's start.
+      while (end > 0 && (buffer[end - 1]! & 0xc0) === 0x80) end--;
+      if (end > 0 && buffer[end - 1]! >= 0xc0) end--;
+    }
+    if (end === 0) return undefined;
+    return { offsetBytes, text: buffer.subarray(0, end).toString('utf8') };
+  }
+
+  /** The server now holds the log's first `bytes` bytes. */
+  markSent(bytes: number): void {
+    this.#sentBytes = Math.max(this.#sentBytes, bytes);
   }
 
   /**

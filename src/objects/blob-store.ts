@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { pipeline, Readable, Transform } from 'node:stream';
 import { AthanorError } from '../domain/errors.js';
+import { mapLimited } from '../domain/map-limited.js';
 import { bodyChunks } from './body-chunks.js';
 import type { ObjectInfo, ObjectStore } from './object-store.js';
 
@@ -108,6 +109,30 @@ async function putSmallBlob(
   if (!isFresh(await store.head(blobKey(sha256)), body.length))
     await store.put(blobKey(sha256), body, options);
   return { sha256, sizeBytes: body.length };
+}
+
+/** Small blobs written at once by `putSmallBlobs`. */
+const smallBlobWritesAtOnce = 16;
+
+/**
+ * Stores many small bodies, as `putBlob` would each: content already stored (and fresh) is not
+ * written again, nor twice when it comes twice. Resolves once every written blob is durable;
+ * a store that can (`file:`) shares one directory sync among the blobs of a directory.
+ */
+export async function putSmallBlobs(store: ObjectStore, bodies: readonly Buffer[]): Promise<BlobInfo[]> {
+  const infos = bodies.map((body) => ({
+    sha256: createHash('sha256').update(body).digest('hex'),
+    sizeBytes: body.length,
+  }));
+  const unique = new Map<string, Buffer>();
+  for (const [i, info] of infos.entries()) unique.set(info.sha256, bodies[i]!);
+  const stale = await mapLimited([...unique], smallBlobWritesAtOnce, async ([sha256, body]) =>
+    isFresh(await store.head(blobKey(sha256)), body.length) ? undefined : { key: blobKey(sha256), body },
+  );
+  const writes = stale.filter((w) => w !== undefined);
+  if (store.putMany) await store.putMany(writes);
+  else await mapLimited(writes, smallBlobWritesAtOnce, (w) => store.put(w.key, w.body));
+  return infos;
 }
 
 /**

@@ -4,6 +4,7 @@ import { link, open, readdir, rename, rm, rmdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { AthanorError, isAthanorError } from '../domain/errors.js';
+import { mapLimited } from '../domain/map-limited.js';
 import { abortError, bodyChunks } from './body-chunks.js';
 import { assertObjectKey, assertObjectPrefix, compareObjectKeys } from './object-key.js';
 import type { ObjectInfo, ObjectStore } from './object-store.js';
@@ -11,6 +12,8 @@ import { makeDirectory } from './make-directory.js';
 
 /** Where partial writes live until they are renamed into place; never a key's first segment. */
 const tempDirName = '.athanor-tmp';
+/** Objects written at once by `putMany`. */
+const writesAtOnce = 16;
 /** How often a publish retries when a concurrent delete pruned the directory it just created. */
 const publishAttempts = 5;
 /** Results and backups are tenant data: readable by the service's OS user only. */
@@ -58,6 +61,27 @@ export class FsObjectStore implements ObjectStore {
       throw error;
     }
     return { sizeBytes: temp.sizeBytes };
+  }
+
+  /**
+   * Each object written, fsynced and renamed into place as by `put`, then each directory that
+   * received one synced once: a batch of results spread over a few hundred blob directories
+   * makes one directory sync per directory instead of one per object.
+   */
+  async putMany(objects: readonly { readonly key: string; readonly body: Buffer }[]): Promise<void> {
+    const dirs = new Set<string>();
+    await mapLimited(objects, writesAtOnce, async ({ key, body }) => {
+      const target = this.#pathOf(key);
+      const temp = await this.#writeTemp(key, body, undefined);
+      try {
+        await this.#publish(key, target, () => rename(temp.path, target), { sync: false });
+      } catch (error) {
+        await rm(temp.path, { force: true });
+        throw error;
+      }
+      dirs.add(path.dirname(target));
+    });
+    await mapLimited([...dirs], writesAtOnce, syncDirectory);
   }
 
   async putIfAbsent(key: string, body: Buffer): Promise<boolean> {
@@ -193,9 +217,15 @@ export class FsObjectStore implements ObjectStore {
 
   /**
    * Runs a rename or link into `target`, first straight away (its directory usually exists), then
-   * after creating the directory when the step found it missing.
+   * after creating the directory when the step found it missing; then syncs the directory, unless
+   * the caller syncs it later itself.
    */
-  async #publish(key: string, target: string, step: () => Promise<void>): Promise<void> {
+  async #publish(
+    key: string,
+    target: string,
+    step: () => Promise<void>,
+    options = { sync: true },
+  ): Promise<void> {
     const dir = path.dirname(target);
     for (let attempt = 1; ; attempt++) {
       try {
@@ -220,7 +250,7 @@ export class FsObjectStore implements ObjectStore {
         throw this.#ioError(`write object '${key}'`, error);
       }
     }
-    await syncDirectory(dir);
+    if (options.sync) await syncDirectory(dir);
   }
 
   async *#walk(dirKey: string, prefix: string): AsyncGenerator<ObjectInfo> {

@@ -23,6 +23,12 @@ export interface ObjectStore {
     options?: { signal?: AbortSignal },
   ): Promise<{ sizeBytes: number }>;
   /**
+   * Writes many small objects as `put` would each, and resolves once all of them are durable;
+   * a store may share work among them (`file:` syncs each directory once). Absent on stores
+   * without such sharing: callers then `put` each.
+   */
+  putMany?(objects: readonly { readonly key: string; readonly body: Buffer }[]): Promise<void>;
+  /**
    * Creates `key` only when it does not exist; returns false when it already did. Used for
    * leases and locks, so it must be atomic against other writers.
    */

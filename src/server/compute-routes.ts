@@ -2,6 +2,7 @@ import type { FastifyPluginAsyncTypebox, TypeBoxTypeProvider } from '@fastify/ty
 import { Type } from '@fastify/type-provider-typebox';
 import type { Readable } from 'node:stream';
 import { AthanorError } from '../domain/errors.js';
+import { maxLogAppendBytes } from '../domain/live-log.js';
 import { maxProgressMessageChars } from '../domain/progress.js';
 import { getBlob } from '../objects/blob-store.js';
 import type { ObjectStore } from '../objects/object-store.js';
@@ -133,6 +134,23 @@ export const computeRoutes: FastifyPluginAsyncTypebox<ComputeRouteOptions> = asy
                       },
                     ),
                   ),
+                  log: Type.Optional(
+                    Type.Object(
+                      {
+                        offset: Type.Integer({
+                          minimum: 0,
+                          description: "where `text` starts in the attempt's log, in bytes",
+                        }),
+                        text: Type.String({ maxLength: maxLogAppendBytes }),
+                      },
+                      {
+                        additionalProperties: false,
+                        description:
+                          "what the attempt's log gained since the last heartbeat; " +
+                          'bytes the server already holds are skipped, so it may be sent again',
+                      },
+                    ),
+                  ),
                 }),
                 {
                   maxItems: 1000,
@@ -168,11 +186,16 @@ export const computeRoutes: FastifyPluginAsyncTypebox<ComputeRouteOptions> = asy
               ]
             : [],
         );
+        const logs = listed?.flatMap((l) =>
+          l.log
+            ? [{ taskId: l.task, leaseToken: l.leaseToken, offsetBytes: l.log.offset, text: l.log.text }]
+            : [],
+        );
         return compute.heartbeat(
           store,
           principalOf(request),
           request.params.id,
-          { leases, progress },
+          { leases, progress, logs },
           timings,
         );
       },

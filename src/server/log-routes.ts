@@ -50,7 +50,10 @@ export const computeLogRoutes: FastifyPluginAsyncTypebox<LogRouteOptions> = asyn
   );
 };
 
-/** `GET /v1/tasks/{id}/attempts/{n}/log`: the log of a task's nth attempt, streamed. */
+/**
+ * `GET /v1/tasks/{id}/attempts/{n}/log`: the log of a task's nth attempt, streamed; while it runs,
+ * what it appended so far (`x-athanor-log-complete: false`).
+ */
 export const userLogRoutes: FastifyPluginAsyncTypebox<LogRouteOptions> = async (plain, options) => {
   const api = plain.withTypeProvider<TypeBoxTypeProvider>();
   requireBearer(plain, options.authenticator, 'user');
@@ -59,8 +62,18 @@ export const userLogRoutes: FastifyPluginAsyncTypebox<LogRouteOptions> = async (
     {
       schema: {
         summary: "The log of a task's nth attempt (1 for the first), streamed as text",
+        description:
+          'Once the attempt ended and its compute service uploaded its log: the whole log, with ' +
+          '`x-athanor-log-complete: true`. Before: what the attempt appended on its heartbeats so far, ' +
+          'with `x-athanor-log-complete: false` (read again from `offset` = the bytes already read to ' +
+          'get what came since). `x-athanor-attempt-running` says whether the attempt still runs.',
         tags: ['user'],
         params: Type.Object({ id: S.Key, n: Type.Integer({ minimum: 1 }) }),
+        querystring: Type.Object({
+          offset: Type.Optional(
+            Type.Integer({ minimum: 0, description: 'skip this many bytes of the log (those already read)' }),
+          ),
+        }),
         response: { 200: Type.Unknown({ description: 'the log as text/plain lines' }) },
       },
     },
@@ -71,11 +84,14 @@ export const userLogRoutes: FastifyPluginAsyncTypebox<LogRouteOptions> = async (
         principalOf(request),
         request.params.id,
         request.params.n,
+        request.query.offset ?? 0,
       );
       void reply
         .header('content-type', 'text/plain; charset=utf-8')
-        .header('content-length', String(log.sizeBytes))
-        .header('x-athanor-sha256', log.sha256);
+        .header('x-athanor-log-complete', String(log.complete))
+        .header('x-athanor-attempt-running', String(log.running));
+      if (log.sizeBytes !== undefined) void reply.header('content-length', String(log.sizeBytes));
+      if (log.sha256 !== undefined) void reply.header('x-athanor-sha256', log.sha256);
       return reply.send(log.stream);
     },
   );

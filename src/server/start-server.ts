@@ -52,7 +52,7 @@ const defaultShutdownDelayMs = { serve: 5_000, up: 0 } as const;
  */
 export async function startServer(config: Config, options: ServeOptions): Promise<RunningServer> {
   const note = options.note ?? (() => {});
-  const store = await openStore(config, { create: options.migrate === true });
+  const store = await openStore(config, { create: options.migrate === true, backgroundCheckpoints: true });
   let built: FastifyInstance | undefined;
   try {
     if (options.migrate) {

@@ -15,6 +15,8 @@ import { findTransformations } from '../store/queries/networks.js';
 import { findTask, removeFromHubs, type TaskRow, updateTasks } from '../store/queries/tasks.js';
 import type { LeaseProgress } from '../store/queries/progress.js';
 import { storeLeaseProgress } from '../store/queries/progress.js';
+import type { LogAppend } from '../store/queries/attempt-log-chunks.js';
+import { appendLiveLogs } from './attempt-logs.js';
 import { matchRestartPatterns, matchTimeoutMs } from './restart-patterns.js';
 import { transformationView } from './views.js';
 
@@ -84,6 +86,8 @@ export interface ServiceHeartbeat {
   readonly leases?: readonly q.LeaseRef[] | undefined;
   /** Progress of held leases since the last heartbeat; stored on each lease still held. */
   readonly progress?: readonly LeaseProgress[] | undefined;
+  /** What held leases' attempt logs gained since the last heartbeat; stored for those still held. */
+  readonly logs?: readonly LogAppend[] | undefined;
 }
 
 /**
@@ -115,6 +119,8 @@ export async function heartbeat(
     const held = new Set(leases.map((l) => `${l.id}:${l.lease_token}`));
     const reports = (request.progress ?? []).filter((p) => held.has(`${p.taskId}:${p.leaseToken}`));
     await storeLeaseProgress(trx, reports, iso(now));
+    const appends = (request.logs ?? []).filter((l) => held.has(`${l.taskId}:${l.leaseToken}`));
+    await appendLiveLogs(trx, appends, iso(now));
     return {
       leases: leases.map((l) => ({ task: l.id, leaseToken: l.lease_token })),
       leaseExpiresAt: iso(now + timings.leaseTtlMs),
@@ -251,6 +257,7 @@ export async function claimTasks(
       count,
       now: iso(now),
       leaseExpiresAt: iso(now + timings.leaseTtlMs),
+      history: !store.skipHistoryWrites,
     };
     const rows =
       store.backend.name === 'postgres'
@@ -519,6 +526,7 @@ async function completeWith(store: Store, leased: TaskRow, leaseToken: number, b
     sizeBytes: blob.sizeBytes,
     serviceId: leased.lease_service_id,
     now: iso(Date.now()),
+    history: !store.skipHistoryWrites,
   };
   const completed =
     store.backend.name === 'postgres'

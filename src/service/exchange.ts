@@ -3,7 +3,7 @@ import type { Principal } from '../auth/principal.js';
 import { canAccess } from '../auth/principal.js';
 import { AthanorError, isAthanorError } from '../domain/errors.js';
 import type { BlobInfo } from '../objects/blob-store.js';
-import { putBlob } from '../objects/blob-store.js';
+import { putSmallBlobs } from '../objects/blob-store.js';
 import type { ObjectStore } from '../objects/object-store.js';
 import type { Store } from '../store/open-store.js';
 import { completeLeases, findLeaseHolders } from '../store/queries/compute.js';
@@ -28,25 +28,12 @@ export type ReportOutcome =
     }
   | { readonly refused: AthanorError };
 
-/** Blobs written at once while a batch is stored. */
-const blobWritesAtOnce = 16;
-
-async function mapLimited<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>) {
-  const out: R[] = new Array<R>(items.length);
-  let next = 0;
-  const worker = async () => {
-    for (let i = next++; i < items.length; i = next++) out[i] = await fn(items[i] as T);
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return out;
-}
-
 /**
  * Records many small results with the fencing rules of a single result: each carries its lease
  * token and is refused on its own (stale or foreign lease: 409 `stale_lease`; a task outside the
  * caller's scopes: 404 `not_found`) while the others land. A result sent again under the lease that
  * already submitted it gets the stored answer. The leases are read in one query, the blobs written
- * side by side (each fsynced before its result is recorded), and the successful results recorded
+ * together (all durable before any result is recorded), and the successful results recorded
  * together (one statement on PostgreSQL). Failures go through the single-result path (restart
  * policies). Answers one outcome per result, in order.
  */
@@ -75,7 +62,10 @@ export async function reportResults(
       live.push(i);
     }
   }
-  const blobs = await mapLimited(live, blobWritesAtOnce, (i) => putBlob(objects, results[i]!.body));
+  const blobs = await putSmallBlobs(
+    objects,
+    live.map((i) => results[i]!.body),
+  );
   const leases = live.map((i, n) => {
     const r = results[i]!;
     const blob = blobs[n] as BlobInfo;
@@ -91,8 +81,10 @@ export async function reportResults(
   const at = new Date().toISOString();
   const completed =
     store.backend.name === 'postgres'
-      ? await completeLeases(store.db, store.backend, leases, at)
-      : await store.transaction((trx) => completeLeases(trx, store.backend, leases, at));
+      ? await completeLeases(store.db, store.backend, leases, at, !store.skipHistoryWrites)
+      : await store.transaction((trx) =>
+          completeLeases(trx, store.backend, leases, at, !store.skipHistoryWrites),
+        );
   for (const [n, i] of live.entries()) {
     const lease = leases[n]!;
     if (completed.has(lease.taskId))

@@ -65,19 +65,19 @@ export const defaultNetworkLimits = {
 } as const satisfies NetworkLimits;
 
 /** Transformations keyed between two yields to the event loop: a big network never stalls the others. */
-const keyingSliceSize = 500;
+const keyingSliceSize = 200;
 
 /**
- * `networkKey` of distinct transformation keys, sorted and hashed a slice at a time with a yield
- * to the event loop between slices: sorting 100,000 keys at once takes a few hundred milliseconds.
+ * `networkKey` of distinct transformation keys in sorted order, hashed a slice at a time with a
+ * yield to the event loop between slices.
  */
 async function networkKeyBetweenYields(
   scope: Scope,
   name: string,
-  uniqueKeys: readonly string[],
+  sortedUniqueKeys: readonly string[],
 ): Promise<string> {
   const hash = createHash('sha256');
-  for (const piece of networkKeyText(scope, name, await sortBetweenYields(uniqueKeys))) {
+  for (const piece of networkKeyText(scope, name, sortedUniqueKeys, 1000)) {
     hash.update(piece);
     await setImmediate();
   }
@@ -86,32 +86,45 @@ async function networkKeyBetweenYields(
 
 const sortRunSize = 5000;
 
-/** The strings in `Array.prototype.sort` order: runs sorted one by one, then merged pairwise. */
-async function sortBetweenYields(items: readonly string[]): Promise<string[]> {
-  let runs: string[][] = [];
+/**
+ * The items in `Array.prototype.sort` order of their keys: runs sorted one by one, then merged
+ * pairwise, with yields between them (sorting 100,000 keys at once takes a few hundred milliseconds).
+ */
+async function sortBetweenYields<T>(items: readonly T[], keyOf: (item: T) => string): Promise<T[]> {
+  const byKey = (a: T, b: T) => (keyOf(a) < keyOf(b) ? -1 : keyOf(a) > keyOf(b) ? 1 : 0);
+  let runs: T[][] = [];
   for (let i = 0; i < items.length; i += sortRunSize) {
-    runs.push(items.slice(i, i + sortRunSize).sort());
+    runs.push(items.slice(i, i + sortRunSize).sort(byKey));
     await setImmediate();
   }
   while (runs.length > 1) {
-    const merged: string[][] = [];
+    const merged: T[][] = [];
     for (let i = 0; i < runs.length; i += 2) {
-      const [a, b] = [runs[i] as string[], runs[i + 1]];
-      merged.push(b ? mergeSorted(a, b) : a);
-      await setImmediate();
+      const [a, b] = [runs[i] as T[], runs[i + 1]];
+      merged.push(b ? await mergeSortedBetweenYields(a, b, keyOf) : a);
     }
     runs = merged;
   }
   return runs[0] ?? [];
 }
 
-function mergeSorted(a: readonly string[], b: readonly string[]): string[] {
-  const out: string[] = [];
+/** Two sorted lists merged, `sortRunSize` items between two yields (the last merge holds them all). */
+async function mergeSortedBetweenYields<T>(
+  a: readonly T[],
+  b: readonly T[],
+  keyOf: (item: T) => string,
+): Promise<T[]> {
+  const out: T[] = [];
   let i = 0;
   let j = 0;
-  while (i < a.length && j < b.length) out.push((a[i] as string) <= (b[j] as string) ? a[i++]! : b[j++]!);
-  while (i < a.length) out.push(a[i++]!);
-  while (j < b.length) out.push(b[j++]!);
+  while (i < a.length || j < b.length) {
+    const end = out.length + sortRunSize;
+    while (out.length < end && i < a.length && j < b.length)
+      out.push(keyOf(a[i]!) <= keyOf(b[j]!) ? a[i++]! : b[j++]!);
+    while (out.length < end && i < a.length && j >= b.length) out.push(a[i++]!);
+    while (out.length < end && j < b.length && i >= a.length) out.push(b[j++]!);
+    await setImmediate();
+  }
   return out;
 }
 
@@ -134,7 +147,10 @@ export async function submitNetwork(
     );
   }
   const now = new Date().toISOString();
-  const rows: q.TransformationRow[] = [];
+  // Keyed and deduplicated in the same sliced pass: one more pass over 100,000 rows at once
+  // (a Map of them, a list of their keys) held the event loop for about 100 ms.
+  const unique = new Map<string, q.TransformationRow>();
+  const transformationKeys: string[] = [];
   for (const [index, t] of input.transformations.entries()) {
     if (index > 0 && index % keyingSliceSize === 0) await setImmediate();
     const inputs = canonicalJson(t.inputs ?? null);
@@ -144,23 +160,30 @@ export async function submitNetwork(
         `transformation ${index} ('${t.name.slice(0, 100)}') has ${Buffer.byteLength(inputs)} bytes of inputs; this server accepts at most ${limits.maxInputsBytes} (ATHANOR_MAX_INPUTS_BYTES): store large data as results or objects and pass a reference`,
       );
     }
-    rows.push({
-      key: transformationKey(scope, t),
-      scope: formatScope(scope),
-      name: t.name,
-      protocol: t.protocol,
-      inputs,
-      created_at: now,
-    });
+    const rowKey = transformationKey(scope, t);
+    transformationKeys.push(rowKey);
+    if (!unique.has(rowKey)) {
+      unique.set(rowKey, {
+        key: rowKey,
+        scope: formatScope(scope),
+        name: t.name,
+        protocol: t.protocol,
+        inputs,
+        created_at: now,
+      });
+    }
   }
-  const unique = [...new Map(rows.map((r) => [r.key, r])).values()];
-  const keys = unique.map((r) => r.key);
+  // In key order the rows go into the indexes one after another, and the membership rows' foreign
+  // key checks read the transformations in order: in arrival order each statement reads pages at
+  // random and SQLite took up to ten times longer per statement.
+  const sortedRows = await sortBetweenYields([...unique.values()], (row) => row.key);
+  const keys = sortedRows.map((row) => row.key);
   const key = await networkKeyBetweenYields(scope, input.name, keys);
   const created = await store.transaction(async (trx) => {
     // Submitting a network again returns it, so only a network not yet stored counts against the quota.
     if (!(await q.findNetwork(trx, key))) await checkNetworksQuota(trx, principal);
-    await q.insertTransformations(trx, unique);
-    return q.insertNetwork(
+    await q.insertTransformations(trx, sortedRows);
+    const inserted = await q.insertNetwork(
       trx,
       {
         key,
@@ -173,8 +196,12 @@ export async function submitNetwork(
       },
       keys,
     );
+    // The commit, and then the answer of 100,000 keys, each in a turn of the event loop of its own.
+    await setImmediate();
+    return inserted;
   });
-  return { key, created, transformations: rows.map((r) => r.key) };
+  await setImmediate();
+  return { key, created, transformations: transformationKeys };
 }
 
 export async function getNetwork(store: Store, principal: Principal, key: string): Promise<NetworkView> {

@@ -5,6 +5,7 @@ import { redactUrl } from '../config/resolve-config.js';
 import { AthanorError } from '../domain/errors.js';
 import type { Backend } from './backend.js';
 import {
+  checkpointInBackground,
   createPostgresKysely,
   createPostgresPool,
   createSqliteKysely,
@@ -28,6 +29,11 @@ export interface Store {
    * over it: this store still reads the old one). Always false on PostgreSQL.
    */
   replaced(): boolean;
+  /**
+   * Internal, for the history benchmark only: claims and results write no attempt rows. Never
+   * set in a running installation: attempts are part of what Athanor records.
+   */
+  readonly skipHistoryWrites?: boolean;
   close(): Promise<void>;
 }
 
@@ -36,6 +42,14 @@ export interface OpenStoreOptions {
   readonly create?: boolean;
   /** Maximum PostgreSQL connections; default 10. */
   readonly maxConnections?: number;
+  /**
+   * SQLite: copy the write-ahead log into the database file from a thread of its own instead of
+   * inside a commit, so a large write never holds the event loop while it is copied. For
+   * long-running servers; default false (the commit that fills the log copies it).
+   */
+  readonly backgroundCheckpoints?: boolean;
+  /** See {@link Store.skipHistoryWrites}; default false. */
+  readonly skipHistoryWrites?: boolean;
 }
 
 export async function openStore(
@@ -47,6 +61,7 @@ export async function openStore(
   let db: Kysely<Database>;
   let backend: Backend;
   let replaced = () => false;
+  let stopCheckpoints = async () => {};
   const location = parseDatabaseUrl(url);
   if (location?.backend === 'sqlite') {
     const { file } = location;
@@ -57,6 +72,7 @@ export async function openStore(
     if (file !== ':memory:') {
       const opened = statSync(file).ino;
       replaced = () => statSync(file, { throwIfNoEntry: false })?.ino !== opened;
+      if (options.backgroundCheckpoints) stopCheckpoints = checkpointInBackground(raw, file);
     }
     db = createSqliteKysely<Database>(raw);
     backend = sqliteBackend;
@@ -83,6 +99,10 @@ export async function openStore(
     displayUrl,
     transaction: (fn) => backend.writeTransaction(db, fn),
     replaced,
-    close: () => db.destroy(),
+    ...(options.skipHistoryWrites ? { skipHistoryWrites: true } : {}),
+    async close() {
+      await stopCheckpoints();
+      await db.destroy();
+    },
   };
 }

@@ -204,6 +204,17 @@ export interface TaskAttemptsTable {
   log_size_bytes: number | null;
 }
 
+/** What a running attempt's log gained, appended on a heartbeat; replaced by the uploaded log. */
+export interface AttemptLogChunksTable {
+  task_id: string;
+  lease_token: number;
+  /** Where the chunk starts in the attempt's log, in bytes. */
+  offset_bytes: number;
+  size_bytes: number;
+  text: string;
+  created_at: string;
+}
+
 export interface Database {
   athanor_migrations: AthanorMigrationsTable;
   identities: IdentitiesTable;
@@ -222,4 +233,5 @@ export interface Database {
   compute_services: ComputeServicesTable;
   results: ResultsTable;
   task_attempts: TaskAttemptsTable;
+  attempt_log_chunks: AttemptLogChunksTable;
 }

@@ -2,14 +2,12 @@ import { expect, it } from 'vitest';
 import { UserClient } from '../../src/client/user-client.js';
 import { blobKey } from '../../src/objects/blob-store.js';
 import { openObjectStore } from '../../src/objects/open-object-store.js';
-import { addIdentity } from '../../src/service/identities.js';
-import { migrate } from '../../src/store/migrator.js';
 import { openStore } from '../../src/store/open-store.js';
 import { tempDir, postgresAdminUrl } from '../helpers/backends.js';
 import type { PostgresCluster } from '../helpers/postgres-cluster.js';
 import { freePort, startPostgresCluster } from '../helpers/postgres-cluster.js';
 import { networkWithTasks } from '../helpers/queue.js';
-import { acceptableStatus, probe, startAthanor, until } from './processes.js';
+import { acceptableStatus, probe, startAthanor, until, prepareDatabase } from './processes.js';
 
 const taskCount = 120;
 
@@ -26,21 +24,7 @@ it.runIf(postgresAdminUrl() !== '')(
     try {
       const databaseUrl = cluster.url;
       const objectsUrl = `file:${dir}/objects`;
-      const setup = await openStore({ databaseUrl, busyTimeoutMs: 1000 });
-      await migrate(setup, { lockTimeoutMs: 10_000 });
-      await addIdentity(setup, 'test', {
-        kind: 'user',
-        identifier: 'alice',
-        key: 'alice-key-0123456789',
-        scopes: ['org-camp-*'],
-      });
-      await addIdentity(setup, 'test', {
-        kind: 'compute',
-        identifier: 'hpc',
-        key: 'hpc-key-0123456789',
-        scopes: ['org-camp-*'],
-      });
-      await setup.close();
+      await prepareDatabase(databaseUrl);
 
       const port = await freePort();
       const url = `http://127.0.0.1:${port}`;

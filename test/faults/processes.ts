@@ -1,6 +1,32 @@
 import type { ChildProcess } from 'node:child_process';
 import { spawn } from 'node:child_process';
+import { addIdentity } from '../../src/service/identities.js';
+import { migrate } from '../../src/store/migrator.js';
+import { openStore } from '../../src/store/open-store.js';
 import { cliPath } from '../helpers/cli.js';
+
+/** The user `alice` and the compute identity `hpc` of the fault tests, with their keys. */
+export const faultIdentities = {
+  user: { identifier: 'alice', key: 'alice-key-0123456789' },
+  compute: { identifier: 'hpc', key: 'hpc-key-0123456789' },
+} as const;
+
+/** Migrates the database at `databaseUrl` (created when missing) and adds `faultIdentities` on `org-camp-*`. */
+export async function prepareDatabase(databaseUrl: string): Promise<void> {
+  const setup = await openStore({ databaseUrl, busyTimeoutMs: 1000 }, { create: true });
+  try {
+    await migrate(setup, { lockTimeoutMs: 10_000 });
+    for (const [kind, identity] of Object.entries(faultIdentities)) {
+      await addIdentity(setup, 'test', {
+        kind: kind as 'user' | 'compute',
+        ...identity,
+        scopes: ['org-camp-*'],
+      });
+    }
+  } finally {
+    await setup.close();
+  }
+}
 
 /** A long-running `athanor` process (serve, compute run) whose output is kept for assertions. */
 export interface AthanorProcess {

@@ -5,13 +5,11 @@ import { expect, it } from 'vitest';
 import { UserClient } from '../../src/client/user-client.js';
 import { blobKey } from '../../src/objects/blob-store.js';
 import { openObjectStore } from '../../src/objects/open-object-store.js';
-import { addIdentity } from '../../src/service/identities.js';
-import { migrate } from '../../src/store/migrator.js';
 import { openStore } from '../../src/store/open-store.js';
 import { tempDir } from '../helpers/backends.js';
 import { freePort } from '../helpers/postgres-cluster.js';
 import { networkWithTasks } from '../helpers/queue.js';
-import { probe, startAthanor, until } from './processes.js';
+import { probe, startAthanor, until, prepareDatabase } from './processes.js';
 
 const taskCount = 12;
 
@@ -27,21 +25,7 @@ it(
     const dir = tempDir();
     const databaseUrl = `sqlite:${path.join(dir, 'athanor.db')}`;
     const objectsDir = path.join(dir, 'objects');
-    const setup = await openStore({ databaseUrl, busyTimeoutMs: 1000 }, { create: true });
-    await migrate(setup, { lockTimeoutMs: 10_000 });
-    await addIdentity(setup, 'test', {
-      kind: 'user',
-      identifier: 'alice',
-      key: 'alice-key-0123456789',
-      scopes: ['org-camp-*'],
-    });
-    await addIdentity(setup, 'test', {
-      kind: 'compute',
-      identifier: 'hpc',
-      key: 'hpc-key-0123456789',
-      scopes: ['org-camp-*'],
-    });
-    await setup.close();
+    await prepareDatabase(databaseUrl);
 
     const port = await freePort();
     const url = `http://127.0.0.1:${port}`;

@@ -1,7 +1,7 @@
 import { afterAll } from 'vitest';
 import type { BackendName } from '../../src/store/backend.js';
 import { migrate } from '../../src/store/migrator.js';
-import type { Store } from '../../src/store/open-store.js';
+import type { OpenStoreOptions, Store } from '../../src/store/open-store.js';
 import { openStore } from '../../src/store/open-store.js';
 import { freshDatabaseUrl, testConfig } from './backends.js';
 
@@ -9,10 +9,10 @@ import { freshDatabaseUrl, testConfig } from './backends.js';
 export async function freshStore(
   backend: BackendName,
   dir: string,
-  options: { migrated?: boolean } = {},
+  options: { migrated?: boolean; open?: OpenStoreOptions } = {},
 ): Promise<{ store: Store; url: string }> {
   const url = await freshDatabaseUrl(backend, dir);
-  const store = await openStore(testConfig(url, dir), { create: true });
+  const store = await openStore(testConfig(url, dir), { create: true, ...options.open });
   afterAll(() => store.close());
   if (options.migrated ?? true) await migrate(store, { lockTimeoutMs: 10_000 });
   return { store, url };

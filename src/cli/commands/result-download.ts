@@ -52,11 +52,16 @@ export function resultDownloadCommand(): Command {
             onProgress: (p) => bar.update(p.done, p.total, mib(p.bytesDownloaded)),
           })
           .finally(() => bar.stop());
+        // The cache is the user's, shared by every folder, network and server: a result whose
+        // bytes any earlier download fetched (the same example network on another installation,
+        // say) is copied from it. Say which cache, so a first download into a folder is not a puzzle.
+        const cache =
+          summary.fromCache > 0 ? ` (the local cache ${options.cacheDir ?? defaultResultCacheDir()})` : '';
         if (wantsJson(cmd)) printJson(summary);
         else
           note(
             `${summary.total} result(s) in ${dir}: ${summary.downloaded} downloaded (${mib(summary.bytesDownloaded)}), ` +
-              `${summary.fromCache} from the cache, ${summary.present} already there`,
+              `${summary.fromCache} from the cache${cache}, ${summary.present} already there`,
           );
       },
     );

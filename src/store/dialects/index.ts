@@ -1,2 +1,8 @@
 export { createPostgresKysely, createPostgresPool, postgresBackend } from './postgres.js';
-export { createSqliteKysely, openSqliteDatabase, sqliteBackend, sqliteUnavailable } from './sqlite.js';
+export {
+  checkpointInBackground,
+  createSqliteKysely,
+  openSqliteDatabase,
+  sqliteBackend,
+  sqliteUnavailable,
+} from './sqlite.js';

@@ -104,9 +104,12 @@ export async function claimFromHub(
     count: number;
     now: string;
     leaseExpiresAt: string;
+    /** Open an attempt per claimed task; false only for the history benchmark. */
+    history?: boolean | undefined;
   },
 ): Promise<TaskRow[]> {
   const { claimer } = params;
+  const history = params.history ?? true;
   const claim = sql`
     picked as (
       select ht.task_id as id from hub_tasks ht
@@ -150,6 +153,11 @@ export async function claimFromHub(
     from locked
     where tasks.id = locked.id and tasks.status = 'waiting'
     returning ${backend.name === 'postgres' ? sql`tasks.*` : sql`*`}`;
+  if (backend.name === 'postgres' && !history) {
+    const { rows } = await sql<TaskRow>`${sql.raw(preparedMarker)}
+      with ${claim}, claimed as (${update}) select * from claimed`.execute(db);
+    return rows;
+  }
   if (backend.name === 'postgres') {
     const { rows } = await sql<TaskRow>`${sql.raw(preparedMarker)}
       with ${claim}, claimed as (${update}),
@@ -163,7 +171,7 @@ export async function claimFromHub(
     return rows;
   }
   const { rows } = await sql<TaskRow>`with ${claim} ${update}`.execute(db);
-  if (rows.length > 0) {
+  if (rows.length > 0 && history) {
     await db
       .insertInto('task_attempts')
       .values(
@@ -381,6 +389,8 @@ export interface CompletedLease {
   /** The service the lease was claimed by (read with the lease before the upload). */
   readonly serviceId: string | null;
   readonly now: string;
+  /** Close the lease's attempt; false only for the history benchmark. */
+  readonly history?: boolean | undefined;
 }
 
 /**
@@ -416,7 +426,7 @@ export async function completeLease(
         update task_attempts set outcome = 'ok', ended_at = ${done.now}, result_id = ${done.resultId},
           reason = null
         where task_id = ${done.taskId} and lease_token = ${done.leaseToken} and ended_at is null
-          and exists (select 1 from done)),
+          and exists (select 1 from done) and ${done.history ?? true}),
       hubs as (delete from hub_tasks where task_id in (select id from done))
       select id from done`.execute(db);
     return rows.length > 0;
@@ -440,13 +450,15 @@ export async function completeLease(
       created_at: done.now,
     })
     .execute();
-  await db
-    .updateTable('task_attempts')
-    .set({ outcome: 'ok', ended_at: done.now, result_id: done.resultId, reason: null })
-    .where('task_id', '=', done.taskId)
-    .where('lease_token', '=', done.leaseToken)
-    .where('ended_at', 'is', null)
-    .execute();
+  if (done.history ?? true) {
+    await db
+      .updateTable('task_attempts')
+      .set({ outcome: 'ok', ended_at: done.now, result_id: done.resultId, reason: null })
+      .where('task_id', '=', done.taskId)
+      .where('lease_token', '=', done.leaseToken)
+      .where('ended_at', 'is', null)
+      .execute();
+  }
   await db.deleteFrom('hub_tasks').where('task_id', '=', done.taskId).execute();
   return true;
 }
@@ -482,11 +494,12 @@ export async function completeLeases(
   backend: Backend,
   leases: readonly Omit<CompletedLease, 'now'>[],
   now: string,
+  history = true,
 ): Promise<Set<string>> {
   const completed = new Set<string>();
   if (backend.name !== 'postgres') {
     for (const lease of leases)
-      if (await completeLease(db, backend, { ...lease, now })) completed.add(lease.taskId);
+      if (await completeLease(db, backend, { ...lease, now, history })) completed.add(lease.taskId);
     return completed;
   }
   for (const chunk of chunked(leases, 1000)) {
@@ -521,7 +534,8 @@ export async function completeLeases(
         update task_attempts a set outcome = 'ok', ended_at = ${now}, result_id = done.result_id,
           reason = null
         from done
-        where a.task_id = done.id and a.lease_token = done.lease_token and a.ended_at is null),
+        where a.task_id = done.id and a.lease_token = done.lease_token and a.ended_at is null
+          and ${history}),
       hubs as (delete from hub_tasks where task_id in (select id from done))
       select id from done`.execute(db);
     for (const row of rows) completed.add(row.id);

@@ -18,7 +18,7 @@ const noKeys = { identities: [], passphrases: [] };
 describeEachBackend('attempt history in backups', (backend) => {
   const dir = tempDir();
 
-  it('backs up, verifies and restores every attempt, closed and open, with the results they name', async () => {
+  it('backs up, verifies and restores every attempt, closed and open, with the results and live logs they name', async () => {
     const server = await startTestServer(backend, dir);
     const { user, compute } = await queueClients(server);
     await networkWithTasks(user, { count: 3 });
@@ -27,9 +27,14 @@ describeEachBackend('attempt history in backups', (backend) => {
     await compute.submitResult(a!.task, a!.leaseToken, 'ok', Buffer.from('{"a":1}'));
     await compute.submitResult(b!.task, b!.leaseToken, 'failed', Buffer.from('Error: b'));
     await compute.release(c!.task, c!.leaseToken);
-    await compute.claim(id, { count: 1 });
+    const [d] = await compute.claim(id, { count: 1 });
+    // The open attempt has sent some of its log while it runs.
+    await compute.heartbeat(id, [
+      { task: d!.task, leaseToken: d!.leaseToken, log: { offset: 0, text: 'hi\n' } },
+    ]);
     const before = await dumpDatabase(server.store);
     expect(before.task_attempts).toHaveLength(4);
+    expect(before.attempt_log_chunks).toHaveLength(1);
 
     const config: Config = { ...server.config, databaseUrl: server.databaseUrl! };
     const target = freshTarget(dir);
@@ -37,6 +42,7 @@ describeEachBackend('attempt history in backups', (backend) => {
     expect(manifest.tables.find((t) => t.name === 'task_attempts')?.rowCount).toBe(4);
     const order = manifest.tables.map((t) => t.name);
     expect(order.indexOf('task_attempts')).toBeGreaterThan(order.indexOf('results'));
+    expect(order.indexOf('attempt_log_chunks')).toBeGreaterThan(order.indexOf('task_attempts'));
     const verified = await verifyBackup({ target, backup: manifest.id, mode: 'full', keys: noKeys });
     expect(verified.problems).toEqual([]);
 
@@ -46,6 +52,7 @@ describeEachBackend('attempt history in backups', (backend) => {
     try {
       const after = await dumpDatabase(restored);
       expect(after.task_attempts).toEqual(before.task_attempts);
+      expect(after.attempt_log_chunks).toEqual(before.attempt_log_chunks);
       expect(after.tasks).toEqual(before.tasks);
     } finally {
       await restored.close();
