@@ -41,7 +41,7 @@ it.runIf(postgresAdminUrl() !== '')(
       expect(scopes.map((r) => r.identifier)).toEqual(['before']);
       expect(audit.some((r) => String(r.target).includes('after'))).toBe(false);
       const { rows } = await sql<{ n: number }>`
-        select count(*)::int as n from pg_stat_activity where application_name = 'athanor-backup'`.execute(
+        select count(*)::int as n from pg_stat_activity where application_name = 'athanor-backup' and datname = current_database()`.execute(
         store.db,
       );
       expect(rows[0]?.n).toBe(3);
