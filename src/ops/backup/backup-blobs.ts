@@ -5,7 +5,11 @@ import { getBlob, hasFreshBlob, putBlob } from '../../objects/blob-store.js';
 import type { ObjectStore } from '../../objects/object-store.js';
 import type { StreamDecrypter, StreamEncrypter } from './encryption.js';
 import type { BackupManifest, ManifestBlob } from './manifest.js';
+import { mapConcurrent } from './map-concurrent.js';
 import { ByteMeter, chain } from './streams.js';
+
+/** Blobs copied at the same time by a backup or a restore. */
+const blobCopyConcurrency = 8;
 
 /** Where result blobs live at a backup target, shared by every backup that references them. */
 export const blobsPrefix = 'blobs/';
@@ -47,11 +51,12 @@ export async function copyBlobsToTarget(options: {
   readonly recipients: readonly string[] | undefined;
   readonly onProgress?: (done: number, total: number) => void;
 }): Promise<CopyBlobsResult> {
-  const blobs: ManifestBlob[] = [];
-  const missing: string[] = [];
+  const missing = new Set<string>();
   let reused = 0;
+  let done = 0;
   const all = [...options.referenced].sort(([a], [b]) => (a < b ? -1 : 1));
-  for (const [index, [sha256, sizeBytes]] of all.entries()) {
+  // Several blobs in flight: each copy waits mostly on its own fsync and rename.
+  const copied = await mapConcurrent(all, blobCopyConcurrency, async ([sha256, sizeBytes]) => {
     const path = blobTargetPath(sha256, options.recipients);
     let stored = await options.target.head(path);
     if (stored) reused += 1;
@@ -61,8 +66,8 @@ export async function copyBlobsToTarget(options: {
         source = await getBlob(options.objects, sha256);
       } catch (error) {
         if (isAthanorError(error) && error.code === 'not_found') {
-          missing.push(sha256);
-          continue;
+          missing.add(sha256);
+          return undefined;
         }
         throw error;
       }
@@ -71,10 +76,14 @@ export async function copyBlobsToTarget(options: {
       await options.target.put(path, chain(body, meter));
       stored = { key: path, sizeBytes: meter.sizeBytes, modifiedAt: new Date().toISOString() };
     }
-    blobs.push({ sha256, sizeBytes, path, storedSizeBytes: stored.sizeBytes });
-    options.onProgress?.(index + 1, all.length);
-  }
-  return { blobs, missing, reused };
+    options.onProgress?.(++done, all.length);
+    return { sha256, sizeBytes, path, storedSizeBytes: stored.sizeBytes };
+  });
+  return {
+    blobs: copied.filter((b): b is ManifestBlob => b !== undefined),
+    missing: all.map(([sha256]) => sha256).filter((sha256) => missing.has(sha256)),
+    reused,
+  };
 }
 
 /** What is wrong with one of a backup's blobs at the target, or undefined when it is sound. */
@@ -122,12 +131,12 @@ export async function restoreBlobs(options: {
 }): Promise<{ copied: number; present: number }> {
   let copied = 0;
   let present = 0;
-  for (const blob of options.manifest.blobs ?? []) {
+  await mapConcurrent(options.manifest.blobs ?? [], blobCopyConcurrency, async (blob) => {
     // An older copy is written again, renewing it: the restored database's references are not
     // committed yet, and the garbage collector takes unreferenced blobs once they are old.
     if (await hasFreshBlob(options.objects, blob.sha256, blob.sizeBytes)) {
       present += 1;
-      continue;
+      return;
     }
     let raw: Readable;
     try {
@@ -143,7 +152,7 @@ export async function restoreBlobs(options: {
       throw corruptBlob(options.manifest, blob, 'does not match its sha256 in the manifest');
     }
     copied += 1;
-  }
+  });
   return { copied, present };
 }
 

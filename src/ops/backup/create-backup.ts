@@ -8,6 +8,7 @@ import { osActor } from '../../service/audit.js';
 import { appVersion } from '../../version.js';
 import { auditBackupEvent } from './backup-audit.js';
 import { newBackupId } from './backup-id.js';
+import { mapConcurrent } from './map-concurrent.js';
 import { copyBlobsToTarget } from './backup-blobs.js';
 import { backupKeys, listBackups, readObject, targetKeys } from './backup-target.js';
 import { readCheckedFile } from './read-archive.js';
@@ -24,7 +25,8 @@ import type {
 } from './manifest.js';
 import { backupFormat, backupFormatVersion, serializeManifest } from './manifest.js';
 import { openSnapshot } from './open-snapshot.js';
-import type { Snapshot, TableSchema } from './snapshot.js';
+import type { Row, Snapshot, TableSchema } from './snapshot.js';
+import { lineEncoder } from './snapshot.js';
 import { ByteMeter, chain } from './streams.js';
 import { acquireTargetLease } from './target-lease.js';
 import { backupTargetStore } from './target-unavailable.js';
@@ -224,47 +226,51 @@ async function writeBackup(
   const migrations: ManifestMigration[] = [];
   const referencedBlobs = new Map<string, number>();
   try {
-    for (const [index, table] of snapshot.tables.entries()) {
-      tables.push(
-        await writeTable(snapshot, table, {
-          extension: `ndjson.${compressionExtension[compression]}${encrypter ? '.age' : ''}`,
-          chunkBytes: options.chunkBytes ?? defaultChunkBytes,
-          writeFile: async (path, source) => {
-            const file = await writeFile(path, source);
-            files.push(file);
-            return file;
-          },
-          onRow:
-            table.name === 'athanor_migrations'
-              ? (row) =>
-                  migrations.push({
-                    id: Number(row.id),
-                    name: String(row.name),
-                    checksum: String(row.checksum),
-                  })
-              : table.name === 'results'
+    const extension = `ndjson.${compressionExtension[compression]}${encrypter ? '.age' : ''}`;
+    // Tables are read (and compressed, on zlib's thread pool) several at a time when the snapshot
+    // allows it; the manifest lists them, and their files, in dependency order all the same.
+    const tableFiles = snapshot.tables.map((): ManifestFile[] => []);
+    const written = await mapConcurrent(snapshot.tables, snapshot.parallelTables, (table, index) =>
+      writeTable(snapshot, table, {
+        extension,
+        chunkBytes: options.chunkBytes ?? defaultChunkBytes,
+        writeFile: async (path, source) => {
+          const file = await writeFile(path, source);
+          tableFiles[index]?.push(file);
+          return file;
+        },
+        onRow:
+          table.name === 'athanor_migrations'
+            ? (row) =>
+                migrations.push({
+                  id: Number(row.id),
+                  name: String(row.name),
+                  checksum: String(row.checksum),
+                })
+            : table.name === 'results'
+              ? (row) => {
+                  if (typeof row.blob_sha256 === 'string')
+                    referencedBlobs.set(row.blob_sha256, Number(row.size_bytes ?? 0));
+                }
+              : table.name === 'task_attempts'
                 ? (row) => {
-                    if (typeof row.blob_sha256 === 'string')
-                      referencedBlobs.set(row.blob_sha256, Number(row.size_bytes ?? 0));
+                    // Attempt logs are blobs too (from migration 7 on).
+                    if (typeof row.log_sha256 === 'string')
+                      referencedBlobs.set(row.log_sha256, Number(row.log_size_bytes ?? 0));
                   }
-                : table.name === 'task_attempts'
-                  ? (row) => {
-                      // Attempt logs are blobs too (from migration 7 on).
-                      if (typeof row.log_sha256 === 'string')
-                        referencedBlobs.set(row.log_sha256, Number(row.log_size_bytes ?? 0));
-                    }
-                  : undefined,
-          onProgress: (rows, tableDone) =>
-            options.onProgress?.({
-              table: table.name,
-              tableIndex: index,
-              tableCount: snapshot.tables.length,
-              rows,
-              tableDone,
-            }),
-        }),
-      );
-    }
+                : undefined,
+        onProgress: (rows, tableDone) =>
+          options.onProgress?.({
+            table: table.name,
+            tableIndex: index,
+            tableCount: snapshot.tables.length,
+            rows,
+            tableDone,
+          }),
+      }),
+    );
+    tables.push(...written);
+    files.push(...tableFiles.flat());
   } finally {
     await snapshot.close();
   }
@@ -341,35 +347,49 @@ async function writeTable(
 ): Promise<ManifestTable> {
   const content = createHash('sha256');
   const chunks: string[] = [];
+  const encode = lineEncoder(table.columns.map((c) => c.name));
   let rowCount = 0;
-  const iterator = withoutSecretRows(table.name, snapshot.rows(table))[Symbol.asyncIterator]();
+  const iterator = withoutSecretRows(table.name, snapshot.batches(table))[Symbol.asyncIterator]();
+  // Rows not yet written: the batch the last chunk stopped in, from `offset` on.
+  let pending: readonly Row[] = [];
+  let offset = 0;
+  let done = false;
+  const fill = async () => {
+    while (offset >= pending.length && !done) {
+      const next = await iterator.next();
+      if (next.done) done = true;
+      else [pending, offset] = [next.value, 0];
+    }
+  };
   try {
-    let next = await iterator.next();
-    while (!next.done) {
+    await fill();
+    while (offset < pending.length) {
       const path = `tables/${encodeURIComponent(table.name)}.${chunks.length}.${context.extension}`;
-      // Rows flow from the snapshot cursor straight into the compressor: at most one batch of lines
-      // is in memory, and a chunk ends at the first row past the size limit.
+      // Rows flow from the snapshot straight into the compressor: at most a batch of rows and of
+      // lines is in memory, and a chunk ends at the first row past the size limit.
       async function* chunkLines(): AsyncGenerator<Buffer> {
         let chunkBytes = 0;
-        let batch: Buffer[] = [];
-        let batchBytes = 0;
-        while (!next.done && chunkBytes < context.chunkBytes) {
-          const line = Buffer.from(`${JSON.stringify(next.value)}\n`);
-          content.update(line);
-          context.onRow?.(next.value);
-          chunkBytes += line.length;
-          batch.push(line);
-          batchBytes += line.length;
-          rowCount += 1;
-          if (rowCount % progressEveryRows === 0) context.onProgress(rowCount, false);
-          if (batchBytes >= lineBatchBytes) {
-            yield Buffer.concat(batch);
-            batch = [];
-            batchBytes = 0;
+        while (offset < pending.length && chunkBytes < context.chunkBytes) {
+          let text = '';
+          let textBytes = 0;
+          const first = rowCount;
+          while (offset < pending.length && chunkBytes < context.chunkBytes && textBytes < lineBatchBytes) {
+            const row = pending[offset++] as Row;
+            const line = `${encode(row)}\n`;
+            const lineBytes = Buffer.byteLength(line);
+            text += line;
+            textBytes += lineBytes;
+            chunkBytes += lineBytes;
+            rowCount += 1;
+            context.onRow?.(row);
           }
-          next = await iterator.next();
+          const bytes = Buffer.from(text);
+          content.update(bytes);
+          yield bytes;
+          if (Math.floor(rowCount / progressEveryRows) > Math.floor(first / progressEveryRows))
+            context.onProgress(rowCount, false);
+          await fill();
         }
-        if (batch.length > 0) yield Buffer.concat(batch);
       }
       await context.writeFile(path, Readable.from(chunkLines(), { objectMode: false }));
       chunks.push(path);

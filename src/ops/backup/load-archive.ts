@@ -14,8 +14,6 @@ import type { ArchiveReader } from './read-archive.js';
 import type { ReplaceTarget } from './replace-database.js';
 import type { Row } from './snapshot.js';
 
-type AnyTables = Record<string, Record<string, unknown>>;
-
 /**
  * Checks that this release can recreate the backup's schema: every migration the backup carries
  * must be one this release has, unchanged. Runs before anything is written.
@@ -68,8 +66,8 @@ export interface LoadResult {
   readonly schemaVersion: number;
 }
 
-const maxParametersPerInsert = 8000;
-const maxRowsPerInsert = 500;
+/** Rows handed to the backend's inserter at a time. */
+const rowsPerInsert = 5000;
 
 /**
  * Recreates the backup's schema in an empty database by running this release's migrations up to the
@@ -91,7 +89,6 @@ export async function loadArchive(
     await runMigration(trx, backend, migration);
   }
   const finishLoad = await target.prepareLoad(trx);
-  const dynamic = trx as unknown as Kysely<AnyTables>;
   const rowsTotal = manifest.totals.rows;
   let rowsDone = 0;
   for (const table of manifest.tables) {
@@ -102,15 +99,16 @@ export async function loadArchive(
           `create; restore it with Athanor ${manifest.appVersion}`,
       );
     }
-    const batchSize = Math.max(
-      1,
-      Math.min(maxRowsPerInsert, Math.floor(maxParametersPerInsert / Math.max(1, table.columns.length))),
+    const insert = await target.rowInserter(
+      trx,
+      table.name,
+      table.columns.map((c) => c.name),
     );
     let batch: Row[] = [];
     const flush = async () => {
       if (batch.length === 0) return;
       try {
-        await dynamic.insertInto(table.name).values(batch).execute();
+        await insert(batch);
       } catch (cause) {
         throw new AthanorError(
           'backup_incompatible',
@@ -124,7 +122,7 @@ export async function loadArchive(
     };
     for await (const row of archive.rows(table)) {
       batch.push(row);
-      if (batch.length >= batchSize) await flush();
+      if (batch.length >= rowsPerInsert) await flush();
     }
     await flush();
   }
@@ -133,7 +131,7 @@ export async function loadArchive(
   } catch (cause) {
     throw new AthanorError(
       'backup_incompatible',
-      `backup ${manifest.id} loaded, but its rows break a foreign key: ${(cause as Error).message}`,
+      `backup ${manifest.id} loaded, but its rows break a key or a foreign key: ${(cause as Error).message}`,
       { cause },
     );
   }

@@ -13,15 +13,20 @@ import type { Database } from '../../store/schema.js';
 import {
   dropPostgresTables,
   listPostgresTables,
+  postgresRowInserter,
   resetPostgresSequences,
   suspendPostgresForeignKeys,
+  suspendPostgresIndexes,
 } from './snapshot-postgres.js';
 import {
   deferSqliteForeignKeys,
   detachSqliteFile,
   listSqliteTables,
   replaceSqliteFile,
+  sqliteRowInserter,
+  suspendSqliteIndexes,
 } from './snapshot-sqlite.js';
+import type { Row } from './snapshot.js';
 
 /** The database a restore replaces, and how its contents are swapped in one step. */
 export interface ReplaceTarget {
@@ -33,6 +38,12 @@ export interface ReplaceTarget {
    * moved past the loaded ids.
    */
   prepareLoad(trx: Kysely<Database>): Promise<() => Promise<void>>;
+  /** The fastest way this backend has to insert many rows of one table (inside the transaction). */
+  rowInserter(
+    trx: Kysely<Database>,
+    table: string,
+    columns: readonly string[],
+  ): Promise<(rows: readonly Row[]) => Promise<void>>;
 }
 
 /**
@@ -64,7 +75,8 @@ export async function replaceDatabase<T>(
       const target: ReplaceTarget = {
         backend: store.backend,
         displayUrl: redactUrl(url),
-        prepareLoad: async () => async () => {},
+        prepareLoad: async (trx) => suspendSqliteIndexes(trx as Kysely<unknown>),
+        rowInserter: async (trx, table, columns) => sqliteRowInserter(trx as Kysely<unknown>, table, columns),
       };
       const result = await store.transaction(async (trx) => {
         await deferSqliteForeignKeys(trx as Kysely<unknown>);
@@ -87,11 +99,14 @@ export async function replaceDatabase<T>(
     displayUrl: store.displayUrl,
     async prepareLoad(trx) {
       const restoreForeignKeys = await suspendPostgresForeignKeys(trx as Kysely<unknown>);
+      const restoreIndexes = await suspendPostgresIndexes(trx as Kysely<unknown>);
       return async () => {
+        await restoreIndexes();
         await restoreForeignKeys();
         await resetPostgresSequences(trx as Kysely<unknown>);
       };
     },
+    rowInserter: (trx, table, columns) => postgresRowInserter(trx as Kysely<unknown>, table, columns),
   };
   try {
     return await store.backend.withMigrationLock(store.db, config.lockTimeoutMs, (conn) =>

@@ -9,7 +9,13 @@ export function isSecretRow(table: string, row: Row): boolean {
   return table === 'settings' && typeof row.key === 'string' && row.key.startsWith('jwt_secret');
 }
 
-/** The table's rows without the secret ones. */
-export async function* withoutSecretRows(table: string, rows: AsyncIterable<Row>): AsyncIterable<Row> {
-  for await (const row of rows) if (!isSecretRow(table, row)) yield row;
+/** The table's row batches without the secret rows. */
+export async function* withoutSecretRows(
+  table: string,
+  batches: AsyncIterable<readonly Row[]>,
+): AsyncIterable<readonly Row[]> {
+  for await (const batch of batches) {
+    const kept = table === 'settings' ? batch.filter((row) => !isSecretRow(table, row)) : batch;
+    if (kept.length > 0) yield kept;
+  }
 }

@@ -1,5 +1,5 @@
 import type { Kysely } from 'kysely';
-import { sql } from 'kysely';
+import { CompiledQuery, sql } from 'kysely';
 import pg from 'pg';
 import { AthanorError } from '../../domain/errors.js';
 import type { Row, Snapshot, TableSchema } from './snapshot.js';
@@ -20,15 +20,12 @@ const supportedTypes = new Set([
 ]);
 const textTypes = new Set(['text', 'character varying', 'character']);
 
-const fetchSize = 500;
+const fetchSize = 5000;
 const int8Oid = 20;
+/** Connections a backup reads tables on at the same time, as `pg_dump -j` does. */
+export const defaultParallelTables = 4;
 
-/**
- * Opens one `REPEATABLE READ READ ONLY` transaction on a connection of its own; every table is
- * then read through a server-side cursor in that transaction, so the backup is one point in time
- * and never holds a whole table in memory.
- */
-export async function openPostgresSnapshot(url: string): Promise<Snapshot> {
+function snapshotClient(url: string): pg.Client {
   const client = new pg.Client({
     connectionString: url === 'postgres:' ? undefined : url,
     application_name: 'athanor-backup',
@@ -41,6 +38,20 @@ export async function openPostgresSnapshot(url: string): Promise<Snapshot> {
     },
   });
   client.on('error', () => {});
+  return client;
+}
+
+/**
+ * Opens one `REPEATABLE READ READ ONLY` transaction on a connection of its own and exports its
+ * snapshot; up to `parallelTables - 1` more connections adopt that same snapshot (`SET TRANSACTION
+ * SNAPSHOT`, as `pg_dump -j` does), so tables read on any of them come from one point in time.
+ * Each table is read through a server-side cursor, never held whole in memory.
+ */
+export async function openPostgresSnapshot(
+  url: string,
+  options: { readonly parallelTables?: number } = {},
+): Promise<Snapshot> {
+  const client = snapshotClient(url);
   try {
     await client.connect();
   } catch (cause) {
@@ -50,17 +61,36 @@ export async function openPostgresSnapshot(url: string): Promise<Snapshot> {
       { cause },
     );
   }
+  const clients = [client];
+  const endAll = () => Promise.all(clients.map((c) => c.end().catch(() => {})));
   try {
     await client.query('begin isolation level repeatable read read only');
     await client.query('set local idle_in_transaction_session_timeout = 0');
-    const point = await client.query<{ point: string; taken_at: Date }>(
-      'select pg_current_snapshot()::text as point, now() as taken_at',
+    const point = await client.query<{ point: string; taken_at: Date; exported: string }>(
+      'select pg_current_snapshot()::text as point, now() as taken_at, pg_export_snapshot() as exported',
     );
+    const exported = point.rows[0]?.exported ?? '';
     const names = await client.query<{ tablename: string }>(
       'select tablename from pg_tables where schemaname = current_schema() order by tablename',
     );
     const tables: TableSchema[] = [];
     for (const { tablename } of names.rows) tables.push(await describeTable(client, tablename));
+    const wanted = Math.max(1, Math.min(options.parallelTables ?? defaultParallelTables, tables.length));
+    for (let i = 1; i < wanted; i++) {
+      const extra = snapshotClient(url);
+      try {
+        await extra.connect();
+        await extra.query('begin isolation level repeatable read read only');
+        await extra.query('set local idle_in_transaction_session_timeout = 0');
+        await extra.query(`set transaction snapshot '${exported.replace(/'/g, "''")}'`);
+      } catch {
+        // No connection slot to spare (max_connections): read on fewer connections, same snapshot.
+        await extra.end().catch(() => {});
+        break;
+      }
+      clients.push(extra);
+    }
+    const idle = [...clients];
     let cursors = 0;
     let closed = false;
     return {
@@ -68,16 +98,27 @@ export async function openPostgresSnapshot(url: string): Promise<Snapshot> {
       takenAt: (point.rows[0]?.taken_at ?? new Date()).toISOString(),
       point: `pg_current_snapshot ${point.rows[0]?.point ?? ''}`,
       tables: dependencyOrder(tables),
-      rows: (table) => readRows(client, table, `athanor_backup_${cursors++}`),
+      parallelTables: clients.length,
+      async *batches(table) {
+        const reader = idle.pop();
+        if (!reader)
+          throw new AthanorError('internal', 'more tables read at once than the snapshot has connections');
+        try {
+          yield* readBatches(reader, table, `athanor_backup_${cursors++}`);
+        } finally {
+          idle.push(reader);
+        }
+      },
       async close() {
         if (closed) return;
         closed = true;
-        await client.query('commit').catch(() => {});
-        await client.end();
+        // The exporting transaction ends last: the others' snapshot is only guaranteed while it lives.
+        for (const c of [...clients].reverse()) await c.query('commit').catch(() => {});
+        await endAll();
       },
     };
   } catch (error) {
-    await client.end().catch(() => {});
+    await endAll();
     throw error;
   }
 }
@@ -118,7 +159,7 @@ async function describeTable(client: pg.Client, name: string): Promise<TableSche
   };
 }
 
-async function* readRows(client: pg.Client, table: TableSchema, cursor: string): AsyncGenerator<Row> {
+async function* readBatches(client: pg.Client, table: TableSchema, cursor: string): AsyncGenerator<Row[]> {
   const names = table.columns.map((c) => c.name);
   const textColumns = new Set(table.columns.filter((c) => textTypes.has(c.type)).map((c) => c.name));
   // COLLATE "C" orders text by UTF-8 bytes, as SQLite's BINARY does: same rows, same order, same bytes.
@@ -130,14 +171,20 @@ async function* readRows(client: pg.Client, table: TableSchema, cursor: string):
   );
   try {
     for (;;) {
-      const batch = await client.query<Record<string, unknown>>(
-        `fetch forward ${fetchSize} from ${quote(cursor)}`,
-      );
+      const batch = await client.query<unknown[]>({
+        text: `fetch forward ${fetchSize} from ${quote(cursor)}`,
+        rowMode: 'array',
+      });
+      const rows: Row[] = [];
       for (const raw of batch.rows) {
         const row: Record<string, string | number | null> = {};
-        for (const column of names) row[column] = backupValue(table.name, column, raw[column]);
-        yield row;
+        for (let i = 0; i < names.length; i++) {
+          const column = names[i] as string;
+          row[column] = backupValue(table.name, column, raw[i]);
+        }
+        rows.push(row);
       }
+      if (rows.length > 0) yield rows;
       if (batch.rows.length < fetchSize) break;
     }
   } finally {
@@ -199,5 +246,66 @@ export async function suspendPostgresForeignKeys(db: Kysely<unknown>): Promise<(
         db,
       );
     }
+  };
+}
+
+/**
+ * Drops the primary keys, unique constraints and indexes of the current schema inside the
+ * caller's transaction (after its foreign keys) and returns the function that builds them again
+ * once the rows are in: one sort per index instead of an index update per row, as pg_restore
+ * loads data. Run the returned function before the foreign keys come back; they need the keys.
+ */
+export async function suspendPostgresIndexes(db: Kysely<unknown>): Promise<() => Promise<void>> {
+  const constraints = await sql<{ table: string; name: string; definition: string }>`
+    select t.relname as table, c.conname as name, pg_get_constraintdef(c.oid) as definition
+    from pg_constraint c join pg_class t on t.oid = c.conrelid
+    where c.contype in ('p', 'u') and c.connamespace = current_schema()::regnamespace
+    order by t.relname, c.conname`.execute(db);
+  const indexes = await sql<{ name: string; definition: string }>`
+    select i.relname as name, pg_get_indexdef(x.indexrelid) as definition
+    from pg_index x join pg_class i on i.oid = x.indexrelid join pg_class t on t.oid = x.indrelid
+    where t.relnamespace = current_schema()::regnamespace
+      and not exists (select 1 from pg_constraint c where c.conindid = x.indexrelid)
+    order by i.relname`.execute(db);
+  for (const c of constraints.rows) {
+    await sql`alter table ${sql.id(c.table)} drop constraint ${sql.id(c.name)}`.execute(db);
+  }
+  for (const index of indexes.rows) await sql`drop index ${sql.id(index.name)}`.execute(db);
+  return async () => {
+    for (const c of constraints.rows) {
+      await sql`alter table ${sql.id(c.table)} add constraint ${sql.id(c.name)} ${sql.raw(c.definition)}`.execute(
+        db,
+      );
+    }
+    for (const index of indexes.rows) await sql.raw(index.definition).execute(db);
+  };
+}
+
+/**
+ * Inserts rows into a table with one statement per batch whatever its size: each column travels
+ * as one array parameter, unnested on the server (no per-row parameters, no statement per row).
+ */
+export async function postgresRowInserter(
+  db: Kysely<unknown>,
+  table: string,
+  columns: readonly string[],
+): Promise<(rows: readonly Row[]) => Promise<void>> {
+  const { rows: types } = await sql<{ name: string; type: string }>`
+    select a.attname as name, format_type(a.atttypid, a.atttypmod) as type from pg_attribute a
+    where a.attrelid = ${quote(table)}::regclass and a.attnum > 0 and not a.attisdropped`.execute(db);
+  const typeOf = new Map(types.map((t) => [t.name, t.type]));
+  const arrays = columns.map((column, i) => {
+    const type = typeOf.get(column);
+    if (!type) {
+      throw new AthanorError('backup_incompatible', `table ${table} has no column ${column} to restore into`);
+    }
+    return `$${i + 1}::${type}[]`;
+  });
+  const text =
+    `insert into ${quote(table)} (${columns.map(quote).join(', ')}) ` +
+    `select * from unnest(${arrays.join(', ')})`;
+  return async (rows) => {
+    const values = columns.map((column) => rows.map((row) => row[column] ?? null));
+    await db.executeQuery(CompiledQuery.raw(text, values));
   };
 }

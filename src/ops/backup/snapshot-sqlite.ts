@@ -2,9 +2,9 @@ import { closeSync, existsSync, fsyncSync, openSync, renameSync, rmSync } from '
 import path from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
 import type { Kysely } from 'kysely';
-import { sql } from 'kysely';
+import { CompiledQuery, sql } from 'kysely';
 import { AthanorError } from '../../domain/errors.js';
-import type { Row, Snapshot, TableColumn, TableSchema } from './snapshot.js';
+import type { Row, RowValue, Snapshot, TableColumn, TableSchema } from './snapshot.js';
 import { backupValue, dependencyOrder } from './snapshot.js';
 
 const quote = (name: string) => `"${name.replace(/"/g, '""')}"`;
@@ -41,7 +41,8 @@ export function openSqliteSnapshot(file: string, options: { busyTimeoutMs: numbe
       takenAt,
       point: `sqlite read transaction at ${takenAt}`,
       tables,
-      rows: (table) => readRows(db, table),
+      parallelTables: 1,
+      batches: (table) => readBatches(db, table),
       async close() {
         if (db.open) {
           if (db.inTransaction) db.exec('COMMIT');
@@ -73,18 +74,30 @@ function describeTable(db: SqliteDatabase.Database, name: string): TableSchema {
   return { name, columns, primaryKey, references };
 }
 
-async function* readRows(db: SqliteDatabase.Database, table: TableSchema): AsyncGenerator<Row> {
+const batchRows = 2000;
+
+async function* readBatches(db: SqliteDatabase.Database, table: TableSchema): AsyncGenerator<Row[]> {
   const columns = table.columns.map((c) => c.name);
   const order = (table.primaryKey.length > 0 ? table.primaryKey : columns).map(quote).join(', ');
   // BINARY collation compares text as UTF-8 bytes: the same order PostgreSQL gives with COLLATE "C".
   const statement = db
     .prepare(`select ${columns.map(quote).join(', ')} from ${quote(table.name)} order by ${order}`)
-    .safeIntegers(true);
-  for (const raw of statement.iterate() as Iterable<Record<string, unknown>>) {
+    .safeIntegers(true)
+    .raw(true);
+  let batch: Row[] = [];
+  for (const raw of statement.iterate() as Iterable<unknown[]>) {
     const row: Record<string, string | number | null> = {};
-    for (const column of columns) row[column] = backupValue(table.name, column, raw[column]);
-    yield row;
+    for (let i = 0; i < columns.length; i++) {
+      const column = columns[i] as string;
+      row[column] = backupValue(table.name, column, raw[i]);
+    }
+    batch.push(row);
+    if (batch.length >= batchRows) {
+      yield batch;
+      batch = [];
+    }
   }
+  if (batch.length > 0) yield batch;
 }
 
 /** Makes a freshly written SQLite file self-contained (no WAL beside it), ready to be renamed. */
@@ -164,4 +177,51 @@ export async function listSqliteTables(db: Kysely<unknown>): Promise<string[]> {
     db,
   );
   return rows.map((r) => r.name);
+}
+
+/**
+ * Drops the database's own indexes inside the caller's transaction and returns the function that
+ * creates them again once the rows are in: one sort per index instead of an index update per row.
+ */
+export async function suspendSqliteIndexes(db: Kysely<unknown>): Promise<() => Promise<void>> {
+  const { rows } = await sql<{ name: string; sql: string }>`
+    select name, sql from sqlite_master where type = 'index' and sql is not null order by name`.execute(db);
+  for (const index of rows) await sql`drop index ${sql.id(index.name)}`.execute(db);
+  return async () => {
+    for (const index of rows) await sql.raw(index.sql).execute(db);
+  };
+}
+
+/** SQLite's limit on parameters in one statement (32766 since 3.32) leaves room for this many. */
+const maxParametersPerInsert = 30_000;
+
+/**
+ * Inserts rows into a table with multi-row statements whose text is built once per batch size,
+ * not once per batch.
+ */
+export function sqliteRowInserter(
+  db: Kysely<unknown>,
+  table: string,
+  columns: readonly string[],
+): (rows: readonly Row[]) => Promise<void> {
+  const perStatement = Math.max(1, Math.floor(maxParametersPerInsert / Math.max(1, columns.length)));
+  const head = `insert into ${quote(table)} (${columns.map(quote).join(', ')}) values `;
+  const tuple = `(${columns.map(() => '?').join(', ')})`;
+  const texts = new Map<number, string>();
+  const textFor = (count: number) => {
+    let text = texts.get(count);
+    if (!text) {
+      text = head + Array.from({ length: count }, () => tuple).join(', ');
+      texts.set(count, text);
+    }
+    return text;
+  };
+  return async (rows) => {
+    for (let start = 0; start < rows.length; start += perStatement) {
+      const part = rows.slice(start, start + perStatement);
+      const values: RowValue[] = [];
+      for (const row of part) for (const column of columns) values.push(row[column] ?? null);
+      await db.executeQuery(CompiledQuery.raw(textFor(part.length), values));
+    }
+  };
 }

@@ -33,8 +33,36 @@ export interface Snapshot {
   readonly point: string;
   /** Every table, each after the tables it references. */
   readonly tables: readonly TableSchema[];
-  rows(table: TableSchema): AsyncIterable<Row>;
+  /**
+   * The table's rows in backup order, in batches of a few thousand. Batches may be read for several
+   * tables at once (PostgreSQL reads them on connections that share the snapshot); at most
+   * `parallelTables` of them at a time.
+   */
+  batches(table: TableSchema): AsyncIterable<readonly Row[]>;
+  /** How many tables can be read at the same time; 1 when reads share one connection. */
+  readonly parallelTables: number;
   close(): Promise<void>;
+}
+
+/** The rows of one table, one at a time. */
+export async function* snapshotRows(snapshot: Snapshot, table: TableSchema): AsyncGenerator<Row> {
+  for await (const batch of snapshot.batches(table)) yield* batch;
+}
+
+/**
+ * Turns a row into its NDJSON line (without the line break). Builds the same text as
+ * `JSON.stringify(row)` for a row whose keys are `columns` in order, without an object walk per row.
+ */
+export function lineEncoder(columns: readonly string[]): (row: Row) => string {
+  const prefixes = columns.map((name, i) => `${i === 0 ? '{' : ','}${JSON.stringify(name)}:`);
+  return (row) => {
+    let line = '';
+    for (let i = 0; i < columns.length; i++) {
+      const value = row[columns[i] as string];
+      line += prefixes[i] + (value === null || value === undefined ? 'null' : JSON.stringify(value));
+    }
+    return columns.length === 0 ? '{}' : `${line}}`;
+  };
 }
 
 /** Orders tables so that each comes after the tables it references (cycles keep name order). */

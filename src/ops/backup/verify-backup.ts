@@ -18,6 +18,7 @@ import type { DecryptionKeys } from './encryption.js';
 import { checkRestorable, loadArchive } from './load-archive.js';
 import type { BackupManifest } from './manifest.js';
 import { openSnapshot } from './open-snapshot.js';
+import { snapshotRows } from './snapshot.js';
 import { openArchive, readCheckedFile } from './read-archive.js';
 import { replaceDatabase } from './replace-database.js';
 import { checkSqliteFile } from './snapshot-sqlite.js';
@@ -174,7 +175,7 @@ async function restoreIntoScratch(
         }
         const content = createHash('sha256');
         let count = 0;
-        for await (const row of snapshot.rows(live)) {
+        for await (const row of snapshotRows(snapshot, live)) {
           if (table.name === 'results' && typeof row.blob_sha256 === 'string')
             referenced.add(row.blob_sha256);
           if (table.name === 'task_attempts' && typeof row.log_sha256 === 'string')
