@@ -2,8 +2,6 @@ import type { FastifyPluginAsyncTypebox, TypeBoxTypeProvider } from '@fastify/ty
 import { Type } from '@fastify/type-provider-typebox';
 import type { Readable } from 'node:stream';
 import { AthanorError } from '../domain/errors.js';
-import { maxLogAppendBytes } from '../domain/live-log.js';
-import { maxProgressMessageChars } from '../domain/progress.js';
 import { getBlob } from '../objects/blob-store.js';
 import type { ObjectStore } from '../objects/object-store.js';
 import type { ComputeTimings } from '../service/compute.js';
@@ -16,6 +14,7 @@ import type { RouteOptions } from './user-routes.js';
 import { sendResultBytes } from './result-bytes.js';
 import { tokenRoute } from './token-route.js';
 import { longPollClaim } from './long-poll-claim.js';
+import { HeartbeatBody, heartbeatReport } from './compute-route-schemas.js';
 
 export interface ComputeRouteOptions extends RouteOptions {
   readonly objects: ObjectStore;
@@ -116,49 +115,7 @@ export const computeRoutes: FastifyPluginAsyncTypebox<ComputeRouteOptions> = asy
             'unexpired lease of the service is extended.',
           tags,
           params: ServiceParams,
-          body: Type.Object({
-            leases: Type.Optional(
-              Type.Array(
-                Type.Object({
-                  task: S.Key,
-                  leaseToken: S.LeaseToken,
-                  progress: Type.Optional(
-                    Type.Object(
-                      {
-                        fraction: Type.Optional(Type.Number({ minimum: 0, maximum: 1 })),
-                        message: Type.Optional(Type.String({ maxLength: maxProgressMessageChars })),
-                      },
-                      {
-                        additionalProperties: false,
-                        description: "the task's progress since the last heartbeat",
-                      },
-                    ),
-                  ),
-                  log: Type.Optional(
-                    Type.Object(
-                      {
-                        offset: Type.Integer({
-                          minimum: 0,
-                          description: "where `text` starts in the attempt's log, in bytes",
-                        }),
-                        text: Type.String({ maxLength: maxLogAppendBytes }),
-                      },
-                      {
-                        additionalProperties: false,
-                        description:
-                          "what the attempt's log gained since the last heartbeat; " +
-                          'bytes the server already holds are skipped, so it may be sent again',
-                      },
-                    ),
-                  ),
-                }),
-                {
-                  maxItems: 1000,
-                  description: 'every lease the service holds: task and fencing token',
-                },
-              ),
-            ),
-          }),
+          body: HeartbeatBody,
           response: {
             200: Type.Object({
               leases: Type.Array(Type.Object({ task: Type.String(), leaseToken: Type.Integer() })),
@@ -172,30 +129,11 @@ export const computeRoutes: FastifyPluginAsyncTypebox<ComputeRouteOptions> = asy
         },
       },
       async (request) => {
-        const listed = request.body.leases;
-        const leases = listed?.map((l) => ({ taskId: l.task, leaseToken: l.leaseToken }));
-        const progress = listed?.flatMap((l) =>
-          l.progress
-            ? [
-                {
-                  taskId: l.task,
-                  leaseToken: l.leaseToken,
-                  fraction: l.progress.fraction ?? null,
-                  message: l.progress.message ?? null,
-                },
-              ]
-            : [],
-        );
-        const logs = listed?.flatMap((l) =>
-          l.log
-            ? [{ taskId: l.task, leaseToken: l.leaseToken, offsetBytes: l.log.offset, text: l.log.text }]
-            : [],
-        );
         return compute.heartbeat(
           store,
           principalOf(request),
           request.params.id,
-          { leases, progress, logs },
+          heartbeatReport(request.body),
           timings,
         );
       },
