@@ -9,15 +9,11 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { UserClient } from '../dist/client/index.js';
 import { resolveConfig } from '../dist/config/resolve-config.js';
-import { buildApp } from '../dist/server/app.js';
-import { addIdentity } from '../dist/service/identities.js';
-import { migrate } from '../dist/store/migrator.js';
-import { openStore } from '../dist/store/open-store.js';
 import { startCluster } from './postgres-cluster.js';
 import { cpuMsBetween, cpuSnapshot } from './proc-cpu.js';
 import { startWorkers } from './workers.js';
+import { startBenchServer } from './athanor-server.js';
 
 const quick = process.env.BENCH_QUICK === '1';
 const tasks = Number(process.env.BENCH_TASKS ?? (quick ? 600 : 4000));
@@ -55,24 +51,7 @@ async function drain(backend, mode, history) {
     tokenRateLimit: 1_000_000,
     sweepIntervalMs: 0,
   };
-  const store = await openStore(config, { create: true, skipHistoryWrites: !history });
-  await migrate(store, { lockTimeoutMs: 60_000 });
-  await addIdentity(store, 'bench', {
-    kind: 'user',
-    identifier: 'bench',
-    key: 'bench-user-key-000',
-    scopes: ['*-*-*'],
-  });
-  await addIdentity(store, 'bench', {
-    kind: 'compute',
-    identifier: 'benchc',
-    key: 'bench-compute-key',
-    scopes: ['*-*-*'],
-  });
-  const app = await buildApp({ store, config, logger: false });
-  await app.listen({ host: '127.0.0.1', port: 0 });
-  const url = `http://127.0.0.1:${app.server.address().port}`;
-  const user = new UserClient({ url, identifier: 'bench', key: 'bench-user-key-000' });
+  const { store, app, url, user } = await startBenchServer(config, { skipHistoryWrites: !history });
   const perTransformation = 100;
   const network = await user.submitNetwork({
     scope: 'bench-history-run',

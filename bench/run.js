@@ -15,14 +15,10 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writ
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import { UserClient } from '../dist/client/index.js';
 import { resolveConfig } from '../dist/config/resolve-config.js';
-import { buildApp } from '../dist/server/app.js';
-import { addIdentity } from '../dist/service/identities.js';
-import { migrate } from '../dist/store/migrator.js';
-import { openStore } from '../dist/store/open-store.js';
 import { startCluster } from './postgres-cluster.js';
 import { startWorkers } from './workers.js';
+import { startBenchServer } from './athanor-server.js';
 import { cpuMsBetween, cpuSnapshot } from './proc-cpu.js';
 
 // `npm run bench -- cli` and `npm run bench -- blue-green`: the scenarios in their own files.
@@ -118,24 +114,7 @@ async function startAthanor(backend) {
     tokenRateLimit: 1_000_000,
     sweepIntervalMs: 0,
   };
-  const store = await openStore(config, { create: true });
-  await migrate(store, { lockTimeoutMs: 60_000 });
-  await addIdentity(store, 'bench', {
-    kind: 'user',
-    identifier: 'bench',
-    key: 'bench-user-key-000',
-    scopes: ['*-*-*'],
-  });
-  await addIdentity(store, 'bench', {
-    kind: 'compute',
-    identifier: 'benchc',
-    key: 'bench-compute-key',
-    scopes: ['*-*-*'],
-  });
-  const app = await buildApp({ store, config, logger: false });
-  await app.listen({ host: '127.0.0.1', port: 0 });
-  const url = `http://127.0.0.1:${app.server.address().port}`;
-  const user = new UserClient({ url, identifier: 'bench', key: 'bench-user-key-000' });
+  const { store, app, url, user } = await startBenchServer(config);
   return { store, app, url, user, databaseUrl, dataDir };
 }
 
