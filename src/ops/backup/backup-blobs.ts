@@ -5,7 +5,7 @@ import { getBlob, hasFreshBlob, putBlob } from '../../objects/blob-store.js';
 import type { ObjectStore } from '../../objects/object-store.js';
 import type { StreamDecrypter, StreamEncrypter } from './encryption.js';
 import type { BackupManifest, ManifestBlob } from './manifest.js';
-import { mapConcurrent } from './map-concurrent.js';
+import { mapLimited } from '../../domain/map-limited.js';
 import { ByteMeter, chain } from './streams.js';
 
 /** Blobs copied at the same time by a backup or a restore. */
@@ -56,7 +56,7 @@ export async function copyBlobsToTarget(options: {
   let done = 0;
   const all = [...options.referenced].sort(([a], [b]) => (a < b ? -1 : 1));
   // Several blobs in flight: each copy waits mostly on its own fsync and rename.
-  const copied = await mapConcurrent(all, blobCopyConcurrency, async ([sha256, sizeBytes]) => {
+  const copied = await mapLimited(all, blobCopyConcurrency, async ([sha256, sizeBytes]) => {
     const path = blobTargetPath(sha256, options.recipients);
     let stored = await options.target.head(path);
     if (stored) reused += 1;
@@ -131,7 +131,7 @@ export async function restoreBlobs(options: {
 }): Promise<{ copied: number; present: number }> {
   let copied = 0;
   let present = 0;
-  await mapConcurrent(options.manifest.blobs ?? [], blobCopyConcurrency, async (blob) => {
+  await mapLimited(options.manifest.blobs ?? [], blobCopyConcurrency, async (blob) => {
     // An older copy is written again, renewing it: the restored database's references are not
     // committed yet, and the garbage collector takes unreferenced blobs once they are old.
     if (await hasFreshBlob(options.objects, blob.sha256, blob.sizeBytes)) {

@@ -8,7 +8,7 @@ import { osActor } from '../../service/audit.js';
 import { appVersion } from '../../version.js';
 import { auditBackupEvent } from './backup-audit.js';
 import { newBackupId } from './backup-id.js';
-import { mapConcurrent } from './map-concurrent.js';
+import { mapLimited } from '../../domain/map-limited.js';
 import { copyBlobsToTarget } from './backup-blobs.js';
 import { backupKeys, listBackups, readObject, targetKeys } from './backup-target.js';
 import { readCheckedFile } from './read-archive.js';
@@ -230,7 +230,7 @@ async function writeBackup(
     // Tables are read (and compressed, on zlib's thread pool) several at a time when the snapshot
     // allows it; the manifest lists them, and their files, in dependency order all the same.
     const tableFiles = snapshot.tables.map((): ManifestFile[] => []);
-    const written = await mapConcurrent(snapshot.tables, snapshot.parallelTables, (table, index) =>
+    const written = await mapLimited(snapshot.tables, snapshot.parallelTables, (table, index) =>
       writeTable(snapshot, table, {
         extension,
         chunkBytes: options.chunkBytes ?? defaultChunkBytes,
