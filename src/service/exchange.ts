@@ -9,6 +9,12 @@ import type { Store } from '../store/open-store.js';
 import { completeLeases } from '../store/queries/compute.js';
 import { acceptedResult, submitResult } from './compute.js';
 
+/**
+ * The largest result a batch carries (larger ones stream through `PUT /tasks/{id}/result`), and
+ * the largest streamed result that is read whole before it is recorded.
+ */
+export const maxBatchedResultBytes = 1024 * 1024;
+
 /** A small result reported in a batch: its bytes travel in the request. */
 export interface ReportedResult {
   readonly taskId: string;
