@@ -2,15 +2,13 @@ import type { FastifyPluginAsyncTypebox, TypeBoxTypeProvider } from '@fastify/ty
 import { Type } from '@fastify/type-provider-typebox';
 import { AthanorError } from '../domain/errors.js';
 import type { ReportedResult } from '../service/exchange.js';
-import { reportResults } from '../service/exchange.js';
+import { maxBatchedResultBytes, reportResults } from '../service/exchange.js';
 import { principalOf, requireBearer } from './auth-hook.js';
 import type { ComputeRouteOptions } from './compute-routes.js';
 import { Claim, claimOptions } from './compute-routes.js';
 import { longPollClaim } from './long-poll-claim.js';
 import * as S from './schemas.js';
 
-/** The largest result a batch carries; larger ones stream through `PUT /tasks/{id}/result`. */
-export const maxBatchedResultBytes = 1024 * 1024;
 export const maxBatchedResults = 1000;
 
 const ReportedResultBody = S.Body({

@@ -14,6 +14,7 @@ import type { RouteOptions } from './user-routes.js';
 import { sendResultBytes } from './result-bytes.js';
 import { tokenRoute } from './token-route.js';
 import { longPollClaim } from './long-poll-claim.js';
+import { maxBatchedResultBytes } from '../service/exchange.js';
 import { HeartbeatBody, heartbeatReport } from './compute-route-schemas.js';
 
 export interface ComputeRouteOptions extends RouteOptions {
@@ -258,11 +259,19 @@ export const computeRoutes: FastifyPluginAsyncTypebox<ComputeRouteOptions> = asy
         if (request.headers['content-type'] !== 'application/octet-stream') {
           throw new AthanorError('invalid_argument', 'send the result as an application/octet-stream body');
         }
+        // A small body of a known length is read whole: its lease is then checked by the write
+        // that records it (no read before), as for the results of an exchange.
+        const stream = request.body as Readable;
+        const length = Number(request.headers['content-length']);
+        const body =
+          Number.isInteger(length) && length <= maxBatchedResultBytes
+            ? Buffer.concat(await stream.toArray())
+            : stream;
         return compute.submitResult(store, objects, principalOf(request), {
           taskId: request.params.id,
           leaseToken: request.query.leaseToken,
           outcome: request.query.outcome,
-          body: request.body as Readable,
+          body,
         });
       },
     );

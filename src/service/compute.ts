@@ -433,8 +433,10 @@ export interface ResultSubmission {
 /**
  * Stores a result: the body streams into the object store first, then one transaction checks
  * the lease and records it. A stale or foreign lease is refused (409) and leaves no status
- * change, no result row and no blob that nothing references. The same result sent again under
- * the lease that already submitted it (its answer was lost) gets the stored result's answer.
+ * change and no result row; a streamed body is not stored for a lease found stale before its
+ * upload, a success already in memory is stored and then checked by the write (its blob is left
+ * unreferenced when refused). The same result sent again under the lease that already submitted
+ * it (its answer was lost) gets the stored result's answer.
  */
 export async function submitResult(
   store: Store,
@@ -459,6 +461,8 @@ async function recordResult(
   submission: ResultSubmission,
 ) {
   const { taskId, leaseToken } = submission;
+  if (submission.outcome === 'ok' && Buffer.isBuffer(submission.body))
+    return completeHeld(store, objects, principal, { taskId, leaseToken, body: submission.body });
   const leased = await requireLease(store, principal, taskId, leaseToken);
   const blob: BlobInfo = await putBlob(objects, submission.body);
   if (submission.outcome === 'ok') return completeWith(store, leased, leaseToken, blob);
@@ -534,6 +538,39 @@ async function completeWith(store: Store, leased: TaskRow, leaseToken: number, b
       : await store.transaction((trx) => q.completeLease(trx, store.backend, done));
   if (!completed) throw staleLease(leased.id);
   return { result: done.resultId, status: 'complete' as const, sha256: blob.sha256 };
+}
+
+/**
+ * Records a successful result whose bytes are already in memory: its blob is written, then the
+ * write that records it checks the lease (live, held by the caller's service, in the caller's
+ * scopes), with no read before. A refused lease leaves its blob unreferenced (for objects gc) and
+ * is answered as `requireLease` answers it.
+ */
+async function completeHeld(
+  store: Store,
+  objects: ObjectStore,
+  principal: Principal,
+  result: { taskId: string; leaseToken: number; body: Buffer },
+) {
+  const blob = await putBlob(objects, result.body);
+  const lease = {
+    taskId: result.taskId,
+    leaseToken: result.leaseToken,
+    resultId: `res-${randomBytes(16).toString('hex')}`,
+    sha256: blob.sha256,
+    sizeBytes: blob.sizeBytes,
+  };
+  const holder = { identifier: principal.identifier, scopes: principal.scopes };
+  const at = iso(Date.now());
+  const history = !store.skipHistoryWrites;
+  const completed =
+    store.backend.name === 'postgres'
+      ? await q.completeLeases(store.db, store.backend, holder, [lease], at, history)
+      : await store.transaction((trx) => q.completeLeases(trx, store.backend, holder, [lease], at, history));
+  if (completed.has(result.taskId))
+    return { result: lease.resultId, status: 'complete' as const, sha256: blob.sha256 };
+  await requireLease(store, principal, result.taskId, result.leaseToken);
+  throw staleLease(result.taskId);
 }
 
 /**

@@ -141,7 +141,8 @@ export async function actionTasks(
   weight = 0.5,
 ): Promise<BulkAnswer<boolean>[]> {
   await requireNetwork(store, principal, networkKey);
-  return store.transaction(async (trx) => {
+  let actioned = 0;
+  const answers = await store.transaction(async (trx) => {
     const rows = await visibleTasks(store, principal, taskIds, trx);
     const members = await q.transformationsInNetwork(
       trx,
@@ -163,15 +164,16 @@ export async function actionTasks(
         toAction.push(id);
       }
     }
-    await q.actionOnHub(
-      trx,
-      networkKey,
-      [...new Set(toAction)].map((id) => ({ id, priority: rows.get(id)!.priority })),
-      weight,
-      now,
-    );
+    const entries = [...new Set(toAction)].map((id) => ({ id, priority: rows.get(id)!.priority }));
+    await q.actionOnHub(trx, networkKey, entries, weight, now);
+    actioned = entries.length;
     return answers;
   });
+  // Claims are planned with the hub entries' statistics: a hub that just grew by much is
+  // re-counted before its first claims (after the commit, so the count includes these entries).
+  // A refresh that fails leaves autovacuum to do it later; the action itself has committed.
+  await store.backend.refreshStatistics(store.db, 'hub_tasks', actioned).catch(() => {});
+  return answers;
 }
 
 /**

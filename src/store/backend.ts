@@ -58,6 +58,13 @@ export interface Backend {
    * write transaction itself already excludes everyone else.
    */
   tryLeaderLock<DB>(trx: Kysely<DB>, name: string): Promise<boolean>;
+  /**
+   * After `addedRows` rows went into `table` in one go: refreshes the planner's statistics of the
+   * table when those rows are a large share of what it last counted. PostgreSQL: `ANALYZE` when
+   * they exceed a tenth of `pg_class.reltuples` (or the table was never analyzed), skipped when
+   * autovacuum holds the table; SQLite: nothing (its claim plan does not depend on statistics).
+   */
+  refreshStatistics<DB>(db: Kysely<DB>, table: string, addedRows: number): Promise<void>;
   /** A Kysely instance that executes nothing and records the SQL it would run. */
   createRecorder(): { db: Kysely<unknown>; statements: string[] };
 }

@@ -263,6 +263,7 @@ export const sqliteBackend: Backend = {
   async tryLeaderLock() {
     return true;
   },
+  async refreshStatistics() {},
 
   createRecorder: () =>
     recordingKysely({

@@ -463,58 +463,76 @@ export async function completeLease(
   return true;
 }
 
-/** The tasks of these leases, each with its lease holder's identity (live or not: the caller checks). */
-export async function findLeaseHolders(
-  db: Kysely<Database>,
-  taskIds: readonly string[],
-): Promise<Map<string, TaskRow & { service_identifier: string | null }>> {
-  const found = new Map<string, TaskRow & { service_identifier: string | null }>();
-  for (const chunk of chunked(taskIds, 500)) {
-    const rows = await db
-      .selectFrom('tasks')
-      .leftJoin('compute_services as s', 's.id', 'tasks.lease_service_id')
-      .selectAll('tasks')
-      .select('s.identifier as service_identifier')
-      .where('tasks.id', 'in', chunk)
-      .execute();
-    for (const row of rows) found.set(row.id, row);
-  }
-  return found;
+/**
+ * Whose leases a batch of results may complete: only leases held by a service that `identifier`
+ * registered, on tasks in one of `scopes`.
+ */
+export interface LeaseHolder {
+  readonly identifier: string;
+  readonly scopes: readonly Scope[];
 }
 
 /**
- * `completeLease` for many leases at once; answers the tasks completed (the others' leases were no
- * longer live and nothing of theirs was written). On PostgreSQL one statement for them all: the
- * live tasks are locked in id order (a fixed order, so two such statements cannot deadlock), then
- * completed with their results, attempts and hub entries. On SQLite, inside the caller's
+ * `completeLease` for many leases at once, each checked by the write itself: the lease is live
+ * (running, same token, unexpired) and held by `holder`. Answers the tasks completed; the others
+ * (stale, foreign, outside the scopes, or a task named twice after its first) had nothing written.
+ * A result records the service its task's lease names. On PostgreSQL one statement for them all:
+ * the live tasks are locked in id order (a fixed order, so two such statements cannot deadlock),
+ * then completed with their results, attempts and hub entries. On SQLite, inside the caller's
  * transaction, lease after lease.
  */
 export async function completeLeases(
   db: Kysely<Database>,
   backend: Backend,
-  leases: readonly Omit<CompletedLease, 'now'>[],
+  holder: LeaseHolder,
+  leases: readonly Omit<CompletedLease, 'now' | 'serviceId'>[],
   now: string,
   history = true,
 ): Promise<Set<string>> {
   const completed = new Set<string>();
+  const seen = new Set<string>();
+  const firsts = leases.filter((l) => !seen.has(l.taskId) && Boolean(seen.add(l.taskId)));
   if (backend.name !== 'postgres') {
-    for (const lease of leases)
-      if (await completeLease(db, backend, { ...lease, now, history })) completed.add(lease.taskId);
+    for (const lease of firsts) {
+      const held = await db
+        .selectFrom('tasks')
+        .innerJoin('compute_services as s', 's.id', 'tasks.lease_service_id')
+        .select('s.id')
+        .where('tasks.id', '=', lease.taskId)
+        .where('s.identifier', '=', holder.identifier)
+        .where(sql<boolean>`${scopeCondition('tasks.scope', holder.scopes)}`)
+        .executeTakeFirst();
+      if (held && (await completeLease(db, backend, { ...lease, serviceId: held.id, now, history })))
+        completed.add(lease.taskId);
+    }
     return completed;
   }
-  for (const chunk of chunked(leases, 1000)) {
-    const column = <T>(pick: (lease: Omit<CompletedLease, 'now'>) => T) => chunk.map(pick);
+  // The scopes as fixed-shape parameters (exact scopes and prefixes), so the text stays one prepared statement.
+  const exact: string[] = [];
+  const prefixes: string[] = [];
+  for (const scope of holder.scopes) {
+    if (scope.org === '*') prefixes.push('');
+    else if (scope.campaign === '*') prefixes.push(`${scope.org}-`);
+    else if (scope.project === '*') prefixes.push(`${scope.org}-${scope.campaign}-`);
+    else exact.push(`${scope.org}-${scope.campaign}-${scope.project}`);
+  }
+  for (const chunk of chunked(firsts, 1000)) {
+    const column = <T>(pick: (lease: Omit<CompletedLease, 'now' | 'serviceId'>) => T) => chunk.map(pick);
     const { rows } = await sql<{ id: string }>`${sql.raw(preparedMarker)}
       with input as (
         select * from unnest(
           cast(${column((l) => l.taskId)} as text[]), cast(${column((l) => l.leaseToken)} as integer[]),
           cast(${column((l) => l.resultId)} as text[]), cast(${column((l) => l.sha256)} as text[]),
-          cast(${column((l) => l.sizeBytes)} as integer[]), cast(${column((l) => l.serviceId)} as text[])
-        ) as i(task_id, lease_token, result_id, sha256, size_bytes, service_id)),
+          cast(${column((l) => l.sizeBytes)} as integer[])
+        ) as i(task_id, lease_token, result_id, sha256, size_bytes)),
       locked as (
-        select t.id, i.lease_token, i.result_id, i.sha256, i.size_bytes, i.service_id
+        select t.id, i.lease_token, i.result_id, i.sha256, i.size_bytes, t.lease_service_id as service_id
         from tasks t join input i on i.task_id = t.id
         where t.status = 'running' and t.lease_token = i.lease_token and t.lease_expires_at >= ${now}
+          and exists (select 1 from compute_services s
+            where s.id = t.lease_service_id and s.identifier = ${holder.identifier})
+          and (t.scope = any(cast(${exact} as text[]))
+            or exists (select 1 from unnest(cast(${prefixes} as text[])) p where starts_with(t.scope, p)))
         order by t.id
         for update of t),
       done as (
