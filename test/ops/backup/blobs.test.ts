@@ -86,6 +86,28 @@ describeEachBackend('result blobs in backups', (backend) => {
     expect(await hasBlob(objects, shas[0]!)).toBe(true);
   });
 
+  it('restores small blobs in batches and a large one streamed, byte for byte', async () => {
+    const large = 'L'.repeat(300 * 1024);
+    const contents = [...Array.from({ length: 12 }, (_, i) => `small result ${i}`), large];
+    const { config, shas } = await platformWithResults(backend, dir, contents);
+    const target = openObjectStore(`file:${path.join(dir, `target-${backend}-batches`)}`);
+    const { manifest } = await createBackup({ config, target, encryption: { mode: 'none' } });
+    expect(manifest.blobs?.length).toBe(contents.length);
+    const restoredConfig = {
+      ...testConfig(await freshDatabaseUrl(backend, dir), dir),
+      objectsUrl: `file:${path.join(dir, `objects-batches-${backend}`)}`,
+    };
+    const restored = await restoreBackup({
+      target,
+      backup: manifest.id,
+      config: restoredConfig,
+      keys: noKeys,
+    });
+    expect(restored.blobs).toEqual({ copied: contents.length, present: 0 });
+    const into = openObjectStore(restoredConfig.objectsUrl);
+    for (const [i, sha] of shas.entries()) expect(await text(await getBlob(into, sha))).toBe(contents[i]);
+  });
+
   it('names a damaged blob in verify (quick and full) and refuses to restore it', async () => {
     const { config, shas } = await platformWithResults(backend, dir, ['intact bytes']);
     const targetDir = path.join(dir, `target-${backend}-damaged`);
