@@ -135,6 +135,47 @@ export async function putSmallBlobs(store: ObjectStore, bodies: readonly Buffer[
   return infos;
 }
 
+function blobNotFound(store: ObjectStore, sha256: string, key: string, cause: unknown): AthanorError {
+  return new AthanorError('not_found', `blob ${sha256} not found at ${store.url} (key '${key}')`, {
+    cause,
+    details: { sha256, store: store.url },
+  });
+}
+
+function damagedBlob(store: ObjectStore, sha256: string, actual: string): AthanorError {
+  return new AthanorError(
+    'internal',
+    `blob ${sha256} at ${store.url} is damaged: its bytes hash to ${actual}. Restore it from a backup or delete it so it is written again`,
+    { details: { sha256, actual, store: store.url } },
+  );
+}
+
+/**
+ * The blob's bytes in one buffer, checked against its digest, when the store reads small objects
+ * whole (`getSmall`) and the blob holds at most `maxBytes`; undefined otherwise (then `getBlob`
+ * streams it). Throws `not_found` when absent.
+ */
+export async function getSmallBlob(
+  store: ObjectStore,
+  sha256: string,
+  maxBytes: number,
+): Promise<Buffer | undefined> {
+  if (!store.getSmall) return undefined;
+  const key = blobKey(sha256);
+  let bytes: Buffer | undefined;
+  try {
+    bytes = await store.getSmall(key, maxBytes);
+  } catch (error) {
+    if (error instanceof AthanorError && error.code === 'not_found')
+      throw blobNotFound(store, sha256, key, error);
+    throw error;
+  }
+  if (bytes === undefined) return undefined;
+  const actual = createHash('sha256').update(bytes).digest('hex');
+  if (actual !== sha256) throw damagedBlob(store, sha256, actual);
+  return bytes;
+}
+
 /**
  * A stream of the blob's bytes, checked against its digest as it is read: a damaged blob ends the
  * stream with an error instead of handing out wrong bytes. Throws `not_found` when absent.
@@ -145,12 +186,8 @@ export async function getBlob(store: ObjectStore, sha256: string): Promise<Reada
   try {
     source = await store.get(key);
   } catch (error) {
-    if (error instanceof AthanorError && error.code === 'not_found') {
-      throw new AthanorError('not_found', `blob ${sha256} not found at ${store.url} (key '${key}')`, {
-        cause: error,
-        details: { sha256, store: store.url },
-      });
-    }
+    if (error instanceof AthanorError && error.code === 'not_found')
+      throw blobNotFound(store, sha256, key, error);
     throw error;
   }
   const hash = createHash('sha256');
@@ -161,16 +198,7 @@ export async function getBlob(store: ObjectStore, sha256: string): Promise<Reada
     },
     flush(callback) {
       const actual = hash.digest('hex');
-      if (actual === sha256) callback();
-      else {
-        callback(
-          new AthanorError(
-            'internal',
-            `blob ${sha256} at ${store.url} is damaged: its bytes hash to ${actual}. Restore it from a backup or delete it so it is written again`,
-            { details: { sha256, actual, store: store.url } },
-          ),
-        );
-      }
+      callback(actual === sha256 ? undefined : damagedBlob(store, sha256, actual));
     },
   });
   // pipeline destroys the source when the reader stops early, releasing its file or connection.
