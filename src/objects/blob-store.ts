@@ -117,9 +117,15 @@ const smallBlobWritesAtOnce = 16;
 /**
  * Stores many small bodies, as `putBlob` would each: content already stored (and fresh) is not
  * written again, nor twice when it comes twice. Resolves once every written blob is durable;
- * a store that can (`file:`) shares one directory sync among the blobs of a directory.
+ * a store that can (`file:`) shares one directory sync among the blobs of a directory. With
+ * `checked`, the caller has just found each of them missing or stale (`hasFreshBlob`), and they
+ * are written without looking again.
  */
-export async function putSmallBlobs(store: ObjectStore, bodies: readonly Buffer[]): Promise<BlobInfo[]> {
+export async function putSmallBlobs(
+  store: ObjectStore,
+  bodies: readonly Buffer[],
+  options: { readonly checked?: boolean } = {},
+): Promise<BlobInfo[]> {
   const infos = bodies.map((body) => ({
     sha256: createHash('sha256').update(body).digest('hex'),
     sizeBytes: body.length,
@@ -127,7 +133,9 @@ export async function putSmallBlobs(store: ObjectStore, bodies: readonly Buffer[
   const unique = new Map<string, Buffer>();
   for (const [i, info] of infos.entries()) unique.set(info.sha256, bodies[i]!);
   const stale = await mapLimited([...unique], smallBlobWritesAtOnce, async ([sha256, body]) =>
-    isFresh(await store.head(blobKey(sha256)), body.length) ? undefined : { key: blobKey(sha256), body },
+    !options.checked && isFresh(await store.head(blobKey(sha256)), body.length)
+      ? undefined
+      : { key: blobKey(sha256), body },
   );
   const writes = stale.filter((w) => w !== undefined);
   if (store.putMany) await store.putMany(writes);

@@ -314,6 +314,7 @@ export async function restoreBlobs(options: {
       await putSmallBlobs(
         options.objects,
         small.map((s) => s.body),
+        { checked: true },
       );
   }
   return { copied, present };
