@@ -9,7 +9,10 @@
 // quick 16), BENCH_BATCH (large batch size; default 500), BENCH_REPEATS (A/B rounds; default 2,
 // quick 1), BENCH_LATENCY_WAITING (comma separated queue depths of the claim-latency runs; default
 // 10000,1000000, quick 10000,100000), BENCH_LATENCY_CLAIMERS (default 32), BENCH_LATENCY_CLAIMS
-// (claims per claimer; default 100, quick 20), BENCH_CPU_PROFILE (a directory for server profiles).
+// (claims per claimer; default 100, quick 20), BENCH_CPU_PROFILE (a directory for server profiles),
+// BENCH_ONLY=backups (one PostgreSQL and one SQLite drain at the large batch, then the backups),
+// BENCH_BACKUP_REPEATS (backup rounds of each database, alternating Athanor and the native tools;
+// default 1).
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -39,6 +42,8 @@ const latencyWaiting = (process.env.BENCH_LATENCY_WAITING ?? (quick ? '10000,100
 const latencyClaimers = Number(process.env.BENCH_LATENCY_CLAIMERS ?? 32);
 const latencyClaims = Number(process.env.BENCH_LATENCY_CLAIMS ?? (quick ? 20 : 100));
 const peerProcesses = 4;
+const onlyBackups = process.env.BENCH_ONLY === 'backups';
+const backupRepeats = Number(process.env.BENCH_BACKUP_REPEATS ?? 1);
 const benchStarted = Date.now();
 const root = mkdtempSync(path.join(os.tmpdir(), 'athanor-bench-'));
 const cluster = await startCluster();
@@ -342,8 +347,8 @@ function postgresTool(name) {
 
 const cli = path.join(import.meta.dirname, '..', 'dist', 'cli', 'main.js');
 
-/** Athanor's backup create and restore of a drained database against the native tools. */
-async function backups(run) {
+/** Athanor's backup create and restore of a drained database, timed once. */
+async function athanorBackup(run) {
   const target = mkdtempSync(path.join(root, 'backups-'));
   const env = {
     ATHANOR_DATABASE_URL: run.databaseUrl,
@@ -351,54 +356,103 @@ async function backups(run) {
     ATHANOR_BACKUP_TARGET: `file:${target}`,
   };
   const create = timed(process.execPath, [cli, 'backup', 'create'], env);
-  const athanorBytes = sizeBytes(target);
+  const bytes = sizeBytes(target);
   const fresh = mkdtempSync(path.join(root, 'restored-'));
   const restoreUrl =
-    run.system === 'athanor-postgres'
+    run.system === 'athanor-postgres' || run.system === 'athanor-postgres exchange'
       ? (await createDatabase('restored')).url
       : `sqlite:${path.join(fresh, 'athanor.db')}`;
   const restore = timed(
     process.execPath,
     [cli, 'backup', 'restore', 'latest', '--database-url', restoreUrl],
-    env,
+    { ...env, ATHANOR_DATA_DIR: fresh },
   );
-  const athanor = { create: round(create), restore: round(restore), bytes: athanorBytes };
-  log(`athanor backup ${run.system}: create ${athanor.create} s, restore ${athanor.restore} s`);
-  if (run.system === 'athanor-postgres') {
+  rmSync(target, { recursive: true, force: true });
+  rmSync(fresh, { recursive: true, force: true });
+  return { create, restore, bytes };
+}
+
+/** The native tools on the same database, timed once. */
+async function nativeBackup(run) {
+  if (run.system.startsWith('athanor-postgres')) {
     const dump = path.join(root, `dump-${databases}.pgdump`);
     const pgDump = timed(postgresTool('pg_dump'), ['-Fc', '-f', dump, '-d', run.databaseUrl]);
     const into = await createDatabase('pgrestored');
     const pgRestore = timed(postgresTool('pg_restore'), ['-d', into.url, dump]);
-    return {
-      backend: 'postgres',
-      athanor,
-      peer: {
-        name: 'pg_dump -Fc / pg_restore',
-        create: round(pgDump),
-        restore: round(pgRestore),
-        bytes: sizeBytes(dump),
-      },
-    };
+    const bytes = sizeBytes(dump);
+    rmSync(dump, { force: true });
+    return { create: pgDump, restore: pgRestore, bytes };
   }
   const file = run.databaseUrl.slice('sqlite:'.length);
   const copy = path.join(root, `copy-${databases++}.db`);
   const sqliteBackup = timed('sqlite3', [file, `.backup '${copy}'`]);
   const gzip = timed('gzip', ['-k', copy]);
   const zstd = timed('zstd', ['-q', '-k', copy]);
-  return {
-    backend: 'sqlite',
-    athanor,
-    peer: {
-      name: 'sqlite3 .backup + gzip',
-      create: round(sqliteBackup + gzip),
-      bytes: sizeBytes(`${copy}.gz`),
-    },
-    zstd: {
-      name: 'sqlite3 .backup + zstd',
-      create: round(sqliteBackup + zstd),
-      bytes: sizeBytes(`${copy}.zst`),
-    },
+  const result = {
+    create: sqliteBackup + gzip,
+    bytes: sizeBytes(`${copy}.gz`),
+    zstdCreate: sqliteBackup + zstd,
+    zstdBytes: sizeBytes(`${copy}.zst`),
   };
+  for (const f of [copy, `${copy}.gz`, `${copy}.zst`]) rmSync(f, { force: true });
+  return result;
+}
+
+/**
+ * Athanor's backup create and restore of a drained database against the native tools,
+ * `backupRepeats` rounds that alternate which side goes first; means, with each round's figures.
+ */
+async function backups(run) {
+  const ours = [];
+  const theirs = [];
+  for (let round = 0; round < backupRepeats; round++) {
+    if (round % 2 === 0) {
+      ours.push(await athanorBackup(run));
+      theirs.push(await nativeBackup(run));
+    } else {
+      theirs.push(await nativeBackup(run));
+      ours.push(await athanorBackup(run));
+    }
+  }
+  const avg = (rows, pick) => rows.reduce((n, r) => n + pick(r), 0) / rows.length;
+  const each = (rows, pick) => rows.map((r) => round(pick(r)));
+  const athanor = {
+    create: round(avg(ours, (r) => r.create)),
+    restore: round(avg(ours, (r) => r.restore)),
+    bytes: Math.round(avg(ours, (r) => r.bytes)),
+    rounds: { create: each(ours, (r) => r.create), restore: each(ours, (r) => r.restore) },
+  };
+  log(
+    `athanor backup ${run.system}: create ${athanor.rounds.create.join(', ')} s, ` +
+      `restore ${athanor.rounds.restore.join(', ')} s`,
+  );
+  if (run.system.startsWith('athanor-postgres')) {
+    const peer = {
+      name: 'pg_dump -Fc / pg_restore',
+      create: round(avg(theirs, (r) => r.create)),
+      restore: round(avg(theirs, (r) => r.restore)),
+      bytes: Math.round(avg(theirs, (r) => r.bytes)),
+      rounds: { create: each(theirs, (r) => r.create), restore: each(theirs, (r) => r.restore) },
+    };
+    log(`pg_dump -Fc: ${peer.rounds.create.join(', ')} s, pg_restore ${peer.rounds.restore.join(', ')} s`);
+    return { backend: 'postgres', tasks: run.tasks, athanor, peer };
+  }
+  const peer = {
+    name: 'sqlite3 .backup + gzip',
+    create: round(avg(theirs, (r) => r.create)),
+    bytes: Math.round(avg(theirs, (r) => r.bytes)),
+    rounds: { create: each(theirs, (r) => r.create) },
+  };
+  const zstd = {
+    name: 'sqlite3 .backup + zstd',
+    create: round(avg(theirs, (r) => r.zstdCreate)),
+    bytes: Math.round(avg(theirs, (r) => r.zstdBytes)),
+    rounds: { create: each(theirs, (r) => r.zstdCreate) },
+  };
+  log(
+    `sqlite3 .backup + gzip: ${peer.rounds.create.join(', ')} s; + zstd ${zstd.rounds.create.join(', ')} s`,
+  );
+  return { backend: 'sqlite', tasks: run.tasks, athanor, peer, zstd };
 }
 
 const drains = [];
@@ -406,7 +460,15 @@ const latencies = [];
 let lastPostgres;
 let lastSqlite;
 try {
-  for (let pass = 0; pass < repeats; pass++) {
+  if (onlyBackups) {
+    for (const backend of ['postgres', 'sqlite']) {
+      const r = await athanorDrain(backend, 16, batch, true);
+      log(`${r.system} ×${r.claimers} batch ${r.batch}: ${r.tasksPerSecond} tasks/s`);
+      if (backend === 'postgres') lastPostgres = r;
+      else lastSqlite = r;
+    }
+  }
+  for (let pass = 0; pass < (onlyBackups ? 0 : repeats); pass++) {
     // A/B alternation: odd rounds run the peer first, so neither side always gets the warmer cache.
     const order = (pair) => (pass % 2 === 0 ? pair : [...pair].reverse());
     for (const claimers of claimerCounts) {
@@ -656,6 +718,8 @@ function report(drains, latencies, backupResults) {
       latencyWaiting,
       latencyClaimers,
       latencyClaims,
+      onlyBackups,
+      backupRepeats,
     },
     seconds: round((Date.now() - benchStarted) / 1000, 0),
     comparisons,

@@ -117,9 +117,15 @@ const smallBlobWritesAtOnce = 16;
 /**
  * Stores many small bodies, as `putBlob` would each: content already stored (and fresh) is not
  * written again, nor twice when it comes twice. Resolves once every written blob is durable;
- * a store that can (`file:`) shares one directory sync among the blobs of a directory.
+ * a store that can (`file:`) shares one directory sync among the blobs of a directory. With
+ * `checked`, the caller has just found each of them missing or stale (`hasFreshBlob`), and they
+ * are written without looking again.
  */
-export async function putSmallBlobs(store: ObjectStore, bodies: readonly Buffer[]): Promise<BlobInfo[]> {
+export async function putSmallBlobs(
+  store: ObjectStore,
+  bodies: readonly Buffer[],
+  options: { readonly checked?: boolean } = {},
+): Promise<BlobInfo[]> {
   const infos = bodies.map((body) => ({
     sha256: createHash('sha256').update(body).digest('hex'),
     sizeBytes: body.length,
@@ -127,12 +133,55 @@ export async function putSmallBlobs(store: ObjectStore, bodies: readonly Buffer[
   const unique = new Map<string, Buffer>();
   for (const [i, info] of infos.entries()) unique.set(info.sha256, bodies[i]!);
   const stale = await mapLimited([...unique], smallBlobWritesAtOnce, async ([sha256, body]) =>
-    isFresh(await store.head(blobKey(sha256)), body.length) ? undefined : { key: blobKey(sha256), body },
+    !options.checked && isFresh(await store.head(blobKey(sha256)), body.length)
+      ? undefined
+      : { key: blobKey(sha256), body },
   );
   const writes = stale.filter((w) => w !== undefined);
   if (store.putMany) await store.putMany(writes);
   else await mapLimited(writes, smallBlobWritesAtOnce, (w) => store.put(w.key, w.body));
   return infos;
+}
+
+function blobNotFound(store: ObjectStore, sha256: string, key: string, cause: unknown): AthanorError {
+  return new AthanorError('not_found', `blob ${sha256} not found at ${store.url} (key '${key}')`, {
+    cause,
+    details: { sha256, store: store.url },
+  });
+}
+
+function damagedBlob(store: ObjectStore, sha256: string, actual: string): AthanorError {
+  return new AthanorError(
+    'internal',
+    `blob ${sha256} at ${store.url} is damaged: its bytes hash to ${actual}. Restore it from a backup or delete it so it is written again`,
+    { details: { sha256, actual, store: store.url } },
+  );
+}
+
+/**
+ * The blob's bytes in one buffer, checked against its digest, when the store reads small objects
+ * whole (`getSmall`) and the blob holds at most `maxBytes`; undefined otherwise (then `getBlob`
+ * streams it). Throws `not_found` when absent.
+ */
+export async function getSmallBlob(
+  store: ObjectStore,
+  sha256: string,
+  maxBytes: number,
+): Promise<Buffer | undefined> {
+  if (!store.getSmall) return undefined;
+  const key = blobKey(sha256);
+  let bytes: Buffer | undefined;
+  try {
+    bytes = await store.getSmall(key, maxBytes);
+  } catch (error) {
+    if (error instanceof AthanorError && error.code === 'not_found')
+      throw blobNotFound(store, sha256, key, error);
+    throw error;
+  }
+  if (bytes === undefined) return undefined;
+  const actual = createHash('sha256').update(bytes).digest('hex');
+  if (actual !== sha256) throw damagedBlob(store, sha256, actual);
+  return bytes;
 }
 
 /**
@@ -145,12 +194,8 @@ export async function getBlob(store: ObjectStore, sha256: string): Promise<Reada
   try {
     source = await store.get(key);
   } catch (error) {
-    if (error instanceof AthanorError && error.code === 'not_found') {
-      throw new AthanorError('not_found', `blob ${sha256} not found at ${store.url} (key '${key}')`, {
-        cause: error,
-        details: { sha256, store: store.url },
-      });
-    }
+    if (error instanceof AthanorError && error.code === 'not_found')
+      throw blobNotFound(store, sha256, key, error);
     throw error;
   }
   const hash = createHash('sha256');
@@ -161,16 +206,7 @@ export async function getBlob(store: ObjectStore, sha256: string): Promise<Reada
     },
     flush(callback) {
       const actual = hash.digest('hex');
-      if (actual === sha256) callback();
-      else {
-        callback(
-          new AthanorError(
-            'internal',
-            `blob ${sha256} at ${store.url} is damaged: its bytes hash to ${actual}. Restore it from a backup or delete it so it is written again`,
-            { details: { sha256, actual, store: store.url } },
-          ),
-        );
-      }
+      callback(actual === sha256 ? undefined : damagedBlob(store, sha256, actual));
     },
   });
   // pipeline destroys the source when the reader stops early, releasing its file or connection.

@@ -120,6 +120,25 @@ export class FsObjectStore implements ObjectStore {
     return handle.createReadStream();
   }
 
+  async getSmall(key: string, maxBytes: number): Promise<Buffer | undefined> {
+    const file = this.#pathOf(key);
+    let handle: FileHandle;
+    try {
+      handle = await open(file, 'r');
+    } catch (error) {
+      if (['ENOENT', 'ENOTDIR', 'EISDIR'].includes(errorCode(error) ?? '')) throw this.#notFound(key);
+      throw this.#ioError(`read object '${key}'`, error);
+    }
+    try {
+      const facts = await handle.stat().catch(() => undefined);
+      if (!facts?.isFile()) throw this.#notFound(key);
+      if (facts.size > maxBytes) return undefined;
+      return await this.#io(`read object '${key}'`, handle.readFile());
+    } finally {
+      await handle.close().catch(() => {});
+    }
+  }
+
   async head(key: string): Promise<ObjectInfo | undefined> {
     const file = this.#pathOf(key);
     try {

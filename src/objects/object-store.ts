@@ -35,6 +35,12 @@ export interface ObjectStore {
   putIfAbsent(key: string, body: Buffer): Promise<boolean>;
   /** A stream of the object's bytes; throws `not_found` when absent. */
   get(key: string): Promise<Readable>;
+  /**
+   * The object's bytes in one buffer when it holds at most `maxBytes`, undefined when it is larger
+   * (then `get` streams it); throws `not_found` when absent. Absent on stores without a cheaper
+   * whole read than `get` (`s3://`).
+   */
+  getSmall?(key: string, maxBytes: number): Promise<Buffer | undefined>;
   /** The object's facts, or undefined when absent. */
   head(key: string): Promise<ObjectInfo | undefined>;
   /** Every object whose key starts with `prefix`, in key order (UTF-8 byte order, as S3 lists). */

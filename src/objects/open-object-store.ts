@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { AthanorError } from '../domain/errors.js';
 import { FsObjectStore } from './fs-object-store.js';
 import type { ObjectStore } from './object-store.js';
-import { S3ObjectStore } from './s3-object-store.js';
+import { DeferredS3ObjectStore } from './deferred-s3-object-store.js';
 
 /** Options of `openObjectStore`. */
 export interface OpenObjectStoreOptions {
@@ -13,7 +13,7 @@ export interface OpenObjectStoreOptions {
 
 /**
  * Opens the object store named by `url` (`ATHANOR_OBJECTS_URL`): `file:<dir>` (relative to the
- * working directory, or `file:///absolute/dir`) or `s3://bucket/prefix`.
+ * working directory, or `file:///absolute/dir`) or `s3://bucket/prefix` (the AWS SDK loads on first use).
  */
 export function openObjectStore(url: string, options: OpenObjectStoreOptions = {}): ObjectStore {
   if (url.startsWith('file:')) {
@@ -26,7 +26,7 @@ export function openObjectStore(url: string, options: OpenObjectStoreOptions = {
     }
     return new FsObjectStore(path.resolve(process.cwd(), dir));
   }
-  if (url.startsWith('s3://')) return new S3ObjectStore(url, { env: options.env });
+  if (url.startsWith('s3://')) return new DeferredS3ObjectStore(url, { env: options.env });
   throw new AthanorError(
     'invalid_config',
     `object store URL '${url.replace(/\/\/[^/@]*@/, '//***@')}' is not supported: set ATHANOR_OBJECTS_URL to file:<dir> or s3://bucket/prefix`,

@@ -20,6 +20,7 @@ import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { AthanorError } from '../domain/errors.js';
 import { abortError, bodyChunks } from './body-chunks.js';
 import { assertObjectKey, assertObjectPrefix } from './object-key.js';
+import { parseS3Url, s3StoreUrl } from './s3-url.js';
 import type { ObjectInfo, ObjectStore } from './object-store.js';
 
 /** Options of an `s3://` store. */
@@ -55,37 +56,6 @@ function httpStatus(error: unknown): number | undefined {
 function isNotFound(error: unknown): boolean {
   const name = (error as S3Failure | undefined)?.name;
   return httpStatus(error) === 404 || name === 'NotFound' || name === 'NoSuchKey';
-}
-
-/** `s3://bucket/prefix` → its parts; refuses credentials in the URL without echoing them. */
-function parseS3Url(url: string): { bucket: string; prefix: string } {
-  const match = /^s3:\/\/([^/]*)\/?(.*)$/.exec(url);
-  const bucket = match?.[1] ?? '';
-  if (bucket.includes('@') || bucket.includes(':')) {
-    throw new AthanorError(
-      'invalid_config',
-      'the object store URL must not hold credentials: use s3://bucket/prefix and set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or an AWS profile)',
-    );
-  }
-  if (!match || bucket === '') {
-    throw new AthanorError(
-      'invalid_config',
-      `object store URL '${url}' names no bucket: use s3://bucket or s3://bucket/prefix`,
-    );
-  }
-  const prefix = (match[2] ?? '').replace(/^\/+|\/+$/g, '');
-  if (prefix !== '') {
-    try {
-      assertObjectKey(prefix);
-    } catch (cause) {
-      throw new AthanorError(
-        'invalid_config',
-        `object store URL '${url}' has an unusable prefix: ${(cause as Error).message}`,
-        { cause },
-      );
-    }
-  }
-  return { bucket, prefix };
 }
 
 function clientConfig(env: NodeJS.ProcessEnv): S3ClientConfig {
@@ -124,7 +94,7 @@ export class S3ObjectStore implements ObjectStore {
     const config = clientConfig(env);
     this.#bucket = bucket;
     this.#prefix = prefix;
-    this.url = prefix === '' ? `s3://${bucket}` : `s3://${bucket}/${prefix}`;
+    this.url = s3StoreUrl(url);
     this.#endpointName = config.endpoint ? hostOf(String(config.endpoint)) : 'AWS S3';
     this.#listPageSize = options.listPageSize ?? 1000;
     this.#partSizeBytes = options.partSizeBytes ?? 8 * mebibyte;

@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import { expect, it } from 'vitest';
-import { blobKey, getBlob, hasBlob, putBlob } from '../../src/objects/blob-store.js';
+import { blobKey, getBlob, getSmallBlob, hasBlob, putBlob } from '../../src/objects/blob-store.js';
 import {
   collect,
   describeEachObjectStore,
@@ -35,6 +35,23 @@ describeEachObjectStore('blob store', (freshStore) => {
     expect(third).toEqual(first);
     expect((await collect(store.list(''))).map((info) => info.key)).toEqual([blobKey(helloSha256)]);
     expect(await textOf(await getBlob(store, helloSha256))).toBe('hello');
+  });
+
+  it('reads a small blob whole where the store can, checked against its digest', async () => {
+    const store = freshStore();
+    await putBlob(store, Buffer.from('hello'));
+    const bytes = await getSmallBlob(store, helloSha256, 1024);
+    if (!store.getSmall) {
+      expect(bytes).toBeUndefined();
+      return;
+    }
+    expect(bytes?.toString('utf8')).toBe('hello');
+    // Larger than the limit: left to the stream.
+    expect(await getSmallBlob(store, helloSha256, 4)).toBeUndefined();
+    await expect(getSmallBlob(store, 'a'.repeat(64), 1024)).rejects.toMatchObject({ code: 'not_found' });
+    // Bytes that do not hash to their key are refused, as getBlob refuses them.
+    await store.put(blobKey(helloSha256), Buffer.from('hellO'));
+    await expect(getSmallBlob(store, helloSha256, 1024)).rejects.toThrow(/is damaged/);
   });
 
   it('stores concurrent uploads of the same content as one blob', async () => {

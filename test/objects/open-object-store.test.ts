@@ -2,7 +2,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { FsObjectStore } from '../../src/objects/fs-object-store.js';
 import { openObjectStore } from '../../src/objects/open-object-store.js';
-import { S3ObjectStore } from '../../src/objects/s3-object-store.js';
+import { DeferredS3ObjectStore } from '../../src/objects/deferred-s3-object-store.js';
 
 describe('openObjectStore', () => {
   it('opens file: stores, resolving relative directories against the working directory', () => {
@@ -20,7 +20,9 @@ describe('openObjectStore', () => {
       AWS_SECRET_ACCESS_KEY: 'secret',
     };
     const store = openObjectStore('s3://bucket/some/prefix/', { env });
-    expect(store).toBeInstanceOf(S3ObjectStore);
+    // The AWS SDK loads on the store's first call; presigned downloads stay available.
+    expect(store).toBeInstanceOf(DeferredS3ObjectStore);
+    expect(typeof store.downloadUrl).toBe('function');
     expect(store.url).toBe('s3://bucket/some/prefix');
     expect(openObjectStore('s3://bucket', { env }).url).toBe('s3://bucket');
   });

@@ -99,6 +99,9 @@ export async function readVerification(
 export async function scanTarget(store: ObjectStore): Promise<Map<string, string[]>> {
   const directories = new Map<string, string[]>();
   for await (const object of store.list('')) {
+    // Backup ids start with a digit and keys come in byte order: past the digits lie only the
+    // marker, the locks and the shared blobs (often most of the target), none of them a backup.
+    if (object.key.charAt(0) > '9') break;
     const slash = object.key.indexOf('/');
     if (slash < 0) continue;
     const id = object.key.slice(0, slash);

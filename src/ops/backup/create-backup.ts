@@ -9,7 +9,8 @@ import { appVersion } from '../../version.js';
 import { auditBackupEvent } from './backup-audit.js';
 import { newBackupId } from './backup-id.js';
 import { mapLimited } from '../../domain/map-limited.js';
-import { copyBlobsToTarget } from './backup-blobs.js';
+import type { BlobCopy } from './backup-blobs.js';
+import { startBlobCopy } from './backup-blobs.js';
 import { backupKeys, listBackups, readObject, targetKeys } from './backup-target.js';
 import { readCheckedFile } from './read-archive.js';
 import { compressionExtension, createCompressor, defaultCompression } from './compression.js';
@@ -224,7 +225,17 @@ async function writeBackup(
   const snapshotMs = Math.round(performance.now() - snapshotStarted);
   const tables: ManifestTable[] = [];
   const migrations: ManifestMigration[] = [];
-  const referencedBlobs = new Map<string, number>();
+  const objects =
+    options.objects ?? (options.config.objectsUrl ? openObjectStore(options.config.objectsUrl) : undefined);
+  // Blobs are copied while the tables are still being read: each as soon as a row references it.
+  const blobCopy: BlobCopy | undefined = objects
+    ? startBlobCopy({
+        objects,
+        target,
+        encrypter,
+        recipients: manifestEncryption.mode === 'none' ? undefined : manifestEncryption.recipients,
+      })
+    : undefined;
   try {
     const extension = `ndjson.${compressionExtension[compression]}${encrypter ? '.age' : ''}`;
     // Tables are read (and compressed, on zlib's thread pool) several at a time when the snapshot
@@ -250,13 +261,13 @@ async function writeBackup(
             : table.name === 'results'
               ? (row) => {
                   if (typeof row.blob_sha256 === 'string')
-                    referencedBlobs.set(row.blob_sha256, Number(row.size_bytes ?? 0));
+                    blobCopy?.add(row.blob_sha256, Number(row.size_bytes ?? 0));
                 }
               : table.name === 'task_attempts'
                 ? (row) => {
                     // Attempt logs are blobs too (from migration 7 on).
                     if (typeof row.log_sha256 === 'string')
-                      referencedBlobs.set(row.log_sha256, Number(row.log_size_bytes ?? 0));
+                      blobCopy?.add(row.log_sha256, Number(row.log_size_bytes ?? 0));
                   }
                 : undefined,
         onProgress: (rows, tableDone) =>
@@ -271,20 +282,13 @@ async function writeBackup(
     );
     tables.push(...written);
     files.push(...tableFiles.flat());
+  } catch (error) {
+    await blobCopy?.abandon();
+    throw error;
   } finally {
     await snapshot.close();
   }
-  const objects =
-    options.objects ?? (options.config.objectsUrl ? openObjectStore(options.config.objectsUrl) : undefined);
-  const copied = objects
-    ? await copyBlobsToTarget({
-        objects,
-        target,
-        referenced: referencedBlobs,
-        encrypter,
-        recipients: manifestEncryption.mode === 'none' ? undefined : manifestEncryption.recipients,
-      })
-    : undefined;
+  const copied = await blobCopy?.finish();
   const completedAt = now();
   migrations.sort((a, b) => a.id - b.id);
   return {

@@ -113,7 +113,8 @@ async function existingData(config: RestoreBackupOptions['config']): Promise<str
 /**
  * Restores a backup into the configured database, replacing its contents atomically, then
  * migrates it forward to this release (unless `noMigrate`). Its result blobs go back into the
- * object store first. A database holding data is refused (exit 7) unless
+ * object store while the tables load, and the database commits only after them. A database
+ * holding data is refused (exit 7) unless
  * `force`, which first takes a safety backup of it to the same target.
  */
 export async function restoreBackup(options: RestoreBackupOptions): Promise<RestoreResult> {
@@ -160,39 +161,49 @@ export async function restoreBackup(options: RestoreBackupOptions): Promise<Rest
       safetyBackupId = safety.manifest.id;
     }
 
-    // Blobs first: once the database commits, every result it references can be downloaded.
+    // Blobs go back while the tables load, and the database commits only once every blob it
+    // references is durable in the object store: after the commit each result can be downloaded.
     const objects =
       options.objects ?? (options.config.objectsUrl ? openObjectStore(options.config.objectsUrl) : undefined);
-    const blobs = objects
-      ? await restoreBlobs({ target: options.target, manifest, objects, decrypter: archive.decrypter })
-      : { copied: 0, present: 0 };
+    const blobsRestored = objects
+      ? restoreBlobs({ target: options.target, manifest, objects, decrypter: archive.decrypter })
+      : Promise.resolve({ copied: 0, present: 0 });
+    // Awaited inside the load, or settled below when the load fails first.
+    blobsRestored.catch(() => {});
 
-    const loaded = await replaceDatabase(options.config, async (trx, target) => {
-      const result = await loadArchive(trx, target, archive, {
-        migrations: known,
-        migrateForward: !options.noMigrate,
-        ...(options.onProgress ? { onProgress: options.onProgress } : {}),
-      });
-      // The restored database's own audit log records where its contents came from, atomically with them.
-      if (await target.backend.tableExists(trx, 'audit_log')) {
-        await insertAuditEntry(trx as Kysely<Database>, {
-          at: new Date().toISOString(),
-          actor,
-          action: 'backup.restore',
-          target: `${options.target.url} ${backupId}`,
-          outcome: 'ok',
-          details: JSON.stringify({
-            backupId,
-            rows: result.rows,
-            backupSchemaVersion: manifest.schema.version,
-            applied: result.applied,
-            blobs,
-            ...(safetyBackupId ? { safetyBackupId } : {}),
-          }),
+    let loaded;
+    try {
+      loaded = await replaceDatabase(options.config, async (trx, target) => {
+        const result = await loadArchive(trx, target, archive, {
+          migrations: known,
+          migrateForward: !options.noMigrate,
+          ...(options.onProgress ? { onProgress: options.onProgress } : {}),
         });
-      }
-      return { ...result, backend: target.backend.name };
-    });
+        const blobs = await blobsRestored;
+        // The restored database's own audit log records where its contents came from, atomically with them.
+        if (await target.backend.tableExists(trx, 'audit_log')) {
+          await insertAuditEntry(trx as Kysely<Database>, {
+            at: new Date().toISOString(),
+            actor,
+            action: 'backup.restore',
+            target: `${options.target.url} ${backupId}`,
+            outcome: 'ok',
+            details: JSON.stringify({
+              backupId,
+              rows: result.rows,
+              backupSchemaVersion: manifest.schema.version,
+              applied: result.applied,
+              blobs,
+              ...(safetyBackupId ? { safetyBackupId } : {}),
+            }),
+          });
+        }
+        return { ...result, blobs, backend: target.backend.name };
+      });
+    } finally {
+      // Nothing keeps writing blobs behind the caller's back once the restore has failed.
+      await blobsRestored.catch(() => {});
+    }
     replaced = true;
     await resumeServers(options.config, actor);
     return {
@@ -205,7 +216,7 @@ export async function restoreBackup(options: RestoreBackupOptions): Promise<Rest
       backupSchemaVersion: manifest.schema.version,
       schemaVersion: loaded.schemaVersion,
       appliedMigrations: loaded.applied,
-      blobs,
+      blobs: loaded.blobs,
       ...(safetyBackupId ? { safetyBackupId } : {}),
       durationMs: Math.round(performance.now() - started),
     };

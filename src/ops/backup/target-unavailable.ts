@@ -24,11 +24,15 @@ async function targetCall<T>(call: () => Promise<T>): Promise<T> {
  * `backup_target_unavailable` (naming the target), so it is not mistaken for the result store.
  */
 export function backupTargetStore(store: ObjectStore): ObjectStore {
+  const putMany = store.putMany?.bind(store);
+  const getSmall = store.getSmall?.bind(store);
   return {
     url: store.url,
     put: (key, body, options) => targetCall(() => store.put(key, body, options)),
+    ...(putMany ? { putMany: (objects) => targetCall(() => putMany(objects)) } : {}),
     putIfAbsent: (key, body) => targetCall(() => store.putIfAbsent(key, body)),
     get: (key) => targetCall(() => store.get(key)),
+    ...(getSmall ? { getSmall: (key, maxBytes) => targetCall(() => getSmall(key, maxBytes)) } : {}),
     head: (key) => targetCall(() => store.head(key)),
     delete: (key) => targetCall(() => store.delete(key)),
     move: (fromKey, toKey) => targetCall(() => store.move(fromKey, toKey)),

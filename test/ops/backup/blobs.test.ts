@@ -4,7 +4,9 @@ import type { Readable } from 'node:stream';
 import { expect, it } from 'vitest';
 import type { Config } from '../../../src/config/resolve-config.js';
 import { blobKey, getBlob, hasBlob } from '../../../src/objects/blob-store.js';
+import type { ObjectStore } from '../../../src/objects/object-store.js';
 import { openObjectStore } from '../../../src/objects/open-object-store.js';
+import { listBackups, resolveBackupId } from '../../../src/ops/backup/backup-target.js';
 import { createBackup } from '../../../src/ops/backup/create-backup.js';
 import { pruneBackups } from '../../../src/ops/backup/prune-backups.js';
 import { restoreBackup } from '../../../src/ops/backup/restore-backup.js';
@@ -84,6 +86,54 @@ describeEachBackend('result blobs in backups', (backend) => {
     });
     expect(again.blobs).toEqual({ copied: 0, present: 2 });
     expect(await hasBlob(objects, shas[0]!)).toBe(true);
+  });
+
+  it('restores small blobs in batches and a large one streamed, byte for byte', async () => {
+    const large = 'L'.repeat(300 * 1024);
+    const contents = [...Array.from({ length: 12 }, (_, i) => `small result ${i}`), large];
+    const { config, shas } = await platformWithResults(backend, dir, contents);
+    const target = openObjectStore(`file:${path.join(dir, `target-${backend}-batches`)}`);
+    const { manifest } = await createBackup({ config, target, encryption: { mode: 'none' } });
+    expect(manifest.blobs?.length).toBe(contents.length);
+    const restoredConfig = {
+      ...testConfig(await freshDatabaseUrl(backend, dir), dir),
+      objectsUrl: `file:${path.join(dir, `objects-batches-${backend}`)}`,
+    };
+    const restored = await restoreBackup({
+      target,
+      backup: manifest.id,
+      config: restoredConfig,
+      keys: noKeys,
+    });
+    expect(restored.blobs).toEqual({ copied: contents.length, present: 0 });
+    const into = openObjectStore(restoredConfig.objectsUrl);
+    for (const [i, sha] of shas.entries()) expect(await text(await getBlob(into, sha))).toBe(contents[i]);
+  });
+
+  it('finds the backups at a target without walking its shared blobs', async () => {
+    const { config } = await platformWithResults(backend, dir, ['one', 'two', 'three']);
+    const target = openObjectStore(`file:${path.join(dir, `target-${backend}-scan`)}`);
+    const { manifest } = await createBackup({ config, target, encryption: { mode: 'none' } });
+    const listed: string[] = [];
+    const watched: ObjectStore = {
+      url: target.url,
+      put: (key, body, options) => target.put(key, body, options),
+      putIfAbsent: (key, body) => target.putIfAbsent(key, body),
+      get: (key) => target.get(key),
+      head: (key) => target.head(key),
+      delete: (key) => target.delete(key),
+      move: (from, to) => target.move(from, to),
+      async *list(prefix) {
+        for await (const object of target.list(prefix)) {
+          listed.push(object.key);
+          yield object;
+        }
+      },
+    };
+    expect(await resolveBackupId(watched, 'latest')).toBe(manifest.id);
+    expect((await listBackups(watched)).map((entry) => entry.id)).toEqual([manifest.id]);
+    expect(listed.some((key) => key.startsWith(`${manifest.id}/`))).toBe(true);
+    expect(listed.filter((key) => key.startsWith('blobs/'))).toEqual([]);
   });
 
   it('names a damaged blob in verify (quick and full) and refuses to restore it', async () => {
