@@ -101,42 +101,35 @@ export class FsObjectStore implements ObjectStore {
   }
 
   async get(key: string): Promise<Readable> {
-    const file = this.#pathOf(key);
-    let handle: FileHandle;
-    try {
-      handle = await open(file, 'r');
-    } catch (error) {
-      if (['ENOENT', 'ENOTDIR', 'EISDIR'].includes(errorCode(error) ?? '')) throw this.#notFound(key);
-      throw this.#ioError(`read object '${key}'`, error);
-    }
-    const isFile = await handle.stat().then(
-      (facts) => facts.isFile(),
-      () => false,
-    );
-    if (!isFile) {
-      await handle.close();
-      throw this.#notFound(key);
-    }
+    const { handle } = await this.#openFile(key);
     return handle.createReadStream();
   }
 
   async getSmall(key: string, maxBytes: number): Promise<Buffer | undefined> {
-    const file = this.#pathOf(key);
-    let handle: FileHandle;
+    const { handle, sizeBytes } = await this.#openFile(key);
     try {
-      handle = await open(file, 'r');
-    } catch (error) {
-      if (['ENOENT', 'ENOTDIR', 'EISDIR'].includes(errorCode(error) ?? '')) throw this.#notFound(key);
-      throw this.#ioError(`read object '${key}'`, error);
-    }
-    try {
-      const facts = await handle.stat().catch(() => undefined);
-      if (!facts?.isFile()) throw this.#notFound(key);
-      if (facts.size > maxBytes) return undefined;
+      if (sizeBytes > maxBytes) return undefined;
       return await this.#io(`read object '${key}'`, handle.readFile());
     } finally {
       await handle.close().catch(() => {});
     }
+  }
+
+  /** The object's file, open for reading, and its size; `not_found` when there is no such file. */
+  async #openFile(key: string): Promise<{ handle: FileHandle; sizeBytes: number }> {
+    let handle: FileHandle;
+    try {
+      handle = await open(this.#pathOf(key), 'r');
+    } catch (error) {
+      if (['ENOENT', 'ENOTDIR', 'EISDIR'].includes(errorCode(error) ?? '')) throw this.#notFound(key);
+      throw this.#ioError(`read object '${key}'`, error);
+    }
+    const facts = await handle.stat().catch(() => undefined);
+    if (!facts?.isFile()) {
+      await handle.close().catch(() => {});
+      throw this.#notFound(key);
+    }
+    return { handle, sizeBytes: facts.size };
   }
 
   async head(key: string): Promise<ObjectInfo | undefined> {

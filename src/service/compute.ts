@@ -553,24 +553,38 @@ async function completeHeld(
   result: { taskId: string; leaseToken: number; body: Buffer },
 ) {
   const blob = await putBlob(objects, result.body);
-  const lease = {
-    taskId: result.taskId,
-    leaseToken: result.leaseToken,
+  const [lease] = await recordCompletions(store, principal, [{ ...result, blob }]);
+  if (lease?.completed) return { result: lease.resultId, status: 'complete' as const, sha256: blob.sha256 };
+  await requireLease(store, principal, result.taskId, result.leaseToken);
+  throw staleLease(result.taskId);
+}
+
+/**
+ * Records successful results whose blobs are stored, each checked by the write itself (the lease
+ * live, held by the caller's service, the task in the caller's scopes); one statement for all on
+ * PostgreSQL, one transaction on SQLite. Answers, per result in order, the result id it was given
+ * and whether it landed.
+ */
+export async function recordCompletions(
+  store: Store,
+  principal: Principal,
+  results: readonly { taskId: string; leaseToken: number; blob: BlobInfo }[],
+): Promise<{ resultId: string; completed: boolean }[]> {
+  const leases = results.map((r) => ({
+    taskId: r.taskId,
+    leaseToken: r.leaseToken,
     resultId: `res-${randomBytes(16).toString('hex')}`,
-    sha256: blob.sha256,
-    sizeBytes: blob.sizeBytes,
-  };
+    sha256: r.blob.sha256,
+    sizeBytes: r.blob.sizeBytes,
+  }));
   const holder = { identifier: principal.identifier, scopes: principal.scopes };
   const at = iso(Date.now());
   const history = !store.skipHistoryWrites;
   const completed =
     store.backend.name === 'postgres'
-      ? await q.completeLeases(store.db, store.backend, holder, [lease], at, history)
-      : await store.transaction((trx) => q.completeLeases(trx, store.backend, holder, [lease], at, history));
-  if (completed.has(result.taskId))
-    return { result: lease.resultId, status: 'complete' as const, sha256: blob.sha256 };
-  await requireLease(store, principal, result.taskId, result.leaseToken);
-  throw staleLease(result.taskId);
+      ? await q.completeLeases(store.db, store.backend, holder, leases, at, history)
+      : await store.transaction((trx) => q.completeLeases(trx, store.backend, holder, leases, at, history));
+  return leases.map((l) => ({ resultId: l.resultId, completed: completed.has(l.taskId) }));
 }
 
 /**

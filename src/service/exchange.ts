@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import type { Principal } from '../auth/principal.js';
 import type { AthanorError } from '../domain/errors.js';
 import { isAthanorError } from '../domain/errors.js';
@@ -6,8 +5,7 @@ import type { BlobInfo } from '../objects/blob-store.js';
 import { putSmallBlobs } from '../objects/blob-store.js';
 import type { ObjectStore } from '../objects/object-store.js';
 import type { Store } from '../store/open-store.js';
-import { completeLeases } from '../store/queries/compute.js';
-import { acceptedResult, submitResult } from './compute.js';
+import { acceptedResult, recordCompletions, submitResult } from './compute.js';
 
 /**
  * The largest result a batch carries (larger ones stream through `PUT /tasks/{id}/result`), and
@@ -61,27 +59,19 @@ export async function reportResults(
     objects,
     candidates.map(([, r]) => r.body),
   );
-  const leases = candidates.map(([, r], n) => {
-    const blob = blobs[n] as BlobInfo;
-    return {
+  const recorded = await recordCompletions(
+    store,
+    principal,
+    candidates.map(([, r], n) => ({
       taskId: r.taskId,
       leaseToken: r.leaseToken,
-      resultId: `res-${randomBytes(16).toString('hex')}`,
-      sha256: blob.sha256,
-      sizeBytes: blob.sizeBytes,
-    };
-  });
-  const holder = { identifier: principal.identifier, scopes: principal.scopes };
-  const at = new Date().toISOString();
-  const history = !store.skipHistoryWrites;
-  const completed =
-    store.backend.name === 'postgres'
-      ? await completeLeases(store.db, store.backend, holder, leases, at, history)
-      : await store.transaction((trx) => completeLeases(trx, store.backend, holder, leases, at, history));
+      blob: blobs[n] as BlobInfo,
+    })),
+  );
   for (const [n, [i]] of candidates.entries()) {
-    const lease = leases[n]!;
-    if (completed.has(lease.taskId))
-      outcomes[i] = { landed: { result: lease.resultId, status: 'complete', sha256: lease.sha256 } };
+    const { resultId, completed } = recorded[n]!;
+    const blob = blobs[n] as BlobInfo;
+    if (completed) outcomes[i] = { landed: { result: resultId, status: 'complete', sha256: blob.sha256 } };
   }
   // The rest: failures, repeats of results already recorded, and leases that are not live (their
   // answer says why, exactly as the single-result route would).
