@@ -269,11 +269,14 @@ export async function restoreBlobs(options: {
   readonly manifest: BackupManifest;
   readonly objects: ObjectStore;
   readonly decrypter: StreamDecrypter | undefined;
+  /** Once aborted (the restore failed elsewhere), no further batch is started. */
+  readonly signal?: AbortSignal;
 }): Promise<{ copied: number; present: number }> {
   let copied = 0;
   let present = 0;
   const blobs = options.manifest.blobs ?? [];
   for (const batch of batches(blobs, (blob) => Math.min(blob.storedSizeBytes, smallBlobBytes))) {
+    options.signal?.throwIfAborted();
     // Small blobs of the batch go to the object store together (`putSmallBlobs`: each fsynced, one
     // directory sync per directory, all durable before it resolves); large ones stream on their own.
     const small: { blob: ManifestBlob; body: Buffer }[] = [];

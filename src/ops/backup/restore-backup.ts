@@ -165,8 +165,15 @@ export async function restoreBackup(options: RestoreBackupOptions): Promise<Rest
     // references is durable in the object store: after the commit each result can be downloaded.
     const objects =
       options.objects ?? (options.config.objectsUrl ? openObjectStore(options.config.objectsUrl) : undefined);
+    const blobsAbort = new AbortController();
     const blobsRestored = objects
-      ? restoreBlobs({ target: options.target, manifest, objects, decrypter: archive.decrypter })
+      ? restoreBlobs({
+          target: options.target,
+          manifest,
+          objects,
+          decrypter: archive.decrypter,
+          signal: blobsAbort.signal,
+        })
       : Promise.resolve({ copied: 0, present: 0 });
     // Awaited inside the load, or settled below when the load fails first.
     blobsRestored.catch(() => {});
@@ -200,9 +207,12 @@ export async function restoreBackup(options: RestoreBackupOptions): Promise<Rest
         }
         return { ...result, blobs, backend: target.backend.name };
       });
-    } finally {
-      // Nothing keeps writing blobs behind the caller's back once the restore has failed.
+    } catch (error) {
+      // The load failed: no further blobs are started, and the restore ends once the copies in
+      // flight have settled (nothing keeps writing behind the caller's back).
+      blobsAbort.abort();
       await blobsRestored.catch(() => {});
+      throw error;
     }
     replaced = true;
     await resumeServers(options.config, actor);

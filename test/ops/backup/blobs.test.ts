@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { expect, it } from 'vitest';
@@ -6,6 +6,7 @@ import type { Config } from '../../../src/config/resolve-config.js';
 import { blobKey, getBlob, hasBlob } from '../../../src/objects/blob-store.js';
 import type { ObjectStore } from '../../../src/objects/object-store.js';
 import { openObjectStore } from '../../../src/objects/open-object-store.js';
+import { restoreBlobs } from '../../../src/ops/backup/backup-blobs.js';
 import { listBackups, resolveBackupId } from '../../../src/ops/backup/backup-target.js';
 import { createBackup } from '../../../src/ops/backup/create-backup.js';
 import { pruneBackups } from '../../../src/ops/backup/prune-backups.js';
@@ -108,6 +109,25 @@ describeEachBackend('result blobs in backups', (backend) => {
     expect(restored.blobs).toEqual({ copied: contents.length, present: 0 });
     const into = openObjectStore(restoredConfig.objectsUrl);
     for (const [i, sha] of shas.entries()) expect(await text(await getBlob(into, sha))).toBe(contents[i]);
+  });
+
+  it('starts no further blob copy once a failed restore aborts it', async () => {
+    const { config } = await platformWithResults(backend, dir, ['kept back one', 'kept back two']);
+    const target = openObjectStore(`file:${path.join(dir, `target-${backend}-abort`)}`);
+    const { manifest } = await createBackup({ config, target, encryption: { mode: 'none' } });
+    const intoDir = path.join(dir, `objects-abort-${backend}`);
+    const aborted = new AbortController();
+    aborted.abort();
+    await expect(
+      restoreBlobs({
+        target,
+        manifest,
+        objects: openObjectStore(`file:${intoDir}`),
+        decrypter: undefined,
+        signal: aborted.signal,
+      }),
+    ).rejects.toMatchObject({ name: 'AbortError' });
+    expect(existsSync(intoDir) ? filesUnder(intoDir) : []).toEqual([]);
   });
 
   it('finds the backups at a target without walking its shared blobs', async () => {
