@@ -16,7 +16,8 @@ describeEachBackend('a restore that dies half-way', (backend) => {
 
   it('killed with SIGKILL while loading rows, leaves the target database as it was, in maintenance', async () => {
     const { store: source, url: sourceUrl } = await freshStore(backend, dir);
-    await fillAuditLog(source, 40_000);
+    // Enough rows that the load outlasts the time between noticing it and the kill on a busy machine.
+    await fillAuditLog(source, 150_000);
     const backedUp = await dumpDatabase(source);
     const target = freshTarget(dir);
     const { manifest } = await createBackup({
