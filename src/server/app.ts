@@ -147,7 +147,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   app.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok', version: appVersion }));
   // Unauthenticated like /healthz: what `deploy status` and balancers need, never a secret.
   app.get('/readyz', { schema: { hide: true } }, async (_request, reply) => {
-    const facts = { version: appVersion, inFlight: lifecycle.inFlight };
+    const facts = { version: appVersion, inFlight: lifecycle.inFlight, requests: lifecycle.started };
     const notReady = (error: AthanorError) =>
       reply.status(503).send({ ...errorBody(error), status: 'not_ready', ...facts });
     try {

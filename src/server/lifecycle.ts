@@ -9,12 +9,22 @@ const probePaths: ReadonlySet<string> = new Set(['/healthz', '/readyz']);
  */
 export class ServerLifecycle {
   #inFlight = 0;
+  #started = 0;
   #draining = false;
   readonly #closing = new AbortController();
 
   /** Requests being served now, probes excluded. */
   get inFlight(): number {
     return this.#inFlight;
+  }
+
+  /**
+   * Requests received since the start, probes excluded. A switch watches it on the retired colour:
+   * a proxy reload takes effect some time after the reload command returns, and until it has, the
+   * old proxy workers still send here even at moments when nothing is in flight.
+   */
+  get started(): number {
+    return this.#started;
   }
 
   /** True from the first stop signal on: `/readyz` answers 503 so balancers stop sending. */
@@ -41,6 +51,7 @@ export class ServerLifecycle {
     app.addHook('onRequest', async (request, reply) => {
       if (probePaths.has(request.url.split('?')[0] ?? '')) return;
       this.#inFlight++;
+      this.#started++;
       reply.raw.once('close', () => this.#inFlight--);
     });
     // A keep-alive connection that was busy when the listener closed would stay open once idle and

@@ -12,6 +12,8 @@ export interface ColourState {
   /** The newest migration this colour's release knows. */
   readonly releaseSchema: number | undefined;
   readonly inFlight: number | undefined;
+  /** Requests it received since it started, probes excluded (undefined from releases before it). */
+  readonly requests: number | undefined;
   /** Why it is not ready (`schema_newer`, `shutting_down`, …); undefined when ready. */
   readonly code: string | undefined;
   readonly message: string | undefined;
@@ -23,6 +25,7 @@ interface ReadyBody {
   schema?: number;
   releaseSchema?: number;
   inFlight?: number;
+  requests?: number;
   error?: { code?: string; message?: string };
 }
 
@@ -40,6 +43,7 @@ export async function probeColour(colour: Colour, url: string, timeoutMs = 5_000
       schema: body.schema,
       releaseSchema: body.releaseSchema,
       inFlight: body.inFlight,
+      requests: body.requests,
       code: response.status === 200 ? undefined : (body.error?.code ?? `http_${response.status}`),
       message: response.status === 200 ? undefined : (body.error?.message ?? `HTTP ${response.status}`),
     };
@@ -53,6 +57,7 @@ export async function probeColour(colour: Colour, url: string, timeoutMs = 5_000
       schema: undefined,
       releaseSchema: undefined,
       inFlight: undefined,
+      requests: undefined,
       code: 'server_unreachable',
       message: `${url} did not answer: ${(error as Error).message}`,
     };

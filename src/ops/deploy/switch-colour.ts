@@ -125,7 +125,9 @@ export async function switchColour(
       );
     }
     step(`reloaded the proxy: ${target} is live`);
-    const drain = from ? await waitForDrain(settings, from, step) : { inFlight: 0, waitedMs: 0 };
+    const drain = from
+      ? await waitForDrain(settings, from, step)
+      : { inFlight: 0, receiving: false, waitedMs: 0 };
     const outcome: SwitchOutcome = {
       from,
       to: target,
@@ -138,8 +140,17 @@ export async function switchColour(
     await recordAudit(store, {
       ...event,
       outcome: 'ok',
-      details: { ...outcome, drained: drain.inFlight === 0 },
+      details: { ...outcome, drained: drain.inFlight === 0 && !drain.receiving },
     });
+    if (from && drain.receiving) {
+      throw new AthanorError(
+        'deploy_drain_timeout',
+        `${target} is live in ${settings.upstreamFile}, but ${from} still received new requests ` +
+          `${settings.drainTimeoutMs} ms (ATHANOR_DEPLOY_DRAIN_TIMEOUT_MS) after the reload: does ` +
+          `'${settings.reloadCommand}' reload the proxy that serves this traffic? Check it before stopping ${from}`,
+        { details: { ...outcome } },
+      );
+    }
     if (from && drain.inFlight > 0) {
       throw new AthanorError(
         'deploy_drain_timeout',
@@ -157,22 +168,46 @@ export async function switchColour(
   }
 }
 
+/**
+ * How long the retired colour must receive no new request, with none in flight, before a switch
+ * calls it drained. `nginx -s reload` returns before the old workers stop sending to it, so a
+ * single probe that finds nothing in flight can come while they still do.
+ */
+export const drainQuietMs = 1_000;
+
 async function waitForDrain(
   settings: DeploySettings,
   retired: Colour,
   step: (line: string) => void,
-): Promise<{ inFlight: number; waitedMs: number }> {
+): Promise<{ inFlight: number; receiving: boolean; waitedMs: number }> {
   const started = Date.now();
+  // The first probe that found it idle, and the request count it had then.
+  let idleSince: { at: number; requests: number | undefined } | undefined;
   for (;;) {
+    const probedAt = Date.now();
     const state = await probeColour(retired, settings.urls[retired]);
-    // A colour that stopped answering has nothing in flight any more.
-    const inFlight = state.reachable ? (state.inFlight ?? 0) : 0;
     const waitedMs = Date.now() - started;
-    if (inFlight === 0) {
-      step(`${retired} has no request in flight (waited ${waitedMs} ms); it can be stopped`);
-      return { inFlight, waitedMs };
+    // A colour that stopped answering has nothing in flight any more and receives nothing.
+    if (!state.reachable) {
+      step(`${retired} no longer answers (waited ${waitedMs} ms)`);
+      return { inFlight: 0, receiving: false, waitedMs };
     }
-    if (waitedMs >= settings.drainTimeoutMs) return { inFlight, waitedMs };
+    const inFlight = state.inFlight ?? 0;
+    // New requests since the last probe start the quiet window again.
+    const received = idleSince !== undefined && state.requests !== idleSince.requests;
+    if (inFlight > 0) idleSince = undefined;
+    else if (!idleSince || received) idleSince = { at: probedAt, requests: state.requests };
+    else if (probedAt - idleSince.at >= drainQuietMs) {
+      step(
+        `${retired} has no request in flight and received none for ${drainQuietMs} ms ` +
+          `(waited ${waitedMs} ms); it can be stopped`,
+      );
+      return { inFlight: 0, receiving: false, waitedMs };
+    }
+    // Out of time: idle at the last probe, with no new request since the one before, counts as
+    // drained (a drain timeout shorter than the quiet window is the operator's choice).
+    if (waitedMs >= settings.drainTimeoutMs)
+      return { inFlight, receiving: inFlight === 0 && received, waitedMs };
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
 }
