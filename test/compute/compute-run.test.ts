@@ -18,7 +18,8 @@ describeEachBackend('athanor compute run', (backend) => {
   const dir = tempDir();
 
   it('a service killed with SIGKILL loses no task: its leases expire and another service completes them', async () => {
-    const server = await startTestServer(backend, dir, { leaseTtlMs: 1500, sweepIntervalMs: 200 });
+    // The lease outlives a 1.5 s task twice over, so the rescuer's heartbeats keep theirs on a busy machine.
+    const server = await startTestServer(backend, dir, { leaseTtlMs: 3000, sweepIntervalMs: 200 });
     const { user, computeCredentials } = await queueClients(server);
     const { network, tasks } = await networkWithTasks(user, {
       count: 4,
