@@ -2,6 +2,7 @@ import type { FastifyPluginAsyncTypebox, TypeBoxTypeProvider } from '@fastify/ty
 import { Type } from '@fastify/type-provider-typebox';
 import type { Readable } from 'node:stream';
 import { AthanorError } from '../domain/errors.js';
+import { getBlob } from '../objects/blob-store.js';
 import type { ObjectStore } from '../objects/object-store.js';
 import type { ComputeTimings } from '../service/compute.js';
 import * as compute from '../service/compute.js';
@@ -286,11 +287,8 @@ export const computeRoutes: FastifyPluginAsyncTypebox<ComputeRouteOptions> = asy
         },
       },
       async (request, reply) =>
-        sendResultBytes(
-          reply,
-          store,
-          objects,
-          await getResult(store, principalOf(request), request.params.id),
+        sendResultBytes(reply, await getResult(store, principalOf(request), request.params.id), (sha256) =>
+          getBlob(objects, sha256),
         ),
     );
   });
