@@ -25,10 +25,13 @@ const commandModules: Readonly<Record<string, () => Promise<Command[]>>> = {
   network: async () => [(await import('./commands/network.js')).networkCommand()],
   task: async () => [(await import('./commands/task.js')).taskCommand()],
   result: async () => [(await import('./commands/result.js')).resultCommand()],
+  events: async () => [(await import('./commands/events.js')).eventsCommand()],
+  webhook: async () => [(await import('./commands/webhook.js')).webhookCommand()],
+  strategy: async () => [(await import('./commands/strategy.js')).strategyCommand()],
 };
 
 /** User-API commands: they take the server URL and the user identity. */
-const userApiCommands: ReadonlySet<string> = new Set(['network', 'task', 'result']);
+const userApiCommands: ReadonlySet<string> = new Set(['network', 'task', 'result', 'events', 'webhook', 'strategy']);
 
 /** Global options that take a value, so the word after them is not a command name. */
 const globalValueOptions: ReadonlySet<string> = new Set(['--database-url', '--data-dir', '--config']);

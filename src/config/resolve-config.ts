@@ -223,6 +223,57 @@ export const settingSpecs = {
     description:
       'with an s3:// object store, result downloads redirect to a presigned URL valid this long (0: stream through the API)',
   },
+  eventRetentionHours: {
+    env: 'ATHANOR_EVENT_RETENTION_HOURS',
+    kind: 'integer',
+    description: 'how long the event log (and the webhook delivery log) keeps an event, in hours',
+  },
+  eventsIntervalMs: {
+    env: 'ATHANOR_EVENTS_INTERVAL_MS',
+    kind: 'integer',
+    description: 'how often the server numbers new events, delivers webhooks and runs strategies (0: never)',
+  },
+  webhookAllowPrivate: {
+    env: 'ATHANOR_WEBHOOK_ALLOW_PRIVATE',
+    kind: 'boolean',
+    description: 'let webhooks deliver to loopback and private addresses: 1 or 0',
+  },
+  webhookTimeoutMs: {
+    env: 'ATHANOR_WEBHOOK_TIMEOUT_MS',
+    kind: 'integer',
+    description: 'how long one webhook delivery may take',
+  },
+  webhookMaxResponseBytes: {
+    env: 'ATHANOR_WEBHOOK_MAX_RESPONSE_BYTES',
+    kind: 'integer',
+    description: "most bytes of a webhook receiver's answer that are read",
+  },
+  webhookRetryBaseMs: {
+    env: 'ATHANOR_WEBHOOK_RETRY_BASE_MS',
+    kind: 'integer',
+    description: 'first wait before a failed webhook delivery is tried again (doubling, with jitter)',
+  },
+  webhookRetryMaxMs: {
+    env: 'ATHANOR_WEBHOOK_RETRY_MAX_MS',
+    kind: 'integer',
+    description: 'longest wait between webhook delivery attempts',
+  },
+  webhookRetryForMs: {
+    env: 'ATHANOR_WEBHOOK_RETRY_FOR_MS',
+    kind: 'integer',
+    description: 'a webhook failing this long is disabled (with an audit entry)',
+  },
+  strategyModules: {
+    env: 'ATHANOR_STRATEGY_MODULES',
+    kind: 'string',
+    description: "modules exporting more strategies ('strategies' array), comma separated",
+    defaultText: 'none: the built-in strategies only',
+  },
+  strategyDeadlineMs: {
+    env: 'ATHANOR_STRATEGY_DEADLINE_MS',
+    kind: 'integer',
+    description: 'how long one strategy run may take to decide before it is stopped',
+  },
 } as const satisfies Record<string, SettingSpec>;
 
 /** The defaults, written once: `resolveConfig` applies them and `--help` prints them. */
@@ -247,6 +298,15 @@ export const configDefaults = {
   trustProxy: false,
   url: 'http://127.0.0.1:8080',
   consolePath: '/console',
+  eventRetentionHours: 168,
+  eventsIntervalMs: 200,
+  webhookAllowPrivate: false,
+  webhookTimeoutMs: 10_000,
+  webhookMaxResponseBytes: 65_536,
+  webhookRetryBaseMs: 1000,
+  webhookRetryMaxMs: 300_000,
+  webhookRetryForMs: 86_400_000,
+  strategyDeadlineMs: 5000,
 } as const satisfies Partial<Record<string, string | number | boolean>>;
 
 /** A setting's default as `--help` shows it. */
@@ -338,6 +398,26 @@ export interface Config {
   readonly jwtPreviousSecret: string | undefined;
   /** Bearer token that unlocks the per-scope series of `/metrics`; without it `/metrics` names no scope. */
   readonly metricsToken: string | undefined;
+  /** How long the event log keeps an event, in hours; default 168 (7 days). */
+  readonly eventRetentionHours: number;
+  /** Interval of the event sequencer, webhook deliveries and strategies, in ms; default 200; 0: none. */
+  readonly eventsIntervalMs: number;
+  /** Whether webhooks may deliver to loopback and private addresses; default false. */
+  readonly webhookAllowPrivate: boolean;
+  /** Timeout of one webhook delivery, in ms; default 10000. */
+  readonly webhookTimeoutMs: number;
+  /** Most bytes of a receiver's answer read; default 65536. */
+  readonly webhookMaxResponseBytes: number;
+  /** First retry wait of a failed delivery, in ms; default 1000. */
+  readonly webhookRetryBaseMs: number;
+  /** Longest retry wait, in ms; default 300000. */
+  readonly webhookRetryMaxMs: number;
+  /** A webhook failing this long is disabled, in ms; default 86400000. */
+  readonly webhookRetryForMs: number;
+  /** Modules with more strategies; default none. */
+  readonly strategyModules: readonly string[];
+  /** Deadline of one strategy decision, in ms; default 5000. */
+  readonly strategyDeadlineMs: number;
   /** The config file that was read, if any. */
   readonly configFile: string | undefined;
 }
@@ -444,6 +524,18 @@ export function resolveConfig(
     jwtPreviousSecret: text('jwtPreviousSecret'),
     metricsToken: text('metricsToken'),
     consolePath: parseConsolePath(text('consolePath') ?? configDefaults.consolePath),
+    eventRetentionHours: whole('eventRetentionHours'),
+    eventsIntervalMs: whole('eventsIntervalMs'),
+    webhookAllowPrivate: (pick('webhookAllowPrivate') as boolean | undefined) ?? configDefaults.webhookAllowPrivate,
+    webhookTimeoutMs: whole('webhookTimeoutMs'),
+    webhookMaxResponseBytes: whole('webhookMaxResponseBytes'),
+    webhookRetryBaseMs: whole('webhookRetryBaseMs'),
+    webhookRetryMaxMs: whole('webhookRetryMaxMs'),
+    webhookRetryForMs: whole('webhookRetryForMs'),
+    strategyModules: Object.freeze(
+      (text('strategyModules') ?? '').split(',').map((m) => m.trim()).filter(Boolean),
+    ),
+    strategyDeadlineMs: whole('strategyDeadlineMs'),
     configFile,
   });
 }

@@ -17,6 +17,7 @@ import type { LeaseProgress } from '../store/queries/progress.js';
 import { storeLeaseProgress } from '../store/queries/progress.js';
 import type { LogAppend } from '../store/queries/attempt-log-chunks.js';
 import { appendLiveLogs } from './attempt-logs.js';
+import { recordTaskEvents, recordServiceLost } from './events/record-events.js';
 import { matchRestartPatterns, matchTimeoutMs } from './restart-patterns.js';
 import { transformationView } from './views.js';
 
@@ -505,7 +506,7 @@ async function recordResult(
       status_changed_at: now,
       status_reason: null,
     };
-    const status = await applyRestartPolicies(trx, task, restartMatches);
+    const { status } = await applyRestartPolicies(trx, task, restartMatches, now);
     await updateTasks(trx, [taskId], {
       ...lease,
       status,
@@ -531,6 +532,7 @@ async function completeWith(store: Store, leased: TaskRow, leaseToken: number, b
     serviceId: leased.lease_service_id,
     now: iso(Date.now()),
     history: !store.skipHistoryWrites,
+    events: !store.skipEventWrites,
   };
   const completed =
     store.backend.name === 'postgres'
@@ -580,10 +582,13 @@ export async function recordCompletions(
   const holder = { identifier: principal.identifier, scopes: principal.scopes };
   const at = iso(Date.now());
   const history = !store.skipHistoryWrites;
+  const events = !store.skipEventWrites;
   const completed =
     store.backend.name === 'postgres'
-      ? await q.completeLeases(store.db, store.backend, holder, leases, at, history)
-      : await store.transaction((trx) => q.completeLeases(trx, store.backend, holder, leases, at, history));
+      ? await q.completeLeases(store.db, store.backend, holder, leases, at, history, events)
+      : await store.transaction((trx) =>
+          q.completeLeases(trx, store.backend, holder, leases, at, history, events),
+        );
   return leases.map((l) => ({ resultId: l.resultId, completed: completed.has(l.taskId) }));
 }
 
@@ -632,16 +637,22 @@ async function applyRestartPolicies(
   trx: Store['db'],
   task: TaskRow,
   matchedPatterns: ReadonlySet<string>,
-): Promise<'waiting' | 'error'> {
+  now: string,
+): Promise<{ status: 'waiting' | 'error'; exhausted: boolean }> {
   const rows = await q.policiesForTask(trx, task.id);
   const keep = new Set<string>();
+  let exhausted = false;
   for (const row of rows) {
-    if (row.pattern === null || row.max_retries === null) continue;
-    if (task.restarts < row.max_retries && matchedPatterns.has(row.pattern)) keep.add(row.network_key);
+    if (row.pattern === null || row.max_retries === null || !matchedPatterns.has(row.pattern)) continue;
+    if (task.restarts < row.max_retries) keep.add(row.network_key);
+    else exhausted = true;
   }
+  const status = keep.size > 0 ? 'waiting' : 'error';
+  // Its events name the hubs it was on, so they are written before it leaves them.
+  if (status === 'error') await recordTaskEvents(trx, [task.id], exhausted ? ['task.error', 'task.retries_exhausted'] : ['task.error'], now);
   const leave = [...new Set(rows.map((r) => r.network_key))].filter((k) => !keep.has(k));
   for (const networkKey of leave) await removeFromHubs(trx, [task.id], networkKey);
-  return keep.size > 0 ? 'waiting' : 'error';
+  return { status, exhausted };
 }
 
 async function readPrefix(objects: ObjectStore, sha256: string, maxBytes: number): Promise<string> {
@@ -671,6 +682,7 @@ export async function sweep(store: Store, now = Date.now()) {
     let released = 0;
     for (const serviceId of services) {
       const tasks = await q.releaseLeases(trx, { serviceId }, at);
+      await recordServiceLost(trx, serviceId, tasks, at);
       await closeOpenAttempts(trx, tasks, {
         outcome: 'expired',
         endedAt: at,

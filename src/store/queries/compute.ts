@@ -7,6 +7,7 @@ import type { ComputeServicesTable, Database } from '../schema.js';
 import { scopeCondition } from './scope-filter.js';
 import type { TaskRow } from './tasks.js';
 import { chunked } from './chunked.js';
+import { insertTaskEvents, taskEventsCte } from './events.js';
 
 export type ComputeServiceRow = Selectable<ComputeServicesTable>;
 
@@ -391,6 +392,8 @@ export interface CompletedLease {
   readonly now: string;
   /** Close the lease's attempt; false only for the history benchmark. */
   readonly history?: boolean | undefined;
+  /** Write the task's `task.complete` event; false only for the events benchmark. */
+  readonly events?: boolean | undefined;
 }
 
 /**
@@ -427,6 +430,7 @@ export async function completeLease(
           reason = null
         where task_id = ${done.taskId} and lease_token = ${done.leaseToken} and ended_at is null
           and exists (select 1 from done) and ${done.history ?? true}),
+      events as (${taskEventsCte('done', 'task.complete', done.now, done.events ?? true)}),
       hubs as (delete from hub_tasks where task_id in (select id from done))
       select id from done`.execute(db);
     return rows.length > 0;
@@ -459,6 +463,7 @@ export async function completeLease(
       .where('ended_at', 'is', null)
       .execute();
   }
+  if (done.events ?? true) await insertTaskEvents(db, [done.taskId], 'task.complete', done.now);
   await db.deleteFrom('hub_tasks').where('task_id', '=', done.taskId).execute();
   return true;
 }
@@ -488,6 +493,7 @@ export async function completeLeases(
   leases: readonly Omit<CompletedLease, 'now' | 'serviceId'>[],
   now: string,
   history = true,
+  events = true,
 ): Promise<Set<string>> {
   const completed = new Set<string>();
   const seen = new Set<string>();
@@ -502,7 +508,7 @@ export async function completeLeases(
         .where('s.identifier', '=', holder.identifier)
         .where(sql<boolean>`${scopeCondition('tasks.scope', holder.scopes)}`)
         .executeTakeFirst();
-      if (held && (await completeLease(db, backend, { ...lease, serviceId: held.id, now, history })))
+      if (held && (await completeLease(db, backend, { ...lease, serviceId: held.id, now, history, events })))
         completed.add(lease.taskId);
     }
     return completed;
@@ -554,6 +560,7 @@ export async function completeLeases(
         from done
         where a.task_id = done.id and a.lease_token = done.lease_token and a.ended_at is null
           and ${history}),
+      events as (${taskEventsCte('done', 'task.complete', now, events)}),
       hubs as (delete from hub_tasks where task_id in (select id from done))
       select id from done`.execute(db);
     for (const row of rows) completed.add(row.id);

@@ -1,0 +1,107 @@
+import type { FastifyInstance } from 'fastify';
+import type { Config } from '../config/resolve-config.js';
+import { isAthanorError } from '../domain/errors.js';
+import { sequenceRound, waitForEvents } from '../service/events/event-log.js';
+import { holdLeaderLease, processHolderId, releaseLeaderLease } from '../service/events/leader-lease.js';
+import type { WebhookSettings } from '../service/events/webhooks.js';
+import { deliverEndpoint } from '../service/events/webhooks.js';
+import { activeEndpoints } from '../store/queries/webhooks.js';
+import type { StrategyRegistry } from '../service/strategies/strategies.js';
+import { strategyRound } from '../service/strategies/strategy-runner.js';
+import type { Store } from '../store/open-store.js';
+
+export interface EventsPluginOptions {
+  readonly store: Store;
+  readonly config: Config;
+  readonly strategies: StrategyRegistry;
+}
+
+/** How long a delivery or strategy leader holds its lease without renewing it. */
+const leaderTtlMs = 10_000;
+/** Prune old events at most this often. */
+const pruneEveryMs = 60_000;
+
+export function webhookSettings(config: Config): WebhookSettings {
+  return {
+    allowPrivate: config.webhookAllowPrivate,
+    timeoutMs: config.webhookTimeoutMs,
+    maxResponseBytes: config.webhookMaxResponseBytes,
+    retryBaseMs: config.webhookRetryBaseMs,
+    retryMaxMs: config.webhookRetryMaxMs,
+    retryForMs: config.webhookRetryForMs,
+  };
+}
+
+/**
+ * The event machinery of a server, each a loop that every replica runs and one leader acts in:
+ * the sequencer (numbers committed events; the sweeper's leader lock per round), webhook delivery
+ * and strategies (each under a leader lease, since they work outside a transaction). All stop in
+ * `onClose` after their round in progress; the leases are given up so another replica takes over.
+ */
+export async function eventsPlugin(app: FastifyInstance, options: EventsPluginOptions): Promise<void> {
+  const { store, config, strategies } = options;
+  const intervalMs = config.eventsIntervalMs;
+  if (intervalMs <= 0) return;
+  const stopping = new AbortController();
+  const settings = webhookSettings(config);
+  const leaseHeldUntil = { webhooks: 0, strategies: 0 };
+  const stillLeader = (name: keyof typeof leaseHeldUntil) => () =>
+    !stopping.signal.aborted && Date.now() < leaseHeldUntil[name];
+  const takeLease = async (name: keyof typeof leaseHeldUntil) => {
+    const started = Date.now();
+    if (await holdLeaderLease(store, name, processHolderId, leaderTtlMs, started)) {
+      leaseHeldUntil[name] = started + leaderTtlMs - 1000;
+      return true;
+    }
+    leaseHeldUntil[name] = 0;
+    return false;
+  };
+
+  let lastPrune = 0;
+  const warned = new Set<string>();
+  const loop = (name: string, round: () => Promise<void>) =>
+    (async () => {
+      while (!stopping.signal.aborted) {
+        try {
+          await round();
+          if (warned.delete(name)) app.log.info(`${name}: working again`);
+        } catch (error) {
+          const unavailable = isAthanorError(error) && error.code === 'database_unavailable';
+          if (!warned.has(name) || !unavailable) app.log.warn({ err: error }, `${name} round failed; retrying`);
+          warned.add(name);
+        }
+        await waitForEvents(store, intervalMs, stopping.signal);
+      }
+    })();
+
+  const loops = [
+    loop('event sequencer', async () => {
+      const prune = Date.now() - lastPrune > pruneEveryMs;
+      const outcome = await sequenceRound(store, { retentionMs: config.eventRetentionHours * 3_600_000, prune });
+      if (prune && outcome.leader) lastPrune = Date.now();
+    }),
+    loop('webhook delivery', async () => {
+      if (!(await takeLease('webhooks'))) return;
+      const endpoints = await activeEndpoints(store.db);
+      await Promise.all(
+        endpoints.map((endpoint) =>
+          deliverEndpoint(store, endpoint, settings, { batch: 200, stillLeader: stillLeader('webhooks') }),
+        ),
+      );
+    }),
+    loop('strategies', async () => {
+      if (!(await takeLease('strategies'))) return;
+      await strategyRound(store, strategies, { deadlineMs: config.strategyDeadlineMs });
+    }),
+  ];
+
+  app.addHook('onClose', async () => {
+    stopping.abort();
+    await Promise.all(loops);
+    await Promise.all(
+      (['webhooks', 'strategies'] as const).map((name) =>
+        leaseHeldUntil[name] > 0 ? releaseLeaderLease(store, name, processHolderId).catch(() => {}) : undefined,
+      ),
+    );
+  });
+}
