@@ -123,8 +123,10 @@ export async function buildProgram(names: readonly string[] = Object.keys(comman
   );
   for (const command of loaded.flat()) {
     if (userApiCommands.has(command.name())) {
+      // `webhook add --url` names the endpoint, so there the server's URL is `--server`.
+      const urlFlag = command.name() === 'webhook' ? '--server <url>' : '--url <url>';
       command
-        .option('--url <url>', 'server URL (ATHANOR_URL, default http://127.0.0.1:8080)')
+        .option(urlFlag, 'server URL (ATHANOR_URL, default http://127.0.0.1:8080)')
         .option('--id <identity>', 'user identity (ATHANOR_ID)')
         .option('--key <key>', 'its key (ATHANOR_KEY or ATHANOR_KEY_FILE; prefer those to this flag)');
     }

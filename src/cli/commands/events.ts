@@ -15,7 +15,7 @@ export function eventsCommand(): Command {
   const command = new Command('events').description('follow the event log of your scopes (user API)');
   command
     .command('tail')
-    .description('print events as they happen (Server-Sent Events; resumes after a dropped connection)')
+    .description('print events as they happen, one JSON line each with --json (resumes after a dropped connection)')
     .option('-s, --scope <scope>', 'only events in this scope (wildcards allowed)')
     .option('--type <types>', `only these types, comma separated (${eventTypes.join(', ')})`)
     .option('--network <network>', "only this network's events")
@@ -33,7 +33,7 @@ export function eventsCommand(): Command {
           ...(options.network === undefined ? {} : { network: options.network }),
         };
         for await (const event of client.followEvents(query, stop.signal)) {
-          if (json) printJson(event);
+          if (json) process.stdout.write(`${JSON.stringify(event)}\n`);
           else
             printLine(
               [String(event.id), event.at, event.type, event.scope, event.network ?? '-', event.subject ?? '-'].join('  '),

@@ -3,6 +3,7 @@ import { collect, integerOption, userClient, wantsJson } from '../context.js';
 import { printJson, printLine, printTable } from '../output.js';
 
 export function webhookCommand(): Command {
+  // Here `--url` is the endpoint's; the server's URL is `--server` (or ATHANOR_URL).
   const command = new Command('webhook').description('signed HTTP deliveries of events (user API)');
   command
     .command('add')
@@ -11,7 +12,7 @@ export function webhookCommand(): Command {
     .requiredOption('-s, --scope <scope>', 'deliver events of this scope (wildcards allowed, within yours)')
     .option('-e, --event <type>', 'deliver only this event type (repeatable; default every type)', collect)
     .action(async (options: { url: string; scope: string; event?: string[] }, cmd: Command) => {
-      const created = await userClient(cmd).addWebhook({
+      const created = await userClient(cmd.parent ?? cmd).addWebhook({
         url: options.url,
         scope: options.scope,
         ...(options.event ? { events: options.event } : {}),
