@@ -31,7 +31,14 @@ const commandModules: Readonly<Record<string, () => Promise<Command[]>>> = {
 };
 
 /** User-API commands: they take the server URL and the user identity. */
-const userApiCommands: ReadonlySet<string> = new Set(['network', 'task', 'result', 'events', 'webhook', 'strategy']);
+const userApiCommands: ReadonlySet<string> = new Set([
+  'network',
+  'task',
+  'result',
+  'events',
+  'webhook',
+  'strategy',
+]);
 
 /** Global options that take a value, so the word after them is not a command name. */
 const globalValueOptions: ReadonlySet<string> = new Set(['--database-url', '--data-dir', '--config']);

@@ -29,7 +29,6 @@ export interface EventsQuery {
   readonly limit?: number;
 }
 
-
 import type { ResultOutcome } from '../domain/outcomes.js';
 
 export type {
@@ -309,7 +308,10 @@ export class UserClient {
       try {
         const response = await this.http.request('/events', {
           query: filter,
-          headers: { accept: 'text/event-stream', ...(last === undefined ? {} : { 'last-event-id': String(last) }) },
+          headers: {
+            accept: 'text/event-stream',
+            ...(last === undefined ? {} : { 'last-event-id': String(last) }),
+          },
         });
         signal?.addEventListener('abort', () => response.body.destroy(), { once: true });
         for await (const event of parseEventStream(response.body)) {
@@ -318,7 +320,12 @@ export class UserClient {
         }
       } catch (error) {
         if (signal?.aborted) return;
-        if (error instanceof AthanorError && error.code !== 'database_unavailable' && error.code !== 'maintenance') throw error;
+        if (
+          error instanceof AthanorError &&
+          error.code !== 'database_unavailable' &&
+          error.code !== 'maintenance'
+        )
+          throw error;
       }
       if (!signal?.aborted) await new Promise((resolve) => setTimeout(resolve, 1000));
     }
@@ -333,20 +340,27 @@ export class UserClient {
   }
 
   getWebhook(id: string, deliveries?: number) {
-    return this.http.json<WebhookView & { deliveries: DeliveryView[] }>(`/webhooks/${encodeURIComponent(id)}`, {
-      query: { deliveries },
-    });
+    return this.http.json<WebhookView & { deliveries: DeliveryView[] }>(
+      `/webhooks/${encodeURIComponent(id)}`,
+      {
+        query: { deliveries },
+      },
+    );
   }
 
   removeWebhook(id: string) {
-    return this.http.json<{ id: string; removed: true }>(`/webhooks/${encodeURIComponent(id)}`, { method: 'DELETE' });
+    return this.http.json<{ id: string; removed: true }>(`/webhooks/${encodeURIComponent(id)}`, {
+      method: 'DELETE',
+    });
   }
 
   testWebhook(id: string) {
-    return this.http.json<{ ok: boolean; statusCode: number | null; error: string | null; durationMs: number }>(
-      `/webhooks/${encodeURIComponent(id)}/test`,
-      { method: 'POST' },
-    );
+    return this.http.json<{
+      ok: boolean;
+      statusCode: number | null;
+      error: string | null;
+      durationMs: number;
+    }>(`/webhooks/${encodeURIComponent(id)}/test`, { method: 'POST' });
   }
 
   enableWebhook(id: string) {
@@ -369,9 +383,12 @@ export class UserClient {
   }
 
   removeStrategy(networkKey: string) {
-    return this.http.json<{ network: string; removed: true }>(`/networks/${encodeURIComponent(networkKey)}/strategy`, {
-      method: 'DELETE',
-    });
+    return this.http.json<{ network: string; removed: true }>(
+      `/networks/${encodeURIComponent(networkKey)}/strategy`,
+      {
+        method: 'DELETE',
+      },
+    );
   }
 
   previewStrategy(networkKey: string) {

@@ -526,14 +526,18 @@ export function resolveConfig(
     consolePath: parseConsolePath(text('consolePath') ?? configDefaults.consolePath),
     eventRetentionHours: whole('eventRetentionHours'),
     eventsIntervalMs: whole('eventsIntervalMs'),
-    webhookAllowPrivate: (pick('webhookAllowPrivate') as boolean | undefined) ?? configDefaults.webhookAllowPrivate,
+    webhookAllowPrivate:
+      (pick('webhookAllowPrivate') as boolean | undefined) ?? configDefaults.webhookAllowPrivate,
     webhookTimeoutMs: whole('webhookTimeoutMs'),
     webhookMaxResponseBytes: whole('webhookMaxResponseBytes'),
     webhookRetryBaseMs: whole('webhookRetryBaseMs'),
     webhookRetryMaxMs: whole('webhookRetryMaxMs'),
     webhookRetryForMs: whole('webhookRetryForMs'),
     strategyModules: Object.freeze(
-      (text('strategyModules') ?? '').split(',').map((m) => m.trim()).filter(Boolean),
+      (text('strategyModules') ?? '')
+        .split(',')
+        .map((m) => m.trim())
+        .filter(Boolean),
     ),
     strategyDeadlineMs: whole('strategyDeadlineMs'),
     configFile,

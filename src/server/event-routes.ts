@@ -30,7 +30,9 @@ const ok = { 200: Type.Unknown() };
 const EventsQuery = Type.Object({
   after: Type.Optional(Type.Integer({ minimum: 0, description: 'the id of the last event already seen' })),
   scope: Type.Optional(S.ScopeText),
-  type: Type.Optional(Type.String({ maxLength: 2000, description: `comma separated: ${eventTypes.join(', ')}` })),
+  type: Type.Optional(
+    Type.String({ maxLength: 2000, description: `comma separated: ${eventTypes.join(', ')}` }),
+  ),
   network: Type.Optional(S.Key),
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: maxEventsPerPage })),
 });
@@ -71,7 +73,10 @@ export const eventRoutes: FastifyPluginAsyncTypebox<EventRouteOptions> = async (
         if (typeof lastEventId === 'string' && lastEventId.trim() !== '') {
           after = Number(lastEventId);
           if (!Number.isSafeInteger(after) || after < 0)
-            throw new AthanorError('validation_failed', 'headers/last-event-id must be the id of an event (a whole number)');
+            throw new AthanorError(
+              'validation_failed',
+              'headers/last-event-id must be the id of an event (a whole number)',
+            );
         }
         const query: EventQuery = {
           after,
@@ -107,7 +112,8 @@ export const eventRoutes: FastifyPluginAsyncTypebox<EventRouteOptions> = async (
       });
       raw.on('close', () => stop.abort());
       const write = async (text: string) => {
-        if (!raw.write(text)) await new Promise<void>((resolve) => raw.once('drain', resolve).once('close', resolve));
+        if (!raw.write(text))
+          await new Promise<void>((resolve) => raw.once('drain', resolve).once('close', resolve));
       };
       const token = /^Bearer\s+(\S+)$/i.exec(request.headers.authorization ?? '')?.[1] ?? '';
       let principal = principalOf(request);
@@ -155,8 +161,10 @@ export const eventRoutes: FastifyPluginAsyncTypebox<EventRouteOptions> = async (
       },
       async (request) => webhooks.addWebhook(store, principalOf(request), request.body, limits),
     );
-    api.get('/webhooks', { schema: { summary: 'Webhook endpoints in your scopes', tags, response: ok } }, async (request) =>
-      webhooks.listWebhooks(store, principalOf(request)),
+    api.get(
+      '/webhooks',
+      { schema: { summary: 'Webhook endpoints in your scopes', tags, response: ok } },
+      async (request) => webhooks.listWebhooks(store, principalOf(request)),
     );
     api.get(
       '/webhooks/:id',
@@ -165,11 +173,14 @@ export const eventRoutes: FastifyPluginAsyncTypebox<EventRouteOptions> = async (
           summary: 'A webhook endpoint with its newest deliveries',
           tags,
           params: WebhookParams,
-          querystring: Type.Object({ deliveries: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })) }),
+          querystring: Type.Object({
+            deliveries: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
+          }),
           response: ok,
         },
       },
-      async (request) => webhooks.getWebhook(store, principalOf(request), request.params.id, request.query.deliveries),
+      async (request) =>
+        webhooks.getWebhook(store, principalOf(request), request.params.id, request.query.deliveries),
     );
     api.delete(
       '/webhooks/:id',
@@ -178,7 +189,14 @@ export const eventRoutes: FastifyPluginAsyncTypebox<EventRouteOptions> = async (
     );
     api.post(
       '/webhooks/:id/test',
-      { schema: { summary: 'Send a signed webhook.test message now', tags, params: WebhookParams, response: ok } },
+      {
+        schema: {
+          summary: 'Send a signed webhook.test message now',
+          tags,
+          params: WebhookParams,
+          response: ok,
+        },
+      },
       async (request) => webhooks.testWebhook(store, principalOf(request), request.params.id, limits),
     );
     api.post(
@@ -187,8 +205,15 @@ export const eventRoutes: FastifyPluginAsyncTypebox<EventRouteOptions> = async (
       async (request) => webhooks.enableWebhook(store, principalOf(request), request.params.id),
     );
 
-    api.get('/strategies', { schema: { summary: 'The strategies this server runs', tags, response: ok } }, async () =>
-      [...registry.values()].map((s) => ({ name: s.name, description: s.description, parameters: s.parameters })),
+    api.get(
+      '/strategies',
+      { schema: { summary: 'The strategies this server runs', tags, response: ok } },
+      async () =>
+        [...registry.values()].map((s) => ({
+          name: s.name,
+          description: s.description,
+          parameters: s.parameters,
+        })),
     );
     api.put(
       '/networks/:key/strategy',
@@ -197,15 +222,26 @@ export const eventRoutes: FastifyPluginAsyncTypebox<EventRouteOptions> = async (
           summary: "Name the network's strategy and its parameters; the server runs it when results change",
           tags,
           params: NetworkParams,
-          body: S.Body({ name: Type.String({ minLength: 1, maxLength: 100 }), params: Type.Optional(Type.Unknown()) }),
+          body: S.Body({
+            name: Type.String({ minLength: 1, maxLength: 100 }),
+            params: Type.Optional(Type.Unknown()),
+          }),
           response: ok,
         },
       },
-      async (request) => strategies.setStrategy(store, principalOf(request), registry, request.params.key, request.body),
+      async (request) =>
+        strategies.setStrategy(store, principalOf(request), registry, request.params.key, request.body),
     );
     api.get(
       '/networks/:key/strategy',
-      { schema: { summary: "The network's strategy and its state", tags, params: NetworkParams, response: ok } },
+      {
+        schema: {
+          summary: "The network's strategy and its state",
+          tags,
+          params: NetworkParams,
+          response: ok,
+        },
+      },
       async (request) => strategies.getStrategy(store, principalOf(request), request.params.key),
     );
     api.delete(
@@ -215,9 +251,22 @@ export const eventRoutes: FastifyPluginAsyncTypebox<EventRouteOptions> = async (
     );
     api.get(
       '/networks/:key/strategy/preview',
-      { schema: { summary: 'What the strategy would do now, done nothing', tags, params: NetworkParams, response: ok } },
+      {
+        schema: {
+          summary: 'What the strategy would do now, done nothing',
+          tags,
+          params: NetworkParams,
+          response: ok,
+        },
+      },
       async (request) =>
-        strategies.previewStrategy(store, principalOf(request), registry, request.params.key, config.strategyDeadlineMs),
+        strategies.previewStrategy(
+          store,
+          principalOf(request),
+          registry,
+          request.params.key,
+          config.strategyDeadlineMs,
+        ),
     );
 
     api.post(

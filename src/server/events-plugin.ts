@@ -67,7 +67,8 @@ export async function eventsPlugin(app: FastifyInstance, options: EventsPluginOp
           if (warned.delete(name)) app.log.info(`${name}: working again`);
         } catch (error) {
           const unavailable = isAthanorError(error) && error.code === 'database_unavailable';
-          if (!warned.has(name) || !unavailable) app.log.warn({ err: error }, `${name} round failed; retrying`);
+          if (!warned.has(name) || !unavailable)
+            app.log.warn({ err: error }, `${name} round failed; retrying`);
           warned.add(name);
         }
         await waitForEvents(store, intervalMs, stopping.signal);
@@ -77,7 +78,10 @@ export async function eventsPlugin(app: FastifyInstance, options: EventsPluginOp
   const loops = [
     loop('event sequencer', async () => {
       const prune = Date.now() - lastPrune > pruneEveryMs;
-      const outcome = await sequenceRound(store, { retentionMs: config.eventRetentionHours * 3_600_000, prune });
+      const outcome = await sequenceRound(store, {
+        retentionMs: config.eventRetentionHours * 3_600_000,
+        prune,
+      });
       if (prune && outcome.leader) lastPrune = Date.now();
     }),
     loop('webhook delivery', async () => {
@@ -100,7 +104,9 @@ export async function eventsPlugin(app: FastifyInstance, options: EventsPluginOp
     await Promise.all(loops);
     await Promise.all(
       (['webhooks', 'strategies'] as const).map((name) =>
-        leaseHeldUntil[name] > 0 ? releaseLeaderLease(store, name, processHolderId).catch(() => {}) : undefined,
+        leaseHeldUntil[name] > 0
+          ? releaseLeaderLease(store, name, processHolderId).catch(() => {})
+          : undefined,
       ),
     );
   });

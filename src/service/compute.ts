@@ -649,7 +649,13 @@ async function applyRestartPolicies(
   }
   const status = keep.size > 0 ? 'waiting' : 'error';
   // Its events name the hubs it was on, so they are written before it leaves them.
-  if (status === 'error') await recordTaskEvents(trx, [task.id], exhausted ? ['task.error', 'task.retries_exhausted'] : ['task.error'], now);
+  if (status === 'error')
+    await recordTaskEvents(
+      trx,
+      [task.id],
+      exhausted ? ['task.error', 'task.retries_exhausted'] : ['task.error'],
+      now,
+    );
   const leave = [...new Set(rows.map((r) => r.network_key))].filter((k) => !keep.has(k));
   for (const networkKey of leave) await removeFromHubs(trx, [task.id], networkKey);
   return { status, exhausted };

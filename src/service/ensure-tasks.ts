@@ -43,7 +43,8 @@ export async function ensureTasks(
     throw new AthanorError('validation_failed', `body/count must be between 0 and ${maxTasksPerCreate}`);
   }
   const transformation = await findTransformation(store.db, transformationKey);
-  if (!transformation || !canAccess(principal, transformation.scope)) throw notFound('transformation', transformationKey);
+  if (!transformation || !canAccess(principal, transformation.scope))
+    throw notFound('transformation', transformationKey);
   if (input.network !== undefined) await requireNetwork(store, principal, input.network);
   return store.transaction(async (trx) => {
     // A no-op update takes the transformation's row lock (SQLite's write transaction already holds
@@ -52,7 +53,10 @@ export async function ensureTasks(
     if (input.network !== undefined) {
       const members = await q.transformationsInNetwork(trx, input.network, [transformationKey]);
       if (!members.has(transformationKey))
-        throw new AthanorError('conflict', `transformation '${transformationKey}' is not in network '${input.network}'`);
+        throw new AthanorError(
+          'conflict',
+          `transformation '${transformationKey}' is not in network '${input.network}'`,
+        );
     }
     const existing = await countEnsured(trx, transformationKey, input.network);
     const missing = Math.max(0, count - existing);

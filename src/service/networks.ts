@@ -197,7 +197,10 @@ export async function submitNetwork(
       },
       keys,
     );
-    if (inserted) await recordNetworkEvent(trx, { key, scope: formatScope(scope) }, 'network.submitted', now, { name: input.name });
+    if (inserted)
+      await recordNetworkEvent(trx, { key, scope: formatScope(scope) }, 'network.submitted', now, {
+        name: input.name,
+      });
     // The commit, and then the answer of 100,000 keys, each in a turn of the event loop of its own.
     await setImmediate();
     return inserted;

@@ -96,7 +96,12 @@ describeEachBackend('event log', (backend) => {
       seenB = (await b.user.events()).events;
       return seenB.some((e) => e.type === 'network.finished');
     }, 20_000);
-    expect(seenB.map((e) => e.type)).toEqual(['network.submitted', 'task.complete', 'task.complete', 'network.finished']);
+    expect(seenB.map((e) => e.type)).toEqual([
+      'network.submitted',
+      'task.complete',
+      'task.complete',
+      'network.finished',
+    ]);
     expect(seenB.every((e) => e.network === netB.network)).toBe(true);
 
     // The stream gives each user the same events as the pages, and nothing of the other's.
@@ -110,7 +115,10 @@ describeEachBackend('event log', (backend) => {
     await a.user.setNetworkState([netA.network], 'inactive');
     const rest = await resumed;
     expect(rest.slice(0, -1)).toEqual(seenA.slice(2));
-    expect(rest.at(-1)).toMatchObject({ type: 'network.state_changed', data: { from: 'active', to: 'inactive' } });
+    expect(rest.at(-1)).toMatchObject({
+      type: 'network.state_changed',
+      data: { from: 'active', to: 'inactive' },
+    });
 
     // Paging with the cursor and filtering by type.
     const page = await call(server.url, tokenA, 'GET', `/v1/events?after=${seenA[0]!.id}&limit=2`);
@@ -162,9 +170,15 @@ describeEachBackend('event log', (backend) => {
       expect((answer.body as { error: { message: string } }).error.message).toContain(field);
     }
     expect(await server.store.db.selectFrom('network_strategies').selectAll().execute()).toEqual([]);
-    const ensure = await call(server.url, token, 'POST', `/v1/transformations/${net.transformations[0]}/tasks/ensure`, {
-      count: -1,
-    });
+    const ensure = await call(
+      server.url,
+      token,
+      'POST',
+      `/v1/transformations/${net.transformations[0]}/tasks/ensure`,
+      {
+        count: -1,
+      },
+    );
     expect(ensure.status).toBe(400);
     expect(ensure.text).toContain('count');
   });

@@ -18,13 +18,28 @@ describeEachBackend('strategies', (backend) => {
     const network = await user.submitNetwork({
       scope: 'org-camp-p',
       name: 'repeat',
-      transformations: Array.from({ length: 6 }, (_, i) => ({ name: `t${i}`, protocol: 'flaky', inputs: { i } })),
+      transformations: Array.from({ length: 6 }, (_, i) => ({
+        name: `t${i}`,
+        protocol: 'flaky',
+        inputs: { i },
+      })),
     });
-    const env = { ATHANOR_URL: server.url, ATHANOR_ID: userCredentials.identifier, ATHANOR_KEY: userCredentials.key };
-    const set = await runCli(['strategy', 'set', network.key, 'repeat-until', '--params', `{"n": ${n}}`], { env });
+    const env = {
+      ATHANOR_URL: server.url,
+      ATHANOR_ID: userCredentials.identifier,
+      ATHANOR_KEY: userCredentials.key,
+    };
+    const set = await runCli(['strategy', 'set', network.key, 'repeat-until', '--params', `{"n": ${n}}`], {
+      env,
+    });
     expect(set.code, set.stderr).toBe(0);
     const workers = Array.from({ length: 8 }, () =>
-      startComputeRun(computeCredentials, ['--protocols', path.join(fixtures, 'flaky-protocols.mjs'), '--concurrency', '2']),
+      startComputeRun(computeCredentials, [
+        '--protocols',
+        path.join(fixtures, 'flaky-protocols.mjs'),
+        '--concurrency',
+        '2',
+      ]),
     );
     const completeCounts = async () => {
       const tasks = await server.store.db
@@ -68,7 +83,9 @@ describeEachBackend('strategies', (backend) => {
       .execute();
     expect(audit.length).toBeGreaterThanOrEqual(network.transformations.length);
     expect(audit.every((a) => a.target === network.key && a.action === 'strategy.ensure_tasks')).toBe(true);
-    expect(audit.some((a) => JSON.parse(a.details ?? '{}').owner === `user:${userCredentials.identifier}`)).toBe(true);
+    expect(
+      audit.some((a) => JSON.parse(a.details ?? '{}').owner === `user:${userCredentials.identifier}`),
+    ).toBe(true);
     // Failures happened and were replaced (the flaky protocol fails about one attempt in three).
     expect(failures).toBeGreaterThan(0);
     for (const w of workers) w.child.kill('SIGTERM');
@@ -99,7 +116,10 @@ describeEachBackend('strategies', (backend) => {
       expect(strategy.lastError).toContain(message);
       expect(await server.store.db.selectFrom('tasks').selectAll().orderBy('id').execute()).toEqual(before);
       // Its strategy.failed event is numbered by the next sequencer round.
-      await waitUntil(async () => (await user.events({ type: 'strategy.failed', network: network.key })).events.length > 0, 30_000);
+      await waitUntil(
+        async () => (await user.events({ type: 'strategy.failed', network: network.key })).events.length > 0,
+        30_000,
+      );
       const failed = await user.events({ type: 'strategy.failed', network: network.key });
       expect(failed.events).toHaveLength(1);
       const audit = await server.store.db
@@ -118,12 +138,19 @@ describeEachBackend('strategies', (backend) => {
     const network = await user.submitNetwork({
       scope: 'org-camp-p',
       name: 'fewest',
-      transformations: Array.from({ length: 3 }, (_, i) => ({ name: `t${i}`, protocol: 'echo', inputs: { i } })),
+      transformations: Array.from({ length: 3 }, (_, i) => ({
+        name: `t${i}`,
+        protocol: 'echo',
+        inputs: { i },
+      })),
     });
     const [t0, t1, t2] = network.transformations as [string, string, string];
     // t0 gets two results, t1 one, t2 none; then each has two waiting tasks on the hub.
     const { id: service } = await compute.register('c');
-    for (const [key, done] of [[t0, 2], [t1, 1]] as const) {
+    for (const [key, done] of [
+      [t0, 2],
+      [t1, 1],
+    ] as const) {
       for (let i = 0; i < done; i++) {
         const [task] = await user.createTasks(key, {});
         await user.actionTasks(network.key, [task!.id]);
@@ -134,39 +161,61 @@ describeEachBackend('strategies', (backend) => {
     const waiting = new Map<string, string[]>();
     for (const key of [t0, t1, t2]) {
       const tasks = await user.createTasks(key, { count: 2, priority: 5 });
-      await user.actionTasks(network.key, tasks.map((t) => t.id));
-      waiting.set(key, tasks.map((t) => t.id));
+      await user.actionTasks(
+        network.key,
+        tasks.map((t) => t.id),
+      );
+      waiting.set(
+        key,
+        tasks.map((t) => t.id),
+      );
     }
-    const env = { ATHANOR_URL: server.url, ATHANOR_ID: userCredentials.identifier, ATHANOR_KEY: userCredentials.key };
+    const env = {
+      ATHANOR_URL: server.url,
+      ATHANOR_ID: userCredentials.identifier,
+      ATHANOR_KEY: userCredentials.key,
+    };
     const previewRun = await runCli(['strategy', 'preview', network.key], { env });
     expect(previewRun.code).toBe(1);
     expect(previewRun.stderr).toContain('names no strategy');
 
     // A strategy set and stopped by hand is not run; a preview of one shows, does nothing.
-    await server.store.db.insertInto('network_strategies').values({
-      network_key: network.key,
-      name: 'repeat-until',
-      params: '{"n":4}',
-      state: 'stopped',
-      last_error: null,
-      last_run_at: null,
-      runs: 0,
-      created_by: `user:${userCredentials.identifier}`,
-      updated_at: new Date().toISOString(),
-    }).execute();
+    await server.store.db
+      .insertInto('network_strategies')
+      .values({
+        network_key: network.key,
+        name: 'repeat-until',
+        params: '{"n":4}',
+        state: 'stopped',
+        last_error: null,
+        last_run_at: null,
+        runs: 0,
+        created_by: `user:${userCredentials.identifier}`,
+        updated_at: new Date().toISOString(),
+      })
+      .execute();
     const tasksBefore = (await server.store.db.selectFrom('tasks').select('id').execute()).length;
     const preview = await runCli(['strategy', 'preview', network.key, '--json'], { env });
     expect(preview.code, preview.stderr).toBe(0);
-    const actions = (JSON.parse(preview.stdout) as { actions: { kind: string; transformation: string }[] }).actions;
+    const actions = (JSON.parse(preview.stdout) as { actions: { kind: string; transformation: string }[] })
+      .actions;
     expect(actions.map((a) => a.transformation).sort()).toEqual([t1, t2].sort());
     expect((await server.store.db.selectFrom('tasks').select('id').execute()).length).toBe(tasksBefore);
 
     await user.setStrategy(network.key, 'fewest-results-first', { levels: 3 });
     const priorityOf = async (key: string) =>
-      (await server.store.db.selectFrom('tasks').select('priority').where('id', 'in', waiting.get(key)!).execute()).map(
-        (r) => r.priority,
-      );
-    await waitUntil(async () => (await priorityOf(t0)).every((p) => p === 3) && (await priorityOf(t2)).every((p) => p === 1), 30_000);
+      (
+        await server.store.db
+          .selectFrom('tasks')
+          .select('priority')
+          .where('id', 'in', waiting.get(key)!)
+          .execute()
+      ).map((r) => r.priority);
+    await waitUntil(
+      async () =>
+        (await priorityOf(t0)).every((p) => p === 3) && (await priorityOf(t2)).every((p) => p === 1),
+      30_000,
+    );
     expect(await priorityOf(t1)).toEqual([2, 2]);
     expect(await priorityOf(t0)).toEqual([3, 3]);
     const audit = await server.store.db
@@ -174,7 +223,11 @@ describeEachBackend('strategies', (backend) => {
       .selectAll()
       .where('actor', '=', 'strategy:fewest-results-first')
       .execute();
-    expect(audit.map((a) => a.action)).toEqual(['strategy.set_priority', 'strategy.set_priority', 'strategy.set_priority']);
+    expect(audit.map((a) => a.action)).toEqual([
+      'strategy.set_priority',
+      'strategy.set_priority',
+      'strategy.set_priority',
+    ]);
   });
 
   it('ensures N tasks exactly once under concurrent calls', async () => {
@@ -190,11 +243,21 @@ describeEachBackend('strategies', (backend) => {
       Array.from({ length: 16 }, () => user.ensureTasks(key, { count: 5, network: network.key })),
     );
     expect(answers.reduce((sum, a) => sum + a.created.length, 0)).toBe(5);
-    const tasks = await server.store.db.selectFrom('tasks').select('id').where('transformation_key', '=', key).execute();
+    const tasks = await server.store.db
+      .selectFrom('tasks')
+      .select('id')
+      .where('transformation_key', '=', key)
+      .execute();
     expect(tasks).toHaveLength(5);
     expect(await user.networkTasks(network.key)).toHaveLength(5);
-    const env = { ATHANOR_URL: server.url, ATHANOR_ID: userCredentials.identifier, ATHANOR_KEY: userCredentials.key };
-    const cli = await runCli(['task', 'ensure', key, '--count', '7', '--network', network.key, '--json'], { env });
+    const env = {
+      ATHANOR_URL: server.url,
+      ATHANOR_ID: userCredentials.identifier,
+      ATHANOR_KEY: userCredentials.key,
+    };
+    const cli = await runCli(['task', 'ensure', key, '--count', '7', '--network', network.key, '--json'], {
+      env,
+    });
     expect(cli.code, cli.stderr).toBe(0);
     expect(JSON.parse(cli.stdout)).toMatchObject({ existing: 5 });
     expect((JSON.parse(cli.stdout) as { created: string[] }).created).toHaveLength(2);

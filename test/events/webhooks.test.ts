@@ -82,8 +82,14 @@ describeEachBackend('webhooks', (backend) => {
     const store = server.store;
     const { user, compute, userCredentials } = await queueClients(server, 'org-camp-*');
     const receiver = await startReceiver({ failFirst: 3, delayMs: 5 });
-    const env = { ATHANOR_URL: server.url, ATHANOR_ID: userCredentials.identifier, ATHANOR_KEY: userCredentials.key };
-    const added = await runCli(['webhook', 'add', '--url', receiver.url, '--scope', 'org-camp-*', '--json'], { env });
+    const env = {
+      ATHANOR_URL: server.url,
+      ATHANOR_ID: userCredentials.identifier,
+      ATHANOR_KEY: userCredentials.key,
+    };
+    const added = await runCli(['webhook', 'add', '--url', receiver.url, '--scope', 'org-camp-*', '--json'], {
+      env,
+    });
     expect(added.code, added.stderr).toBe(0);
     const hook = JSON.parse(added.stdout) as { id: string; secret: string; state: string };
     expect(hook.secret).toMatch(/^whsec_/);
@@ -121,8 +127,10 @@ describeEachBackend('webhooks', (backend) => {
     const all = async () => (await again.user.events({ limit: 1000 })).events;
     await waitUntil(async () => {
       const expected = await all();
-      return expected.some((e) => e.network === third2.network && e.type === 'network.finished') &&
-        firstDeliveries(receiver.delivered).length >= expected.length;
+      return (
+        expected.some((e) => e.network === third2.network && e.type === 'network.finished') &&
+        firstDeliveries(receiver.delivered).length >= expected.length
+      );
     }, 60_000);
     const expected = await all();
     const got = firstDeliveries(receiver.delivered);
@@ -149,13 +157,21 @@ describeEachBackend('webhooks', (backend) => {
     const server = await startTestServer(backend, dir, { ...settings, webhookRetryForMs: 1500 });
     const { user } = await queueClients(server, 'org-camp-*');
     const receiver = await startReceiver({ failFirst: 1_000_000 });
-    const hook = await user.addWebhook({ url: receiver.url, scope: 'org-camp-p', events: ['network.submitted'] });
+    const hook = await user.addWebhook({
+      url: receiver.url,
+      scope: 'org-camp-p',
+      events: ['network.submitted'],
+    });
     receiver.setSecret(hook.secret);
     await networkWithTasks(user, { name: 'doomed' });
     await waitUntil(async () => (await user.getWebhook(hook.id)).state === 'disabled', 30_000);
     const disabled = await user.getWebhook(hook.id);
     expect(disabled.disabledReason).toContain('webhook enable');
-    const audit = await server.store.db.selectFrom('audit_log').selectAll().where('target', '=', hook.id).execute();
+    const audit = await server.store.db
+      .selectFrom('audit_log')
+      .selectAll()
+      .where('target', '=', hook.id)
+      .execute();
     expect(audit.map((a) => a.action)).toEqual(['webhook.add', 'webhook.disable']);
     expect(JSON.stringify(audit)).not.toContain(hook.secret.slice(6));
     // Enabled again, it resumes at the event it stopped at.
@@ -170,11 +186,18 @@ it('tails events from the command line', async () => {
   const server = await startTestServer('sqlite', dir, { eventsIntervalMs: 50 });
   const { user, userCredentials } = await queueClients(server, 'org-camp-*');
   const tail = startCli(['events', 'tail', '--json', '--scope', 'org-camp-p'], {
-    env: { ATHANOR_URL: server.url, ATHANOR_ID: userCredentials.identifier, ATHANOR_KEY: userCredentials.key },
+    env: {
+      ATHANOR_URL: server.url,
+      ATHANOR_ID: userCredentials.identifier,
+      ATHANOR_KEY: userCredentials.key,
+    },
   });
   const net = await networkWithTasks(user, { name: 'tailed' });
   await waitUntil(() => tail.stdout().includes('network.submitted'), 30_000);
   tail.child.kill('SIGTERM');
   const done = await tail.done;
-  expect(JSON.parse(done.stdout.trim().split('\n')[0]!)).toMatchObject({ type: 'network.submitted', network: net.network });
+  expect(JSON.parse(done.stdout.trim().split('\n')[0]!)).toMatchObject({
+    type: 'network.submitted',
+    network: net.network,
+  });
 });

@@ -15,11 +15,17 @@ export function eventsCommand(): Command {
   const command = new Command('events').description('follow the event log of your scopes (user API)');
   command
     .command('tail')
-    .description('print events as they happen, one JSON line each with --json (resumes after a dropped connection)')
+    .description(
+      'print events as they happen, one JSON line each with --json (resumes after a dropped connection)',
+    )
     .option('-s, --scope <scope>', 'only events in this scope (wildcards allowed)')
     .option('--type <types>', `only these types, comma separated (${eventTypes.join(', ')})`)
     .option('--network <network>', "only this network's events")
-    .option('--after <id>', 'start after this event id (default: from the oldest kept)', integerOption('--after'))
+    .option(
+      '--after <id>',
+      'start after this event id (default: from the oldest kept)',
+      integerOption('--after'),
+    )
     .action(async (options: TailOptions, cmd: Command) => {
       const client = userClient(cmd);
       const json = wantsJson(cmd);
@@ -36,7 +42,14 @@ export function eventsCommand(): Command {
           if (json) process.stdout.write(`${JSON.stringify(event)}\n`);
           else
             printLine(
-              [String(event.id), event.at, event.type, event.scope, event.network ?? '-', event.subject ?? '-'].join('  '),
+              [
+                String(event.id),
+                event.at,
+                event.type,
+                event.scope,
+                event.network ?? '-',
+                event.subject ?? '-',
+              ].join('  '),
             );
         }
       }

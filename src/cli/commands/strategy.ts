@@ -27,7 +27,7 @@ export function strategyCommand(): Command {
     .argument('<network>')
     .argument('<name>', "the strategy (see 'athanor strategy list')")
     .option('--params <json>', 'its parameters as JSON')
-    .description('name the strategy of a network; the server runs it whenever the network\'s results change')
+    .description("name the strategy of a network; the server runs it whenever the network's results change")
     .action(async (network: string, name: string, options: { params?: string }, cmd: Command) => {
       const view = await userClient(cmd).setStrategy(network, name, parseParams(options.params));
       if (wantsJson(cmd)) printJson(view);
@@ -56,7 +56,7 @@ export function strategyCommand(): Command {
   command
     .command('remove')
     .argument('<network>')
-    .description("stop steering the network (tasks it created stay)")
+    .description('stop steering the network (tasks it created stay)')
     .action(async (network: string, _options: unknown, cmd: Command) => {
       const removed = await userClient(cmd).removeStrategy(network);
       if (wantsJson(cmd)) printJson(removed);

@@ -20,7 +20,9 @@ export function webhookCommand(): Command {
       if (wantsJson(cmd)) return printJson(created);
       printLine(`id      ${created.id}`);
       printLine(`secret  ${created.secret}`);
-      process.stderr.write('the secret is shown this once: verify deliveries with it (Standard Webhooks signatures)\n');
+      process.stderr.write(
+        'the secret is shown this once: verify deliveries with it (Standard Webhooks signatures)\n',
+      );
     });
   command
     .command('list')
@@ -42,7 +44,12 @@ export function webhookCommand(): Command {
     .command('show')
     .argument('<id>')
     .description('an endpoint and its delivery log')
-    .option('-n, --deliveries <n>', 'newest deliveries to show', integerOption('--deliveries', { min: 1 }), 20)
+    .option(
+      '-n, --deliveries <n>',
+      'newest deliveries to show',
+      integerOption('--deliveries', { min: 1 }),
+      20,
+    )
     .action(async (id: string, options: { deliveries: number }, cmd: Command) => {
       const hook = await userClient(cmd).getWebhook(id, options.deliveries);
       if (wantsJson(cmd)) return printJson(hook);
@@ -75,7 +82,12 @@ export function webhookCommand(): Command {
     .action(async (id: string, _options: unknown, cmd: Command) => {
       const answer = await userClient(cmd).testWebhook(id);
       if (wantsJson(cmd)) printJson(answer);
-      else printLine(answer.ok ? `delivered: HTTP ${answer.statusCode} in ${answer.durationMs} ms` : `failed: ${answer.error}`);
+      else
+        printLine(
+          answer.ok
+            ? `delivered: HTTP ${answer.statusCode} in ${answer.durationMs} ms`
+            : `failed: ${answer.error}`,
+        );
       if (!answer.ok) process.exitCode = 1;
     });
   command

@@ -73,7 +73,8 @@ export async function sequenceRound(
   now = Date.now(),
 ): Promise<SequenceOutcome> {
   const outcome = await store.transaction(async (trx) => {
-    if (!(await store.backend.tryLeaderLock(trx, 'events'))) return { leader: false, sequenced: 0, deleted: 0 };
+    if (!(await store.backend.tryLeaderLock(trx, 'events')))
+      return { leader: false, sequenced: 0, deleted: 0 };
     const rows = await q.sequenceEvents(trx, 5000);
     const touched = new Set<string>();
     for (const row of rows)
@@ -104,7 +105,10 @@ export interface EventQuery {
 
 /** Checks an event type filter: each must be a known type (400 naming the field otherwise). */
 export function parseEventTypes(types: readonly string[] | undefined, field: string): string[] {
-  const list = (types ?? []).flatMap((t) => t.split(',')).map((t) => t.trim()).filter(Boolean);
+  const list = (types ?? [])
+    .flatMap((t) => t.split(','))
+    .map((t) => t.trim())
+    .filter(Boolean);
   for (const type of list) {
     if (!isEventType(type)) {
       throw new AthanorError(
@@ -117,7 +121,11 @@ export function parseEventTypes(types: readonly string[] | undefined, field: str
 }
 
 /** Events after a position that the caller's scopes cover, oldest first. */
-export async function readEvents(store: Store, principal: Principal, query: EventQuery): Promise<EventView[]> {
+export async function readEvents(
+  store: Store,
+  principal: Principal,
+  query: EventQuery,
+): Promise<EventView[]> {
   const scopes = visibleScopes(principal, parseQueryScope(query.scope));
   const rows = await q.listEvents(store.db, {
     after: query.after ?? 0,

@@ -27,7 +27,11 @@ export async function recordNetworkEvent(
   now: string,
   data: Record<string, unknown> | null = null,
 ): Promise<void> {
-  await insertEvents(trx, [{ scope: network.scope, type, networkKey: network.key, subject: network.key, data }], now);
+  await insertEvents(
+    trx,
+    [{ scope: network.scope, type, networkKey: network.key, subject: network.key, data }],
+    now,
+  );
 }
 
 /**

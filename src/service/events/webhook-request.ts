@@ -65,9 +65,15 @@ export function parseWebhookUrl(text: string, field: string): URL {
     throw new AthanorError('validation_failed', `${field} is not a URL: give http(s)://host/path`);
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:')
-    throw new AthanorError('validation_failed', `${field} must be an http:// or https:// URL, not ${url.protocol}`);
+    throw new AthanorError(
+      'validation_failed',
+      `${field} must be an http:// or https:// URL, not ${url.protocol}`,
+    );
   if (url.username || url.password)
-    throw new AthanorError('validation_failed', `${field} must not carry credentials: the signature authenticates deliveries`);
+    throw new AthanorError(
+      'validation_failed',
+      `${field} must not carry credentials: the signature authenticates deliveries`,
+    );
   return url;
 }
 
@@ -111,10 +117,13 @@ function guardedLookup(allowPrivate: boolean): LookupFunction {
       const list = addresses as unknown as dns.LookupAddress[];
       const usable = allowPrivate ? list : list.filter((a) => !isPrivateAddress(a.address));
       if (usable.length === 0) {
-        const refused = Object.assign(new Error(`${hostname} resolves only to private addresses`), { code: 'EPRIVATE' });
+        const refused = Object.assign(new Error(`${hostname} resolves only to private addresses`), {
+          code: 'EPRIVATE',
+        });
         return callback(refused, '', 4);
       }
-      if (options.all) return (callback as unknown as (e: null, a: dns.LookupAddress[]) => void)(null, usable);
+      if (options.all)
+        return (callback as unknown as (e: null, a: dns.LookupAddress[]) => void)(null, usable);
       const first = usable[0]!;
       return callback(null, first.address, first.family);
     });
@@ -122,9 +131,16 @@ function guardedLookup(allowPrivate: boolean): LookupFunction {
 }
 
 /** The Standard Webhooks signature header value of one message: `v1,<base64 HMAC-SHA256>`. */
-export function signPayload(secret: string, messageId: string, timestampSeconds: number, body: string): string {
+export function signPayload(
+  secret: string,
+  messageId: string,
+  timestampSeconds: number,
+  body: string,
+): string {
   const key = Buffer.from(secret.replace(/^whsec_/, ''), 'base64');
-  const signature = createHmac('sha256', key).update(`${messageId}.${timestampSeconds}.${body}`).digest('base64');
+  const signature = createHmac('sha256', key)
+    .update(`${messageId}.${timestampSeconds}.${body}`)
+    .digest('base64');
   return `v1,${signature}`;
 }
 
@@ -184,7 +200,12 @@ export async function sendWebhook(
             finish(statusCode, statusCode !== null && statusCode < 300 ? null : `HTTP ${statusCode}`);
           }
         });
-        response.on('end', () => finish(statusCode, statusCode !== null && statusCode < 300 && statusCode >= 200 ? null : `HTTP ${statusCode}`));
+        response.on('end', () =>
+          finish(
+            statusCode,
+            statusCode !== null && statusCode < 300 && statusCode >= 200 ? null : `HTTP ${statusCode}`,
+          ),
+        );
         response.on('error', (error) => finish(statusCode, error.message));
       },
     );
@@ -192,7 +213,9 @@ export async function sendWebhook(
       req.destroy();
       finish(null, `no answer within ${limits.timeoutMs} ms`);
     }, limits.timeoutMs);
-    req.on('error', (error: NodeJS.ErrnoException) => finish(null, error.code ? `${error.code}: ${error.message}` : error.message));
+    req.on('error', (error: NodeJS.ErrnoException) =>
+      finish(null, error.code ? `${error.code}: ${error.message}` : error.message),
+    );
     req.end(message.body);
   });
 }

@@ -29,7 +29,6 @@ export interface RetryPolicy {
 
 export type WebhookSettings = DeliveryLimits & RetryPolicy;
 
-
 function webhookView(row: WebhookEndpointRow): WebhookView {
   return {
     id: row.id,
@@ -46,7 +45,6 @@ function webhookView(row: WebhookEndpointRow): WebhookView {
     createdAt: row.created_at,
   };
 }
-
 
 const deliveryView = (row: WebhookDeliveryRow): DeliveryView => ({
   event: row.event_position,
@@ -137,7 +135,8 @@ function visibleTo(principal: Principal, row: WebhookEndpointRow): boolean {
 
 async function requireWebhook(store: Store, principal: Principal, id: string): Promise<WebhookEndpointRow> {
   const row = await q.findEndpoint(store.db, id);
-  if (!row || !visibleTo(principal, row)) throw new AthanorError('not_found', `no webhook '${id}' in your scopes`);
+  if (!row || !visibleTo(principal, row))
+    throw new AthanorError('not_found', `no webhook '${id}' in your scopes`);
   return row;
 }
 
@@ -152,29 +151,41 @@ export async function getWebhook(
   return { ...webhookView(row), deliveries: log.map(deliveryView) };
 }
 
-export async function removeWebhook(store: Store, principal: Principal, id: string): Promise<{ id: string; removed: true }> {
+export async function removeWebhook(
+  store: Store,
+  principal: Principal,
+  id: string,
+): Promise<{ id: string; removed: true }> {
   await requireWebhook(store, principal, id);
-  await audited(store, { actor: principalName(principal), action: 'webhook.remove', target: id }, async (trx) => {
-    await q.deleteEndpoint(trx, id);
-    return { result: undefined };
-  });
+  await audited(
+    store,
+    { actor: principalName(principal), action: 'webhook.remove', target: id },
+    async (trx) => {
+      await q.deleteEndpoint(trx, id);
+      return { result: undefined };
+    },
+  );
   return { id, removed: true };
 }
 
 /** Turns a disabled endpoint back on; delivery resumes at the event it stopped at. */
 export async function enableWebhook(store: Store, principal: Principal, id: string): Promise<WebhookView> {
   await requireWebhook(store, principal, id);
-  await audited(store, { actor: principalName(principal), action: 'webhook.enable', target: id }, async (trx) => {
-    await q.updateEndpoint(trx, id, {
-      state: 'active',
-      disabled_reason: null,
-      failures: 0,
-      failing_since: null,
-      next_attempt_at: null,
-      updated_at: new Date().toISOString(),
-    });
-    return { result: undefined };
-  });
+  await audited(
+    store,
+    { actor: principalName(principal), action: 'webhook.enable', target: id },
+    async (trx) => {
+      await q.updateEndpoint(trx, id, {
+        state: 'active',
+        disabled_reason: null,
+        failures: 0,
+        failing_since: null,
+        next_attempt_at: null,
+        updated_at: new Date().toISOString(),
+      });
+      return { result: undefined };
+    },
+  );
   return webhookView((await q.findEndpoint(store.db, id))!);
 }
 
@@ -260,7 +271,12 @@ export async function deliverEndpoint(
     });
     if (!answer.ok) {
       failures += 1;
-      await recordFailure(store, endpoint, { position, failures, at, error: answer.error ?? 'failed' }, settings);
+      await recordFailure(
+        store,
+        endpoint,
+        { position, failures, at, error: answer.error ?? 'failed' },
+        settings,
+      );
       return delivered;
     }
     delivered += 1;
@@ -306,7 +322,11 @@ async function recordFailure(
         action: 'webhook.disable',
         target: endpoint.id,
         outcome: 'ok',
-        details: JSON.stringify({ failures: failure.failures, failingSince, lastError: failure.error.slice(0, 200) }),
+        details: JSON.stringify({
+          failures: failure.failures,
+          failingSince,
+          lastError: failure.error.slice(0, 200),
+        }),
       });
     });
     return;
@@ -319,4 +339,3 @@ async function recordFailure(
     updated_at: failure.at,
   });
 }
-

@@ -10,10 +10,15 @@ interface RepeatParams {
 /** Repeat each transformation until it has `n` successful results. */
 export const repeatUntil: Strategy<RepeatParams> = {
   name: 'repeat-until',
-  description: 'keep each transformation running until it has n successful results (failed tasks are replaced)',
+  description:
+    'keep each transformation running until it has n successful results (failed tasks are replaced)',
   parameters: Type.Object(
     {
-      n: Type.Integer({ minimum: 1, maximum: 1000, description: 'successful results wanted per transformation' }),
+      n: Type.Integer({
+        minimum: 1,
+        maximum: 1000,
+        description: 'successful results wanted per transformation',
+      }),
       weight: Type.Optional(Type.Number({ minimum: 0, maximum: 1 })),
       priority: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000 })),
     },
@@ -45,9 +50,14 @@ interface FewestParams {
  */
 export const fewestResultsFirst: Strategy<FewestParams> = {
   name: 'fewest-results-first',
-  description: 'give the waiting tasks of the transformations with the fewest successful results the highest priority',
+  description:
+    'give the waiting tasks of the transformations with the fewest successful results the highest priority',
   parameters: Type.Object(
-    { levels: Type.Optional(Type.Integer({ minimum: 1, maximum: 10, description: 'priority groups; default 3' })) },
+    {
+      levels: Type.Optional(
+        Type.Integer({ minimum: 1, maximum: 10, description: 'priority groups; default 3' }),
+      ),
+    },
     { additionalProperties: false },
   ),
   decide(picture, params) {
@@ -61,8 +71,15 @@ export const fewestResultsFirst: Strategy<FewestParams> = {
       const stale = t.waitingTasks.filter((task) => task.priority !== priority).map((task) => task.id);
       if (stale.length > 0) byPriority.set(priority, [...(byPriority.get(priority) ?? []), ...stale]);
     });
-    return [...byPriority].map(([priority, tasks]): StrategyAction => ({ kind: 'set_priority', tasks, priority }));
+    return [...byPriority].map(([priority, tasks]): StrategyAction => ({
+      kind: 'set_priority',
+      tasks,
+      priority,
+    }));
   },
 };
 
-export const builtInStrategies: readonly Strategy[] = [repeatUntil as Strategy, fewestResultsFirst as Strategy];
+export const builtInStrategies: readonly Strategy[] = [
+  repeatUntil as Strategy,
+  fewestResultsFirst as Strategy,
+];

@@ -21,19 +21,24 @@ export type StrategyRegistry = ReadonlyMap<string, Strategy>;
 export async function loadStrategies(modules: readonly string[] = []): Promise<StrategyRegistry> {
   const registry = new Map<string, Strategy>(builtInStrategies.map((s) => [s.name, s]));
   for (const file of modules) {
-    const loaded = (await import(pathToFileURL(path.resolve(file)).href)) as { strategies?: unknown; default?: unknown };
+    const loaded = (await import(pathToFileURL(path.resolve(file)).href)) as {
+      strategies?: unknown;
+      default?: unknown;
+    };
     const list = (loaded.strategies ?? loaded.default) as Strategy[] | undefined;
     if (!Array.isArray(list))
       throw new AthanorError('invalid_config', `strategy module ${file} exports no 'strategies' array`);
     for (const strategy of list) {
       if (typeof strategy?.name !== 'string' || typeof strategy.decide !== 'function')
-        throw new AthanorError('invalid_config', `strategy module ${file} exports an entry without name and decide()`);
+        throw new AthanorError(
+          'invalid_config',
+          `strategy module ${file} exports an entry without name and decide()`,
+        );
       registry.set(strategy.name, strategy);
     }
   }
   return registry;
 }
-
 
 export function strategyView(row: q.NetworkStrategyRow): StrategyView {
   return {
@@ -62,7 +67,8 @@ function requireStrategy(registry: StrategyRegistry, name: string): Strategy {
 
 function checkParams(strategy: Strategy, params: unknown): void {
   if (Value.Check(strategy.parameters, params)) return;
-  const first = [...Value.Errors(strategy.parameters, params)].find((e) => e.keyword !== 'boolean') ??
+  const first =
+    [...Value.Errors(strategy.parameters, params)].find((e) => e.keyword !== 'boolean') ??
     [...Value.Errors(strategy.parameters, params)][0];
   const where = first?.instancePath ? `body/params${first.instancePath}` : 'body/params';
   throw new AthanorError(
@@ -95,18 +101,30 @@ export async function setStrategy(
     created_by: principalName(principal),
     updated_at: now,
   };
-  await audited(store, { actor: principalName(principal), action: 'strategy.set', target: networkKey }, async (trx) => {
-    await q.upsertStrategy(trx, row);
-    await recordNetworkEvent(trx, network, 'strategy.set', now, { name: strategy.name });
-    return { result: undefined, details: { name: strategy.name, params } };
-  });
+  await audited(
+    store,
+    { actor: principalName(principal), action: 'strategy.set', target: networkKey },
+    async (trx) => {
+      await q.upsertStrategy(trx, row);
+      await recordNetworkEvent(trx, network, 'strategy.set', now, { name: strategy.name });
+      return { result: undefined, details: { name: strategy.name, params } };
+    },
+  );
   return strategyView(row);
 }
 
-export async function getStrategy(store: Store, principal: Principal, networkKey: string): Promise<StrategyView> {
+export async function getStrategy(
+  store: Store,
+  principal: Principal,
+  networkKey: string,
+): Promise<StrategyView> {
   await requireNetwork(store, principal, networkKey);
   const row = await q.findStrategy(store.db, networkKey);
-  if (!row) throw new AthanorError('not_found', `network '${networkKey}' names no strategy: set one with 'athanor strategy set'`);
+  if (!row)
+    throw new AthanorError(
+      'not_found',
+      `network '${networkKey}' names no strategy: set one with 'athanor strategy set'`,
+    );
   return strategyView(row);
 }
 
@@ -122,10 +140,23 @@ export async function removeStrategy(store: Store, principal: Principal, network
 }
 
 /** The network as its strategy sees it. */
-export async function networkPicture(store: Store, network: NetworkPicture['network']): Promise<NetworkPicture> {
+export async function networkPicture(
+  store: Store,
+  network: NetworkPicture['network'],
+): Promise<NetworkPicture> {
   const rows = await q.networkPictureRows(store.db, network.key);
-  const byKey = new Map<string, { complete: number; error: number; waiting: number; running: number; waitingTasks: { id: string; priority: number }[] }>();
-  for (const t of rows.transformations) byKey.set(t.key, { complete: 0, error: 0, waiting: 0, running: 0, waitingTasks: [] });
+  const byKey = new Map<
+    string,
+    {
+      complete: number;
+      error: number;
+      waiting: number;
+      running: number;
+      waitingTasks: { id: string; priority: number }[];
+    }
+  >();
+  for (const t of rows.transformations)
+    byKey.set(t.key, { complete: 0, error: 0, waiting: 0, running: 0, waitingTasks: [] });
   for (const c of rows.counts) {
     const entry = byKey.get(c.transformation_key);
     if (entry && (c.status === 'complete' || c.status === 'error')) entry[c.status] = Number(c.n);
@@ -161,16 +192,25 @@ export async function decideWithin(
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
     timer = setTimeout(
-      () => reject(new AthanorError('conflict', `strategy '${strategy.name}' did not decide within ${deadlineMs} ms`)),
+      () =>
+        reject(
+          new AthanorError('conflict', `strategy '${strategy.name}' did not decide within ${deadlineMs} ms`),
+        ),
       deadlineMs,
     );
   });
   try {
-    const actions = await Promise.race([Promise.resolve().then(() => strategy.decide(picture, params)), deadline]);
+    const actions = await Promise.race([
+      Promise.resolve().then(() => strategy.decide(picture, params)),
+      deadline,
+    ]);
     if (!Array.isArray(actions))
       throw new AthanorError('conflict', `strategy '${strategy.name}' answered no list of actions`);
     if (actions.length > maxActionsPerRun)
-      throw new AthanorError('conflict', `strategy '${strategy.name}' answered ${actions.length} actions; at most ${maxActionsPerRun} are carried out`);
+      throw new AthanorError(
+        'conflict',
+        `strategy '${strategy.name}' answered ${actions.length} actions; at most ${maxActionsPerRun} are carried out`,
+      );
     return actions as readonly StrategyAction[];
   } finally {
     clearTimeout(timer);
@@ -187,8 +227,15 @@ export async function previewStrategy(
 ): Promise<{ strategy: StrategyView; actions: readonly StrategyAction[] }> {
   const network = await requireNetwork(store, principal, networkKey);
   const row = await q.findStrategy(store.db, networkKey);
-  if (!row) throw new AthanorError('not_found', `network '${networkKey}' names no strategy: set one with 'athanor strategy set'`);
+  if (!row)
+    throw new AthanorError(
+      'not_found',
+      `network '${networkKey}' names no strategy: set one with 'athanor strategy set'`,
+    );
   const strategy = requireStrategy(registry, row.name);
   const picture = await networkPicture(store, network);
-  return { strategy: strategyView(row), actions: await decideWithin(strategy, picture, JSON.parse(row.params), deadlineMs) };
+  return {
+    strategy: strategyView(row),
+    actions: await decideWithin(strategy, picture, JSON.parse(row.params), deadlineMs),
+  };
 }

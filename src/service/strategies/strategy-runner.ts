@@ -69,10 +69,21 @@ export async function runStrategy(
     const facts = errorFacts(error);
     const message = facts.message.slice(0, 2000);
     await store.transaction(async (trx) => {
-      await q.updateStrategy(trx, row.network_key, { state: 'stopped', last_error: message, last_run_at: now(), updated_at: now() });
+      await q.updateStrategy(trx, row.network_key, {
+        state: 'stopped',
+        last_error: message,
+        last_run_at: now(),
+        updated_at: now(),
+      });
       await recordNetworkEvent(trx, network, 'strategy.failed', now(), { name: row.name, error: message });
     });
-    await recordAudit(store, { actor, action: 'strategy.stop', target: row.network_key, outcome: 'error', details: { error: message } });
+    await recordAudit(store, {
+      actor,
+      action: 'strategy.stop',
+      target: row.network_key,
+      outcome: 'error',
+      details: { error: message },
+    });
     return { ok: false, actions: 0 };
   };
   const strategy = registry.get(row.name);
@@ -81,7 +92,12 @@ export async function runStrategy(
   if (!owner) return stop(new Error(`its owner ${row.created_by} was removed, disabled or expired`));
   let decided: readonly StrategyAction[];
   try {
-    decided = await decideWithin(strategy, await networkPicture(store, network), JSON.parse(row.params), deadlineMs);
+    decided = await decideWithin(
+      strategy,
+      await networkPicture(store, network),
+      JSON.parse(row.params),
+      deadlineMs,
+    );
   } catch (error) {
     return stop(error);
   }

@@ -17,7 +17,12 @@ export interface TransformationPicture {
 
 /** What a strategy decides from: the network and its transformations now. */
 export interface NetworkPicture {
-  readonly network: { readonly key: string; readonly scope: string; readonly name: string; readonly state: string };
+  readonly network: {
+    readonly key: string;
+    readonly scope: string;
+    readonly name: string;
+    readonly state: string;
+  };
   readonly transformations: readonly TransformationPicture[];
 }
 

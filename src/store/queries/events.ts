@@ -69,7 +69,12 @@ export async function insertTaskEvents(
  * entries from the statement's snapshot, so it still sees those the same statement deletes.
  * Writes nothing when `enabled` is false.
  */
-export function taskEventsCte(source: string, type: string, now: string, enabled: boolean): RawBuilder<unknown> {
+export function taskEventsCte(
+  source: string,
+  type: string,
+  now: string,
+  enabled: boolean,
+): RawBuilder<unknown> {
   return sql`insert into events (position, scope, type, network_key, subject, data, created_at)
       select cast(null as integer), s.scope, cast(${type} as text), ht.network_key, s.id, cast(null as text),
         cast(${now} as text)
@@ -138,14 +143,19 @@ export async function deleteEventsBefore(db: Kysely<Database>, before: string): 
 }
 
 /** Networks among `keys` whose hub holds no task any more (every actioned task finished). */
-export async function finishedNetworks(db: Kysely<Database>, keys: readonly string[]): Promise<{ key: string; scope: string }[]> {
+export async function finishedNetworks(
+  db: Kysely<Database>,
+  keys: readonly string[],
+): Promise<{ key: string; scope: string }[]> {
   if (keys.length === 0) return [];
   return db
     .selectFrom('networks as n')
     .select(['n.key', 'n.scope'])
     .where('n.key', 'in', keys)
     .where(({ not, exists, selectFrom }) =>
-      not(exists(selectFrom('hub_tasks as ht').select('ht.task_id').whereRef('ht.network_key', '=', 'n.key'))),
+      not(
+        exists(selectFrom('hub_tasks as ht').select('ht.task_id').whereRef('ht.network_key', '=', 'n.key')),
+      ),
     )
     .execute();
 }

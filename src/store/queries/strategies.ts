@@ -4,7 +4,11 @@ import type { Database, NetworkStrategiesTable } from '../schema.js';
 export type NetworkStrategyRow = Selectable<NetworkStrategiesTable>;
 
 export async function findStrategy(db: Kysely<Database>, networkKey: string) {
-  return db.selectFrom('network_strategies').selectAll().where('network_key', '=', networkKey).executeTakeFirst();
+  return db
+    .selectFrom('network_strategies')
+    .selectAll()
+    .where('network_key', '=', networkKey)
+    .executeTakeFirst();
 }
 
 export async function upsertStrategy(db: Kysely<Database>, row: NetworkStrategyRow): Promise<void> {
@@ -25,12 +29,18 @@ export async function updateStrategy(
 }
 
 export async function deleteStrategy(db: Kysely<Database>, networkKey: string): Promise<boolean> {
-  const r = await db.deleteFrom('network_strategies').where('network_key', '=', networkKey).executeTakeFirst();
+  const r = await db
+    .deleteFrom('network_strategies')
+    .where('network_key', '=', networkKey)
+    .executeTakeFirst();
   return Number(r.numDeletedRows) > 0;
 }
 
 /** Active strategies of the given networks (all active ones when `keys` is undefined). */
-export async function activeStrategies(db: Kysely<Database>, keys?: readonly string[]): Promise<NetworkStrategyRow[]> {
+export async function activeStrategies(
+  db: Kysely<Database>,
+  keys?: readonly string[],
+): Promise<NetworkStrategyRow[]> {
   if (keys?.length === 0) return [];
   let query = db.selectFrom('network_strategies').selectAll().where('state', '=', 'active');
   if (keys) query = query.where('network_key', 'in', [...keys]);

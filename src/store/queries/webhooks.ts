@@ -8,7 +8,10 @@ export async function insertEndpoint(db: Kysely<Database>, row: WebhookEndpointR
   await db.insertInto('webhook_endpoints').values(row).execute();
 }
 
-export async function findEndpoint(db: Kysely<Database>, id: string): Promise<WebhookEndpointRow | undefined> {
+export async function findEndpoint(
+  db: Kysely<Database>,
+  id: string,
+): Promise<WebhookEndpointRow | undefined> {
   return db.selectFrom('webhook_endpoints').selectAll().where('id', '=', id).executeTakeFirst();
 }
 
