@@ -49,6 +49,8 @@ export async function eventsPlugin(app: FastifyInstance, options: EventsPluginOp
     !stopping.signal.aborted && Date.now() < leaseHeldUntil[name];
   const takeLease = async (name: keyof typeof leaseHeldUntil) => {
     const started = Date.now();
+    // Renewed when half its time is left, not every round: an idle server writes little.
+    if (started < leaseHeldUntil[name] - leaderTtlMs / 2) return true;
     if (await holdLeaderLease(store, name, processHolderId, leaderTtlMs, started)) {
       leaseHeldUntil[name] = started + leaderTtlMs - 1000;
       return true;

@@ -72,6 +72,9 @@ export async function sequenceRound(
   options: { readonly retentionMs: number; readonly prune: boolean },
   now = Date.now(),
 ): Promise<SequenceOutcome> {
+  // A read first: an idle log costs no write transaction (nor SQLite's write lock) per round.
+  if (!options.prune && !(await q.hasUnsequencedEvents(store.db)))
+    return { leader: false, sequenced: 0, deleted: 0 };
   const outcome = await store.transaction(async (trx) => {
     if (!(await store.backend.tryLeaderLock(trx, 'events')))
       return { leader: false, sequenced: 0, deleted: 0 };

@@ -102,6 +102,17 @@ export async function sequenceEvents(db: Kysely<Database>, limit: number): Promi
   return rows.sort((a, b) => a.position - b.position);
 }
 
+/** Whether some committed event still waits for its position (read from the partial index). */
+export async function hasUnsequencedEvents(db: Kysely<Database>): Promise<boolean> {
+  const row = await db
+    .selectFrom('events')
+    .select('id')
+    .where('position', 'is', null)
+    .limit(1)
+    .executeTakeFirst();
+  return row !== undefined;
+}
+
 export interface EventFilter {
   readonly after: number;
   readonly scopes: readonly Scope[];
