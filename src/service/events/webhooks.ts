@@ -200,17 +200,19 @@ export async function testWebhook(
   const at = new Date().toISOString();
   const body = JSON.stringify({ type: 'webhook.test', timestamp: at, data: { webhook: id } });
   const answer = await sendWebhook(row, { id: `msg_test_${randomBytes(8).toString('hex')}`, body }, limits);
-  await q.insertDelivery(store.db, {
-    endpoint_id: id,
-    event_position: null,
-    event_type: 'webhook.test',
-    attempt: 1,
-    outcome: answer.ok ? 'ok' : 'failed',
-    status_code: answer.statusCode,
-    error: answer.error,
-    duration_ms: answer.durationMs,
-    at,
-  });
+  await q.insertDeliveries(store.db, [
+    {
+      endpoint_id: id,
+      event_position: null,
+      event_type: 'webhook.test',
+      attempt: 1,
+      outcome: answer.ok ? 'ok' : 'failed',
+      status_code: answer.statusCode,
+      error: answer.error,
+      duration_ms: answer.durationMs,
+      at,
+    },
+  ]);
   return answer;
 }
 
@@ -252,13 +254,36 @@ export async function deliverEndpoint(
   });
   let delivered = 0;
   let position = endpoint.delivered_position;
+  let stored = position;
   let failures = endpoint.failures;
+  // Successful deliveries are recorded in batches (one transaction per second or 50 deliveries):
+  // a write per delivery per endpoint would cost the queue a commit each. Lost on a crash, they
+  // are delivered again: at least once.
+  let log: q.NewDelivery[] = [];
+  let flushedAt = Date.now();
+  const flush = async () => {
+    if (log.length === 0 && stored === position) return;
+    const rows = log;
+    log = [];
+    flushedAt = Date.now();
+    await store.transaction(async (trx) => {
+      await q.insertDeliveries(trx, rows);
+      await q.updateEndpoint(trx, endpoint.id, {
+        delivered_position: position,
+        failures: 0,
+        failing_since: null,
+        next_attempt_at: null,
+        updated_at: new Date().toISOString(),
+      });
+    });
+    stored = position;
+  };
   for (const row of events) {
     if (!options.stillLeader()) break;
     const event = eventView(row);
     const answer = await sendWebhook(endpoint, eventMessage(event), settings);
     const at = new Date().toISOString();
-    await q.insertDelivery(store.db, {
+    const entry: q.NewDelivery = {
       endpoint_id: endpoint.id,
       event_position: event.id,
       event_type: event.type,
@@ -268,8 +293,10 @@ export async function deliverEndpoint(
       error: answer.error,
       duration_ms: answer.durationMs,
       at,
-    });
+    };
     if (!answer.ok) {
+      await flush();
+      await q.insertDeliveries(store.db, [entry]);
       failures += 1;
       await recordFailure(
         store,
@@ -279,21 +306,15 @@ export async function deliverEndpoint(
       );
       return delivered;
     }
+    log.push(entry);
     delivered += 1;
     failures = 0;
     position = event.id;
-    await q.updateEndpoint(store.db, endpoint.id, {
-      delivered_position: position,
-      failures: 0,
-      failing_since: null,
-      next_attempt_at: null,
-      updated_at: at,
-    });
+    if (log.length >= 50 || Date.now() - flushedAt >= 1000) await flush();
   }
   // Every event up to `top` was either delivered or not for this endpoint.
-  if (events.length < options.batch && top > position && options.stillLeader()) {
-    await q.updateEndpoint(store.db, endpoint.id, { delivered_position: top });
-  }
+  if (events.length < options.batch && top > position && options.stillLeader()) position = top;
+  await flush();
   return delivered;
 }
 

@@ -17,6 +17,8 @@ import type { StrategyAction } from './strategy.js';
 import { parseScope } from '../../domain/scope.js';
 
 const cursorKey = 'strategies.position';
+const memory = new WeakMap<Store, number>();
+const storedAt = new WeakMap<Store, number>();
 
 export interface StrategyRoundOutcome {
   readonly networks: number;
@@ -33,7 +35,7 @@ export async function strategyRound(
   registry: StrategyRegistry,
   options: { readonly deadlineMs: number },
 ): Promise<StrategyRoundOutcome> {
-  const after = Number((await getSetting(store.db, cursorKey)) ?? '0');
+  const after = memory.get(store) ?? Number((await getSetting(store.db, cursorKey)) ?? '0');
   const events = await listEvents(store.db, { after, scopes: [parseScope('*-*-*')], limit: 5000 });
   if (events.length === 0) return { networks: 0, actions: 0, failed: 0 };
   const touched = new Set<string>();
@@ -46,7 +48,14 @@ export async function strategyRound(
     actions += outcome.actions;
     if (!outcome.ok) failed += 1;
   }
-  await putSetting(store.db, cursorKey, String(events.at(-1)!.position), new Date().toISOString());
+  // The cursor lives in memory between rounds and is stored when a strategy ran or every few
+  // seconds: a restart may look at a few events again, which only runs idempotent strategies again.
+  const last = events.at(-1)!.position;
+  memory.set(store, last);
+  if (strategies.length > 0 || Date.now() - (storedAt.get(store) ?? 0) > 5000) {
+    await putSetting(store.db, cursorKey, String(last), new Date().toISOString());
+    storedAt.set(store, Date.now());
+  }
   return { networks: strategies.length, actions, failed };
 }
 

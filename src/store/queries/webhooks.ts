@@ -36,11 +36,14 @@ export async function deleteEndpoint(db: Kysely<Database>, id: string): Promise<
   return Number(result.numDeletedRows) > 0;
 }
 
-export async function insertDelivery(
-  db: Kysely<Database>,
-  row: Omit<Insertable<WebhookDeliveriesTable>, 'id'>,
-): Promise<void> {
-  await db.insertInto('webhook_deliveries').values(row).execute();
+export type NewDelivery = Omit<Insertable<WebhookDeliveriesTable>, 'id'>;
+
+export async function insertDeliveries(db: Kysely<Database>, rows: readonly NewDelivery[]): Promise<void> {
+  if (rows.length === 0) return;
+  await db
+    .insertInto('webhook_deliveries')
+    .values([...rows])
+    .execute();
 }
 
 /** The newest deliveries of an endpoint, newest first. */
