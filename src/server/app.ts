@@ -191,7 +191,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
 
   await app.register(sweeperPlugin, { store, intervalMs: config.sweepIntervalMs });
   const strategies = await loadStrategies(config.strategyModules);
-  await app.register(eventsPlugin, { store, config, strategies });
+  const inMaintenance = async () => (await maintenance.current()).on;
+  await app.register(eventsPlugin, { store, config, strategies, inMaintenance });
 
   if (api === 'user' || api === 'all') {
     await app.register(userRoutes, { ...routeOptions, prefix: '/v1' });

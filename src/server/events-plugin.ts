@@ -14,6 +14,8 @@ export interface EventsPluginOptions {
   readonly store: Store;
   readonly config: Config;
   readonly strategies: StrategyRegistry;
+  /** True while maintenance is on: the loops then pause (a migration or restore is under way). */
+  readonly inMaintenance?: () => Promise<boolean>;
 }
 
 /** How long a delivery or strategy leader holds its lease without renewing it. */
@@ -65,7 +67,7 @@ export async function eventsPlugin(app: FastifyInstance, options: EventsPluginOp
     (async () => {
       while (!stopping.signal.aborted) {
         try {
-          await round();
+          if (!(await options.inMaintenance?.())) await round();
           if (warned.delete(name)) app.log.info(`${name}: working again`);
         } catch (error) {
           const unavailable = isAthanorError(error) && error.code === 'database_unavailable';
