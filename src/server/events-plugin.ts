@@ -63,7 +63,19 @@ export async function eventsPlugin(app: FastifyInstance, options: EventsPluginOp
 
   let lastPrune = 0;
   const warned = new Set<string>();
-  const loop = (name: string, round: () => Promise<void>) =>
+  // The sequencer keeps its own pace (its bell would wake it at once, and a stream of write
+  // transactions would queue behind the claims on SQLite); the others wake when it rings.
+  const sleep = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        stopping.signal.removeEventListener('abort', done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      stopping.signal.addEventListener('abort', done);
+    });
+  const loop = (name: string, round: () => Promise<void>, wake: 'bell' | 'timer' = 'bell') =>
     (async () => {
       while (!stopping.signal.aborted) {
         try {
@@ -75,19 +87,24 @@ export async function eventsPlugin(app: FastifyInstance, options: EventsPluginOp
             app.log.warn({ err: error }, `${name} round failed; retrying`);
           warned.add(name);
         }
-        await waitForEvents(store, intervalMs, stopping.signal);
+        if (wake === 'bell') await waitForEvents(store, intervalMs, stopping.signal);
+        else await sleep(intervalMs);
       }
     })();
 
   const loops = [
-    loop('event sequencer', async () => {
-      const prune = Date.now() - lastPrune > pruneEveryMs;
-      const outcome = await sequenceRound(store, {
-        retentionMs: config.eventRetentionHours * 3_600_000,
-        prune,
-      });
-      if (prune && outcome.leader) lastPrune = Date.now();
-    }),
+    loop(
+      'event sequencer',
+      async () => {
+        const prune = Date.now() - lastPrune > pruneEveryMs;
+        const outcome = await sequenceRound(store, {
+          retentionMs: config.eventRetentionHours * 3_600_000,
+          prune,
+        });
+        if (prune && outcome.leader) lastPrune = Date.now();
+      },
+      'timer',
+    ),
     loop('webhook delivery', async () => {
       if (!(await takeLease('webhooks'))) return;
       const endpoints = await activeEndpoints(store.db);
