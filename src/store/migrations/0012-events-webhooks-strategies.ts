@@ -31,7 +31,6 @@ export const migration0012: Migration = {
       .column('id')
       .where(sql.ref('position'), 'is', null)
       .execute();
-    await db.schema.createIndex('events_created_at').on('events').column('created_at').execute();
 
     await db.schema
       .createTable('webhook_endpoints')
