@@ -69,7 +69,10 @@ def athanor_cli() -> Callable[..., subprocess.CompletedProcess[str]]:
     return run
 
 
-def echo_network(name: str, count: int, payload: Callable[[int], Any] = lambda i: {"i": i}) -> dict[str, Any]:
+def echo_network(name: str, count: int, payload: Callable[[int], Any] | None = None) -> dict[str, Any]:
+    """A network of ``count`` echo transformations; its inputs hold ``name``, so that no other
+    test's network shares its transformations (and their tasks)."""
+    payload = payload or (lambda i: {"i": i, "network": name})
     return {
         "name": name,
         "transformations": [

@@ -231,10 +231,12 @@ class Client:
         return self._http.call("network_status", {"key": _key(network)})  # type: ignore[no-any-return]
 
     def set_network_state(
-        self, networks: str | m.Network | Sequence[str | m.Network | m.Submitted], state: m.NetworkState
+        self,
+        networks: str | m.Network | m.Submitted | Sequence[str | m.Network | m.Submitted],
+        state: m.NetworkState,
     ) -> list[m.NetworkStateAnswer]:
         """Sets the state of networks; only ``active`` ones are claimable (``athanor network state``)."""
-        keys = [_key(networks)] if isinstance(networks, (str, m.Network)) else [_key(n) for n in networks]
+        keys = [_key(networks)] if isinstance(networks, (str, m.Network, m.Submitted)) else [_key(n) for n in networks]
         return self._http.call(  # type: ignore[no-any-return]
             "set_network_state", body={"networks": keys, "state": state}
         )
@@ -470,20 +472,24 @@ class Client:
 
     def restart_tasks(
         self,
+        network: str | m.Network | m.Submitted,
         tasks: Sequence[str] | None = None,
         *,
-        network: str | m.Network | m.Submitted | None = None,
         reason: str | None = None,
+        weight: float | None = None,
     ) -> m.StatusChange:
-        """Sends tasks back to waiting; with ``network``, every task of it in ``error``."""
-        if tasks is None and network is None:
-            raise InvalidArgument("invalid_argument", "name tasks or give network=...")
-        ids = list(tasks or [])
-        if network is not None:
-            ids += [t.id for t in self.tasks(network, status="error")]
+        """Sends tasks back to waiting and onto the network's hub (a failure took them off it),
+        as the console's restart does; ``tasks`` defaults to every task of the network in ``error``.
+        ``reason`` is kept on each task and shown in its history.
+        """
+        ids = list(tasks) if tasks is not None else [t.id for t in self.tasks(network, status="error")]
         if not ids:
             return m.StatusChange([], [])
-        return self.set_task_status(ids, "waiting", reason=reason)
+        change = self.set_task_status(ids, "waiting", reason=reason)
+        back = [a.task for a in change.tasks if a.result == "waiting" and a.error is None]
+        if back:
+            self.action_tasks(network, back, weight=weight)
+        return change
 
     def task_history(
         self,
