@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import os
+import socket
 import threading
 import time
 from pathlib import Path
@@ -326,3 +329,77 @@ def test_writes_in_maintenance_are_retried_until_it_ends(client: Client, unique:
         assert all(0 < wait <= 0.3 for _, wait, _ in retries)
     finally:
         athanor_cli("maintenance", "off")
+
+
+class CuttingProxy:
+    """A TCP relay to the server that drops a connection once it has relayed ``cut_after`` bytes
+    of answers: a download broken off mid-stream, as a flaky network or a proxy restart does."""
+
+    def __init__(self, target: str, cut_after: int) -> None:
+        host, port = target.removeprefix("http://").rstrip("/").split(":")
+        self.target = (host, int(port))
+        self.cut_after = cut_after
+        self.cuts = 0
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                downstream, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target)
+            threading.Thread(target=self._pipe, args=(downstream, upstream, None), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, downstream, self.cut_after), daemon=True).start()
+
+    def _pipe(self, source: socket.socket, sink: socket.socket, limit: int | None) -> None:
+        relayed = 0
+        try:
+            while chunk := source.recv(65536):
+                if limit is not None and relayed + len(chunk) > limit:
+                    sink.sendall(chunk[: limit - relayed])
+                    self.cuts += 1
+                    break
+                sink.sendall(chunk)
+                relayed += len(chunk)
+        except OSError:
+            pass
+        for s in (source, sink):
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+            s.close()
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def test_a_download_cut_off_mid_stream_leaves_no_partial_and_resumes(
+    client: Client, unique: str, tmp_path: Path
+) -> None:
+    size = 6 * 1024 * 1024
+    network = {
+        "name": unique,
+        "transformations": [
+            {"name": "big", "protocol": "exec", "inputs": {"command": ["head", "-c", str(size), "/dev/zero"], "n": unique}}
+        ],
+    }
+    net = client.submit_network(network, scope="org-camp-p")
+    client.create_tasks(net)
+    assert client.watch(net, interval=0.2, timeout=90, progress=False) == {"complete": 1}
+    [listed] = list(client.results(net))
+    assert listed.size_bytes == size
+    folder = tmp_path / "out"
+    proxy = CuttingProxy(client.url, cut_after=2 * 1024 * 1024)
+    try:
+        with Client(proxy.url, retry_for=0) as flaky, pytest.raises(ServerUnreachable) as caught:
+            flaky.download_results(net, folder, cache_dir=tmp_path / "cache")
+    finally:
+        proxy.close()
+    assert proxy.cuts >= 1
+    assert_clean(caught.value)
+    assert sorted(p.name for p in folder.iterdir()) == []  # neither a partial nor a short file
+    resumed = client.download_results(net, folder, cache_dir=tmp_path / "cache")
+    assert (resumed.downloaded, resumed.bytes_downloaded) == (1, size)
+    assert hashlib.sha256((folder / listed.transformation).read_bytes()).hexdigest() == listed.sha256

@@ -69,6 +69,9 @@ class Transport:
             base_url=self.base_url,
             timeout=httpx.Timeout(timeout),
             follow_redirects=False,
+            # Certificates load only for https: reading the CA bundle costs a script's start-up
+            # more than its first request.
+            verify=self.base_url.startswith("https:"),
             limits=httpx.Limits(
                 max_connections=max_connections, max_keepalive_connections=max_connections
             ),

@@ -6,7 +6,6 @@ import codecs
 import dataclasses
 import concurrent.futures
 import json
-import logging
 import os
 import sys
 import time
@@ -22,7 +21,6 @@ from .errors import InvalidArgument, NotFound, TimedOut
 if TYPE_CHECKING:
     import pandas
 
-log = logging.getLogger("athanor")
 
 #: The server the CLI calls when ATHANOR_URL is not set.
 DEFAULT_URL = "http://127.0.0.1:8080"
