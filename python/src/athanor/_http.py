@@ -65,6 +65,8 @@ class Transport:
         self._on_retry = on_retry
         self._token: str | None = None
         self._token_lock = threading.Lock()
+        self._timeout = timeout
+        self._objects_http: httpx.Client | None = None
         self._http = httpx.Client(
             base_url=self.base_url,
             timeout=httpx.Timeout(timeout),
@@ -80,6 +82,8 @@ class Transport:
 
     def close(self) -> None:
         self._http.close()
+        if self._objects_http is not None:
+            self._objects_http.close()
 
     # -- tokens --------------------------------------------------------------------------------
 
@@ -177,9 +181,11 @@ class Transport:
         """A download handed to the object store (a presigned URL): fetched without our token."""
         location = response.headers.get("location", "")
         response.close()
+        if self._objects_http is None:
+            self._objects_http = httpx.Client(timeout=httpx.Timeout(self._timeout))
         try:
-            return httpx.Client(timeout=self._http.timeout).send(
-                httpx.Request("GET", httpx.URL(str(response.url)).join(location)), stream=True
+            return self._objects_http.send(
+                httpx.Request("GET", response.url.join(location)), stream=True
             )
         except httpx.TransportError as cause:
             raise ServerUnreachable(

@@ -154,7 +154,8 @@ def _fetch_one(
         with http.stream("download_result", {"id": entry["result"]}) as response, open(
             partial, "wb"
         ) as out:
-            for chunk in response.iter_bytes(_chunk_bytes):
+            # As the chunks arrive: re-chunking them would copy every byte once more.
+            for chunk in response.iter_bytes():
                 digest.update(chunk)
                 out.write(chunk)
                 with counters.lock:
