@@ -2,7 +2,6 @@ import type { FastifyPluginAsyncTypebox, TypeBoxTypeProvider } from '@fastify/ty
 import { Type } from '@fastify/type-provider-typebox';
 import type { Readable } from 'node:stream';
 import { AthanorError } from '../domain/errors.js';
-import { getBlob } from '../objects/blob-store.js';
 import type { ObjectStore } from '../objects/object-store.js';
 import type { ComputeTimings } from '../service/compute.js';
 import * as compute from '../service/compute.js';
@@ -287,8 +286,11 @@ export const computeRoutes: FastifyPluginAsyncTypebox<ComputeRouteOptions> = asy
         },
       },
       async (request, reply) =>
-        sendResultBytes(reply, await getResult(store, principalOf(request), request.params.id), (sha256) =>
-          getBlob(objects, sha256),
+        sendResultBytes(
+          reply,
+          store,
+          objects,
+          await getResult(store, principalOf(request), request.params.id),
         ),
     );
   });

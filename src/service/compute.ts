@@ -17,6 +17,7 @@ import type { LeaseProgress } from '../store/queries/progress.js';
 import { storeLeaseProgress } from '../store/queries/progress.js';
 import type { LogAppend } from '../store/queries/attempt-log-chunks.js';
 import { appendLiveLogs } from './attempt-logs.js';
+import { inlineBlobInfo, storeInline } from './result-body.js';
 import { matchRestartPatterns, matchTimeoutMs } from './restart-patterns.js';
 import { transformationView } from './views.js';
 
@@ -492,6 +493,7 @@ async function recordResult(
       error: errorText,
       compute_service_id: task.lease_service_id,
       created_at: now,
+      body: null,
     });
     await closeAttempt(trx, taskId, leaseToken, {
       outcome: submission.outcome,
@@ -541,10 +543,11 @@ async function completeWith(store: Store, leased: TaskRow, leaseToken: number, b
 }
 
 /**
- * Records a successful result whose bytes are already in memory: its blob is written, then the
- * write that records it checks the lease (live, held by the caller's service, in the caller's
- * scopes), with no read before. A refused lease leaves its blob unreferenced (for objects gc) and
- * is answered as `requireLease` answers it.
+ * Records a successful result whose bytes are already in memory: a small one goes into its row
+ * (`storeInline`), a larger one is written as a blob first; then the write that records it checks
+ * the lease (live, held by the caller's service, in the caller's scopes), with no read before. A
+ * refused lease records nothing (a blob written for it stays unreferenced, for objects gc) and is
+ * answered as `requireLease` answers it.
  */
 async function completeHeld(
   store: Store,
@@ -552,7 +555,7 @@ async function completeHeld(
   principal: Principal,
   result: { taskId: string; leaseToken: number; body: Buffer },
 ) {
-  const blob = await putBlob(objects, result.body);
+  const blob = storeInline(result.body) ? inlineBlobInfo(result.body) : await putBlob(objects, result.body);
   const [lease] = await recordCompletions(store, principal, [{ ...result, blob }]);
   if (lease?.completed) return { result: lease.resultId, status: 'complete' as const, sha256: blob.sha256 };
   await requireLease(store, principal, result.taskId, result.leaseToken);
@@ -560,15 +563,16 @@ async function completeHeld(
 }
 
 /**
- * Records successful results whose blobs are stored, each checked by the write itself (the lease
- * live, held by the caller's service, the task in the caller's scopes); one statement for all on
- * PostgreSQL, one transaction on SQLite. Answers, per result in order, the result id it was given
- * and whether it landed.
+ * Records successful results, each checked by the write itself (the lease live, held by the
+ * caller's service, the task in the caller's scopes); one statement for all on PostgreSQL, one
+ * transaction on SQLite. A result whose `body` is given (`storeInline`) is stored in its row, the
+ * others name blobs already stored. Answers, per result in order, the result id it was given and
+ * whether it landed.
  */
 export async function recordCompletions(
   store: Store,
   principal: Principal,
-  results: readonly { taskId: string; leaseToken: number; blob: BlobInfo }[],
+  results: readonly { taskId: string; leaseToken: number; blob: BlobInfo; body?: Buffer | undefined }[],
 ): Promise<{ resultId: string; completed: boolean }[]> {
   const leases = results.map((r) => ({
     taskId: r.taskId,
@@ -576,6 +580,7 @@ export async function recordCompletions(
     resultId: `res-${randomBytes(16).toString('hex')}`,
     sha256: r.blob.sha256,
     sizeBytes: r.blob.sizeBytes,
+    body: r.body !== undefined && storeInline(r.body) ? r.body : null,
   }));
   const holder = { identifier: principal.identifier, scopes: principal.scopes };
   const at = iso(Date.now());

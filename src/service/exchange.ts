@@ -6,6 +6,7 @@ import { putSmallBlobs } from '../objects/blob-store.js';
 import type { ObjectStore } from '../objects/object-store.js';
 import type { Store } from '../store/open-store.js';
 import { acceptedResult, recordCompletions, submitResult } from './compute.js';
+import { inlineBlobInfo, storeInline } from './result-body.js';
 
 /**
  * The largest result a batch carries (larger ones stream through `PUT /tasks/{id}/result`), and
@@ -36,11 +37,12 @@ export type ReportOutcome =
  * Records many small results with the fencing rules of a single result: each carries its lease
  * token and is refused on its own (stale or foreign lease: 409 `stale_lease`; a task outside the
  * caller's scopes: 404 `not_found`) while the others land. A result sent again under the lease that
- * already submitted it gets the stored answer. The successful results' blobs are written together
- * (all durable before any result is recorded), then the results are recorded together, each lease
- * checked by that write itself (one statement on PostgreSQL); a blob whose lease turned out stale
- * stays behind unreferenced for the object store's garbage collector. Failures, and the successes
- * that did not land, go through the single-result path (restart policies, the refusal's reason).
+ * already submitted it gets the stored answer. Small successful results are stored in their rows
+ * (`storeInline`); the larger ones' blobs are written together (all durable before any result is
+ * recorded), then the results are recorded together, each lease checked by that write itself (one
+ * statement on PostgreSQL); a refused lease records nothing, and a blob written for it stays
+ * behind unreferenced for the object store's garbage collector. Failures, and the successes that
+ * did not land, go through the single-result path (restart policies, the refusal's reason).
  * Answers one outcome per result, in order.
  */
 export async function reportResults(
@@ -55,10 +57,14 @@ export async function reportResults(
   const candidates = [...results.entries()].filter(
     ([, r]) => r.outcome === 'ok' && !named.has(r.taskId) && Boolean(named.add(r.taskId)),
   );
-  const blobs = await putSmallBlobs(
+  // Small bodies go into their result rows; only the larger ones are written as blobs.
+  const blobbed = candidates.filter(([, r]) => !storeInline(r.body));
+  const written = await putSmallBlobs(
     objects,
-    candidates.map(([, r]) => r.body),
+    blobbed.map(([, r]) => r.body),
   );
+  const blobOf = new Map(blobbed.map(([i], n) => [i, written[n] as BlobInfo]));
+  const blobs = candidates.map(([i, r]) => blobOf.get(i) ?? inlineBlobInfo(r.body));
   const recorded = await recordCompletions(
     store,
     principal,
@@ -66,6 +72,7 @@ export async function reportResults(
       taskId: r.taskId,
       leaseToken: r.leaseToken,
       blob: blobs[n] as BlobInfo,
+      body: r.body,
     })),
   );
   for (const [n, [i]] of candidates.entries()) {

@@ -13,6 +13,8 @@ export interface MigrationHelpers {
     table: CreateTableBuilder<TB, never>,
     column: string,
   ): CreateTableBuilder<TB, string>;
+  /** The column type of raw bytes: `blob` on SQLite, `bytea` on PostgreSQL. */
+  readonly binaryType: 'blob' | 'bytea';
 }
 
 /** Everything that differs between SQLite and PostgreSQL lives behind this interface. */

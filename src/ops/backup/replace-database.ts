@@ -26,7 +26,7 @@ import {
   sqliteRowInserter,
   suspendSqliteIndexes,
 } from './snapshot-sqlite.js';
-import type { Row } from './snapshot.js';
+import type { LoadRow } from './snapshot.js';
 
 /** The database a restore replaces, and how its contents are swapped in one step. */
 export interface ReplaceTarget {
@@ -43,7 +43,7 @@ export interface ReplaceTarget {
     trx: Kysely<Database>,
     table: string,
     columns: readonly string[],
-  ): Promise<(rows: readonly Row[]) => Promise<void>>;
+  ): Promise<(rows: readonly LoadRow[]) => Promise<void>>;
 }
 
 /**

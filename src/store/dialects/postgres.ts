@@ -152,6 +152,7 @@ export const postgresBackend: Backend = {
   migrationHelpers: {
     autoIncrementId: (table, column) =>
       table.addColumn(column, 'integer', (c) => c.primaryKey().generatedByDefaultAsIdentity()),
+    binaryType: 'bytea',
   },
 
   async writeTransaction(db, fn) {

@@ -211,6 +211,7 @@ export const sqliteBackend: Backend = {
   migrationHelpers: {
     autoIncrementId: (table, column) =>
       table.addColumn(column, 'integer', (c) => c.primaryKey().autoIncrement()),
+    binaryType: 'blob',
   },
 
   writeTransaction: immediateTransaction,

@@ -347,14 +347,14 @@ export async function insertResult(
 export async function latestOkResult(db: Kysely<Database>, taskId: string) {
   return db
     .selectFrom('results')
-    .selectAll()
+    .select(['id', 'blob_sha256'])
     .where('task_id', '=', taskId)
     .where('outcome', '=', 'ok')
     .orderBy('created_at', 'desc')
     .executeTakeFirst();
 }
 
-/** Which of `sha256s` some result or attempt log references. */
+/** Which of `sha256s` some result or attempt log references (a result stored inline references none). */
 export async function referencedBlobs(
   db: Kysely<Database>,
   sha256s: readonly string[],
@@ -366,6 +366,7 @@ export async function referencedBlobs(
       .select('blob_sha256')
       .distinct()
       .where('blob_sha256', 'in', chunk)
+      .where('body', 'is', null)
       .execute();
     for (const row of rows) if (row.blob_sha256) found.add(row.blob_sha256);
     const logs = await db
@@ -386,6 +387,8 @@ export interface CompletedLease {
   readonly resultId: string;
   readonly sha256: string;
   readonly sizeBytes: number;
+  /** The result's bytes when they are stored in its row; absent or null when they are a blob. */
+  readonly body?: Buffer | null | undefined;
   /** The service the lease was claimed by (read with the lease before the upload). */
   readonly serviceId: string | null;
   readonly now: string;
@@ -417,10 +420,10 @@ export async function completeLease(
       with done as (${complete}),
       result as (
         insert into results (id, task_id, scope, attempt, lease_token, outcome, blob_sha256, size_bytes,
-          compute_service_id, created_at)
+          compute_service_id, created_at, body)
         select cast(${done.resultId} as text), id, scope, attempts, cast(${done.leaseToken} as integer), 'ok',
           cast(${done.sha256} as text), cast(${done.sizeBytes} as integer),
-          cast(${done.serviceId} as text), cast(${done.now} as text)
+          cast(${done.serviceId} as text), cast(${done.now} as text), cast(${done.body ?? null} as bytea)
         from done),
       attempt as (
         update task_attempts set outcome = 'ok', ended_at = ${done.now}, result_id = ${done.resultId},
@@ -448,6 +451,7 @@ export async function completeLease(
       error: null,
       compute_service_id: done.serviceId,
       created_at: done.now,
+      body: done.body ?? null,
     })
     .execute();
   if (done.history ?? true) {
@@ -523,10 +527,11 @@ export async function completeLeases(
         select * from unnest(
           cast(${column((l) => l.taskId)} as text[]), cast(${column((l) => l.leaseToken)} as integer[]),
           cast(${column((l) => l.resultId)} as text[]), cast(${column((l) => l.sha256)} as text[]),
-          cast(${column((l) => l.sizeBytes)} as integer[])
-        ) as i(task_id, lease_token, result_id, sha256, size_bytes)),
+          cast(${column((l) => l.sizeBytes)} as integer[]), cast(${column((l) => l.body ?? null)} as bytea[])
+        ) as i(task_id, lease_token, result_id, sha256, size_bytes, body)),
       locked as (
-        select t.id, i.lease_token, i.result_id, i.sha256, i.size_bytes, t.lease_service_id as service_id
+        select t.id, i.lease_token, i.result_id, i.sha256, i.size_bytes, i.body,
+          t.lease_service_id as service_id
         from tasks t join input i on i.task_id = t.id
         where t.status = 'running' and t.lease_token = i.lease_token and t.lease_expires_at >= ${now}
           and exists (select 1 from compute_services s
@@ -541,12 +546,12 @@ export async function completeLeases(
         from locked
         where tasks.id = locked.id and tasks.status = 'running' and tasks.lease_token = locked.lease_token
         returning tasks.id, tasks.scope, tasks.attempts, locked.lease_token, locked.result_id,
-          locked.sha256, locked.size_bytes, locked.service_id),
+          locked.sha256, locked.size_bytes, locked.body, locked.service_id),
       result as (
         insert into results (id, task_id, scope, attempt, lease_token, outcome, blob_sha256, size_bytes,
-          compute_service_id, created_at)
+          compute_service_id, created_at, body)
         select result_id, id, scope, attempts, lease_token, 'ok', sha256, size_bytes, service_id,
-          cast(${now} as text)
+          cast(${now} as text), body
         from done),
       attempt as (
         update task_attempts a set outcome = 'ok', ended_at = ${now}, result_id = done.result_id,
