@@ -2,7 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, expectTypeOf, it } from 'vitest';
 import type { Claim as ClientClaim } from '../src/domain/api-views.js';
-import type { Claim as ServiceClaim } from '../src/service/compute.js';
+import type { Claim as ServiceClaim } from '../src/service/claims.js';
 
 const src = path.resolve(import.meta.dirname, '../src');
 

@@ -123,6 +123,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     authenticator,
     tokenRateLimit: config.tokenRateLimit,
     presignDownloadsSeconds: config.presignDownloadsSeconds,
+    inlineResultMaxBytes: config.inlineResultMaxBytes,
     objects,
     timings,
     networkLimits: {

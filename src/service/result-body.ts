@@ -8,15 +8,13 @@ import type { Store } from '../store/open-store.js';
 import { findInlineResultBody } from '../store/queries/tasks.js';
 
 /**
- * Successful results whose bytes are in memory and at most this long are stored in their row, in
- * the transaction that records them, instead of as a blob: the commit's own fsync makes them
- * durable, so a small result costs no object-store write.
+ * Whether a successful result with these bytes is stored in its row rather than as a blob: its
+ * bytes are in memory and at most `inlineMaxBytes` long (the `inlineResultMaxBytes` setting). Such
+ * a result is written by the transaction that records it, whose commit makes it durable, so it
+ * costs no object-store write.
  */
-export const maxInlineResultBytes = 64 * 1024;
-
-/** Whether a successful result with these bytes is stored in its row rather than as a blob. */
-export function storeInline(body: Buffer): boolean {
-  return body.length <= maxInlineResultBytes;
+export function storeInline(body: Buffer, inlineMaxBytes: number): boolean {
+  return body.length <= inlineMaxBytes;
 }
 
 /** The digest and length a result stored in its row records, as a blob's would be. */

@@ -3,7 +3,9 @@ import path from 'node:path';
 import { expect, it } from 'vitest';
 import { blobKey, putBlob } from '../../src/objects/blob-store.js';
 import { openObjectStore } from '../../src/objects/open-object-store.js';
-import { maxInlineResultBytes } from '../../src/service/result-body.js';
+import { configDefaults } from '../../src/config/resolve-config.js';
+
+const maxInlineResultBytes = configDefaults.inlineResultMaxBytes;
 import { describeEachBackend, tempDir } from '../helpers/backends.js';
 import { runCli } from '../helpers/cli.js';
 import { networkWithTasks, queueClients } from '../helpers/queue.js';

@@ -8,7 +8,9 @@ import { openObjectStore } from '../../src/objects/open-object-store.js';
 import { createBackup } from '../../src/ops/backup/create-backup.js';
 import { restoreBackup } from '../../src/ops/backup/restore-backup.js';
 import { verifyBackup } from '../../src/ops/backup/verify-backup.js';
-import { maxInlineResultBytes } from '../../src/service/result-body.js';
+import { configDefaults } from '../../src/config/resolve-config.js';
+
+const maxInlineResultBytes = configDefaults.inlineResultMaxBytes;
 import { openStore } from '../../src/store/open-store.js';
 import { describeEachBackend, freshDatabaseUrl, tempDir, testConfig } from '../helpers/backends.js';
 import { networkWithTasks, queueClients } from '../helpers/queue.js';

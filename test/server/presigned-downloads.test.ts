@@ -2,7 +2,9 @@ import { text } from 'node:stream/consumers';
 import { afterAll, expect, it } from 'vitest';
 import { downloadNetworkResults } from '../../src/client/download-results.js';
 import { openObjectStore } from '../../src/objects/open-object-store.js';
-import { maxInlineResultBytes } from '../../src/service/result-body.js';
+import { configDefaults } from '../../src/config/resolve-config.js';
+
+const maxInlineResultBytes = configDefaults.inlineResultMaxBytes;
 import { tempDir } from '../helpers/backends.js';
 import { networkWithTasks, queueClients } from '../helpers/queue.js';
 import { startS3Peer } from '../helpers/s3-peer.js';
