@@ -39,6 +39,14 @@ describe('layers', () => {
     expect(files.filter((file) => branching.test(readFileSync(path.join(src, file), 'utf8')))).toEqual([]);
   });
 
+  it('no code outside store/ branches on which database it runs on: dialect differences live behind Backend', () => {
+    const files = readdirSync(src, { recursive: true, encoding: 'utf8' }).filter(
+      (file) => file.endsWith('.ts') && !file.startsWith(`store${path.sep}`),
+    );
+    const branching = /backend\.name\s*[!=]==?|switch\s*\([^)]*backend\.name/;
+    expect(files.filter((file) => branching.test(readFileSync(path.join(src, file), 'utf8')))).toEqual([]);
+  });
+
   it('keeps every command file under 250 lines: commands parse, call one function, render', () => {
     const commands = path.join(src, 'cli', 'commands');
     const long = readdirSync(commands)

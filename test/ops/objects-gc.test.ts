@@ -4,12 +4,12 @@ import { expect, it } from 'vitest';
 import { blobKey, putBlob } from '../../src/objects/blob-store.js';
 import { openObjectStore } from '../../src/objects/open-object-store.js';
 import { configDefaults } from '../../src/config/resolve-config.js';
-
-const maxInlineResultBytes = configDefaults.inlineResultMaxBytes;
 import { describeEachBackend, tempDir } from '../helpers/backends.js';
 import { runCli } from '../helpers/cli.js';
 import { networkWithTasks, queueClients } from '../helpers/queue.js';
 import { startTestServer } from '../helpers/server.js';
+
+const maxInlineResultBytes = configDefaults.inlineResultMaxBytes;
 
 const twoDaysAgo = () => new Date(Date.now() - 2 * 24 * 3600 * 1000);
 

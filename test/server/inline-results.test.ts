@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
+import { sql } from 'kysely';
 import { afterAll, expect, it } from 'vitest';
 import type { Config } from '../../src/config/resolve-config.js';
 import { openObjectStore } from '../../src/objects/open-object-store.js';
@@ -9,12 +10,12 @@ import { createBackup } from '../../src/ops/backup/create-backup.js';
 import { restoreBackup } from '../../src/ops/backup/restore-backup.js';
 import { verifyBackup } from '../../src/ops/backup/verify-backup.js';
 import { configDefaults } from '../../src/config/resolve-config.js';
-
-const maxInlineResultBytes = configDefaults.inlineResultMaxBytes;
 import { openStore } from '../../src/store/open-store.js';
 import { describeEachBackend, freshDatabaseUrl, tempDir, testConfig } from '../helpers/backends.js';
 import { networkWithTasks, queueClients } from '../helpers/queue.js';
 import { startTestServer } from '../helpers/server.js';
+
+const maxInlineResultBytes = configDefaults.inlineResultMaxBytes;
 
 const bytesOf = async (stream: Readable) => Buffer.concat(await stream.toArray());
 const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
@@ -180,6 +181,62 @@ describeEachBackend('small results stored in their row', (backend) => {
     for (const row of rows) {
       const body = bodies.get(row.task_id)!;
       expect(row).toMatchObject({ blob_sha256: sha256(body), size_bytes: body.length });
+      expect((await bytesOf(await restoredUser.downloadResult(row.id))).equals(body)).toBe(true);
+    }
+  });
+});
+
+describeEachBackend('a backup from before results were stored in their rows', (backend) => {
+  it('format 1 with a blob for every result still restores: migrated forward, every result downloads from its blob', async () => {
+    const dir = tempDir();
+    // Every result a blob, as the previous release stored them.
+    const server = await startTestServer(backend, dir, { inlineResultMaxBytes: 0 });
+    const { user, compute } = await queueClients(server);
+    await networkWithTasks(user, { count: 4 });
+    const { id } = await compute.register('old-release');
+    const bodies = new Map<string, Buffer>();
+    for (const [i, claim] of (await compute.claim(id, { count: 4 })).entries()) {
+      const body = binaryBody(10 + i * 1000, i);
+      bodies.set(claim.task, body);
+      await compute.submitResult(claim.task, claim.leaseToken, 'ok', body);
+    }
+    expect(blobFiles(server.config.objectsUrl)).toHaveLength(4);
+    // The schema the previous release left: no body column, migration 9 not applied.
+    await sql`alter table results drop column body`.execute(server.store.db);
+    await server.store.db.deleteFrom('athanor_migrations').where('id', '=', 9).execute();
+    const config: Config = { ...server.config, databaseUrl: server.databaseUrl! };
+    const target = openObjectStore(`file:${path.join(dir, `old-target-${backend}`)}`);
+    const { manifest } = await createBackup({ config, target, encryption: { mode: 'none' } });
+    expect(manifest).toMatchObject({ formatVersion: 1, schema: { version: 8 } });
+    expect(manifest.tables.find((t) => t.name === 'results')!.columns.map((c) => c.name)).not.toContain(
+      'body',
+    );
+    expect(manifest.blobs?.map((b) => b.sha256).sort()).toEqual([...bodies.values()].map(sha256).sort());
+
+    const restoredConfig = {
+      ...testConfig(await freshDatabaseUrl(backend, dir), dir),
+      objectsUrl: `file:${path.join(dir, `old-objects-restored-${backend}`)}`,
+    };
+    const restored = await restoreBackup({
+      target,
+      backup: manifest.id,
+      config: restoredConfig,
+      keys: { identities: [], passphrases: [] },
+    });
+    expect(restored).toMatchObject({ backupSchemaVersion: 8, appliedMigrations: [9] });
+    expect(restored.blobs).toEqual({ copied: 4, present: 0 });
+    const restoredStore = await openStore(restoredConfig);
+    afterAll(() => restoredStore.close());
+    const again = await startTestServer(backend, dir, {
+      store: restoredStore,
+      objectsUrl: restoredConfig.objectsUrl,
+    });
+    const rows = await again.store.db.selectFrom('results').select(['id', 'task_id', 'body']).execute();
+    expect(rows).toHaveLength(4);
+    const { user: restoredUser } = await queueClients(again);
+    for (const row of rows) {
+      expect(row.body).toBeNull();
+      const body = bodies.get(row.task_id)!;
       expect((await bytesOf(await restoredUser.downloadResult(row.id))).equals(body)).toBe(true);
     }
   });

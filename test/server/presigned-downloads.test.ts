@@ -3,14 +3,14 @@ import { afterAll, expect, it } from 'vitest';
 import { downloadNetworkResults } from '../../src/client/download-results.js';
 import { openObjectStore } from '../../src/objects/open-object-store.js';
 import { configDefaults } from '../../src/config/resolve-config.js';
-
-const maxInlineResultBytes = configDefaults.inlineResultMaxBytes;
 import { tempDir } from '../helpers/backends.js';
 import { networkWithTasks, queueClients } from '../helpers/queue.js';
 import { startS3Peer } from '../helpers/s3-peer.js';
 import { call, startTestServer } from '../helpers/server.js';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
+
+const maxInlineResultBytes = configDefaults.inlineResultMaxBytes;
 
 /** A result large enough to be stored as a blob (a small one is stored in its row). */
 const bytesOf = (task: string | undefined) => `bytes of ${task}`.padEnd(maxInlineResultBytes + 1, '.');

@@ -13,12 +13,12 @@ import { pruneBackups } from '../../../src/ops/backup/prune-backups.js';
 import { restoreBackup } from '../../../src/ops/backup/restore-backup.js';
 import { verifyBackup } from '../../../src/ops/backup/verify-backup.js';
 import { configDefaults } from '../../../src/config/resolve-config.js';
-
-const maxInlineResultBytes = configDefaults.inlineResultMaxBytes;
 import { openStore } from '../../../src/store/open-store.js';
 import { describeEachBackend, freshDatabaseUrl, tempDir, testConfig } from '../../helpers/backends.js';
 import { networkWithTasks, queueClients } from '../../helpers/queue.js';
 import { startTestServer } from '../../helpers/server.js';
+
+const maxInlineResultBytes = configDefaults.inlineResultMaxBytes;
 
 const noKeys = { identities: [], passphrases: [] };
 /** Result text padded past the inline limit, so its bytes are stored (and backed up) as a blob. */
