@@ -4,7 +4,9 @@ import { isAthanorError } from '../domain/errors.js';
 import type { BlobInfo } from '../objects/blob-store.js';
 import { putSmallBlobs } from '../objects/blob-store.js';
 import type { ObjectStore } from '../objects/object-store.js';
+import type { Kysely } from 'kysely';
 import type { Store } from '../store/open-store.js';
+import type { Database } from '../store/schema.js';
 import type { TaskRow } from '../store/queries/tasks.js';
 import type { Claim, ClaimRequest } from './claims.js';
 import { claimTaskRows, describeClaims } from './claims.js';
@@ -46,7 +48,8 @@ export interface ExchangeRequest {
  * successes too large for their rows are written next, all durable before any result is recorded.
  * Then one write transaction records every success, each lease checked by that write itself, and
  * claims the next tasks: a fixed number of statements whatever the batch size (one per result
- * batch on PostgreSQL, four on SQLite, plus the claim's own). A refused lease records nothing; a
+ * batch on PostgreSQL, four on SQLite, plus the claim's own); an exchange with only results or only
+ * a claim needs no transaction of its own. A refused lease records nothing; a
  * blob written for it stays unreferenced for the object store's garbage collector. Successes that
  * did not land are answered afterwards: the recorded answer for a repeat with the same bytes, or
  * the refusal's reason. Answers one outcome per result, in order, and the claims.
@@ -96,7 +99,10 @@ export async function exchange(
   const count = request.claim?.count ?? 0;
   let claimed: TaskRow[] = [];
   let claimRefused: AthanorError | undefined;
-  const recorded = await store.transaction(async (trx) => {
+  // Results and a claim share one transaction; either alone is atomic by itself.
+  const together = <T>(fn: (trx?: Kysely<Database>) => Promise<T>) =>
+    held.length > 0 && count > 0 ? store.transaction(fn) : fn();
+  const recorded = await together(async (trx) => {
     const landed = await recordCompletions(store, principal, held, inlineMaxBytes, trx);
     if (request.claim && count > 0) {
       try {
