@@ -57,6 +57,8 @@ export interface OpenStoreOptions {
   readonly skipHistoryWrites?: boolean;
   /** See {@link Store.skipEventWrites}; default false. */
   readonly skipEventWrites?: boolean;
+  /** Called with the SQL of every statement run, transaction control included (statement counts). */
+  readonly onStatement?: (sql: string) => void;
 }
 
 export async function openStore(
@@ -81,10 +83,10 @@ export async function openStore(
       replaced = () => statSync(file, { throwIfNoEntry: false })?.ino !== opened;
       if (options.backgroundCheckpoints) stopCheckpoints = checkpointInBackground(raw, file);
     }
-    db = createSqliteKysely<Database>(raw);
+    db = createSqliteKysely<Database>(raw, options.onStatement);
     backend = sqliteBackend;
   } else {
-    db = createPostgresKysely<Database>(createPostgresPool(url, options.maxConnections));
+    db = createPostgresKysely<Database>(createPostgresPool(url, options.maxConnections), options.onStatement);
     backend = postgresBackend;
     try {
       await db.selectNoFrom((eb) => eb.lit(1).as('one')).execute();
