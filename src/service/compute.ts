@@ -16,6 +16,7 @@ import { findTask, removeFromHubs, type TaskRow, updateTasks } from '../store/qu
 import type { LeaseProgress } from '../store/queries/progress.js';
 import { storeLeaseProgress } from '../store/queries/progress.js';
 import type { LogAppend } from '../store/queries/attempt-log-chunks.js';
+import { expireManagers, findManager } from '../store/queries/managers.js';
 import { appendLiveLogs } from './attempt-logs.js';
 import { matchRestartPatterns, matchTimeoutMs } from './restart-patterns.js';
 import { transformationView } from './views.js';
@@ -57,13 +58,27 @@ async function requireService(
 export async function registerService(
   store: Store,
   principal: Principal,
-  input: { name: string; hostname?: string | undefined },
+  input: {
+    name: string;
+    hostname?: string | undefined;
+    /** The manager that started it, and as which of its launches. */
+    manager?: string | undefined;
+    launch?: string | undefined;
+  },
   timings: ComputeTimings = defaultTimings,
 ) {
   const now = Date.now();
   const id = `svc-${randomBytes(16).toString('hex')}`;
-  await store.transaction((trx) =>
-    q.insertComputeService(trx, {
+  await store.transaction(async (trx) => {
+    if (input.manager) {
+      const manager = await findManager(trx, input.manager);
+      if (!manager || manager.identifier !== principal.identifier)
+        throw new AthanorError(
+          'not_found',
+          `no compute manager '${input.manager}' registered by ${principal.identifier}`,
+        );
+    }
+    await q.insertComputeService(trx, {
       id,
       identifier: principal.identifier,
       name: input.name,
@@ -72,8 +87,11 @@ export async function registerService(
       registered_at: iso(now),
       heartbeat_at: iso(now),
       expires_at: iso(now + timings.registrationTtlMs),
-    }),
-  );
+      manager_id: input.manager ?? null,
+      launch_id: input.manager ? (input.launch ?? null) : null,
+      drain: 0,
+    });
+  });
   return { id, leaseTtlMs: timings.leaseTtlMs, registrationTtlMs: timings.registrationTtlMs };
 }
 
@@ -102,7 +120,7 @@ export async function heartbeat(
   timings: ComputeTimings = defaultTimings,
 ) {
   return store.transaction(async (trx) => {
-    await requireService(store, principal, serviceId, trx);
+    const service = await requireService(store, principal, serviceId, trx);
     const now = Date.now();
     await q.updateComputeService(trx, serviceId, {
       heartbeat_at: iso(now),
@@ -124,6 +142,8 @@ export async function heartbeat(
     return {
       leases: leases.map((l) => ({ task: l.id, leaseToken: l.lease_token })),
       leaseExpiresAt: iso(now + timings.leaseTtlMs),
+      // Its manager asked it to scale in: finish what it holds, claim nothing more, exit.
+      drain: service.drain === 1,
     };
   });
 }
@@ -665,9 +685,10 @@ async function readPrefix(objects: ObjectStore, sha256: string, maxBytes: number
 export async function sweep(store: Store, now = Date.now()) {
   return store.transaction(async (trx) => {
     if (!(await store.backend.tryLeaderLock(trx, 'sweeper')))
-      return { leader: false, expiredLeases: 0, expiredServices: 0 };
+      return { leader: false, expiredLeases: 0, expiredServices: 0, expiredManagers: 0 };
     const at = iso(now);
     const services = await q.expireServices(trx, at);
+    const managers = await expireManagers(trx, at);
     let released = 0;
     for (const serviceId of services) {
       const tasks = await q.releaseLeases(trx, { serviceId }, at);
@@ -685,6 +706,11 @@ export async function sweep(store: Store, now = Date.now()) {
       reason: 'the lease ran out without a heartbeat',
     });
     released += expired.length;
-    return { leader: true, expiredLeases: released, expiredServices: services.length };
+    return {
+      leader: true,
+      expiredLeases: released,
+      expiredServices: services.length,
+      expiredManagers: managers.length,
+    };
   });
 }
