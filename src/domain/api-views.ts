@@ -144,14 +144,14 @@ export interface NetworkResultView {
   readonly createdAt: string;
 }
 
-/** Claimable waiting tasks a caller may serve, per scope and protocol, counted up to `cap`. */
+/** Claimable waiting tasks a caller may serve (of the protocols asked), per scope, counted up to `cap`. */
 export interface DemandView {
   /** Claimable waiting tasks in all (at most `cap`). */
   readonly waiting: number;
   /** True when the count stopped at `cap`: there are at least that many. */
   readonly capped: boolean;
   readonly cap: number;
-  readonly scopes: { scope: string; protocol: string; waiting: number }[];
+  readonly scopes: { scope: string; waiting: number }[];
 }
 
 /** A compute service a manager started, as the server has it. */

@@ -19,7 +19,7 @@ const Demand = Type.Object({
   waiting: Type.Integer({ description: 'claimable waiting tasks, counted up to `cap`' }),
   capped: Type.Boolean({ description: 'true when there are at least `cap`' }),
   cap: Type.Integer(),
-  scopes: Type.Array(Type.Object({ scope: Type.String(), protocol: Type.String(), waiting: Type.Integer() })),
+  scopes: Type.Array(Type.Object({ scope: Type.String(), waiting: Type.Integer() })),
 });
 
 const Launch = Type.Object({
@@ -69,7 +69,8 @@ export const computeManagerRoutes: FastifyPluginAsyncTypebox<ManagerRouteOptions
     '/demand',
     {
       schema: {
-        summary: 'Claimable waiting tasks in the caller’s scopes, per scope and protocol (for autoscalers)',
+        summary:
+          'Claimable waiting tasks in the caller’s scopes (of the protocols asked), per scope, for autoscalers',
         tags,
         querystring: Type.Object({
           scope: Type.Optional(Type.Union([S.ScopeText, Type.Array(S.ScopeText, { maxItems: 100 })])),

@@ -162,7 +162,10 @@ export async function demand(
 ): Promise<DemandView> {
   const scopes = servedScopes(principal, filter.scopes);
   const rows = await q.countDemand(db, { scopes, protocols: filter.protocols, cap: demandCountCap });
-  const waiting = rows.reduce((sum, r) => sum + r.waiting, 0);
+  const waiting = Math.min(
+    demandCountCap,
+    rows.reduce((sum, r) => sum + r.waiting, 0),
+  );
   return { waiting, capped: waiting >= demandCountCap, cap: demandCountCap, scopes: rows };
 }
 

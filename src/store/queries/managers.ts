@@ -107,20 +107,20 @@ export async function markDrain(db: Kysely<Database>, managerId: string, launchI
     .execute();
 }
 
-/** Demand in one scope and protocol: claimable waiting tasks, counted up to the cap. */
+/** Demand in one hub: its claimable waiting tasks, counted up to the cap. */
 export interface DemandRow {
+  readonly network_key: string;
   readonly scope: string;
-  readonly protocol: string;
   readonly waiting: number;
 }
 
 /**
- * Claimable waiting tasks in `scopes` (optionally only `protocols`), per scope and protocol, in
- * one statement that reads at most `cap` tasks. It walks from the hubs of active networks through
- * the `hub_tasks` primary key to each task by its key, never the tasks table as a whole: tasks leave
- * the hubs when they end, so the walk is proportional to live work, and the limit bounds it at
- * any queue size (a million waiting tasks cost what `cap` of them cost). A task on two hubs counts
- * twice: demand is an estimate, the claim is what is exact.
+ * Claimable waiting tasks per hub of an active network in `scopes` (only `protocols` when given),
+ * in one statement. Each hub's count is a correlated subquery that walks the hub's entries by the
+ * `hub_tasks_claim` index (in claim order) and each task by its key, and stops at `cap`: the cost is at most `cap`
+ * entries per hub at any queue size (tasks leave their hubs when they end, so the walk never meets
+ * history), and a hub outside the scopes is never read. A task on two hubs counts twice: demand
+ * is an estimate, the claim is what is exact.
  */
 export function demandQuery(
   db: Kysely<Database>,
@@ -130,28 +130,37 @@ export function demandQuery(
     ? sql`tf.protocol in (${sql.join(filter.protocols.map((p) => sql`${p}`))})`
     : sql`1 = 1`;
   return sql<DemandRow>`
-    select d.scope, d.protocol, count(*) as waiting from (
-      select t.scope as scope, tf.protocol as protocol
-      from hubs h
-      join networks n on n.key = h.network_key
-      join hub_tasks ht on ht.network_key = h.network_key
-      join tasks t on t.id = ht.task_id
-      join transformations tf on tf.key = t.transformation_key
-      where n.state = 'active' and h.weight > 0 and ht.weight > 0 and t.status = 'waiting'
-        and ${scopeCondition('h.scope', filter.scopes)} and ${protocols}
-        and (t.extends_task_id is null or exists (
-          select 1 from tasks e where e.id = t.extends_task_id and e.status = 'complete'))
-      limit ${filter.cap}
-    ) d
-    group by d.scope, d.protocol
-    order by d.scope, d.protocol`;
+    select h.network_key, h.scope, (
+      select count(*) from (
+        select 1 from hub_tasks ht
+        join tasks t on t.id = ht.task_id
+        join transformations tf on tf.key = t.transformation_key
+        where ht.network_key = h.network_key and ht.weight > 0 and t.status = 'waiting' and ${protocols}
+          and (t.extends_task_id is null or exists (
+            select 1 from tasks e where e.id = t.extends_task_id and e.status = 'complete'))
+        -- In claim order: the walk reads the hub_tasks_claim index from its start and stops at the
+        -- cap, where a scan of the table filtered by hub could read the whole of it first.
+        order by ht.priority, ht.claim_key
+        limit ${filter.cap}
+      ) d
+    ) as waiting
+    from hubs h
+    join networks n on n.key = h.network_key
+    where n.state = 'active' and h.weight > 0 and ${scopeCondition('h.scope', filter.scopes)}
+    order by h.scope, h.network_key`;
 }
 
+/** Claimable waiting tasks per scope, each counted up to `cap`. */
 export async function countDemand(
   db: Kysely<Database>,
   filter: { scopes: readonly Scope[]; protocols?: readonly string[] | undefined; cap: number },
-): Promise<DemandRow[]> {
+): Promise<{ scope: string; waiting: number }[]> {
   if (filter.scopes.length === 0) return [];
   const { rows } = await demandQuery(db, filter).execute(db);
-  return rows.map((r) => ({ scope: r.scope, protocol: r.protocol, waiting: Number(r.waiting) }));
+  const byScope = new Map<string, number>();
+  for (const row of rows) {
+    const waiting = Number(row.waiting);
+    if (waiting > 0) byScope.set(row.scope, Math.min(filter.cap, (byScope.get(row.scope) ?? 0) + waiting));
+  }
+  return [...byScope].map(([scope, waiting]) => ({ scope, waiting }));
 }
