@@ -273,7 +273,7 @@ try {
   const file = path.join(dir, `manager-${results.at.replace(/[:.]/g, '-')}.json`);
   writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
   console.table(results.scenarios);
-  console.table(results.demand.map(({ plan, ...r }) => r));
+  console.table(results.demand.map((r) => ({ waiting: r.waiting, demandRequestMs: r.demandRequestMs })));
   log(`wrote ${file}`);
 } finally {
   rmSync(root, { recursive: true, force: true });
