@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@fastify/type-provider-typebox';
-import type { ComputeTimings } from '../service/compute.js';
+import type { ComputeTimings } from '../service/compute-services.js';
 import * as managers from '../service/managers.js';
 import type { Store } from '../store/open-store.js';
 import { principalOf } from './auth-hook.js';

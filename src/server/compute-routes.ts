@@ -2,10 +2,12 @@ import type { FastifyPluginAsyncTypebox, TypeBoxTypeProvider } from '@fastify/ty
 import { Type } from '@fastify/type-provider-typebox';
 import type { Readable } from 'node:stream';
 import { AthanorError } from '../domain/errors.js';
-import { getBlob } from '../objects/blob-store.js';
 import type { ObjectStore } from '../objects/object-store.js';
-import type { ComputeTimings } from '../service/compute.js';
-import * as compute from '../service/compute.js';
+import * as claims from '../service/claims.js';
+import type { ComputeTimings } from '../service/compute-services.js';
+import * as services from '../service/compute-services.js';
+import * as leases from '../service/leases.js';
+import { submitResult } from '../service/results.js';
 import { getResult } from '../service/tasks.js';
 import { principalOf, requireBearer } from './auth-hook.js';
 import { principalView } from '../auth/principal.js';
@@ -21,6 +23,8 @@ import { computeManagerRoutes } from './compute-manager-routes.js';
 export interface ComputeRouteOptions extends RouteOptions {
   readonly objects: ObjectStore;
   readonly timings: ComputeTimings;
+  /** Successful results read whole and at most this long are stored in their row (the setting). */
+  readonly inlineResultMaxBytes: number;
   /** Aborted when the server stops listening: waiting long-poll claims return at once. */
   readonly closing?: AbortSignal;
 }
@@ -104,7 +108,7 @@ export const computeRoutes: FastifyPluginAsyncTypebox<ComputeRouteOptions> = asy
           },
         },
       },
-      async (request) => compute.registerService(store, principalOf(request), request.body, timings),
+      async (request) => services.registerService(store, principalOf(request), request.body, timings),
     );
 
     api.post(
@@ -136,7 +140,7 @@ export const computeRoutes: FastifyPluginAsyncTypebox<ComputeRouteOptions> = asy
         },
       },
       async (request) => {
-        return compute.heartbeat(
+        return services.heartbeat(
           store,
           principalOf(request),
           request.params.id,
@@ -157,7 +161,7 @@ export const computeRoutes: FastifyPluginAsyncTypebox<ComputeRouteOptions> = asy
           response: { 200: Type.Object({ released: Type.Array(Type.String()) }) },
         },
       },
-      async (request) => compute.deregisterService(store, principalOf(request), request.params.id),
+      async (request) => services.deregisterService(store, principalOf(request), request.params.id),
     );
 
     api.post(
@@ -200,7 +204,7 @@ export const computeRoutes: FastifyPluginAsyncTypebox<ComputeRouteOptions> = asy
         },
       },
       async (request) =>
-        compute.getClaim(store, principalOf(request), request.params.id, request.query.leaseToken),
+        claims.getClaim(store, principalOf(request), request.params.id, request.query.leaseToken),
     );
 
     api.post(
@@ -222,7 +226,7 @@ export const computeRoutes: FastifyPluginAsyncTypebox<ComputeRouteOptions> = asy
         },
       },
       async (request) =>
-        compute.extendLease(store, principalOf(request), request.params.id, request.body.leaseToken, timings),
+        leases.extendLease(store, principalOf(request), request.params.id, request.body.leaseToken, timings),
     );
 
     api.post(
@@ -238,7 +242,7 @@ export const computeRoutes: FastifyPluginAsyncTypebox<ComputeRouteOptions> = asy
         },
       },
       async (request) =>
-        compute.releaseLease(store, principalOf(request), request.params.id, request.body.leaseToken),
+        leases.releaseLease(store, principalOf(request), request.params.id, request.body.leaseToken),
     );
 
     api.put(
@@ -275,12 +279,18 @@ export const computeRoutes: FastifyPluginAsyncTypebox<ComputeRouteOptions> = asy
           Number.isInteger(length) && length <= maxBatchedResultBytes
             ? Buffer.concat(await stream.toArray())
             : stream;
-        return compute.submitResult(store, objects, principalOf(request), {
-          taskId: request.params.id,
-          leaseToken: request.query.leaseToken,
-          outcome: request.query.outcome,
-          body,
-        });
+        return submitResult(
+          store,
+          objects,
+          principalOf(request),
+          {
+            taskId: request.params.id,
+            leaseToken: request.query.leaseToken,
+            outcome: request.query.outcome,
+            body,
+          },
+          options.inlineResultMaxBytes,
+        );
       },
     );
 
@@ -295,8 +305,11 @@ export const computeRoutes: FastifyPluginAsyncTypebox<ComputeRouteOptions> = asy
         },
       },
       async (request, reply) =>
-        sendResultBytes(reply, await getResult(store, principalOf(request), request.params.id), (sha256) =>
-          getBlob(objects, sha256),
+        sendResultBytes(
+          reply,
+          store,
+          objects,
+          await getResult(store, principalOf(request), request.params.id),
         ),
     );
   });

@@ -15,8 +15,8 @@ import { formatScope, parseScope } from '../domain/scope.js';
 import type { Store } from '../store/open-store.js';
 import { insertAuditEntry } from '../store/queries/audit.js';
 import * as q from '../store/queries/managers.js';
-import type { ComputeTimings } from './compute.js';
-import { defaultTimings } from './compute.js';
+import type { ComputeTimings } from './compute-services.js';
+import { defaultTimings } from './compute-services.js';
 import { audited } from './audit.js';
 
 /** Demand is counted up to this many tasks: enough to size any manager, bounded at any queue size. */

@@ -2,7 +2,7 @@ import { sql } from 'kysely';
 import { expect, it } from 'vitest';
 import { AthanorError } from '../../src/domain/errors.js';
 import { controlManager, demandCountCap } from '../../src/service/managers.js';
-import { sweep } from '../../src/service/compute.js';
+import { sweep } from '../../src/service/sweep.js';
 import { demandQuery } from '../../src/store/queries/managers.js';
 import { parseScope } from '../../src/domain/scope.js';
 import { describeEachBackend, tempDir } from '../helpers/backends.js';
