@@ -44,6 +44,8 @@ describeEachBackend('athanor deploy', (backend) => {
             ATHANOR_DEPLOY_UPSTREAM_FILE: upstreamFile,
             ATHANOR_DEPLOY_TEST_COMMAND: 'true',
             ATHANOR_DEPLOY_RELOAD_COMMAND: 'true',
+            // No nginx is reloaded here: never the machine's own, should it run one.
+            ATHANOR_DEPLOY_PROXY_PID_FILE: path.join(dir, 'no-nginx.pid'),
             ...env,
           },
         });
