@@ -251,6 +251,17 @@ export interface AttemptLogChunksTable {
   created_at: string;
 }
 
+/** A signed-in console session; the cookie's value is known only by its SHA-256. */
+export interface ConsoleSessionsTable {
+  token_sha256: string;
+  /** The user identity it signs in. */
+  identifier: string;
+  /** The identity's `credentials_changed_at` at sign-in: a later change ends the session. */
+  credentials_stamp: string;
+  created_at: string;
+  expires_at: string;
+}
+
 export interface Database {
   athanor_migrations: AthanorMigrationsTable;
   identities: IdentitiesTable;
@@ -271,4 +282,5 @@ export interface Database {
   results: ResultsTable;
   task_attempts: TaskAttemptsTable;
   attempt_log_chunks: AttemptLogChunksTable;
+  console_sessions: ConsoleSessionsTable;
 }
