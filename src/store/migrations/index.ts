@@ -7,6 +7,8 @@ import { migration0006 } from './0006-identity-quotas.js';
 import { migration0007 } from './0007-attempt-logs-progress.js';
 import { migration0008 } from './0008-attempt-log-chunks.js';
 import { migration0009 } from './0009-inline-results.js';
+import { migration0010 } from './0010-console-sessions.js';
+import { migration0011 } from './0011-compute-managers.js';
 import { migration0012 } from './0012-events-webhooks-strategies.js';
 import type { Migration } from './migration.js';
 
@@ -21,5 +23,7 @@ export const migrations: readonly Migration[] = [
   migration0007,
   migration0008,
   migration0009,
+  migration0010,
+  migration0011,
   migration0012,
 ];
