@@ -7,7 +7,7 @@ import { DeferredS3ObjectStore } from './deferred-s3-object-store.js';
 
 /** Options of `openObjectStore`. */
 export interface OpenObjectStoreOptions {
-  /** Where `s3://` stores read `AWS_*` settings; default `process.env`. */
+  /** Where `s3://` stores read `AWS_*` settings; default: the process environment. */
   readonly env?: NodeJS.ProcessEnv;
 }
 

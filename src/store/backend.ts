@@ -1,6 +1,8 @@
 import type { CreateTableBuilder, Kysely, RawBuilder } from 'kysely';
 
-export type BackendName = 'sqlite' | 'postgres';
+import type { BackendName } from '../domain/database-url.js';
+
+export type { BackendName };
 
 /** What a database error means, decided from SQLSTATE or SQLite result codes, never message text. */
 export type ErrorClass =

@@ -1,6 +1,7 @@
 import { Command, Option } from 'commander';
 import type { SettingName } from '../../config/resolve-config.js';
-import { defaultText, redactUrl, settingSpecs } from '../../config/resolve-config.js';
+import { defaultText, settingSpecs } from '../../config/resolve-config.js';
+import { redactUrl } from '../../domain/database-url.js';
 import { AthanorError } from '../../domain/errors.js';
 import { backupEnv } from '../../ops/backup/backup-env.js';
 import type { VerificationRecord } from '../../ops/backup/backup-target.js';

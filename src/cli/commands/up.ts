@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { Command } from 'commander';
 import { commandConfig, integerOption, portOption } from '../context.js';
-import { redactUrl } from '../../config/resolve-config.js';
+import { redactUrl } from '../../domain/database-url.js';
 import { appVersion } from '../../version.js';
 import { note } from '../output.js';
 import { stopOnSignal, untilSignal } from '../signals.js';

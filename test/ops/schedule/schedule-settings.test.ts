@@ -11,7 +11,6 @@ const resolve = (
   resolveScheduleSettings({
     profile,
     config: resolveConfig({ dataDir: '/srv/athanor' }, env, '/'),
-    env,
     overrides,
   });
 
@@ -80,7 +79,7 @@ describe('backup schedule settings', () => {
       /ATHANOR_BACKUP_KEEP: 'hourly:24' is not a retention rule/,
     );
     expect(() => resolve('up', { ATHANOR_BACKUP_KEEP_WEEKLY: 'four' })).toThrow(
-      /ATHANOR_BACKUP_KEEP_WEEKLY must be a whole number/,
+      /ATHANOR_BACKUP_KEEP_WEEKLY \(backupKeepWeekly\) must be a whole number/,
     );
     expect(() => resolve('up', { ATHANOR_BACKUP_KEEP: 'daily=0' })).toThrow(/every rule keeps 0 backups/);
     expect(() => resolve('up', { ATHANOR_BACKUP_KEEP: 'yearly=x' })).toThrow(

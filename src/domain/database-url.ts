@@ -1,4 +1,5 @@
-import type { BackendName } from './backend.js';
+/** The database backends Athanor runs on; `store/dialects/<name>.ts` holds each one's specifics. */
+export type BackendName = 'sqlite' | 'postgres';
 
 /** Where a database URL points: a SQLite file (or `:memory:`), or a PostgreSQL connection string. */
 export type DatabaseLocation =
@@ -21,4 +22,9 @@ export function parseDatabaseUrl(url: string): DatabaseLocation | undefined {
 /** The database URL of the SQLite file at `file`. */
 export function sqliteDatabaseUrl(file: string): string {
   return `${sqlitePrefix}${file}`;
+}
+
+/** A URL with its password replaced, for messages and logs. */
+export function redactUrl(url: string): string {
+  return url.replace(/\/\/([^:/@]+):([^@]*)@/, '//$1:***@');
 }
