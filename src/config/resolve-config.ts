@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { parseDatabaseUrl, redactUrl, sqliteDatabaseUrl } from '../domain/database-url.js';
+import { absoluteDatabaseUrl, redactUrl, sqliteDatabaseUrl } from '../domain/database-url.js';
 import { AthanorError } from '../domain/errors.js';
 import { findConfigFile, readConfigFile } from './config-file.js';
 import type { SettingName, SettingSpec, SettingValues } from './settings.js';
@@ -145,12 +145,8 @@ function nonEmpty(value: string | undefined): string | undefined {
 
 /** Relative SQLite paths are resolved against the working directory so every process agrees. */
 function normalizeDatabaseUrl(url: string, cwd: string): string {
-  const location = parseDatabaseUrl(url);
-  if (location?.backend === 'sqlite') {
-    if (location.file === ':memory:') return url;
-    return sqliteDatabaseUrl(path.resolve(cwd, location.file));
-  }
-  if (location?.backend === 'postgres') return url;
+  const resolved = absoluteDatabaseUrl(url, cwd);
+  if (resolved !== undefined) return resolved;
   throw new AthanorError(
     'invalid_config',
     `database URL '${redactUrl(url)}' is not supported: use sqlite:<path> or postgres://user:pass@host:port/db`,

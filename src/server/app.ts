@@ -19,6 +19,9 @@ import type { ObjectStore } from '../objects/object-store.js';
 import { openObjectStore } from '../objects/open-object-store.js';
 import { MaintenanceWatch } from '../ops/maintenance.js';
 import { metricsRegistry, scrapeMetrics } from '../ops/metrics.js';
+import { chooseBackupTarget } from '../ops/backup/backup-env.js';
+import type { BackupTarget } from '../ops/backup/target.js';
+import { backupTargetOpener } from '../ops/backup/target.js';
 import { backupGaugeRefresher } from '../ops/schedule/backup-gauges.js';
 import { metricsScrapeAuthorized, refreshQueueMetrics } from './queue-metrics.js';
 import { useJsonBodyParser } from './json-body.js';
@@ -46,6 +49,8 @@ export interface AppOptions {
   readonly objects?: ObjectStore;
   /** Drain state and in-flight count shared with the composition root; default: a fresh one. */
   readonly lifecycle?: ServerLifecycle;
+  /** Opens the backup target once for the gauges and the console; default: from `config.backupTarget`. */
+  readonly openBackupTarget?: () => BackupTarget;
 }
 
 /** Builds the HTTP application: both APIs (or one), OpenAPI, health. Does not listen. */
@@ -138,7 +143,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   refuseWritesInMaintenance(app, maintenance);
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
-  const refreshBackupGauges = backupGaugeRefresher(() => openObjectStore(config.backupTarget));
+  const openBackupTarget = options.openBackupTarget ?? backupTargetOpener(chooseBackupTarget(config));
+  const refreshBackupGauges = backupGaugeRefresher(openBackupTarget);
   app.get('/metrics', { schema: { hide: true } }, async (request, reply) => {
     const scoped = metricsScrapeAuthorized(request.headers.authorization, config.metricsToken);
     await Promise.all([refreshQueueMetrics(store, maintenance, { scoped }), refreshBackupGauges()]);
@@ -197,6 +203,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     await app.register(computeExchangeRoute, { ...routeOptions, prefix: '/compute/v1' });
     await app.register(computeLogRoutes, { ...routeOptions, prefix: '/compute/v1' });
   }
-  if (api === 'user' || api === 'all') await registerConsole(app, { ...routeOptions, config });
+  if (api === 'user' || api === 'all')
+    await registerConsole(app, { ...routeOptions, config, openBackupTarget });
   return app;
 }

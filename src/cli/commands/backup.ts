@@ -83,7 +83,9 @@ export function backupCommand(): Command {
         result = await ops.takeBackup({
           config,
           destination:
-            options.output !== undefined ? { output: options.output } : await writableTarget(cmd, config),
+            options.output !== undefined
+              ? { output: options.output }
+              : { target: await writableTarget(cmd, config) },
           chunkBytes: options.chunkSize,
           verify: options.verify,
           onProgress: (p: BackupProgress) =>

@@ -2,7 +2,7 @@ import { Command } from 'commander';
 import { AthanorError, isAthanorError } from '../../domain/errors.js';
 import { collect, commandConfig, integerOption } from '../context.js';
 import { parseScope } from '../../domain/scope.js';
-import { parseDuration } from '../../ops/schedule/parse-duration.js';
+import { parseDuration } from '../../domain/parse-duration.js';
 import { note } from '../output.js';
 import { untilSignal } from '../signals.js';
 

@@ -74,7 +74,7 @@ export function upCommand(): Command {
         database: redactUrl(config.databaseUrl),
         objects: config.objectsUrl,
         backups: backups.schedule
-          ? `'${backups.schedule}' (UTC) to ${backups.targetUrl}; restore drills '${backups.drillSchedule ?? 'off'}'`
+          ? `'${backups.schedule}' (UTC) to ${backups.target.url}; restore drills '${backups.drillSchedule ?? 'off'}'`
           : 'not scheduled (ATHANOR_BACKUP_SCHEDULE=off)',
         console: config.consolePath
           ? `${server.url}${config.consolePath}/`

@@ -2,7 +2,8 @@ import { Cron } from 'croner';
 import type { Config, SettingName } from '../../config/resolve-config.js';
 import { settingSpecs } from '../../config/resolve-config.js';
 import { AthanorError } from '../../domain/errors.js';
-import { backupTargetUrl } from '../backup/backup-env.js';
+import type { BackupTargetChoice } from '../backup/backup-env.js';
+import { chooseBackupTarget } from '../backup/backup-env.js';
 import type { RetentionPolicy } from '../backup/retention.js';
 
 /** The environment variables of scheduled backups, for the code, `--help` and the docs. */
@@ -36,8 +37,8 @@ export interface ScheduleSettings {
   readonly drillSchedule: string | undefined;
   /** Retention applied after each scheduled backup; undefined: never prune. */
   readonly retention: RetentionPolicy | undefined;
-  /** Backup target URL: `ATHANOR_BACKUP_TARGET`, default `file:<data dir>/backups`. */
-  readonly targetUrl: string;
+  /** The backup target (`--target`, else `ATHANOR_BACKUP_TARGET`, default `file:<data dir>/backups`). */
+  readonly target: BackupTargetChoice;
 }
 
 export interface ScheduleOverrides {
@@ -87,6 +88,7 @@ const keepRuleSettings = {
 type ScheduleConfig = Pick<
   Config,
   | 'backupTarget'
+  | 'dataDir'
   | 'backupSchedule'
   | 'backupDrillSchedule'
   | 'backupKeep'
@@ -187,8 +189,8 @@ export function resolveScheduleSettings(options: {
         `or 'off' to never prune`,
     );
   }
-  const targetUrl = backupTargetUrl(options.config, overrides.targetUrl);
-  return { schedule, drillSchedule, retention, targetUrl };
+  const target = chooseBackupTarget(options.config, overrides.targetUrl);
+  return { schedule, drillSchedule, retention, target };
 }
 
 function nonEmpty(value: string | undefined): string | undefined {

@@ -3,6 +3,7 @@ import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest 
 import type { Config } from '../../config/resolve-config.js';
 import { AthanorError } from '../../domain/errors.js';
 import type { ObjectStore } from '../../objects/object-store.js';
+import type { BackupTarget } from '../../ops/backup/target.js';
 import type { Authenticator } from '../../service/authenticator.js';
 import type { Store } from '../../store/open-store.js';
 import { prepareErrorReply, toAthanorError } from '../errors.js';
@@ -20,6 +21,8 @@ export interface ConsoleOptions {
   readonly config: Config;
   readonly authenticator: Authenticator;
   readonly objects: ObjectStore;
+  /** The server's backup target, opened on first use. */
+  readonly openBackupTarget: () => BackupTarget;
   /** Sign-in attempts per minute per client address. */
   readonly tokenRateLimit: number;
 }
@@ -50,6 +53,7 @@ export const consolePlugin: FastifyPluginAsync<ConsoleOptions & { prefix: string
     store: options.store,
     config: options.config,
     objects: options.objects,
+    openBackupTarget: options.openBackupTarget,
     sessions,
     base,
   };

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { resolveConfig } from '../../../src/config/resolve-config.js';
-import { formatDuration, parseDuration } from '../../../src/ops/schedule/parse-duration.js';
+import { formatDuration, parseDuration } from '../../../src/domain/parse-duration.js';
 import { resolveScheduleSettings } from '../../../src/ops/schedule/schedule-settings.js';
 
 const resolve = (
@@ -20,14 +20,14 @@ describe('backup schedule settings', () => {
       schedule: undefined,
       drillSchedule: undefined,
       retention: undefined,
-      targetUrl: 'file:/srv/athanor/backups',
+      target: { url: 'file:/srv/athanor/backups', setting: 'default' },
     });
     for (const profile of ['up', 'sidecar'] as const) {
       expect(resolve(profile)).toEqual({
         schedule: '0 * * * *',
         drillSchedule: '30 3 * * *',
         retention: { keepHourly: 24, keepDaily: 7 },
-        targetUrl: 'file:/srv/athanor/backups',
+        target: { url: 'file:/srv/athanor/backups', setting: 'default' },
       });
     }
   });
@@ -43,7 +43,10 @@ describe('backup schedule settings', () => {
       schedule: '15 */6 * * *',
       drillSchedule: '30 3 * * *',
       retention: { keepDaily: 7, keepWeekly: 4, keepLast: 3 },
-      targetUrl: 's3://bucket/athanor',
+      target: {
+        url: 's3://bucket/athanor',
+        setting: 'ATHANOR_BACKUP_TARGET (or "backupTarget" in the config file)',
+      },
     });
     expect(
       resolve('serve', env, {
@@ -56,7 +59,7 @@ describe('backup schedule settings', () => {
       schedule: '0 2 * * *',
       drillSchedule: undefined,
       retention: { keepMonthly: 12 },
-      targetUrl: 'file:x',
+      target: { url: 'file:x', setting: '--target' },
     });
     expect(resolve('up', { ATHANOR_BACKUP_SCHEDULE: 'off', ATHANOR_BACKUP_KEEP: 'off' })).toMatchObject({
       schedule: undefined,
