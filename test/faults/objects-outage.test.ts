@@ -5,8 +5,9 @@ import { tempDir } from '../helpers/backends.js';
 import { networkWithTasks, queueClients } from '../helpers/queue.js';
 import { startS3Peer } from '../helpers/s3-peer.js';
 import { startTestServer } from '../helpers/server.js';
-import { startAthanor, until } from './processes.js';
+import { startAthanor } from './processes.js';
 import { startTcpProxy } from './tcp-proxy.js';
+import { until } from '../helpers/until.js';
 
 it('the S3 peer going away during result uploads costs retries only: every result lands once, with its blob', async () => {
   const peer = await startS3Peer();
