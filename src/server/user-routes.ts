@@ -1,27 +1,15 @@
 import type { FastifyPluginAsyncTypebox, TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import type { Readable } from 'node:stream';
-import type { Authenticator } from '../service/authenticator.js';
 import * as attempts from '../service/attempts.js';
 import * as networks from '../service/networks.js';
 import * as tasks from '../service/tasks.js';
-import type { Store } from '../store/open-store.js';
 import { principalOf, requireBearer } from './auth-hook.js';
 import { principalView } from '../auth/principal.js';
 import { userRouteSchemas as R } from './user-route-schemas.js';
 import { sendResultBytes } from './result-bytes.js';
+import type { RouteOptions } from './route-options.js';
 import { tokenRoute } from './token-route.js';
 
-export interface RouteOptions {
-  readonly store: Store;
-  readonly authenticator: Authenticator;
-  readonly tokenRateLimit: number;
-  /** Streams a result's bytes to the reply (set when an object store is configured). */
-  readonly openResult?: (sha256: string) => Promise<Readable>;
-  /** A presigned URL for a result's bytes, when downloads are to bypass the API; else undefined. */
-  readonly resultDownloadUrl?: (sha256: string) => Promise<string | undefined>;
-  /** Per-network submission limits; default `defaultNetworkLimits`. */
-  readonly networkLimits?: networks.NetworkLimits;
-}
+export type { RouteOptions } from './route-options.js';
 
 export const userRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, options) => {
   const { store } = options;
