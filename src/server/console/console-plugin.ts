@@ -12,8 +12,14 @@ import type { ConsoleContext } from './context.js';
 import { field, formOf, sendPage } from './context.js';
 import { html } from './html.js';
 import { notice, page } from './layout.js';
-import { operatorPages } from './operator-pages.js';
-import { queuePages } from './queue-pages.js';
+import { auditPages } from './audit-pages.js';
+import { backupPages } from './backup-pages.js';
+import { computePages } from './compute-pages.js';
+import { identityPages } from './identity-pages.js';
+import { maintenancePages } from './maintenance-pages.js';
+import { networkPages } from './network-pages.js';
+import { overviewPage } from './overview-page.js';
+import { taskPages } from './task-pages.js';
 import { ConsoleSessions, tokensEqual } from './session.js';
 
 export interface ConsoleOptions {
@@ -164,8 +170,18 @@ export const consolePlugin: FastifyPluginAsync<ConsoleOptions & { prefix: string
     },
   );
 
-  queuePages(app, ctx);
-  operatorPages(app, ctx);
+  // One plugin per page group; each inherits the session, CSRF and error handling above.
+  for (const pages of [
+    overviewPage,
+    networkPages,
+    taskPages,
+    computePages,
+    identityPages,
+    auditPages,
+    backupPages,
+    maintenancePages,
+  ])
+    await app.register(pages, ctx);
 
   async function signinPage(
     request: FastifyRequest,
