@@ -38,20 +38,4 @@ export const claimOptions = {
   waitMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 60_000 })),
 };
 
-export const Claim = Type.Object({
-  task: Type.String(),
-  scope: Type.String(),
-  leaseToken: Type.Integer(),
-  leaseExpiresAt: Type.Union([Type.String(), Type.Null()]),
-  attempt: Type.Integer(),
-  transformation: S.TransformationView,
-  extends: Type.Union([
-    Type.Object({
-      task: Type.String(),
-      result: Type.Union([Type.String(), Type.Null()]),
-      sha256: Type.Union([Type.String(), Type.Null()]),
-    }),
-    Type.Null(),
-  ]),
-});
-
+export { Claim } from '../domain/api-shapes.js';

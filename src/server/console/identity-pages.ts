@@ -114,7 +114,7 @@ function postIdentities(ctx: ConsoleContext): RouteHandlerMethod {
   };
 }
 
-function showIdentitiesOneOne(ctx: ConsoleContext): RouteHandlerMethod {
+function showIdentity(ctx: ConsoleContext): RouteHandlerMethod {
   const { store, base } = ctx;
   const frame = frameOf(base);
   return async (request, reply) => {
@@ -174,7 +174,7 @@ function showIdentitiesOneOne(ctx: ConsoleContext): RouteHandlerMethod {
   };
 }
 
-function postIdentitiesOneOneRotate(ctx: ConsoleContext): RouteHandlerMethod {
+function postIdentityRotate(ctx: ConsoleContext): RouteHandlerMethod {
   const { store, base } = ctx;
   const frame = frameOf(base);
   return async (request, reply) => {
@@ -191,7 +191,7 @@ function postIdentitiesOneOneRotate(ctx: ConsoleContext): RouteHandlerMethod {
   };
 }
 
-function postIdentitiesOneOneScopes(ctx: ConsoleContext): RouteHandlerMethod {
+function postIdentityScopes(ctx: ConsoleContext): RouteHandlerMethod {
   const { store, base } = ctx;
   return async (request, reply) => {
     const ref = refOf(request);
@@ -206,7 +206,7 @@ function postIdentitiesOneOneScopes(ctx: ConsoleContext): RouteHandlerMethod {
   };
 }
 
-function postIdentitiesOneOneExpiry(ctx: ConsoleContext): RouteHandlerMethod {
+function postIdentityExpiry(ctx: ConsoleContext): RouteHandlerMethod {
   const { store, base } = ctx;
   return async (request, reply) => {
     const ref = refOf(request);
@@ -220,7 +220,7 @@ function postIdentitiesOneOneExpiry(ctx: ConsoleContext): RouteHandlerMethod {
   };
 }
 
-function postIdentitiesOneOneRole(ctx: ConsoleContext): RouteHandlerMethod {
+function postIdentityRole(ctx: ConsoleContext): RouteHandlerMethod {
   const { store, base } = ctx;
   return async (request, reply) => {
     const ref = refOf(request);
@@ -241,7 +241,7 @@ export const identityPages: FastifyPluginAsync<ConsoleContext> = async (app, ctx
   const admin = { config: { consoleAdmin: true } };
   app.get('/identities', admin, showIdentities(ctx));
   app.post('/identities', admin, postIdentities(ctx));
-  app.get('/identities/:kind/:id', admin, showIdentitiesOneOne(ctx));
+  app.get('/identities/:kind/:id', admin, showIdentity(ctx));
   for (const [verb, disabled] of [
     ['disable', true],
     ['enable', false],
@@ -252,8 +252,8 @@ export const identityPages: FastifyPluginAsync<ConsoleContext> = async (app, ctx
       return redirectBack(reply, `${base}/identities`, `${verb}d ${ref.kind} identity '${ref.identifier}'`);
     });
   }
-  app.post('/identities/:kind/:id/rotate', admin, postIdentitiesOneOneRotate(ctx));
-  app.post('/identities/:kind/:id/scopes', admin, postIdentitiesOneOneScopes(ctx));
-  app.post('/identities/:kind/:id/expiry', admin, postIdentitiesOneOneExpiry(ctx));
-  app.post('/identities/:kind/:id/role', admin, postIdentitiesOneOneRole(ctx));
+  app.post('/identities/:kind/:id/rotate', admin, postIdentityRotate(ctx));
+  app.post('/identities/:kind/:id/scopes', admin, postIdentityScopes(ctx));
+  app.post('/identities/:kind/:id/expiry', admin, postIdentityExpiry(ctx));
+  app.post('/identities/:kind/:id/role', admin, postIdentityRole(ctx));
 };

@@ -140,7 +140,7 @@ function postNetworks(ctx: ConsoleContext): RouteHandlerMethod {
   };
 }
 
-function showNetworksOne(ctx: ConsoleContext): RouteHandlerMethod {
+function showNetwork(ctx: ConsoleContext): RouteHandlerMethod {
   const { store, base } = ctx;
   const frame = frameOf(base);
   return async (request, reply) => {
@@ -242,7 +242,7 @@ function showNetworksOne(ctx: ConsoleContext): RouteHandlerMethod {
   };
 }
 
-function postNetworksOneTasks(ctx: ConsoleContext): RouteHandlerMethod {
+function postNetworkTasks(ctx: ConsoleContext): RouteHandlerMethod {
   const { store, base } = ctx;
   return async (request, reply) => {
     const user = userOf(request);
@@ -271,7 +271,7 @@ function postNetworksOneTasks(ctx: ConsoleContext): RouteHandlerMethod {
   };
 }
 
-function postNetworksOneCancel(ctx: ConsoleContext): RouteHandlerMethod {
+function postNetworkCancel(ctx: ConsoleContext): RouteHandlerMethod {
   const { store, base } = ctx;
   return async (request, reply) => {
     const user = userOf(request);
@@ -293,7 +293,7 @@ function postNetworksOneCancel(ctx: ConsoleContext): RouteHandlerMethod {
   };
 }
 
-function postNetworksOneState(ctx: ConsoleContext): RouteHandlerMethod {
+function postNetworkState(ctx: ConsoleContext): RouteHandlerMethod {
   const { store, base } = ctx;
   return async (request, reply) => {
     const user = userOf(request);
@@ -311,7 +311,7 @@ function postNetworksOneState(ctx: ConsoleContext): RouteHandlerMethod {
   };
 }
 
-function postNetworksOneWeight(ctx: ConsoleContext): RouteHandlerMethod {
+function postNetworkWeight(ctx: ConsoleContext): RouteHandlerMethod {
   const { store, base } = ctx;
   return async (request, reply) => {
     const user = userOf(request);
@@ -332,9 +332,9 @@ function postNetworksOneWeight(ctx: ConsoleContext): RouteHandlerMethod {
 export const networkPages: FastifyPluginAsync<ConsoleContext> = async (app, ctx) => {
   app.get('/networks', showNetworks(ctx));
   app.post('/networks', postNetworks(ctx));
-  app.get('/networks/:key', showNetworksOne(ctx));
-  app.post('/networks/:key/tasks', postNetworksOneTasks(ctx));
-  app.post('/networks/:key/cancel', postNetworksOneCancel(ctx));
-  app.post('/networks/:key/state', postNetworksOneState(ctx));
-  app.post('/networks/:key/weight', postNetworksOneWeight(ctx));
+  app.get('/networks/:key', showNetwork(ctx));
+  app.post('/networks/:key/tasks', postNetworkTasks(ctx));
+  app.post('/networks/:key/cancel', postNetworkCancel(ctx));
+  app.post('/networks/:key/state', postNetworkState(ctx));
+  app.post('/networks/:key/weight', postNetworkWeight(ctx));
 };

@@ -15,9 +15,11 @@ import {
   sendPage,
   userOf,
 } from './context.js';
+import type { Html } from './html.js';
 import { html } from './html.js';
 import { csrfField, notice, page, statusBadge, table, time } from './layout.js';
 import type { FastifyPluginAsync, RouteHandlerMethod } from 'fastify';
+import type { Query } from './page-helpers.js';
 import { frameOf, number, pick, queryOf, select } from './page-helpers.js';
 
 function showTasks(ctx: ConsoleContext): RouteHandlerMethod {
@@ -114,7 +116,7 @@ function postTasksRestart(ctx: ConsoleContext): RouteHandlerMethod {
   };
 }
 
-function postTasksOneStatus(ctx: ConsoleContext): RouteHandlerMethod {
+function postTaskStatus(ctx: ConsoleContext): RouteHandlerMethod {
   const { store, base } = ctx;
   return async (request, reply) => {
     const user = userOf(request);
@@ -138,7 +140,7 @@ function postTasksOneStatus(ctx: ConsoleContext): RouteHandlerMethod {
   };
 }
 
-function postTasksOnePriority(ctx: ConsoleContext): RouteHandlerMethod {
+function postTaskPriority(ctx: ConsoleContext): RouteHandlerMethod {
   const { store, base } = ctx;
   return async (request, reply) => {
     const user = userOf(request);
@@ -163,7 +165,171 @@ function postTasksOnePriority(ctx: ConsoleContext): RouteHandlerMethod {
   };
 }
 
-function showTasksOne(ctx: ConsoleContext): RouteHandlerMethod {
+/** The task page's body: its facts, attempts, results and the forms that act on it. */
+function taskBody(
+  base: string,
+  user: ReturnType<typeof userOf>,
+  q: Query,
+  facts: {
+    readonly task: Awaited<ReturnType<typeof tasks.getTask>>;
+    readonly results: Awaited<ReturnType<typeof tasks.listTaskResults>>;
+    readonly placement: Awaited<ReturnType<typeof queueViews.taskPlacement>>;
+    readonly transformation: Awaited<ReturnType<typeof networks.getTransformation>>;
+    readonly history: Awaited<ReturnType<typeof attempts.listTaskAttempts>>;
+  },
+): Html {
+  const { task, results, placement, transformation, history } = facts;
+  return html` ${notice(q.done)}
+    <p class="live-state" id="live-state" aria-live="polite">refreshes by itself</p>
+    <div data-live id="task-live">
+      <div class="overflow-auto">
+        <table>
+          <tbody>
+            <tr>
+              <th scope="row">Status</th>
+              <td>${statusBadge(task.status)}</td>
+            </tr>
+            <tr>
+              <th scope="row">Transformation</th>
+              <td>${transformation.name} (${transformation.protocol}) <code>${transformation.key}</code></td>
+            </tr>
+            <tr>
+              <th scope="row">Scope</th>
+              <td>${task.scope}</td>
+            </tr>
+            <tr>
+              <th scope="row">Networks</th>
+              <td>
+                ${placement.networks.map((n) => html`<a href="${base}/networks/${n}"><code>${n.slice(0, 16)}…</code></a> `)}
+              </td>
+            </tr>
+            <tr>
+              <th scope="row">On hubs</th>
+              <td>
+                ${placement.hubs.length ? placement.hubs.map((h) => html`<code>${h.network.slice(0, 16)}…</code> weight ${h.weight} `) : 'none'}
+              </td>
+            </tr>
+            <tr>
+              <th scope="row">Priority</th>
+              <td>${task.priority}</td>
+            </tr>
+            <tr>
+              <th scope="row">Claims / restarts</th>
+              <td>${task.attempts} / ${task.restarts}</td>
+            </tr>
+            <tr>
+              <th scope="row">Lease holder</th>
+              <td>
+                ${placement.lease ? html`${placement.lease.name ?? ''} <code>${placement.lease.service}</code>, lease ends ${time(placement.lease.expiresAt)}` : 'none'}
+              </td>
+            </tr>
+            <tr>
+              <th scope="row">Extends</th>
+              <td>
+                ${task.extends ? html`<a href="${base}/tasks/${task.extends}"><code>${task.extends}</code></a>` : 'nothing'}
+              </td>
+            </tr>
+            <tr>
+              <th scope="row">Created</th>
+              <td>${time(task.createdAt)} by ${task.createdBy}</td>
+            </tr>
+            <tr>
+              <th scope="row">Updated</th>
+              <td>${time(task.updatedAt)}</td>
+            </tr>
+          </tbody>
+        </table>
+      </div>
+      ${
+        task.lastError
+          ? html`<h2>Error</h2>
+              <pre class="error-text">${task.lastError}</pre>`
+          : ''
+      }
+      <h2>Results</h2>
+      ${table(
+        ['Attempt', 'Outcome', 'Size', 'Compute service', 'When', ''],
+        results.map(
+          (r) =>
+            html`<tr>
+              <td>${r.attempt}</td>
+              <td>${statusBadge(r.outcome)}</td>
+              <td>${r.sizeBytes ?? '-'}</td>
+              <td><code>${r.computeService ?? '-'}</code></td>
+              <td>${time(r.createdAt)}</td>
+              <td>
+                ${
+                  r.sha256
+                    ? html`<a href="${base}/results/${r.id}/download" download>Download</a>`
+                    : r.error
+                      ? html`<details>
+                          <summary>error</summary>
+                          <pre class="error-text">${r.error}</pre>
+                        </details>`
+                      : ''
+                }
+              </td>
+            </tr>`,
+        ),
+        'no results yet',
+      )}
+      <h2 id="attempts">Attempts</h2>
+      ${table(
+        ['Attempt', 'Outcome', 'Compute', 'Host', 'Claimed', 'Ended', 'Why'],
+        history.map(
+          (a) =>
+            html`<tr>
+              <td>${a.attempt}</td>
+              <td>${a.outcome === null ? statusBadge('running') : statusBadge(a.outcome)}</td>
+              <td><code>${a.computeIdentity}</code></td>
+              <td>${a.hostname ?? '-'}</td>
+              <td>${time(a.claimedAt)}</td>
+              <td>${a.endedAt === null ? '-' : time(a.endedAt)}</td>
+              <td>${a.reason ?? ''}</td>
+            </tr>`,
+        ),
+        'not claimed yet',
+      )}
+    </div>
+    <h2>Steer</h2>
+    <div class="grid">
+      ${
+        task.status === 'error'
+          ? html`<form method="post" action="${base}/tasks/restart">
+              ${csrfField(user)}<input type="hidden" name="task" value="${task.id}" /><input
+                type="hidden"
+                name="back"
+                value="task"
+              /><button type="submit">Restart (back to waiting)</button>
+            </form>`
+          : ''
+      }
+      <form method="post" action="${base}/tasks/${task.id}/priority">
+        ${csrfField(user)}
+        <label
+          >Priority (1 is highest) <input name="priority" type="number" min="1" value="${task.priority}"
+        /></label>
+        <button type="submit">Set priority</button>
+      </form>
+      <form
+        method="post"
+        action="${base}/tasks/${task.id}/status"
+        data-confirm="Cancel this task for good? Tasks extending it are cancelled too."
+      >
+        ${csrfField(user)}
+        <label
+          >Cancel for good
+          <select name="status">
+            <option value="deleted">deleted</option>
+            <option value="invalid">invalid</option>
+          </select></label
+        >
+        <button type="submit" class="secondary">Cancel task</button>
+      </form>
+    </div>`;
+}
+
+function showTask(ctx: ConsoleContext): RouteHandlerMethod {
   const { store, base } = ctx;
   const frame = frameOf(base);
   return async (request, reply) => {
@@ -177,161 +343,12 @@ function showTasksOne(ctx: ConsoleContext): RouteHandlerMethod {
       networks.getTransformation(store, user.principal, task.transformation),
       attempts.listTaskAttempts(store, user.principal, id),
     ]);
-    const body = html` ${notice(q.done)}
-      <p class="live-state" id="live-state" aria-live="polite">refreshes by itself</p>
-      <div data-live id="task-live">
-        <div class="overflow-auto">
-          <table>
-            <tbody>
-              <tr>
-                <th scope="row">Status</th>
-                <td>${statusBadge(task.status)}</td>
-              </tr>
-              <tr>
-                <th scope="row">Transformation</th>
-                <td>
-                  ${transformation.name} (${transformation.protocol}) <code>${transformation.key}</code>
-                </td>
-              </tr>
-              <tr>
-                <th scope="row">Scope</th>
-                <td>${task.scope}</td>
-              </tr>
-              <tr>
-                <th scope="row">Networks</th>
-                <td>
-                  ${placement.networks.map((n) => html`<a href="${base}/networks/${n}"><code>${n.slice(0, 16)}…</code></a> `)}
-                </td>
-              </tr>
-              <tr>
-                <th scope="row">On hubs</th>
-                <td>
-                  ${placement.hubs.length ? placement.hubs.map((h) => html`<code>${h.network.slice(0, 16)}…</code> weight ${h.weight} `) : 'none'}
-                </td>
-              </tr>
-              <tr>
-                <th scope="row">Priority</th>
-                <td>${task.priority}</td>
-              </tr>
-              <tr>
-                <th scope="row">Claims / restarts</th>
-                <td>${task.attempts} / ${task.restarts}</td>
-              </tr>
-              <tr>
-                <th scope="row">Lease holder</th>
-                <td>
-                  ${placement.lease ? html`${placement.lease.name ?? ''} <code>${placement.lease.service}</code>, lease ends ${time(placement.lease.expiresAt)}` : 'none'}
-                </td>
-              </tr>
-              <tr>
-                <th scope="row">Extends</th>
-                <td>
-                  ${task.extends ? html`<a href="${base}/tasks/${task.extends}"><code>${task.extends}</code></a>` : 'nothing'}
-                </td>
-              </tr>
-              <tr>
-                <th scope="row">Created</th>
-                <td>${time(task.createdAt)} by ${task.createdBy}</td>
-              </tr>
-              <tr>
-                <th scope="row">Updated</th>
-                <td>${time(task.updatedAt)}</td>
-              </tr>
-            </tbody>
-          </table>
-        </div>
-        ${
-          task.lastError
-            ? html`<h2>Error</h2>
-                <pre class="error-text">${task.lastError}</pre>`
-            : ''
-        }
-        <h2>Results</h2>
-        ${table(
-          ['Attempt', 'Outcome', 'Size', 'Compute service', 'When', ''],
-          results.map(
-            (r) =>
-              html`<tr>
-                <td>${r.attempt}</td>
-                <td>${statusBadge(r.outcome)}</td>
-                <td>${r.sizeBytes ?? '-'}</td>
-                <td><code>${r.computeService ?? '-'}</code></td>
-                <td>${time(r.createdAt)}</td>
-                <td>
-                  ${
-                    r.sha256
-                      ? html`<a href="${base}/results/${r.id}/download" download>Download</a>`
-                      : r.error
-                        ? html`<details>
-                            <summary>error</summary>
-                            <pre class="error-text">${r.error}</pre>
-                          </details>`
-                        : ''
-                  }
-                </td>
-              </tr>`,
-          ),
-          'no results yet',
-        )}
-        <h2 id="attempts">Attempts</h2>
-        ${table(
-          ['Attempt', 'Outcome', 'Compute', 'Host', 'Claimed', 'Ended', 'Why'],
-          history.map(
-            (a) =>
-              html`<tr>
-                <td>${a.attempt}</td>
-                <td>${a.outcome === null ? statusBadge('running') : statusBadge(a.outcome)}</td>
-                <td><code>${a.computeIdentity}</code></td>
-                <td>${a.hostname ?? '-'}</td>
-                <td>${time(a.claimedAt)}</td>
-                <td>${a.endedAt === null ? '-' : time(a.endedAt)}</td>
-                <td>${a.reason ?? ''}</td>
-              </tr>`,
-          ),
-          'not claimed yet',
-        )}
-      </div>
-      <h2>Steer</h2>
-      <div class="grid">
-        ${
-          task.status === 'error'
-            ? html`<form method="post" action="${base}/tasks/restart">
-                ${csrfField(user)}<input type="hidden" name="task" value="${task.id}" /><input
-                  type="hidden"
-                  name="back"
-                  value="task"
-                /><button type="submit">Restart (back to waiting)</button>
-              </form>`
-            : ''
-        }
-        <form method="post" action="${base}/tasks/${task.id}/priority">
-          ${csrfField(user)}
-          <label
-            >Priority (1 is highest) <input name="priority" type="number" min="1" value="${task.priority}"
-          /></label>
-          <button type="submit">Set priority</button>
-        </form>
-        <form
-          method="post"
-          action="${base}/tasks/${task.id}/status"
-          data-confirm="Cancel this task for good? Tasks extending it are cancelled too."
-        >
-          ${csrfField(user)}
-          <label
-            >Cancel for good
-            <select name="status">
-              <option value="deleted">deleted</option>
-              <option value="invalid">invalid</option>
-            </select></label
-          >
-          <button type="submit" class="secondary">Cancel task</button>
-        </form>
-      </div>`;
+    const body = taskBody(base, user, q, { task, results, placement, transformation, history });
     return sendPage(reply, page(frame(request, 'tasks'), `Task ${task.id}`, body));
   };
 }
 
-function showResultsOneDownload(ctx: ConsoleContext): RouteHandlerMethod {
+function showResultDownload(ctx: ConsoleContext): RouteHandlerMethod {
   const { store } = ctx;
   return async (request, reply) => {
     const user = userOf(request);
@@ -353,8 +370,8 @@ function showResultsOneDownload(ctx: ConsoleContext): RouteHandlerMethod {
 export const taskPages: FastifyPluginAsync<ConsoleContext> = async (app, ctx) => {
   app.get('/tasks', showTasks(ctx));
   app.post('/tasks/restart', postTasksRestart(ctx));
-  app.post('/tasks/:id/status', postTasksOneStatus(ctx));
-  app.post('/tasks/:id/priority', postTasksOnePriority(ctx));
-  app.get('/tasks/:id', showTasksOne(ctx));
-  app.get('/results/:id/download', showResultsOneDownload(ctx));
+  app.post('/tasks/:id/status', postTaskStatus(ctx));
+  app.post('/tasks/:id/priority', postTaskPriority(ctx));
+  app.get('/tasks/:id', showTask(ctx));
+  app.get('/results/:id/download', showResultDownload(ctx));
 };
