@@ -1,9 +1,9 @@
+import type { FastifyPluginAsync, RouteHandlerMethod } from 'fastify';
 import { listAudit } from '../../service/audit.js';
 import type { ConsoleContext } from './context.js';
 import { sendPage } from './context.js';
 import { html } from './html.js';
 import { page, query, statusBadge, table, time } from './layout.js';
-import type { FastifyPluginAsync, RouteHandlerMethod } from 'fastify';
 import { frameOf, isoOrThrow } from './page-helpers.js';
 import type { Query } from './page-helpers.js';
 

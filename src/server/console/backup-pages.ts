@@ -1,9 +1,9 @@
+import type { FastifyPluginAsync, RouteHandlerMethod } from 'fastify';
 import { backupFreshness } from '../../ops/schedule/backup-freshness.js';
 import type { ConsoleContext } from './context.js';
 import { actorOf, redirectBack, sendPage, userOf } from './context.js';
 import { html } from './html.js';
 import { csrfField, notice, page, statusBadge, table, time } from './layout.js';
-import type { FastifyPluginAsync, RouteHandlerMethod } from 'fastify';
 import { backupEntries, frameOf } from './page-helpers.js';
 import type { Query } from './page-helpers.js';
 

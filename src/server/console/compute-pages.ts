@@ -1,9 +1,9 @@
+import type { FastifyPluginAsync, RouteHandlerMethod } from 'fastify';
 import * as queueViews from '../../service/queue-views.js';
 import type { ConsoleContext } from './context.js';
 import { sendPage, userOf } from './context.js';
 import { html } from './html.js';
 import { page, statusBadge, table, time } from './layout.js';
-import type { FastifyPluginAsync, RouteHandlerMethod } from 'fastify';
 import { frameOf, queryOf } from './page-helpers.js';
 
 function showCompute(ctx: ConsoleContext): RouteHandlerMethod {

@@ -1,3 +1,4 @@
+import type { FastifyPluginAsync, RouteHandlerMethod } from 'fastify';
 import { AthanorError } from '../../domain/errors.js';
 import type { IdentityKind } from '../../domain/identifier.js';
 import { identityKinds } from '../../domain/identifier.js';
@@ -7,7 +8,6 @@ import type { ConsoleContext } from './context.js';
 import { actorOf, field, formOf, redirectBack, requireField, sendPage, userOf } from './context.js';
 import { html } from './html.js';
 import { csrfField, notice, page, statusBadge, table, time } from './layout.js';
-import type { FastifyPluginAsync, RouteHandlerMethod } from 'fastify';
 import { frameOf, identityStatus, refOf, scopesOf } from './page-helpers.js';
 import type { Query } from './page-helpers.js';
 

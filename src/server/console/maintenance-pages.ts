@@ -1,9 +1,9 @@
+import type { FastifyPluginAsync, RouteHandlerMethod } from 'fastify';
 import { getMaintenance, setMaintenance } from '../../ops/maintenance.js';
 import type { ConsoleContext } from './context.js';
 import { actorOf, field, formOf, redirectBack, requireField, sendPage, userOf } from './context.js';
 import { html } from './html.js';
 import { csrfField, notice, page, statusBadge, time } from './layout.js';
-import type { FastifyPluginAsync, RouteHandlerMethod } from 'fastify';
 import { frameOf } from './page-helpers.js';
 import type { Query } from './page-helpers.js';
 

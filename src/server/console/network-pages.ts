@@ -1,3 +1,4 @@
+import type { FastifyPluginAsync, RouteHandlerMethod } from 'fastify';
 import { Value } from 'typebox/value';
 import { AthanorError } from '../../domain/errors.js';
 import * as networks from '../../service/networks.js';
@@ -19,7 +20,6 @@ import {
 import { html } from './html.js';
 import { csrfField, notice, page, query, statusBadge, table, time } from './layout.js';
 import { networkStates } from '../../domain/network-state.js';
-import type { FastifyPluginAsync, RouteHandlerMethod } from 'fastify';
 import { countsLine, frameOf, number, pick, queryOf, select } from './page-helpers.js';
 
 function showNetworks(ctx: ConsoleContext): RouteHandlerMethod {

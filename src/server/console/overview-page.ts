@@ -1,3 +1,4 @@
+import type { FastifyPluginAsync, RouteHandlerMethod } from 'fastify';
 import { taskStatuses } from '../../domain/task-state.js';
 import { getMaintenance } from '../../ops/maintenance.js';
 import * as networks from '../../service/networks.js';
@@ -9,7 +10,6 @@ import type { ConsoleContext } from './context.js';
 import { sendPage, userOf } from './context.js';
 import { html } from './html.js';
 import { page, query, statusBadge, time } from './layout.js';
-import type { FastifyPluginAsync, RouteHandlerMethod } from 'fastify';
 import { backupSummary, frameOf } from './page-helpers.js';
 
 function showOverview(ctx: ConsoleContext): RouteHandlerMethod {

@@ -1,3 +1,4 @@
+import type { FastifyPluginAsync, RouteHandlerMethod } from 'fastify';
 import { AthanorError } from '../../domain/errors.js';
 import { taskStatuses } from '../../domain/task-state.js';
 import * as attempts from '../../service/attempts.js';
@@ -18,7 +19,6 @@ import {
 import type { Html } from './html.js';
 import { html } from './html.js';
 import { csrfField, notice, page, statusBadge, table, time } from './layout.js';
-import type { FastifyPluginAsync, RouteHandlerMethod } from 'fastify';
 import type { Query } from './page-helpers.js';
 import { frameOf, number, pick, queryOf, select } from './page-helpers.js';
 
