@@ -7,7 +7,7 @@ import type { SettingName, SettingSpec, SettingValues } from './settings.js';
 import { settingSpecs } from './settings.js';
 
 export type { SettingName, SettingSpec } from './settings.js';
-export { defaultText, settingSpecs } from './settings.js';
+export { configDefaults, defaultText, settingSpecs } from './settings.js';
 
 /** Settings whose value is worked out beyond "as read, else the default". */
 interface DerivedSettings {

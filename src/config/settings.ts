@@ -297,6 +297,13 @@ export const settingSpecs = {
     description: "largest canonical JSON of one transformation's inputs, in bytes",
     default: 1024 * 1024,
   },
+  inlineResultMaxBytes: {
+    env: 'ATHANOR_INLINE_RESULT_MAX_BYTES',
+    kind: 'integer',
+    description:
+      'successful results up to this size (sent whole, at most 1 MiB) are stored in their database row instead of as a blob (0: every result is a blob)',
+    default: 64 * 1024,
+  },
   presignDownloadsSeconds: {
     env: 'ATHANOR_PRESIGN_DOWNLOADS_SECONDS',
     kind: 'integer',
@@ -356,6 +363,21 @@ export type SettingValues = {
     ? KindValue[(typeof settingSpecs)[K]['kind']]
     : KindValue[(typeof settingSpecs)[K]['kind']] | undefined;
 };
+
+type Defaults = {
+  readonly [
+    K in SettingName as (typeof settingSpecs)[K] extends { readonly default: unknown } ? K : never
+  ]: (typeof settingSpecs)[K] extends { readonly default: infer D } ? D : never;
+};
+
+/** Every setting's default, by name, as the table writes it. */
+export const configDefaults = Object.freeze(
+  Object.fromEntries(
+    Object.entries(settingSpecs as Readonly<Record<string, SettingSpec>>).flatMap(([name, spec]) =>
+      spec.default === undefined ? [] : [[name, spec.default]],
+    ),
+  ),
+) as Defaults;
 
 /** A setting's default as `--help` shows it. */
 export function defaultText(name: SettingName): string {

@@ -12,7 +12,6 @@ import { Authenticator } from '../service/authenticator.js';
 import type { Store } from '../store/open-store.js';
 import { handleError } from './errors.js';
 import { humanLogStream, RequestLogController } from './log-format.js';
-import { blobDownloadUrl, getBlob } from '../objects/blob-store.js';
 import type { ObjectStore } from '../objects/object-store.js';
 import { openObjectStore } from '../objects/open-object-store.js';
 import { MaintenanceWatch } from '../ops/maintenance.js';
@@ -125,8 +124,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     store,
     authenticator,
     tokenRateLimit: config.tokenRateLimit,
-    openResult: (sha256: string) => getBlob(objects, sha256),
-    resultDownloadUrl: (sha256: string) => blobDownloadUrl(objects, sha256, config.presignDownloadsSeconds),
+    presignDownloadsSeconds: config.presignDownloadsSeconds,
+    inlineResultMaxBytes: config.inlineResultMaxBytes,
     objects,
     timings,
     networkLimits: {

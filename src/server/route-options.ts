@@ -1,8 +1,7 @@
 import { Type } from '@fastify/type-provider-typebox';
-import type { Readable } from 'node:stream';
 import type { ObjectStore } from '../objects/object-store.js';
 import type { Authenticator } from '../service/authenticator.js';
-import type { ComputeTimings } from '../service/compute.js';
+import type { ComputeTimings } from '../service/compute-services.js';
 import type * as networks from '../service/networks.js';
 import type { Store } from '../store/open-store.js';
 import * as S from './schemas.js';
@@ -12,10 +11,10 @@ export interface RouteOptions {
   readonly store: Store;
   readonly authenticator: Authenticator;
   readonly tokenRateLimit: number;
-  /** Streams a result's bytes to the reply (set when an object store is configured). */
-  readonly openResult?: (sha256: string) => Promise<Readable>;
-  /** A presigned URL for a result's bytes, when downloads are to bypass the API; else undefined. */
-  readonly resultDownloadUrl?: (sha256: string) => Promise<string | undefined>;
+  /** Where result bytes stored as blobs are (set when an object store is configured). */
+  readonly objects?: ObjectStore;
+  /** Result downloads redirect to presigned URLs this long-lived when the store signs them; 0: stream. */
+  readonly presignDownloadsSeconds?: number;
   /** Per-network submission limits; default `defaultNetworkLimits`. */
   readonly networkLimits?: networks.NetworkLimits;
 }
@@ -24,6 +23,8 @@ export interface RouteOptions {
 export interface ComputeRouteOptions extends RouteOptions {
   readonly objects: ObjectStore;
   readonly timings: ComputeTimings;
+  /** Successful results read whole and at most this long are stored in their row (the setting). */
+  readonly inlineResultMaxBytes: number;
   /** Aborted when the server stops listening: waiting long-poll claims return at once. */
   readonly closing?: AbortSignal;
 }

@@ -1,18 +1,21 @@
 import type { FastifyPluginAsyncTypebox, TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import * as attempts from '../service/attempts.js';
 import * as networks from '../service/networks.js';
+import { readResultBytes } from '../service/result-body.js';
 import * as tasks from '../service/tasks.js';
 import { principalOf, requireBearer } from './auth-hook.js';
 import { principalView } from '../auth/principal.js';
 import { userRouteSchemas as R } from './user-route-schemas.js';
 import { sendResultBytes } from './result-bytes.js';
+import type { ResultRef } from '../service/result-body.js';
 import type { RouteOptions } from './route-options.js';
 import { tokenRoute } from './token-route.js';
 
 export type { RouteOptions } from './route-options.js';
 
 export const userRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, options) => {
-  const { store } = options;
+  const { store, objects } = options;
+  const openResult = objects && ((result: ResultRef) => readResultBytes(store, objects, result));
   await app.register(tokenRoute('user'), {
     store,
     authenticator: options.authenticator,
@@ -218,7 +221,7 @@ export const userRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, o
         schema: R['GET /networks/:key/failures'],
       },
       async (request) =>
-        attempts.listFailures(store, principalOf(request), options.openResult, {
+        attempts.listFailures(store, principalOf(request), openResult, {
           ...request.query,
           network: request.params.key,
         }),
@@ -238,8 +241,7 @@ export const userRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, o
       {
         schema: R['GET /failures'],
       },
-      async (request) =>
-        attempts.listFailures(store, principalOf(request), options.openResult, request.query),
+      async (request) => attempts.listFailures(store, principalOf(request), openResult, request.query),
     );
 
     api.post(
@@ -271,9 +273,10 @@ export const userRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, o
       async (request, reply) =>
         sendResultBytes(
           reply,
+          store,
+          objects,
           await tasks.getResult(store, principalOf(request), request.params.id),
-          options.openResult,
-          options.resultDownloadUrl,
+          { presignSeconds: options.presignDownloadsSeconds },
         ),
     );
 

@@ -11,7 +11,6 @@ import { openStore } from '../../store/open-store.js';
 import type { Database } from '../../store/schema.js';
 import {
   dropPostgresTables,
-  listPostgresTables,
   postgresRowInserter,
   resetPostgresSequences,
   suspendPostgresForeignKeys,
@@ -20,12 +19,11 @@ import {
 import {
   deferSqliteForeignKeys,
   detachSqliteFile,
-  listSqliteTables,
   replaceSqliteFile,
   sqliteRowInserter,
   suspendSqliteIndexes,
 } from './snapshot-sqlite.js';
-import type { Row } from './snapshot.js';
+import type { LoadRow } from './snapshot.js';
 
 /** The database a restore replaces, and how its contents are swapped in one step. */
 export interface ReplaceTarget {
@@ -42,7 +40,7 @@ export interface ReplaceTarget {
     trx: Kysely<Database>,
     table: string,
     columns: readonly string[],
-  ): Promise<(rows: readonly Row[]) => Promise<void>>;
+  ): Promise<(rows: readonly LoadRow[]) => Promise<void>>;
 }
 
 /**
@@ -132,10 +130,7 @@ function removeStaleTemporaries(file: string): void {
 
 /** Tables of the database that hold rows, ignoring migration records and the audit log. */
 export async function tablesHoldingData(store: Store): Promise<string[]> {
-  const names =
-    store.backend.name === 'sqlite'
-      ? await listSqliteTables(store.db as Kysely<unknown>)
-      : await listPostgresTables(store.db as Kysely<unknown>);
+  const names = await store.backend.listTables(store.db);
   const holding: string[] = [];
   for (const name of names) {
     if (name === 'athanor_migrations' || name === 'audit_log') continue;

@@ -1,5 +1,6 @@
 import type { FastifyPluginAsync, RouteHandlerMethod } from 'fastify';
 import { AthanorError } from '../../domain/errors.js';
+import { sendResultBytes } from '../result-bytes.js';
 import { taskStatuses } from '../../domain/task-state.js';
 import * as attempts from '../../service/attempts.js';
 import * as networks from '../../service/networks.js';
@@ -354,15 +355,9 @@ function showResultDownload(ctx: ConsoleContext): RouteHandlerMethod {
     const user = userOf(request);
     const { id } = request.params as { id: string };
     const result = await tasks.getResult(store, user.principal, id);
-    if (!result.sha256) throw new AthanorError('not_found', `result '${result.id}' has no stored bytes`);
-    const { getBlob } = await import('../../objects/blob-store.js');
-    const stream = await getBlob(ctx.objects, result.sha256);
-    void reply
-      .header('content-type', 'application/octet-stream')
-      .header('content-disposition', `attachment; filename="${result.id}.bin"`)
-      .header('x-athanor-sha256', result.sha256);
-    if (result.sizeBytes !== null) void reply.header('content-length', String(result.sizeBytes));
-    return reply.send(stream);
+    return sendResultBytes(reply, store, ctx.objects, result, {
+      headers: { 'content-disposition': `attachment; filename="${result.id}.bin"` },
+    });
   };
 }
 
