@@ -1,6 +1,6 @@
 import { AthanorError, isAthanorError } from '../domain/errors.js';
 import { parseScope } from '../domain/scope.js';
-import { parseDuration } from '../ops/schedule/parse-duration.js';
+import { parseDuration } from '../domain/parse-duration.js';
 import { collect } from './context.js';
 
 /** A duration flag (`90m`, `12h`), refused with a message naming the flag. */

@@ -1,7 +1,9 @@
 import type { CreateTableBuilder, Kysely, RawBuilder } from 'kysely';
 import type { ComputeStatements } from './compute-statements.js';
 
-export type BackendName = 'sqlite' | 'postgres';
+import type { BackendName } from '../domain/database-url.js';
+
+export type { BackendName };
 
 /** What a database error means, decided from SQLSTATE or SQLite result codes, never message text. */
 export type ErrorClass =

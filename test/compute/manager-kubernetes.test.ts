@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { tempDir } from '../helpers/backends.js';
-import { waitUntil } from '../helpers/compute-run.js';
+import { until } from '../helpers/until.js';
 import { startFakeKubernetes } from '../helpers/fake-kubernetes.js';
 import { completedOnce, sampler, startManager } from '../helpers/manager.js';
 import { networkWithTasks, queueClients } from '../helpers/queue.js';
@@ -48,14 +48,16 @@ describe('compute manager, Kubernetes driver against a loopback batch/v1 Jobs AP
         ],
         { KUBECONFIG: kube.kubeconfig },
       );
-      await waitUntil(async () => (await completedOnce(server.store, tasks)).complete === 10, 90_000).catch(
-        (error: unknown) => {
-          throw new Error(`tasks not done; the manager said:\n${manager.stderr().slice(-3000)}`, {
-            cause: error,
-          });
-        },
-      );
-      await waitUntil(() => kube.running() === 0, 30_000);
+      await until(
+        'the condition at line 51',
+        async () => (await completedOnce(server.store, tasks)).complete === 10,
+        90_000,
+      ).catch((error: unknown) => {
+        throw new Error(`tasks not done; the manager said:\n${manager.stderr().slice(-3000)}`, {
+          cause: error,
+        });
+      });
+      await until('the condition at line 58', () => kube.running() === 0, 30_000);
       await jobs.stop();
       expect(await completedOnce(server.store, tasks)).toEqual({ complete: 10, okOnce: 10, okTwice: 0 });
       expect(jobs.max).toBeLessThanOrEqual(2);

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { tempDir } from '../helpers/backends.js';
 import { runCli } from '../helpers/cli.js';
-import { waitUntil } from '../helpers/compute-run.js';
+import { until } from '../helpers/until.js';
 import {
   activeManagedServices,
   completedOnce,
@@ -50,17 +50,22 @@ describe('compute manager, local driver', () => {
       const onServer = sampler(() => activeManagedServices(server.store, 'one'));
       const processes = sampler(() => localLaunchProcesses(stateDir));
       let manager = startManager(computeCredentials, args, env);
-      await waitUntil(() => onServer.last >= 3, 60_000);
+      await until('the condition at line 53', () => onServer.last >= 3, 60_000);
 
       // Killed outright and started again under its name: it finds its services, starts no more.
       manager.child.kill('SIGKILL');
       await manager.done;
       manager = startManager(computeCredentials, args, env);
-      await waitUntil(() => /resumed as mgr-/.test(manager.stderr()), 30_000);
+      await until('the condition at line 59', () => /resumed as mgr-/.test(manager.stderr()), 30_000);
 
-      await waitUntil(async () => (await completedOnce(server.store, tasks)).complete === 40, 120_000);
+      await until(
+        'the condition at line 61',
+        async () => (await completedOnce(server.store, tasks)).complete === 40,
+        120_000,
+      );
       const drainedAt = Date.now();
-      await waitUntil(
+      await until(
+        'the condition at line 63',
         async () =>
           (await activeManagedServices(server.store, 'one')) === 0 && localLaunchProcesses(stateDir) === 0,
         30_000,
@@ -86,12 +91,16 @@ describe('compute manager, local driver', () => {
       };
       expect(view.state).toBe('active');
       expect(view.decisions.some((d) => d.action === 'start' && /waiting task/.test(d.reason))).toBe(true);
-      await waitUntil(async () => {
-        const again = await runCli(['compute', 'manager', 'status', 'one', '--json'], {
-          env: { ATHANOR_DATABASE_URL: server.databaseUrl },
-        });
-        return /no claimable work in your scopes/.test(again.stdout);
-      }, 20_000);
+      await until(
+        'the condition at line 89',
+        async () => {
+          const again = await runCli(['compute', 'manager', 'status', 'one', '--json'], {
+            env: { ATHANOR_DATABASE_URL: server.databaseUrl },
+          });
+          return /no claimable work in your scopes/.test(again.stdout);
+        },
+        20_000,
+      );
 
       // Stopped by an operator: the manager drains what runs and exits 0.
       const stop = await runCli(['compute', 'manager', 'stop', 'one'], {
@@ -131,7 +140,8 @@ describe('compute manager, local driver', () => {
     const common = ['--driver', 'local', '--max-services', '2', '--idle-timeout', '2s', '--interval', '1s'];
     const ma = startManager(computeCredentials, [...common, '--name', 'ma', '--scope', 'org-camp-a'], env);
     const mb = startManager(computeCredentials, [...common, '--name', 'mb', '--scope', 'org-camp-b'], env);
-    await waitUntil(
+    await until(
+      'the condition at line 134',
       async () => (await completedOnce(server.store, [...a.tasks, ...b.tasks])).complete === 8,
       90_000,
     );

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { tempDir } from '../helpers/backends.js';
 import { runCli } from '../helpers/cli.js';
-import { waitUntil } from '../helpers/compute-run.js';
+import { until } from '../helpers/until.js';
 import { activeManagedServices, completedOnce, sampler, startManager } from '../helpers/manager.js';
 import { networkWithTasks, queueClients } from '../helpers/queue.js';
 import { startTestServer } from '../helpers/server.js';
@@ -60,19 +60,31 @@ describe('compute manager, Slurm driver against sbatch/squeue/scancel on PATH', 
         shims.env,
       );
       // Cancel a job while its service holds a task.
-      await waitUntil(async () => {
-        const busy = await server.store.db
-          .selectFrom('tasks')
-          .select('id')
-          .where('status', '=', 'running')
-          .executeTakeFirst();
-        return Boolean(busy);
-      }, 60_000);
+      await until(
+        'the condition at line 63',
+        async () => {
+          const busy = await server.store.db
+            .selectFrom('tasks')
+            .select('id')
+            .where('status', '=', 'running')
+            .executeTakeFirst();
+          return Boolean(busy);
+        },
+        60_000,
+      );
       const jobId = readFileSync(path.join(shims.state, 'next'), 'utf8').trim();
       execFileSync('scancel', [jobId], { env: { ...process.env, ...shims.env } });
 
-      await waitUntil(async () => (await completedOnce(server.store, tasks)).complete === 12, 120_000);
-      await waitUntil(async () => (await activeManagedServices(server.store, 'hpc')) === 0, 30_000);
+      await until(
+        'the condition at line 74',
+        async () => (await completedOnce(server.store, tasks)).complete === 12,
+        120_000,
+      );
+      await until(
+        'the condition at line 75',
+        async () => (await activeManagedServices(server.store, 'hpc')) === 0,
+        30_000,
+      );
       await services.stop();
       expect(await completedOnce(server.store, tasks)).toEqual({ complete: 12, okOnce: 12, okTwice: 0 });
       expect(services.max).toBeLessThanOrEqual(2);
@@ -119,7 +131,7 @@ describe('compute manager, Slurm driver against sbatch/squeue/scancel on PATH', 
       ['--driver', 'slurm', '--name', 'broken', '--max-services', '3', '--interval', '1s'],
       shims.env,
     );
-    await waitUntil(() => /registered as/.test(manager.stderr()), 30_000);
+    await until('the condition at line 122', () => /registered as/.test(manager.stderr()), 30_000);
     await new Promise((r) => setTimeout(r, 30_000));
     const sbatchCalls = lines(path.join(shims.state, 'sbatch.calls')).length;
     const squeueCalls = lines(path.join(shims.state, 'squeue.calls')).length;

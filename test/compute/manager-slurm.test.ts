@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../helpers/backends.js';
-import { waitUntil } from '../helpers/compute-run.js';
+import { until } from '../helpers/until.js';
 import { completedOnce, sampler, startManager } from '../helpers/manager.js';
 import { networkWithTasks, queueClients } from '../helpers/queue.js';
 import { startTestServer } from '../helpers/server.js';
@@ -69,22 +69,30 @@ describe.runIf(!missing)(
           cluster.env,
         );
         // scancel one job while its service holds a task.
-        await waitUntil(async () => {
-          const running = await server.store.db
-            .selectFrom('tasks')
-            .select('id')
-            .where('status', '=', 'running')
-            .executeTakeFirst();
-          return Boolean(running) && jobs().some((j) => j.endsWith('RUNNING'));
-        }, 120_000);
+        await until(
+          'the condition at line 72',
+          async () => {
+            const running = await server.store.db
+              .selectFrom('tasks')
+              .select('id')
+              .where('status', '=', 'running')
+              .executeTakeFirst();
+            return Boolean(running) && jobs().some((j) => j.endsWith('RUNNING'));
+          },
+          120_000,
+        );
         const victim = jobs()
           .find((j) => j.endsWith('RUNNING'))!
           .split(' ')[0]!;
         expect(spawnSync('scancel', [victim], { env: { ...process.env, ...cluster.env } }).status).toBe(0);
 
-        await waitUntil(async () => (await completedOnce(server.store, tasks)).complete === 40, 180_000);
+        await until(
+          'the condition at line 85',
+          async () => (await completedOnce(server.store, tasks)).complete === 40,
+          180_000,
+        );
         const drainedAt = Date.now();
-        await waitUntil(() => jobs().length === 0, 60_000);
+        await until('the condition at line 87', () => jobs().length === 0, 60_000);
         const goneAfterMs = Date.now() - drainedAt;
         await inQueue.stop();
         expect(await completedOnce(server.store, tasks)).toEqual({ complete: 40, okOnce: 40, okTwice: 0 });

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { UserClient } from '../../src/client/user-client.js';
 import type { EventView } from '../../src/domain/event-types.js';
 import { describeEachBackend, tempDir } from '../helpers/backends.js';
-import { waitUntil } from '../helpers/compute-run.js';
+import { until } from '../helpers/until.js';
 import { networkWithTasks, queueClients } from '../helpers/queue.js';
 import { call, startTestServer } from '../helpers/server.js';
 
@@ -75,10 +75,14 @@ describeEachBackend('event log', (backend) => {
     const tokenB = await server.token('user', b.userCredentials.identifier, b.userCredentials.key);
     // network.finished follows the last task event of each network once it is numbered.
     let seenA: EventView[] = [];
-    await waitUntil(async () => {
-      seenA = (await a.user.events()).events;
-      return seenA.some((e) => e.type === 'network.finished');
-    }, 20_000);
+    await until(
+      'the expected state',
+      async () => {
+        seenA = (await a.user.events()).events;
+        return seenA.some((e) => e.type === 'network.finished');
+      },
+      20_000,
+    );
     expect(seenA.map((e) => e.type)).toEqual([
       'network.submitted',
       'task.complete',
@@ -92,10 +96,14 @@ describeEachBackend('event log', (backend) => {
     expect([...ids].sort((x, y) => x - y)).toEqual(ids);
 
     let seenB: EventView[] = [];
-    await waitUntil(async () => {
-      seenB = (await b.user.events()).events;
-      return seenB.some((e) => e.type === 'network.finished');
-    }, 20_000);
+    await until(
+      'the expected state',
+      async () => {
+        seenB = (await b.user.events()).events;
+        return seenB.some((e) => e.type === 'network.finished');
+      },
+      20_000,
+    );
     expect(seenB.map((e) => e.type)).toEqual([
       'network.submitted',
       'task.complete',

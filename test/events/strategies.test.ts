@@ -2,7 +2,8 @@ import path from 'node:path';
 import { expect, it } from 'vitest';
 import { describeEachBackend, tempDir } from '../helpers/backends.js';
 import { runCli } from '../helpers/cli.js';
-import { startComputeRun, waitUntil } from '../helpers/compute-run.js';
+import { startComputeRun } from '../helpers/compute-run.js';
+import { until } from '../helpers/until.js';
 import { queueClients } from '../helpers/queue.js';
 import { startTestServer } from '../helpers/server.js';
 
@@ -55,10 +56,14 @@ describeEachBackend('strategies', (backend) => {
       }
       return counts;
     };
-    await waitUntil(async () => {
-      const counts = await completeCounts();
-      return network.transformations.every((k) => (counts.get(k)?.complete ?? 0) >= n);
-    }, 120_000);
+    await until(
+      'the expected state',
+      async () => {
+        const counts = await completeCounts();
+        return network.transformations.every((k) => (counts.get(k)?.complete ?? 0) >= n);
+      },
+      120_000,
+    );
     // Nothing more happens once every transformation has its N: no task left to run, none extra.
     await new Promise((r) => setTimeout(r, 1000));
     const counts = await completeCounts();
@@ -111,12 +116,17 @@ describeEachBackend('strategies', (backend) => {
       await user.createTasks(network.transformations[0]!, { count: 2 });
       const before = await server.store.db.selectFrom('tasks').selectAll().orderBy('id').execute();
       await user.setStrategy(network.key, name, {});
-      await waitUntil(async () => (await user.getStrategy(network.key)).state === 'stopped', 30_000);
+      await until(
+        'the expected state',
+        async () => (await user.getStrategy(network.key)).state === 'stopped',
+        30_000,
+      );
       const strategy = await user.getStrategy(network.key);
       expect(strategy.lastError).toContain(message);
       expect(await server.store.db.selectFrom('tasks').selectAll().orderBy('id').execute()).toEqual(before);
       // Its strategy.failed event is numbered by the next sequencer round.
-      await waitUntil(
+      await until(
+        'the expected state',
         async () => (await user.events({ type: 'strategy.failed', network: network.key })).events.length > 0,
         30_000,
       );
@@ -211,7 +221,8 @@ describeEachBackend('strategies', (backend) => {
           .where('id', 'in', waiting.get(key)!)
           .execute()
       ).map((r) => r.priority);
-    await waitUntil(
+    await until(
+      'the expected state',
       async () =>
         (await priorityOf(t0)).every((p) => p === 3) && (await priorityOf(t2)).every((p) => p === 1),
       30_000,

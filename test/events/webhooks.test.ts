@@ -5,7 +5,7 @@ import { expect, it } from 'vitest';
 import type { EventView } from '../../src/domain/event-types.js';
 import { describeEachBackend, tempDir } from '../helpers/backends.js';
 import { runCli, startCli } from '../helpers/cli.js';
-import { waitUntil } from '../helpers/compute-run.js';
+import { until } from '../helpers/until.js';
 import { networkWithTasks, queueClients } from '../helpers/queue.js';
 import { startTestServer } from '../helpers/server.js';
 
@@ -106,7 +106,7 @@ describeEachBackend('webhooks', (backend) => {
     const first = await networkWithTasks(user, { name: 'one', count: 4 });
     const second = await networkWithTasks(user, { name: 'two', count: 3 });
     await completeAll(first);
-    await waitUntil(() => receiver.delivered.length >= 3, 30_000);
+    await until('the expected state', () => receiver.delivered.length >= 3, 30_000);
 
     // The receiver goes away while more events happen, then returns on the same port.
     await receiver.goAway();
@@ -115,7 +115,7 @@ describeEachBackend('webhooks', (backend) => {
     await receiver.comeBack();
 
     // The server restarts while deliveries are under way: none is lost.
-    await waitUntil(() => receiver.delivered.length >= 6, 30_000);
+    await until('the expected state', () => receiver.delivered.length >= 6, 30_000);
     await server.close();
     server = await startTestServer(backend, dir, { ...settings, store });
     const again = await queueClients(server, 'org-camp-*');
@@ -125,13 +125,17 @@ describeEachBackend('webhooks', (backend) => {
       await again.compute.submitResult(claim.task, claim.leaseToken, 'ok', Buffer.from('{}'));
 
     const all = async () => (await again.user.events({ limit: 1000 })).events;
-    await waitUntil(async () => {
-      const expected = await all();
-      return (
-        expected.some((e) => e.network === third2.network && e.type === 'network.finished') &&
-        firstDeliveries(receiver.delivered).length >= expected.length
-      );
-    }, 60_000);
+    await until(
+      'the expected state',
+      async () => {
+        const expected = await all();
+        return (
+          expected.some((e) => e.network === third2.network && e.type === 'network.finished') &&
+          firstDeliveries(receiver.delivered).length >= expected.length
+        );
+      },
+      60_000,
+    );
     const expected = await all();
     const got = firstDeliveries(receiver.delivered);
     expect(receiver.badSignatures).toEqual([]);
@@ -164,7 +168,11 @@ describeEachBackend('webhooks', (backend) => {
     });
     receiver.setSecret(hook.secret);
     await networkWithTasks(user, { name: 'doomed' });
-    await waitUntil(async () => (await user.getWebhook(hook.id)).state === 'disabled', 30_000);
+    await until(
+      'the expected state',
+      async () => (await user.getWebhook(hook.id)).state === 'disabled',
+      30_000,
+    );
     const disabled = await user.getWebhook(hook.id);
     expect(disabled.disabledReason).toContain('webhook enable');
     const audit = await server.store.db
@@ -177,7 +185,7 @@ describeEachBackend('webhooks', (backend) => {
     // Enabled again, it resumes at the event it stopped at.
     const before = receiver.requests();
     await user.enableWebhook(hook.id);
-    await waitUntil(() => receiver.requests() > before, 30_000);
+    await until('the expected state', () => receiver.requests() > before, 30_000);
   });
 });
 
@@ -193,7 +201,7 @@ it('tails events from the command line', async () => {
     },
   });
   const net = await networkWithTasks(user, { name: 'tailed' });
-  await waitUntil(() => tail.stdout().includes('network.submitted'), 30_000);
+  await until('the expected state', () => tail.stdout().includes('network.submitted'), 30_000);
   tail.child.kill('SIGTERM');
   const done = await tail.done;
   expect(JSON.parse(done.stdout.trim().split('\n')[0]!)).toMatchObject({
