@@ -123,6 +123,24 @@ export const settingSpecs = {
     description: 'bearer token for the per-scope series of /metrics (or ATHANOR_METRICS_TOKEN_FILE)',
     defaultText: 'none: /metrics names no scope',
   },
+  pitr: {
+    env: 'ATHANOR_PITR',
+    kind: 'boolean',
+    description:
+      'continuous replication of a SQLite database to the backup target, for point-in-time restore: 1 or 0',
+    defaultText: 'on wherever scheduled backups are',
+  },
+  pitrWindowHours: {
+    env: 'ATHANOR_PITR_WINDOW_HOURS',
+    kind: 'integer',
+    description: 'how far back a point-in-time restore can go; objects gc keeps blobs this long',
+  },
+  pgbackrestConfig: {
+    env: 'ATHANOR_PGBACKREST_CONFIG',
+    kind: 'string',
+    description: "pgBackRest configuration file that 'backup pitr setup' writes for PostgreSQL",
+    defaultText: '<data dir>/pgbackrest/pgbackrest.conf',
+  },
   backupTarget: {
     env: 'ATHANOR_BACKUP_TARGET',
     kind: 'string',
@@ -245,6 +263,7 @@ export const configDefaults = {
   shutdownTimeoutMs: 25_000,
   logLevel: 'info',
   trustProxy: false,
+  pitrWindowHours: 24,
   url: 'http://127.0.0.1:8080',
   consolePath: '/console',
 } as const satisfies Partial<Record<string, string | number | boolean>>;
@@ -307,6 +326,12 @@ export interface Config {
   readonly trustProxy: boolean;
   /** JWT signing secret; when absent, one is generated once and kept in the state store. */
   readonly jwtSecret: string | undefined;
+  /** Continuous SQLite replication as set; undefined: on wherever scheduled backups are. */
+  readonly pitr: boolean | undefined;
+  /** How far back a point-in-time restore reaches, in hours; default 24. */
+  readonly pitrWindowHours: number;
+  /** pgBackRest configuration file; default `<dataDir>/pgbackrest/pgbackrest.conf`. */
+  readonly pgbackrestConfig: string;
   /** Backup target URL; default `file:<dataDir>/backups`. */
   readonly backupTarget: string;
   /** Backup schedule as written (cron or `off`); the profile decides when absent. */
@@ -429,6 +454,12 @@ export function resolveConfig(
     logLevel: text('logLevel') ?? configDefaults.logLevel,
     trustProxy: (pick('trustProxy') as boolean | undefined) ?? configDefaults.trustProxy,
     jwtSecret: text('jwtSecret'),
+    pitr: pick('pitr') as boolean | undefined,
+    pitrWindowHours: whole('pitrWindowHours'),
+    pgbackrestConfig: path.resolve(
+      cwd,
+      text('pgbackrestConfig') ?? path.join(dataDir, 'pgbackrest', 'pgbackrest.conf'),
+    ),
     backupTarget: text('backupTarget') ?? `file:${path.join(dataDir, 'backups')}`,
     backupSchedule: text('backupSchedule'),
     backupDrillSchedule: text('backupDrillSchedule'),

@@ -9,6 +9,7 @@ import type { Store } from '../store/open-store.js';
 import { openStore } from '../store/open-store.js';
 import type { ApiSelection } from './app.js';
 import { backupSchedulerPlugin } from './backup-scheduler-plugin.js';
+import { pitrPlugin } from './pitr-plugin.js';
 import { ServerLifecycle } from './lifecycle.js';
 
 export interface ServeOptions {
@@ -73,6 +74,7 @@ export async function startServer(config: Config, options: ServeOptions): Promis
       config,
     });
     await app.register(backupSchedulerPlugin, { store, config, settings });
+    await app.register(pitrPlugin, { config, settings });
     await app.listen({ host, port });
     const address = app.server.address();
     const boundPort = typeof address === 'object' && address ? address.port : port;

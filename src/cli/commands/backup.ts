@@ -15,6 +15,7 @@ import {
   writableTarget,
 } from '../backup-support.js';
 import { addRetentionVerbs } from './backup-retention.js';
+import { pitrCommand, restoreToTime } from './backup-pitr.js';
 import { commandConfig, confirm, integerOption, wantsJson } from '../context.js';
 import { note, printJson, printLine, printTable } from '../output.js';
 import { progressBar } from '../progress-bar.js';
@@ -179,7 +180,20 @@ export function backupCommand(): Command {
       'replace the database with a backup (atomically), then migrate it to this release; result blobs go ' +
         'back into the object store. Servers on the database are held in maintenance mode meanwhile',
     )
-    .argument('<backup>', "a backup id, or 'latest'")
+    .argument('[backup]', "a backup id, or 'latest' (none with --to-time)")
+    .option(
+      '--to-time <time>',
+      'restore the database as it was at this ISO 8601 time (point-in-time recovery)',
+    )
+    .option(
+      '--pg-data <dir>',
+      'with --to-time on PostgreSQL: the new data directory the cluster is restored into',
+    )
+    .option(
+      '--pg-port <port>',
+      'with --pg-data: the port the restored cluster listens on',
+      integerOption('--pg-port', { min: 1 }),
+    )
     .option('--force', 'replace a database that holds data, after taking a safety backup of it')
     .option(
       '--no-migrate',
@@ -187,7 +201,32 @@ export function backupCommand(): Command {
     )
     .option('-y, --yes', 'do not ask for confirmation (with --force)')
     .action(
-      async (backup: string, options: { force?: boolean; yes?: boolean; migrate: boolean }, cmd: Command) => {
+      async (
+        backup: string | undefined,
+        options: {
+          force?: boolean;
+          yes?: boolean;
+          migrate: boolean;
+          toTime?: string;
+          pgData?: string;
+          pgPort?: number;
+        },
+        cmd: Command,
+      ) => {
+        if (options.toTime !== undefined) {
+          if (backup !== undefined)
+            throw new AthanorError(
+              'invalid_argument',
+              `--to-time and a backup id ('${backup}') cannot be used together: pass one`,
+            );
+          await restoreToTime(cmd, { ...options, toTime: options.toTime });
+          return;
+        }
+        if (backup === undefined)
+          throw new AthanorError(
+            'invalid_argument',
+            "restore needs a backup id, 'latest', or --to-time <ISO 8601 time>",
+          );
         const config = commandConfig(cmd);
         const ops = await load();
         const target = await resolveTarget(cmd, config);
@@ -229,5 +268,6 @@ export function backupCommand(): Command {
     );
 
   addRetentionVerbs(command);
+  command.addCommand(pitrCommand());
   return command;
 }
