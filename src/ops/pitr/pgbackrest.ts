@@ -168,10 +168,17 @@ export async function setupPgbackrest(options: {
   const facts = await clusterFacts(options.config.databaseUrl);
   const binary = await pgbackrestBinary();
   const dir = path.dirname(configFile);
-  mkdirSync(dir, { recursive: true, mode: 0o750 });
+  // Directories made here belong to the cluster's owner, who runs archive-push.
+  const made: string[] = [];
+  const makeDir = (target: string) => {
+    const first = mkdirSync(target, { recursive: true, mode: 0o750 });
+    if (first === undefined) return;
+    for (let p = target; p.length >= first.length; p = path.dirname(p)) made.push(p);
+  };
+  makeDir(dir);
   const repo = repositoryLines(options.targetUrl, options.env ?? process.env);
   const repoPath = options.targetUrl.startsWith('file:') ? repo[1]?.slice('repo1-path='.length) : undefined;
-  if (repoPath) mkdirSync(repoPath, { recursive: true, mode: 0o750 });
+  if (repoPath) makeDir(repoPath);
   const lines = [
     '# Written by athanor backup pitr setup; run it again after changing the target.',
     '[global]',
@@ -196,8 +203,7 @@ export async function setupPgbackrest(options: {
   if (facts.runAs) {
     const uid = statSync(facts.dataDirectory).uid;
     const gid = statSync(facts.dataDirectory).gid;
-    for (const p of [dir, configFile, ...(repoPath ? [repoPath, path.dirname(repoPath)] : [])])
-      chownSync(p, uid, gid);
+    for (const p of [...made, configFile]) chownSync(p, uid, gid);
   }
   step(`wrote ${configFile} (stanza ${stanza}, repository ${options.targetUrl})`);
   const archiveCommand = `${binary} --config=${configFile} --stanza=${stanza} archive-push %p`;
@@ -318,17 +324,23 @@ export async function pgbackrestVerdict(options: {
     ).rows[0] as { n: number; oldest: Date | null };
     return { stats, waiting };
   });
-  let problem: AthanorError | undefined;
   let info: RepositoryInfo | undefined;
+  let unreadable: AthanorError | undefined;
   try {
     info = await repositoryInfo(facts, configFile);
   } catch (error) {
-    problem = error as AthanorError;
+    // A repository that was set up and cannot be read now is an outage: red, not a usage error.
+    unreadable = new AthanorError(
+      'backup_stale',
+      `the pgBackRest repository cannot be read: ${(error as Error).message}`,
+      { cause: error },
+    );
   }
   const now = Date.now();
   const lagMs = archiver.waiting.oldest ? Math.max(0, now - archiver.waiting.oldest.getTime()) : 0;
   const { stats } = archiver;
-  if (!problem && facts.archiveMode === 'off')
+  let problem: AthanorError | undefined;
+  if (facts.archiveMode === 'off')
     problem = new AthanorError(
       'backup_stale',
       "WAL archiving is off (archive_mode): run 'athanor backup pitr setup'",
@@ -344,6 +356,7 @@ export async function pgbackrestVerdict(options: {
         `(${archiver.waiting.n} WAL files wait; PostgreSQL keeps them until they are archived). See the PostgreSQL log`,
     );
   }
+  problem ??= unreadable;
   if (!problem && lagMs > options.maxLagMs)
     problem = new AthanorError(
       'backup_stale',
@@ -462,7 +475,7 @@ export async function restorePgbackrestToTime(options: {
   const port = options.port ?? (await freePort());
   const binDir = postgresBinDir(facts.serverVersionNum);
   const pgCtl = path.join(binDir, 'pg_ctl');
-  const socketDir = path.dirname(dataDir);
+  const socketDir = dataDir;
   const ctlArgs = [
     '-D',
     dataDir,
