@@ -1,4 +1,6 @@
 // Loaded on demand by the CLI: point-in-time recovery pulls in the backup code (S3 SDK, age).
+import type { Config } from '../../config/resolve-config.js';
+import type { ObjectStore } from '../../objects/object-store.js';
 import { formatDuration } from '../schedule/parse-duration.js';
 import type { ArchiveVerdict } from './pgbackrest.js';
 import type { ReplicationVerdict } from './replication-status.js';
@@ -37,4 +39,24 @@ export function verdictLines(verdict: PitrVerdict): string[] {
       ];
   lines.push(verdict.problem ? `FAILING: ${verdict.problem.message}` : 'ok');
   return lines;
+}
+
+/**
+ * The point-in-time verdict `backup status` adds, or undefined where there is nothing continuous
+ * to report (switched off, or never set up).
+ */
+export async function continuousProtection(
+  config: Config,
+  target: ObjectStore,
+  maxLagMs: number,
+): Promise<PitrVerdict | undefined> {
+  if (config.pitr === false) return undefined;
+  const { existsSync } = await import('node:fs');
+  const { parseDatabaseUrl } = await import('../../store/database-url.js');
+  const { replicaRange } = await import('./sqlite-replica-restore.js');
+  const { pgbackrestVerdict } = await import('./pgbackrest.js');
+  const { replicationVerdict } = await import('./replication-status.js');
+  if (parseDatabaseUrl(config.databaseUrl)?.backend === 'postgres')
+    return existsSync(config.pgbackrestConfig) ? pgbackrestVerdict({ config, maxLagMs }) : undefined;
+  return (await replicaRange(target)) ? replicationVerdict(target, { maxLagMs }) : undefined;
 }
