@@ -25,7 +25,12 @@ import { startBenchServer } from './athanor-server.js';
 import { cpuMsBetween, cpuSnapshot } from './proc-cpu.js';
 
 // `npm run bench -- cli` and `npm run bench -- blue-green`: the scenarios in their own files.
-const scenarios = { cli: './cli-timing.js', 'blue-green': './blue-green.js', history: './history.js' };
+const scenarios = {
+  cli: './cli-timing.js',
+  'blue-green': './blue-green.js',
+  history: './history.js',
+  pitr: './pitr.js',
+};
 if (process.argv[2] in scenarios) {
   await import(scenarios[process.argv[2]]);
   process.exit();

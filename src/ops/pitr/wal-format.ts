@@ -1,3 +1,5 @@
+import os from 'node:os';
+
 /**
  * SQLite's write-ahead log file format (https://www.sqlite.org/fileformat2.html#walformat): a
  * 32-byte header, then frames of a 24-byte header and one page. A frame belongs to the log while
@@ -28,6 +30,16 @@ export function walChecksum(
 ): [number, number] {
   let s0 = start[0];
   let s1 = start[1];
+  const words = data.length >>> 2;
+  if (!bigEndian && os.endianness() === 'LE' && data.byteOffset % 4 === 0) {
+    // The log's own byte order (SQLite writes it native): the words read as they lie in memory.
+    const view = new Uint32Array(data.buffer, data.byteOffset, words);
+    for (let i = 0; i + 1 < words; i += 2) {
+      s0 = (s0 + (view[i] as number) + s1) >>> 0;
+      s1 = (s1 + (view[i + 1] as number) + s0) >>> 0;
+    }
+    return [s0, s1];
+  }
   for (let i = 0; i + 8 <= data.length; i += 8) {
     const x0 = bigEndian ? data.readUInt32BE(i) : data.readUInt32LE(i);
     const x1 = bigEndian ? data.readUInt32BE(i + 4) : data.readUInt32LE(i + 4);
