@@ -7,6 +7,7 @@
 // BENCH_REPEATS (off/on pairs; default 3, quick 2), BENCH_ROWS (rows of the restore run; default
 // 100000, quick 20000).
 import { execFileSync } from 'node:child_process';
+import { clearInterval, setImmediate, setInterval } from 'node:timers';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
