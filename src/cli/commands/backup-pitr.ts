@@ -108,6 +108,12 @@ export async function restoreToTime(
           `${result.blobs.missing.length} result blobs it references are missing: ${result.blobs.missing.slice(0, 5).join(', ')}`,
         );
     }
+    if (result.blobs.missing.length > 0) {
+      throw new AthanorError(
+        'backup_corrupt',
+        `${result.blobs.missing.length} result blobs the restored cluster references are in neither the object store nor the target`,
+      );
+    }
     return;
   }
   const target = await resolveTarget(cmd, config);
