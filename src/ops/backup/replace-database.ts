@@ -12,7 +12,6 @@ import { openStore } from '../../store/open-store.js';
 import type { Database } from '../../store/schema.js';
 import {
   dropPostgresTables,
-  listPostgresTables,
   postgresRowInserter,
   resetPostgresSequences,
   suspendPostgresForeignKeys,
@@ -21,12 +20,11 @@ import {
 import {
   deferSqliteForeignKeys,
   detachSqliteFile,
-  listSqliteTables,
   replaceSqliteFile,
   sqliteRowInserter,
   suspendSqliteIndexes,
 } from './snapshot-sqlite.js';
-import type { Row } from './snapshot.js';
+import type { LoadRow } from './snapshot.js';
 
 /** The database a restore replaces, and how its contents are swapped in one step. */
 export interface ReplaceTarget {
@@ -43,7 +41,7 @@ export interface ReplaceTarget {
     trx: Kysely<Database>,
     table: string,
     columns: readonly string[],
-  ): Promise<(rows: readonly Row[]) => Promise<void>>;
+  ): Promise<(rows: readonly LoadRow[]) => Promise<void>>;
 }
 
 /**
@@ -133,10 +131,7 @@ function removeStaleTemporaries(file: string): void {
 
 /** Tables of the database that hold rows, ignoring migration records and the audit log. */
 export async function tablesHoldingData(store: Store): Promise<string[]> {
-  const names =
-    store.backend.name === 'sqlite'
-      ? await listSqliteTables(store.db as Kysely<unknown>)
-      : await listPostgresTables(store.db as Kysely<unknown>);
+  const names = await store.backend.listTables(store.db);
   const holding: string[] = [];
   for (const name of names) {
     if (name === 'athanor_migrations' || name === 'audit_log') continue;

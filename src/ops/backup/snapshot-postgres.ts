@@ -2,7 +2,7 @@ import type { Kysely } from 'kysely';
 import { CompiledQuery, sql } from 'kysely';
 import pg from 'pg';
 import { AthanorError } from '../../domain/errors.js';
-import type { Row, Snapshot, TableSchema } from './snapshot.js';
+import type { LoadRow, Row, Snapshot, TableSchema } from './snapshot.js';
 import { backupValue, dependencyOrder } from './snapshot.js';
 
 const quote = (name: string) => `"${name.replace(/"/g, '""')}"`;
@@ -17,6 +17,7 @@ const supportedTypes = new Set([
   'bigint',
   'real',
   'double precision',
+  'bytea',
 ]);
 const textTypes = new Set(['text', 'character varying', 'character']);
 
@@ -135,7 +136,7 @@ async function describeTable(client: pg.Client, name: string): Promise<TableSche
       throw new AthanorError(
         'backup_incompatible',
         `cannot back up ${name}.${c.column_name}: its type '${c.data_type}' is not one a backup carries ` +
-          `(text, integer, real and their variants). Change the column type in a migration`,
+          `(text, bytea, integer, real and their variants). Change the column type in a migration`,
       );
     }
   }
@@ -289,7 +290,7 @@ export async function postgresRowInserter(
   db: Kysely<unknown>,
   table: string,
   columns: readonly string[],
-): Promise<(rows: readonly Row[]) => Promise<void>> {
+): Promise<(rows: readonly LoadRow[]) => Promise<void>> {
   const { rows: types } = await sql<{ name: string; type: string }>`
     select a.attname as name, format_type(a.atttypid, a.atttypmod) as type from pg_attribute a
     where a.attrelid = ${quote(table)}::regclass and a.attnum > 0 and not a.attisdropped`.execute(db);

@@ -4,7 +4,7 @@ import SqliteDatabase from 'better-sqlite3';
 import type { Kysely } from 'kysely';
 import { CompiledQuery, sql } from 'kysely';
 import { AthanorError } from '../../domain/errors.js';
-import type { Row, RowValue, Snapshot, TableColumn, TableSchema } from './snapshot.js';
+import type { LoadRow, Row, RowValue, Snapshot, TableColumn, TableSchema } from './snapshot.js';
 import { backupValue, dependencyOrder } from './snapshot.js';
 
 const quote = (name: string) => `"${name.replace(/"/g, '""')}"`;
@@ -203,7 +203,7 @@ export function sqliteRowInserter(
   db: Kysely<unknown>,
   table: string,
   columns: readonly string[],
-): (rows: readonly Row[]) => Promise<void> {
+): (rows: readonly LoadRow[]) => Promise<void> {
   const perStatement = Math.max(1, Math.floor(maxParametersPerInsert / Math.max(1, columns.length)));
   const head = `insert into ${quote(table)} (${columns.map(quote).join(', ')}) values `;
   const tuple = `(${columns.map(() => '?').join(', ')})`;
@@ -219,7 +219,7 @@ export function sqliteRowInserter(
   return async (rows) => {
     for (let start = 0; start < rows.length; start += perStatement) {
       const part = rows.slice(start, start + perStatement);
-      const values: RowValue[] = [];
+      const values: (RowValue | Buffer)[] = [];
       for (const row of part) for (const column of columns) values.push(row[column] ?? null);
       await db.executeQuery(CompiledQuery.raw(textFor(part.length), values));
     }
