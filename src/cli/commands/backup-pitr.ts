@@ -140,6 +140,10 @@ export async function restoreToTime(
     printLine(
       `${bold('blobs')} ${result.blobs.present} present, ${result.blobs.copied} copied from the target, ${result.blobs.missing.length} missing`,
     );
+    if (result.blobs.missingLogs.length > 0)
+      note(
+        `${result.blobs.missingLogs.length} attempt logs are not at the target (a replica carries result blobs, not logs)`,
+      );
     if (result.blobs.missing.length > 0)
       note(
         `missing result blobs (their results cannot be downloaded): ${result.blobs.missing.slice(0, 5).join(', ')}`,

@@ -46,6 +46,8 @@ export interface BlobCheck {
   readonly copied: number;
   /** Referenced but found nowhere: their results cannot be downloaded. */
   readonly missing: readonly string[];
+  /** Attempt logs found nowhere (a replica does not carry them; snapshots do): reported, not fatal. */
+  readonly missingLogs: readonly string[];
 }
 
 export interface PointInTimeRestoreResult extends ReplicaPoint {
@@ -93,12 +95,15 @@ export async function restoreReferencedBlobs(options: {
 }): Promise<BlobCheck> {
   const store = await openStore(options.config);
   let shas: string[];
+  let logShas: string[];
   try {
     const results = await store.db
       .selectFrom('results')
       .select('blob_sha256')
       .distinct()
       .where('blob_sha256', 'is not', null)
+      // A small result's bytes are in its row: it has a digest but no blob.
+      .where('body', 'is', null)
       .execute();
     const logs = await store.db
       .selectFrom('task_attempts')
@@ -106,12 +111,8 @@ export async function restoreReferencedBlobs(options: {
       .distinct()
       .where('log_sha256', 'is not', null)
       .execute();
-    shas = [
-      ...new Set([
-        ...results.map((r) => r.blob_sha256 as string),
-        ...logs.map((l) => l.log_sha256 as string),
-      ]),
-    ];
+    shas = [...new Set(results.map((r) => r.blob_sha256 as string))];
+    logShas = [...new Set(logs.map((l) => l.log_sha256 as string))].filter((sha) => !shas.includes(sha));
   } finally {
     await store.close();
   }
@@ -142,15 +143,16 @@ export async function restoreReferencedBlobs(options: {
   let present = 0;
   let copied = 0;
   const missing: string[] = [];
-  for (const sha of shas) {
+  const missingLogs: string[] = [];
+  const bring = async (sha: string, absent: string[]) => {
     if (await hasBlob(options.objects, sha)) {
       present += 1;
-      continue;
+      return;
     }
     const found = await findBlobAtTarget(options.target, sha, openers);
     if (!found) {
-      missing.push(sha);
-      continue;
+      absent.push(sha);
+      return;
     }
     const stored = await putBlob(options.objects, found);
     if (stored.sha256 !== sha) {
@@ -160,8 +162,10 @@ export async function restoreReferencedBlobs(options: {
       );
     }
     copied += 1;
-  }
-  return { present, copied, missing };
+  };
+  for (const sha of shas) await bring(sha, missing);
+  for (const sha of logShas) await bring(sha, missingLogs);
+  return { present, copied, missing, missingLogs };
 }
 
 export interface RestoreToTimeOptions {

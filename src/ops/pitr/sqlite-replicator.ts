@@ -436,14 +436,22 @@ export class SqliteReplicator {
     if (!objects || this.#now() - this.#lastBlobScanMs < 1000 || !this.#locker) return;
     this.#lastBlobScanMs = this.#now();
     let rows: { rowid: number; sha: string }[];
-    try {
-      rows = this.#locker
+    const select = (inlineColumn: boolean) =>
+      (this.#locker as SqliteDatabase.Database)
         .prepare(
-          `SELECT rowid, blob_sha256 AS sha FROM results WHERE rowid > ? AND blob_sha256 IS NOT NULL ORDER BY rowid LIMIT 2000`,
+          `SELECT rowid, blob_sha256 AS sha FROM results WHERE rowid > ? AND blob_sha256 IS NOT NULL` +
+            `${inlineColumn ? ' AND body IS NULL' : ''} ORDER BY rowid LIMIT 2000`,
         )
         .all(this.#lastBlobRowid) as { rowid: number; sha: string }[];
+    try {
+      rows = select(true);
     } catch {
-      return;
+      // A database from before small results were kept in their row (migration 9).
+      try {
+        rows = select(false);
+      } catch {
+        return;
+      }
     }
     if (rows.length === 0) return;
     const last = (rows.at(-1) as { rowid: number }).rowid;

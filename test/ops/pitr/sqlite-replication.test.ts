@@ -107,12 +107,16 @@ describe('SQLite continuous replication', () => {
         } catch (error) {
           failures.push(String(error));
         }
-        // The driver is synchronous: let timers and the API writers run between commits.
-        await new Promise((resolve) => setImmediate(resolve));
+        // The driver is synchronous: let timers and the API writers run between commits. The load
+        // is held near 1000 commits/s (5× the goal's 200): unbounded, one writer reached 8,500/s
+        // and outran the replicator on a loaded machine (lag 1.6 s).
+        const ahead = n - (Date.now() - loadStarted) * directCommitsPerMs;
+        await new Promise((resolve) => (ahead > 0 ? setTimeout(resolve, 1) : setImmediate(resolve)));
       }
     };
-    const writers = [...Array.from({ length: 4 }, () => writer()), directWriter()];
+    const directCommitsPerMs = 1;
     const loadStarted = Date.now();
+    const writers = [...Array.from({ length: 4 }, () => writer()), directWriter()];
     await new Promise((resolve) => setTimeout(resolve, 5000));
     const killedAt = Date.now();
     serve.child.kill('SIGKILL');
