@@ -5,7 +5,7 @@ import { AthanorError } from '../../domain/errors.js';
 import { parseDuration } from '../../ops/schedule/parse-duration.js';
 import { parseDatabaseUrl } from '../../store/database-url.js';
 import { load, resolveTarget } from '../backup-support.js';
-import { commandConfig, confirm, wantsJson } from '../context.js';
+import { commandConfig, confirm, integerOption, wantsJson } from '../context.js';
 import { bold, note, printJson, printLine } from '../output.js';
 
 const loadPitr = () => import('../../ops/pitr/index.js');
@@ -71,6 +71,56 @@ export function pitrCommand(): Command {
     .option('--max-lag <duration>', 'how far behind it may be', '10s')
     .action(statusAction(true));
   return pitr;
+}
+
+export interface PointInTimeOptions {
+  readonly toTime?: string;
+  readonly pgData?: string;
+  readonly pgPort?: number;
+  readonly force?: boolean;
+  readonly yes?: boolean;
+}
+
+/** The `backup restore` argument and options of point-in-time recovery. */
+export function withPointInTime(restore: Command): Command {
+  return restore
+    .argument('[backup]', "a backup id, or 'latest' (none with --to-time)")
+    .option(
+      '--to-time <time>',
+      'restore the database as it was at this ISO 8601 time (point-in-time recovery)',
+    )
+    .option(
+      '--pg-data <dir>',
+      'with --to-time on PostgreSQL: the new data directory the cluster is restored into',
+    )
+    .option(
+      '--pg-port <port>',
+      'with --pg-data: the port the restored cluster listens on',
+      integerOption('--pg-port', { min: 1 }),
+    );
+}
+
+/** Runs a `--to-time` restore and returns true, or checks a backup id was given and returns false. */
+export async function restoreByTime(
+  backup: string | undefined,
+  options: PointInTimeOptions,
+  cmd: Command,
+): Promise<boolean> {
+  if (options.toTime !== undefined) {
+    if (backup !== undefined)
+      throw new AthanorError(
+        'invalid_argument',
+        `--to-time and a backup id ('${backup}') cannot be used together: pass one`,
+      );
+    await restoreToTime(cmd, { ...options, toTime: options.toTime });
+    return true;
+  }
+  if (backup === undefined)
+    throw new AthanorError(
+      'invalid_argument',
+      "restore needs a backup id, 'latest', or --to-time <ISO 8601 time>",
+    );
+  return false;
 }
 
 /** `backup restore --to-time`: the database as it was at a point, from the continuous replica or archive. */

@@ -15,7 +15,8 @@ import {
   writableTarget,
 } from '../backup-support.js';
 import { addRetentionVerbs } from './backup-retention.js';
-import { pitrCommand, restoreToTime } from './backup-pitr.js';
+import type { PointInTimeOptions } from './backup-pitr.js';
+import { pitrCommand, restoreByTime, withPointInTime } from './backup-pitr.js';
 import { commandConfig, confirm, integerOption, wantsJson } from '../context.js';
 import { note, printJson, printLine, printTable } from '../output.js';
 import { progressBar } from '../progress-bar.js';
@@ -174,25 +175,10 @@ export function backupCommand(): Command {
       if (!record.ok) throw ops.verificationFailedError(record);
     });
 
-  command
-    .command('restore')
+  withPointInTime(command.command('restore'))
     .description(
       'replace the database with a backup (atomically), then migrate it to this release; result blobs go ' +
         'back into the object store. Servers on the database are held in maintenance mode meanwhile',
-    )
-    .argument('[backup]', "a backup id, or 'latest' (none with --to-time)")
-    .option(
-      '--to-time <time>',
-      'restore the database as it was at this ISO 8601 time (point-in-time recovery)',
-    )
-    .option(
-      '--pg-data <dir>',
-      'with --to-time on PostgreSQL: the new data directory the cluster is restored into',
-    )
-    .option(
-      '--pg-port <port>',
-      'with --pg-data: the port the restored cluster listens on',
-      integerOption('--pg-port', { min: 1 }),
     )
     .option('--force', 'replace a database that holds data, after taking a safety backup of it')
     .option(
@@ -203,30 +189,10 @@ export function backupCommand(): Command {
     .action(
       async (
         backup: string | undefined,
-        options: {
-          force?: boolean;
-          yes?: boolean;
-          migrate: boolean;
-          toTime?: string;
-          pgData?: string;
-          pgPort?: number;
-        },
+        options: PointInTimeOptions & { force?: boolean; yes?: boolean; migrate: boolean },
         cmd: Command,
       ) => {
-        if (options.toTime !== undefined) {
-          if (backup !== undefined)
-            throw new AthanorError(
-              'invalid_argument',
-              `--to-time and a backup id ('${backup}') cannot be used together: pass one`,
-            );
-          await restoreToTime(cmd, { ...options, toTime: options.toTime });
-          return;
-        }
-        if (backup === undefined)
-          throw new AthanorError(
-            'invalid_argument',
-            "restore needs a backup id, 'latest', or --to-time <ISO 8601 time>",
-          );
+        if ((await restoreByTime(backup, options, cmd)) || backup === undefined) return;
         const config = commandConfig(cmd);
         const ops = await load();
         const target = await resolveTarget(cmd, config);
