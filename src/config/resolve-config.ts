@@ -215,6 +215,22 @@ export const settingSpecs = {
     description: 'its key (or ATHANOR_COMPUTE_KEY_FILE)',
     defaultText: 'ATHANOR_KEY',
   },
+  managerIntervalMs: {
+    env: 'ATHANOR_MANAGER_INTERVAL_MS',
+    kind: 'integer',
+    description: "how often 'compute manager run' asks the server for demand and acts on it",
+  },
+  managerRegisterTimeoutMs: {
+    env: 'ATHANOR_MANAGER_REGISTER_TIMEOUT_MS',
+    kind: 'integer',
+    description: 'a service a compute manager started that has not registered after this long is cancelled',
+  },
+  managerStateDir: {
+    env: 'ATHANOR_MANAGER_STATE_DIR',
+    kind: 'string',
+    description: "where the local driver of 'compute manager run' keeps its services' pid files and logs",
+    defaultText: '<data dir>/managers',
+  },
   consolePath: {
     env: 'ATHANOR_CONSOLE_PATH',
     kind: 'string',
@@ -273,6 +289,8 @@ export const configDefaults = {
   pitrWindowHours: 24,
   url: 'http://127.0.0.1:8080',
   consolePath: '/console',
+  managerIntervalMs: 5_000,
+  managerRegisterTimeoutMs: 120_000,
 } as const satisfies Partial<Record<string, string | number | boolean>>;
 
 /** A setting's default as `--help` shows it. */
@@ -365,6 +383,12 @@ export interface Config {
   readonly computeId: string | undefined;
   /** Its key; default `key`. */
   readonly computeKey: string | undefined;
+  /** Between a compute manager's cycles, in milliseconds; default 5000. */
+  readonly managerIntervalMs: number;
+  /** A manager cancels a service that has not registered after this long; default 120000 ms. */
+  readonly managerRegisterTimeoutMs: number;
+  /** The local manager driver's pid files and logs; default `<dataDir>/managers`. */
+  readonly managerStateDir: string;
   /**
    * The signing secret being rotated out: its tokens are still accepted, nothing new is signed
    * with it. Only with `jwtSecret`.
@@ -482,6 +506,9 @@ export function resolveConfig(
     key: text('key'),
     computeId: text('computeId'),
     computeKey: text('computeKey'),
+    managerIntervalMs: whole('managerIntervalMs'),
+    managerRegisterTimeoutMs: whole('managerRegisterTimeoutMs'),
+    managerStateDir: text('managerStateDir') ?? path.join(dataDir, 'managers'),
     jwtPreviousSecret: text('jwtPreviousSecret'),
     metricsToken: text('metricsToken'),
     consolePath: parseConsolePath(text('consolePath') ?? configDefaults.consolePath),

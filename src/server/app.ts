@@ -22,7 +22,7 @@ import { backupGaugeRefresher } from '../ops/schedule/backup-gauges.js';
 import { metricsScrapeAuthorized, refreshQueueMetrics } from './queue-metrics.js';
 import { useJsonBodyParser } from './json-body.js';
 import { ErrorBody, errorResponses, maxKeyLength } from './schemas.js';
-import { buildValidator } from './validation.js';
+import { ajvCustomOptions, buildValidator } from './validation.js';
 import { computeRoutes } from './compute-routes.js';
 import { computeExchangeRoute } from './compute-exchange-route.js';
 import { computeLogRoutes, userLogRoutes } from './log-routes.js';
@@ -63,7 +63,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     logController: new RequestLogController(),
     bodyLimit: config.bodyLimitBytes,
     trustProxy: config.trustProxy,
-    ajv: { customOptions: { removeAdditional: false, allErrors: false } },
+    ajv: { customOptions: ajvCustomOptions },
     schemaController: { compilersFactory: { buildValidator: buildValidator() } },
     // The router's limit is the schemas' key limit, so a longer parameter gets the same 400.
     routerOptions: { maxParamLength: maxKeyLength },

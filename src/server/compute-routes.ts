@@ -18,6 +18,7 @@ import { tokenRoute } from './token-route.js';
 import { longPollClaim } from './long-poll-claim.js';
 import { maxBatchedResultBytes } from '../service/exchange.js';
 import { HeartbeatBody, heartbeatReport } from './compute-route-schemas.js';
+import { computeManagerRoutes } from './compute-manager-routes.js';
 
 export interface ComputeRouteOptions extends RouteOptions {
   readonly objects: ObjectStore;
@@ -95,6 +96,8 @@ export const computeRoutes: FastifyPluginAsyncTypebox<ComputeRouteOptions> = asy
           body: S.Body({
             name: Type.String({ minLength: 1, maxLength: 200 }),
             hostname: Type.Optional(Type.String({ maxLength: 255 })),
+            manager: Type.Optional(S.Key),
+            launch: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
           }),
           response: {
             200: Type.Object({
@@ -125,6 +128,9 @@ export const computeRoutes: FastifyPluginAsyncTypebox<ComputeRouteOptions> = asy
             200: Type.Object({
               leases: Type.Array(Type.Object({ task: Type.String(), leaseToken: Type.Integer() })),
               leaseExpiresAt: Type.String(),
+              drain: Type.Boolean({
+                description: 'its manager scales in: finish the leases held, claim nothing more, exit',
+              }),
             }),
           },
         },
@@ -181,6 +187,8 @@ export const computeRoutes: FastifyPluginAsyncTypebox<ComputeRouteOptions> = asy
           closing,
         ),
     );
+
+    await plain.register(computeManagerRoutes, { store, timings });
 
     const TaskParams = Type.Object({ id: S.Key });
 

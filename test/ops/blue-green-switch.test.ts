@@ -114,6 +114,7 @@ describeEachBackend('blue/green switches behind nginx under load', (backend) => 
         ATHANOR_DEPLOY_TEST_COMMAND: proxy.testCommand,
         ATHANOR_DEPLOY_RELOAD_COMMAND: proxy.reloadCommand,
         ATHANOR_DEPLOY_DRAIN_TIMEOUT_MS: '60000',
+        ATHANOR_DEPLOY_PROXY_PID_FILE: path.join(prefix, 'nginx.pid'),
       };
       const deploy = (args: string[]) => runCli(['deploy', ...args], { env: deployEnv });
 

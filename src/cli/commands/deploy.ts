@@ -21,6 +21,7 @@ const flagOf: Readonly<Record<DeploySettingName, string>> = {
   testCommand: '--test-command <command>',
   reloadCommand: '--reload-command <command>',
   drainTimeoutMs: '--drain-timeout-ms <ms>',
+  proxyPidFile: '--proxy-pid-file <file>',
 };
 
 const descriptions: Readonly<Record<DeploySettingName, string>> = {
@@ -30,6 +31,7 @@ const descriptions: Readonly<Record<DeploySettingName, string>> = {
   testCommand: 'checks the proxy configuration',
   reloadCommand: 'reloads the proxy',
   drainTimeoutMs: 'how long to wait for the retired colour to finish its requests',
+  proxyPidFile: "nginx's pid file, to wait for its old workers to exit",
 };
 
 function withSettings(command: Command): Command {

@@ -15,6 +15,11 @@ export interface DeploySettings {
   readonly reloadCommand: string;
   /** How long a switch waits for the retired colour's requests to finish; default 90000 ms. */
   readonly drainTimeoutMs: number;
+  /**
+   * nginx's pid file: a switch waits until the workers nginx ran before the reload have exited;
+   * without it, until the retired colour received nothing for a second. Default /run/nginx.pid.
+   */
+  readonly proxyPidFile: string;
 }
 
 /** The deploy settings, their environment variables and defaults: one table for code and help. */
@@ -25,6 +30,7 @@ export const deploySettingSpecs = {
   testCommand: { env: 'ATHANOR_DEPLOY_TEST_COMMAND', fallback: 'nginx -t' },
   reloadCommand: { env: 'ATHANOR_DEPLOY_RELOAD_COMMAND', fallback: 'nginx -s reload' },
   drainTimeoutMs: { env: 'ATHANOR_DEPLOY_DRAIN_TIMEOUT_MS', fallback: '90000' },
+  proxyPidFile: { env: 'ATHANOR_DEPLOY_PROXY_PID_FILE', fallback: '/run/nginx.pid' },
 } as const;
 
 export type DeploySettingName = keyof typeof deploySettingSpecs;
@@ -65,6 +71,7 @@ export function resolveDeploySettings(
     testCommand: pick('testCommand'),
     reloadCommand: pick('reloadCommand'),
     drainTimeoutMs: drain,
+    proxyPidFile: pick('proxyPidFile'),
   });
 }
 

@@ -45,7 +45,7 @@ export const consolePlugin: FastifyPluginAsync<ConsoleOptions & { prefix: string
   options,
 ) => {
   const base = options.prefix;
-  const sessions = new ConsoleSessions(options.store, options.authenticator, base);
+  const sessions = await ConsoleSessions.open(options.store, options.authenticator, base);
   const ctx: ConsoleContext = {
     store: options.store,
     config: options.config,
@@ -140,7 +140,7 @@ export const consolePlugin: FastifyPluginAsync<ConsoleOptions & { prefix: string
       const key = typeof form.key === 'string' ? form.key : '';
       let session;
       try {
-        session = await sessions.signIn(identifier, key);
+        session = await sessions.signIn(identifier, key, request.ip);
       } catch (error) {
         const known = toAthanorError(error);
         if (known.code !== 'unauthenticated') throw error;
@@ -155,7 +155,7 @@ export const consolePlugin: FastifyPluginAsync<ConsoleOptions & { prefix: string
     '/signout',
     { config: { consolePublic: true, writesInMaintenance: true } },
     async (request, reply) => {
-      sessions.clearSession(request, reply);
+      await sessions.endSession(request, reply);
       return reply.redirect(`${base}/signin`, 303);
     },
   );
