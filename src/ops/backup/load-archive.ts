@@ -99,32 +99,45 @@ export async function loadArchive(
           `create; restore it with Athanor ${manifest.appVersion}`,
       );
     }
-    const insert = await target.rowInserter(
+    const loader = target.tableLoader(
       trx,
       table.name,
       table.columns.map((c) => c.name),
     );
+    const unloadable = (cause: unknown) =>
+      new AthanorError(
+        'backup_incompatible',
+        `cannot load table ${table.name} of backup ${manifest.id}: ${(cause as Error).message}`,
+        { cause },
+      );
     let batch: Row[] = [];
     const flush = async () => {
       if (batch.length === 0) return;
       try {
-        await insert(batch);
+        await loader.write(batch);
       } catch (cause) {
-        throw new AthanorError(
-          'backup_incompatible',
-          `cannot load table ${table.name} of backup ${manifest.id}: ${(cause as Error).message}`,
-          { cause },
-        );
+        throw unloadable(cause);
       }
       rowsDone += batch.length;
       options.onProgress?.({ table: table.name, rowsDone, rowsTotal });
       batch = [];
     };
-    for await (const row of archive.rows(table)) {
-      batch.push(row);
-      if (batch.length >= rowsPerInsert) await flush();
+    try {
+      for await (const row of archive.rows(table)) {
+        batch.push(row);
+        if (batch.length >= rowsPerInsert) await flush();
+      }
+      await flush();
+    } catch (error) {
+      // The COPY in flight must end before the transaction can roll back on its connection.
+      await loader.end().catch(() => {});
+      throw error;
     }
-    await flush();
+    try {
+      await loader.end();
+    } catch (cause) {
+      throw unloadable(cause);
+    }
   }
   try {
     await finishLoad();

@@ -13,7 +13,7 @@ import type { Database } from '../../store/schema.js';
 import {
   dropPostgresTables,
   listPostgresTables,
-  postgresRowInserter,
+  postgresTableLoader,
   resetPostgresSequences,
   suspendPostgresForeignKeys,
   suspendPostgresIndexes,
@@ -23,10 +23,10 @@ import {
   detachSqliteFile,
   listSqliteTables,
   replaceSqliteFile,
-  sqliteRowInserter,
+  sqliteTableLoader,
   suspendSqliteIndexes,
 } from './snapshot-sqlite.js';
-import type { Row } from './snapshot.js';
+import type { TableLoader } from './snapshot-postgres.js';
 
 /** The database a restore replaces, and how its contents are swapped in one step. */
 export interface ReplaceTarget {
@@ -38,12 +38,8 @@ export interface ReplaceTarget {
    * moved past the loaded ids.
    */
   prepareLoad(trx: Kysely<Database>): Promise<() => Promise<void>>;
-  /** The fastest way this backend has to insert many rows of one table (inside the transaction). */
-  rowInserter(
-    trx: Kysely<Database>,
-    table: string,
-    columns: readonly string[],
-  ): Promise<(rows: readonly Row[]) => Promise<void>>;
+  /** The fastest way this backend has to load many rows into one table (inside the transaction). */
+  tableLoader(trx: Kysely<Database>, table: string, columns: readonly string[]): TableLoader;
 }
 
 /**
@@ -76,7 +72,7 @@ export async function replaceDatabase<T>(
         backend: store.backend,
         displayUrl: redactUrl(url),
         prepareLoad: async (trx) => suspendSqliteIndexes(trx as Kysely<unknown>),
-        rowInserter: async (trx, table, columns) => sqliteRowInserter(trx as Kysely<unknown>, table, columns),
+        tableLoader: (trx, table, columns) => sqliteTableLoader(trx as Kysely<unknown>, table, columns),
       };
       const result = await store.transaction(async (trx) => {
         await deferSqliteForeignKeys(trx as Kysely<unknown>);
@@ -106,7 +102,7 @@ export async function replaceDatabase<T>(
         await resetPostgresSequences(trx as Kysely<unknown>);
       };
     },
-    rowInserter: (trx, table, columns) => postgresRowInserter(trx as Kysely<unknown>, table, columns),
+    tableLoader: (trx, table, columns) => postgresTableLoader(trx as Kysely<unknown>, table, columns),
   };
   try {
     return await store.backend.withMigrationLock(store.db, config.lockTimeoutMs, (conn) =>
