@@ -9,8 +9,8 @@ import { appVersion } from '../../version.js';
 import { auditBackupEvent } from './backup-audit.js';
 import { newBackupId } from './backup-id.js';
 import { mapLimited } from '../../domain/map-limited.js';
-import type { BlobCopy } from './backup-blobs.js';
-import { startBlobCopy } from './backup-blobs.js';
+import type { PackedBlobCopy, PackedBlobs } from './blob-packs.js';
+import { startPackedBlobCopy } from './blob-packs.js';
 import { backupKeys, listBackups, readObject, targetKeys } from './backup-target.js';
 import { readCheckedFile } from './read-archive.js';
 import { compressionExtension, createCompressor, defaultCompression } from './compression.js';
@@ -56,6 +56,8 @@ export interface CreateBackupOptions {
   readonly encryption: EncryptionSettings;
   /** Uncompressed bytes per chunk file; default 64 MiB. */
   readonly chunkBytes?: number;
+  /** Plaintext blob bytes per pack file; default 256 MiB. */
+  readonly packBytes?: number;
   /** Why the backup is taken, recorded in the manifest; default `manual`. */
   readonly reason?: string;
   /** Who takes it, for the audit log and the lease; default the OS user@host. */
@@ -227,16 +229,21 @@ async function writeBackup(
   const migrations: ManifestMigration[] = [];
   const objects =
     options.objects ?? (options.config.objectsUrl ? openObjectStore(options.config.objectsUrl) : undefined);
-  // Blobs are copied while the tables are still being read: each as soon as a row references it.
-  const blobCopy: BlobCopy | undefined = objects
-    ? startBlobCopy({
-        objects,
-        target,
-        encrypter,
-        recipients: manifestEncryption.mode === 'none' ? undefined : manifestEncryption.recipients,
-      })
-    : undefined;
+  let blobCopy: PackedBlobCopy | undefined;
   try {
+    // Blobs are packed while the tables are still being read: each as soon as a row references it.
+    blobCopy = objects
+      ? await startPackedBlobCopy({
+          backupId: id,
+          objects,
+          target,
+          compression,
+          encrypter,
+          recipients: manifestEncryption.mode === 'none' ? undefined : manifestEncryption.recipients,
+          previous: await previousManifest(target),
+          ...(options.packBytes !== undefined ? { packBytes: options.packBytes } : {}),
+        })
+      : undefined;
     const extension = `ndjson.${compressionExtension[compression]}${encrypter ? '.age' : ''}`;
     // Tables are read (and compressed, on zlib's thread pool) several at a time when the snapshot
     // allows it; the manifest lists them, and their files, in dependency order all the same.
@@ -288,7 +295,13 @@ async function writeBackup(
   } finally {
     await snapshot.close();
   }
-  const copied = await blobCopy?.finish();
+  let copied: PackedBlobs | undefined;
+  try {
+    copied = await blobCopy?.finish();
+  } catch (error) {
+    await blobCopy?.abandon();
+    throw error;
+  }
   const completedAt = now();
   migrations.sort((a, b) => a.id - b.id);
   return {
@@ -304,7 +317,7 @@ async function writeBackup(
     encryption: manifestEncryption,
     tables,
     files,
-    ...(copied ? { blobs: copied.blobs, missingBlobs: copied.missing } : {}),
+    ...(copied ? { packs: copied.packs, blobCount: copied.blobCount, missingBlobs: copied.missing } : {}),
     totals: {
       rows: tables.reduce((sum, t) => sum + t.rowCount, 0),
       files: files.length,
@@ -317,6 +330,12 @@ async function writeBackup(
       durationMs: Math.round(performance.now() - started),
     },
   };
+}
+
+/** The newest backup at the target whose manifest can be read and lists packs, if any. */
+async function previousManifest(target: ObjectStore): Promise<BackupManifest | undefined> {
+  const backups = await listBackups(target);
+  return backups.reverse().find((entry) => entry.manifest?.packs)?.manifest;
 }
 
 /**
