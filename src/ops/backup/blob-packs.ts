@@ -189,7 +189,8 @@ export async function startPackedBlobCopy(options: PackedBlobCopyOptions): Promi
   const append = async (sha256: string, body: Buffer | Readable, sizeBytes: number) => {
     current ??= openPack();
     const pack = current;
-    await addEntry(pack.tar, packEntryName(sha256), body, sizeBytes);
+    // A target that fails stops taking the pack's bytes: its error ends the wait for the entry.
+    await Promise.race([addEntry(pack.tar, packEntryName(sha256), body, sizeBytes), pack.stored]);
     pack.entries.push({ sha256, sizeBytes });
     pack.blobBytes += sizeBytes;
     blobCount += 1;
@@ -384,6 +385,20 @@ export async function readPack(
       throw corruptPack(manifest, pack.path, 'is missing');
     throw error;
   }
+  try {
+    await readPackEntries(manifest, pack, raw, decrypter, onBlob);
+  } finally {
+    raw.destroy();
+  }
+}
+
+async function readPackEntries(
+  manifest: BackupManifest,
+  pack: ManifestPack,
+  raw: Readable,
+  decrypter: StreamDecrypter | undefined,
+  onBlob: (sha256: string, sizeBytes: number, body: Buffer | Readable) => Promise<void>,
+): Promise<void> {
   const meter = new ByteMeter();
   const measured = chain(raw, meter);
   const plain = decrypter ? await decrypter.decrypt(measured) : measured;
@@ -427,16 +442,27 @@ export async function restorePackedBlobs(options: {
 }): Promise<{ copied: number; present: number }> {
   let copied = 0;
   let present = 0;
-  let small: Buffer[] = [];
+  let small: { sha256: string; body: Buffer }[] = [];
   let smallBytes = 0;
+  // A batch of small blobs: which the object store lacks is asked several at a time, then those
+  // are written together (each fsynced, one directory sync per directory, all durable at once).
+  // An older copy is written again, renewing it: the restored database's references are not
+  // committed yet, and the garbage collector takes unreferenced blobs once they are old.
   const flush = async () => {
     if (small.length === 0) return;
-    const bodies = small;
+    const batch = small;
     small = [];
     smallBytes = 0;
-    // Each fsynced, one directory sync per directory, all durable before it resolves.
-    await putSmallBlobs(options.objects, bodies, { checked: true });
+    const fresh = await mapLimited(batch, readConcurrency, (blob) =>
+      hasFreshBlob(options.objects, blob.sha256, blob.body.length),
+    );
+    const lacking = batch.filter((_, i) => !fresh[i]).map((blob) => blob.body);
+    present += batch.length - lacking.length;
+    copied += lacking.length;
+    if (lacking.length > 0) await putSmallBlobs(options.objects, lacking, { checked: true });
   };
+  const mismatch = (pack: ManifestPack, sha256: string) =>
+    corruptPack(options.manifest, pack.path, `holds blob ${sha256} whose bytes do not match it`);
   for (const pack of options.manifest.packs ?? []) {
     options.signal?.throwIfAborted();
     await readPack(
@@ -445,32 +471,20 @@ export async function restorePackedBlobs(options: {
       pack,
       options.decrypter,
       async (sha256, sizeBytes, body) => {
-        // An older copy is written again, renewing it: the restored database's references are not
-        // committed yet, and the garbage collector takes unreferenced blobs once they are old.
-        if (await hasFreshBlob(options.objects, sha256, sizeBytes)) {
-          present += 1;
-          if (!Buffer.isBuffer(body)) for await (const _ of body) void _;
-          return;
-        }
         if (Buffer.isBuffer(body)) {
-          if (createHash('sha256').update(body).digest('hex') !== sha256)
-            throw corruptPack(
-              options.manifest,
-              pack.path,
-              `holds blob ${sha256} whose bytes do not match it`,
-            );
-          small.push(body);
+          if (createHash('sha256').update(body).digest('hex') !== sha256) throw mismatch(pack, sha256);
+          small.push({ sha256, body });
           smallBytes += body.length;
           if (small.length >= 2000 || smallBytes >= batchBytes) await flush();
-        } else {
-          const stored = await putBlob(options.objects, body);
-          if (stored.sha256 !== sha256)
-            throw corruptPack(
-              options.manifest,
-              pack.path,
-              `holds blob ${sha256} whose bytes do not match it`,
-            );
+          return;
         }
+        if (await hasFreshBlob(options.objects, sha256, sizeBytes)) {
+          present += 1;
+          for await (const _ of body) void _;
+          return;
+        }
+        const stored = await putBlob(options.objects, body);
+        if (stored.sha256 !== sha256) throw mismatch(pack, sha256);
         copied += 1;
       },
     );

@@ -239,8 +239,18 @@ async function* copyLines(client: pg.Client, table: TableSchema): AsyncGenerator
     refused.length > 0
       ? `case when ${refused.join(' or ')} then null else row_to_json(t)::text end`
       : 'row_to_json(t)::text';
+  // Bytes travel as base64 text (without the line breaks `encode` puts in every 76 characters).
+  const bytes = new Set(table.columns.filter((c) => c.type === 'bytea').map((c) => c.name));
+  const source =
+    bytes.size === 0
+      ? `${quote(table.name)} t`
+      : `(select ${names
+          .map((c) =>
+            bytes.has(c) ? `translate(encode(${quote(c)}, 'base64'), e'\\n', '') as ${quote(c)}` : quote(c),
+          )
+          .join(', ')} from ${quote(table.name)}) t`;
   const statement =
-    `copy (select ${line} from ${quote(table.name)} t order by ${order}) ` +
+    `copy (select ${line} from ${source} order by ${order}) ` +
     `to stdout (format csv, delimiter e'\\x01', quote e'\\x02', escape e'\\x02')`;
   const encode = floats.length > 0 ? lineEncoder(names) : undefined;
   const stream = client.query(copyTo(statement));
@@ -382,9 +392,11 @@ export interface TableLoader {
 }
 
 /** COPY text spelling of one value: `\N` for null, backslash escapes for the bytes COPY treats specially. */
-function copyValue(value: RowValue | undefined): string {
+function copyValue(value: RowValue | Buffer | undefined): string {
   if (value === null || value === undefined) return '\\N';
   if (typeof value === 'number') return String(value);
+  // bytea's hex input form, its backslash doubled for the COPY text format.
+  if (Buffer.isBuffer(value)) return `\\\\x${value.toString('hex')}`;
   return /[\\\n\r\t]/.test(value) ? value.replace(/[\\\n\r\t]/g, copyEscape) : value;
 }
 const copyEscape = (c: string) => (c === '\\' ? '\\\\' : c === '\n' ? '\\n' : c === '\r' ? '\\r' : '\\t');
