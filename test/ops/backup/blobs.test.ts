@@ -100,6 +100,42 @@ describeEachBackend('result blobs in backups', (backend) => {
     expect(await hasBlob(objects, shas[0]!)).toBe(true);
   });
 
+  it('packs only the blobs earlier packs lack, and restores a backup from its own and earlier packs', async () => {
+    const server = await startTestServer(backend, dir);
+    const { user, compute } = await queueClients(server);
+    await networkWithTasks(user, { count: 3 });
+    const { id } = await compute.register('blob-dedup');
+    const claims = await compute.claim(id, { count: 3 });
+    const submit = async (i: number) =>
+      (await compute.submitResult(claims[i]!.task, claims[i]!.leaseToken, 'ok', Buffer.from(`result ${i}`)))
+        .sha256;
+    const config: Config = { ...server.config, databaseUrl: server.databaseUrl! };
+    const target = openObjectStore(`file:${path.join(dir, `target-${backend}-dedup`)}`);
+    const shas = [await submit(0), await submit(1)];
+    const first = await createBackup({ config, target, encryption: { mode: 'none' } });
+    shas.push(await submit(2));
+    const second = await createBackup({ config, target, encryption: { mode: 'none' } });
+    expect(first.manifest.packs).toHaveLength(1);
+    expect(second.manifest.blobCount).toBe(3);
+    expect(second.manifest.packs).toHaveLength(2);
+    expect(second.manifest.packs).toContainEqual(first.manifest.packs![0]);
+    const added = second.manifest.packs!.find((p) => p.path !== first.manifest.packs![0]!.path)!;
+    expect(added.path).toContain(second.manifest.id);
+    expect((await readPackIndex(target, second.manifest, added)).map((e) => e.sha256)).toEqual([shas[2]]);
+
+    const restoredConfig = {
+      ...testConfig(await freshDatabaseUrl(backend, dir), dir),
+      objectsUrl: `file:${path.join(dir, `objects-dedup-${backend}`)}`,
+    };
+    const restored = await restoreBackup({ target, backup: 'latest', config: restoredConfig, keys: noKeys });
+    expect(restored.blobs).toEqual({ copied: 3, present: 0 });
+    const into = openObjectStore(restoredConfig.objectsUrl);
+    for (const [i, sha] of shas.entries()) expect(await text(await getBlob(into, sha))).toBe(`result ${i}`);
+    expect((await verifyBackup({ target, backup: second.manifest.id, mode: 'full', keys: noKeys })).ok).toBe(
+      true,
+    );
+  });
+
   it('restores small blobs in batches and a large one streamed, byte for byte, from several packs', async () => {
     const large = 'L'.repeat(300 * 1024);
     const contents = [...Array.from({ length: 12 }, (_, i) => `small result ${i}`), large];
