@@ -25,8 +25,13 @@ import { startWorkers } from './workers.js';
 import { startBenchServer } from './athanor-server.js';
 import { cpuMsBetween, cpuSnapshot } from './proc-cpu.js';
 
-// `npm run bench -- cli` and `npm run bench -- blue-green`: the scenarios in their own files.
-const scenarios = { cli: './cli-timing.js', 'blue-green': './blue-green.js', history: './history.js' };
+// `npm run bench -- cli`, `-- blue-green`, `-- history` and `-- python`: the scenarios in their own files.
+const scenarios = {
+  cli: './cli-timing.js',
+  'blue-green': './blue-green.js',
+  history: './history.js',
+  python: './python-client.js',
+};
 if (process.argv[2] in scenarios) {
   await import(scenarios[process.argv[2]]);
   process.exit();

@@ -2,7 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, expectTypeOf, it } from 'vitest';
 import type { Claim as ClientClaim } from '../src/domain/api-views.js';
-import type { Claim as ServiceClaim } from '../src/service/compute.js';
+import type { Claim as ServiceClaim } from '../src/service/claims.js';
 
 const src = path.resolve(import.meta.dirname, '../src');
 
@@ -36,6 +36,14 @@ describe('layers', () => {
     );
     expect(files.length).toBeGreaterThan(100);
     const branching = /startsWith\(\s*['"`]sqlite:|['"`]sqlite:['"`]\.length|`sqlite:\$\{/;
+    expect(files.filter((file) => branching.test(readFileSync(path.join(src, file), 'utf8')))).toEqual([]);
+  });
+
+  it('no code outside store/ branches on which database it runs on: dialect differences live behind Backend', () => {
+    const files = readdirSync(src, { recursive: true, encoding: 'utf8' }).filter(
+      (file) => file.endsWith('.ts') && !file.startsWith(`store${path.sep}`),
+    );
+    const branching = /backend\.name\s*[!=]==?|switch\s*\([^)]*backend\.name/;
     expect(files.filter((file) => branching.test(readFileSync(path.join(src, file), 'utf8')))).toEqual([]);
   });
 

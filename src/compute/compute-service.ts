@@ -15,6 +15,12 @@ import type { Executor } from './protocols.js';
 import { failureText } from './protocols.js';
 import { TaskLog } from './task-log.js';
 
+/**
+ * Refusals of a result that sending it again cannot change: the lease is gone, the task is out of
+ * reach, or the lease already recorded another result. The service logs them and drops the result.
+ */
+const refusedForGood: ReadonlySet<string> = new Set(['stale_lease', 'not_found', 'result_conflict']);
+
 export interface ComputeServiceOptions extends ClientOptions {
   readonly name?: string;
   readonly protocols: ReadonlyMap<string, Executor>;
@@ -491,7 +497,7 @@ export class ComputeService {
         if (pending.outcome === 'ok') this.completed++;
         else this.failed++;
         pending.settle();
-      } else if (reported?.error?.code === 'stale_lease' || reported?.error?.code === 'not_found') {
+      } else if (reported?.error && refusedForGood.has(reported.error.code)) {
         this.#log(`result of ${pending.claim.task} refused: ${reported.error.message}`);
         pending.settle();
       } else {
@@ -527,7 +533,7 @@ export class ComputeService {
       if (outcome === 'ok') this.completed++;
       else this.failed++;
     } catch (error) {
-      if (isAthanorError(error) && (error.code === 'stale_lease' || error.code === 'not_found')) {
+      if (isAthanorError(error) && refusedForGood.has(error.code)) {
         this.#log(`result of ${claim.task} refused: ${error.message}`);
         return;
       }

@@ -217,6 +217,12 @@ export const settingSpecs = {
     kind: 'integer',
     description: "largest canonical JSON of one transformation's inputs, in bytes",
   },
+  inlineResultMaxBytes: {
+    env: 'ATHANOR_INLINE_RESULT_MAX_BYTES',
+    kind: 'integer',
+    description:
+      'successful results up to this size (sent whole, at most 1 MiB) are stored in their database row instead of as a blob (0: every result is a blob)',
+  },
   presignDownloadsSeconds: {
     env: 'ATHANOR_PRESIGN_DOWNLOADS_SECONDS',
     kind: 'integer',
@@ -241,6 +247,7 @@ export const configDefaults = {
   maxJsonDepth: 64,
   maxNetworkTransformations: 100_000,
   maxInputsBytes: 1024 * 1024,
+  inlineResultMaxBytes: 64 * 1024,
   presignDownloadsSeconds: 0,
   shutdownTimeoutMs: 25_000,
   logLevel: 'info',
@@ -295,6 +302,8 @@ export interface Config {
   readonly maxNetworkTransformations: number;
   /** Largest canonical JSON of one transformation's inputs, in bytes; default 1 MiB. */
   readonly maxInputsBytes: number;
+  /** Largest successful result stored in its database row instead of as a blob, in bytes; default 64 KiB. */
+  readonly inlineResultMaxBytes: number;
   /** With an S3 object store, how long a presigned result download URL lasts; 0 (default) streams through the API. */
   readonly presignDownloadsSeconds: number;
   /** Readiness-off delay before the listener closes on SIGTERM; undefined: 5000 for serve, 0 for up. */
@@ -423,6 +432,7 @@ export function resolveConfig(
     maxJsonDepth: whole('maxJsonDepth'),
     maxNetworkTransformations: whole('maxNetworkTransformations'),
     maxInputsBytes: whole('maxInputsBytes'),
+    inlineResultMaxBytes: whole('inlineResultMaxBytes'),
     presignDownloadsSeconds: whole('presignDownloadsSeconds'),
     shutdownDelayMs: pick('shutdownDelayMs') as number | undefined,
     shutdownTimeoutMs: whole('shutdownTimeoutMs'),

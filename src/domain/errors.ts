@@ -48,6 +48,7 @@ export const errorKinds = {
   not_found: { status: 404, exitCode: ExitCode.error },
   conflict: { status: 409, exitCode: ExitCode.error },
   stale_lease: { status: 409, exitCode: ExitCode.error },
+  result_conflict: { status: 409, exitCode: ExitCode.error },
   invalid_transition: { status: 409, exitCode: ExitCode.error },
   unauthenticated: { status: 401, exitCode: ExitCode.auth },
   forbidden: { status: 403, exitCode: ExitCode.notPermitted },

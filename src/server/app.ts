@@ -14,7 +14,6 @@ import { dependencyRetryAfterSeconds } from '../store/database-availability.js';
 import { appVersion } from '../version.js';
 import { handleError } from './errors.js';
 import { humanLogStream, RequestLogController } from './log-format.js';
-import { blobDownloadUrl, getBlob } from '../objects/blob-store.js';
 import type { ObjectStore } from '../objects/object-store.js';
 import { openObjectStore } from '../objects/open-object-store.js';
 import { MaintenanceWatch } from '../ops/maintenance.js';
@@ -123,8 +122,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     store,
     authenticator,
     tokenRateLimit: config.tokenRateLimit,
-    openResult: (sha256: string) => getBlob(objects, sha256),
-    resultDownloadUrl: (sha256: string) => blobDownloadUrl(objects, sha256, config.presignDownloadsSeconds),
+    presignDownloadsSeconds: config.presignDownloadsSeconds,
+    inlineResultMaxBytes: config.inlineResultMaxBytes,
     objects,
     timings,
     networkLimits: {

@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox, TypeBoxTypeProvider } from '@fastify/ty
 import { Type } from '@fastify/type-provider-typebox';
 import { AthanorError } from '../domain/errors.js';
 import type { ReportedResult } from '../service/exchange.js';
-import { maxBatchedResultBytes, reportResults } from '../service/exchange.js';
+import { exchange, maxBatchedResultBytes } from '../service/exchange.js';
 import { principalOf, requireBearer } from './auth-hook.js';
 import type { ComputeRouteOptions } from './compute-routes.js';
 import { Claim, claimOptions } from './compute-routes.js';
@@ -65,7 +65,7 @@ function resultBytes(
  * tasks in one request.
  */
 export const computeExchangeRoute: FastifyPluginAsyncTypebox<ComputeRouteOptions> = async (app, options) => {
-  const { store, objects, timings } = options;
+  const { store, objects, timings, inlineResultMaxBytes } = options;
   const closing = options.closing ?? new AbortController().signal;
   const api = app.withTypeProvider<TypeBoxTypeProvider>();
   requireBearer(app, options.authenticator, 'compute');
@@ -78,10 +78,11 @@ export const computeExchangeRoute: FastifyPluginAsyncTypebox<ComputeRouteOptions
         description:
           'Every result carries its lease token and is answered on its own: a stale or foreign lease ' +
           'gets `stale_lease` (409), a task outside your scopes `not_found` (404), and the other results ' +
-          'land; a result sent again under the lease that already submitted it gets the stored answer. ' +
+          'land; a result sent again under the lease that already recorded one gets the recorded answer when its ' +
+          'outcome and bytes are the same, else `result_conflict` (409) naming the recorded sha256. ' +
           `Each result holds at most ${maxBatchedResultBytes} bytes (as text or base64); stream larger ones ` +
           'to PUT /compute/v1/tasks/{id}/result. Then, with `claim`, up to `claim.count` tasks are claimed ' +
-          'as by POST /compute/v1/services/{id}/claims.',
+          'as by POST /compute/v1/services/{id}/claims, in the same transaction as the results.',
         tags: ['compute'],
         params: Type.Object({ id: S.Key }),
         body: S.Body({
@@ -106,7 +107,15 @@ export const computeExchangeRoute: FastifyPluginAsyncTypebox<ComputeRouteOptions
         outcome: r.outcome,
         body: resultBytes(r, i),
       }));
-      const outcomes = await reportResults(store, objects, principal, reported);
+      const claim = request.body.claim;
+      const { outcomes, claims } = await exchange(
+        store,
+        objects,
+        principal,
+        request.params.id,
+        { results: reported, claim },
+        { timings, inlineMaxBytes: inlineResultMaxBytes },
+      );
       const results = outcomes.map((outcome, i) => {
         const lease = { task: reported[i]!.taskId, leaseToken: reported[i]!.leaseToken };
         return 'landed' in outcome
@@ -120,18 +129,12 @@ export const computeExchangeRoute: FastifyPluginAsyncTypebox<ComputeRouteOptions
               },
             };
       });
-      const claim = request.body.claim;
-      if (!claim || claim.count === 0) return { results, claims: [] };
-      const claims = await longPollClaim(
-        store,
-        principal,
-        request.params.id,
-        claim,
-        timings,
-        request,
-        closing,
-      );
-      return { results, claims };
+      // Nothing to claim yet: wait for work as the claims route does, after the results landed.
+      if (!claim?.waitMs || claims.length > 0 || claim.count === 0) return { results, claims };
+      return {
+        results,
+        claims: await longPollClaim(store, principal, request.params.id, claim, timings, request, closing),
+      };
     },
   );
 };

@@ -2,7 +2,7 @@ import type { Static } from '@fastify/type-provider-typebox';
 import { Type } from '@fastify/type-provider-typebox';
 import { maxLogAppendBytes } from '../domain/live-log.js';
 import { maxProgressMessageChars } from '../domain/progress.js';
-import type { ServiceHeartbeat } from '../service/compute.js';
+import type { ServiceHeartbeat } from '../service/compute-services.js';
 import * as S from './schemas.js';
 
 /** A heartbeat's body: the leases the service holds, each with its progress and new log lines. */

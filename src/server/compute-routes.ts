@@ -2,10 +2,12 @@ import type { FastifyPluginAsyncTypebox, TypeBoxTypeProvider } from '@fastify/ty
 import { Type } from '@fastify/type-provider-typebox';
 import type { Readable } from 'node:stream';
 import { AthanorError } from '../domain/errors.js';
-import { getBlob } from '../objects/blob-store.js';
 import type { ObjectStore } from '../objects/object-store.js';
-import type { ComputeTimings } from '../service/compute.js';
-import * as compute from '../service/compute.js';
+import * as claims from '../service/claims.js';
+import type { ComputeTimings } from '../service/compute-services.js';
+import * as services from '../service/compute-services.js';
+import * as leases from '../service/leases.js';
+import { submitResult } from '../service/results.js';
 import { getResult } from '../service/tasks.js';
 import { principalOf, requireBearer } from './auth-hook.js';
 import { principalView } from '../auth/principal.js';
@@ -20,6 +22,8 @@ import { HeartbeatBody, heartbeatReport } from './compute-route-schemas.js';
 export interface ComputeRouteOptions extends RouteOptions {
   readonly objects: ObjectStore;
   readonly timings: ComputeTimings;
+  /** Successful results read whole and at most this long are stored in their row (the setting). */
+  readonly inlineResultMaxBytes: number;
   /** Aborted when the server stops listening: waiting long-poll claims return at once. */
   readonly closing?: AbortSignal;
 }
@@ -101,7 +105,7 @@ export const computeRoutes: FastifyPluginAsyncTypebox<ComputeRouteOptions> = asy
           },
         },
       },
-      async (request) => compute.registerService(store, principalOf(request), request.body, timings),
+      async (request) => services.registerService(store, principalOf(request), request.body, timings),
     );
 
     api.post(
@@ -130,7 +134,7 @@ export const computeRoutes: FastifyPluginAsyncTypebox<ComputeRouteOptions> = asy
         },
       },
       async (request) => {
-        return compute.heartbeat(
+        return services.heartbeat(
           store,
           principalOf(request),
           request.params.id,
@@ -151,7 +155,7 @@ export const computeRoutes: FastifyPluginAsyncTypebox<ComputeRouteOptions> = asy
           response: { 200: Type.Object({ released: Type.Array(Type.String()) }) },
         },
       },
-      async (request) => compute.deregisterService(store, principalOf(request), request.params.id),
+      async (request) => services.deregisterService(store, principalOf(request), request.params.id),
     );
 
     api.post(
@@ -192,7 +196,7 @@ export const computeRoutes: FastifyPluginAsyncTypebox<ComputeRouteOptions> = asy
         },
       },
       async (request) =>
-        compute.getClaim(store, principalOf(request), request.params.id, request.query.leaseToken),
+        claims.getClaim(store, principalOf(request), request.params.id, request.query.leaseToken),
     );
 
     api.post(
@@ -214,7 +218,7 @@ export const computeRoutes: FastifyPluginAsyncTypebox<ComputeRouteOptions> = asy
         },
       },
       async (request) =>
-        compute.extendLease(store, principalOf(request), request.params.id, request.body.leaseToken, timings),
+        leases.extendLease(store, principalOf(request), request.params.id, request.body.leaseToken, timings),
     );
 
     api.post(
@@ -230,7 +234,7 @@ export const computeRoutes: FastifyPluginAsyncTypebox<ComputeRouteOptions> = asy
         },
       },
       async (request) =>
-        compute.releaseLease(store, principalOf(request), request.params.id, request.body.leaseToken),
+        leases.releaseLease(store, principalOf(request), request.params.id, request.body.leaseToken),
     );
 
     api.put(
@@ -267,12 +271,18 @@ export const computeRoutes: FastifyPluginAsyncTypebox<ComputeRouteOptions> = asy
           Number.isInteger(length) && length <= maxBatchedResultBytes
             ? Buffer.concat(await stream.toArray())
             : stream;
-        return compute.submitResult(store, objects, principalOf(request), {
-          taskId: request.params.id,
-          leaseToken: request.query.leaseToken,
-          outcome: request.query.outcome,
-          body,
-        });
+        return submitResult(
+          store,
+          objects,
+          principalOf(request),
+          {
+            taskId: request.params.id,
+            leaseToken: request.query.leaseToken,
+            outcome: request.query.outcome,
+            body,
+          },
+          options.inlineResultMaxBytes,
+        );
       },
     );
 
@@ -287,8 +297,11 @@ export const computeRoutes: FastifyPluginAsyncTypebox<ComputeRouteOptions> = asy
         },
       },
       async (request, reply) =>
-        sendResultBytes(reply, await getResult(store, principalOf(request), request.params.id), (sha256) =>
-          getBlob(objects, sha256),
+        sendResultBytes(
+          reply,
+          store,
+          objects,
+          await getResult(store, principalOf(request), request.params.id),
         ),
     );
   });

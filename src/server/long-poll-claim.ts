@@ -1,8 +1,9 @@
 import type { FastifyRequest } from 'fastify';
 import type { Principal } from '../auth/principal.js';
 import { claimDuration } from '../ops/metrics.js';
-import type { ComputeTimings } from '../service/compute.js';
-import * as compute from '../service/compute.js';
+import type { ClaimRequest } from '../service/claims.js';
+import { claimTasks } from '../service/claims.js';
+import type { ComputeTimings } from '../service/compute-services.js';
 import type { Store } from '../store/open-store.js';
 import { sleepUnless } from './lifecycle.js';
 
@@ -15,15 +16,15 @@ export async function longPollClaim(
   store: Store,
   principal: Principal,
   serviceId: string,
-  claim: Parameters<typeof compute.claimTasks>[3] & { waitMs?: number | undefined },
+  claim: ClaimRequest & { waitMs?: number | undefined },
   timings: ComputeTimings,
   request: FastifyRequest,
   closing: AbortSignal,
-): Promise<Awaited<ReturnType<typeof compute.claimTasks>>> {
+): Promise<Awaited<ReturnType<typeof claimTasks>>> {
   const deadline = Date.now() + (claim.waitMs ?? 0);
   for (let delay = 100; ; delay = Math.min(delay * 2, 1000)) {
     const stopTimer = claimDuration.startTimer();
-    const claims = await compute.claimTasks(store, principal, serviceId, claim, timings);
+    const claims = await claimTasks(store, principal, serviceId, claim, timings);
     stopTimer();
     if (claims.length > 0 || Date.now() + delay > deadline || request.socket.destroyed || closing.aborted)
       return claims;

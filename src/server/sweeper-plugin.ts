@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { isAthanorError } from '../domain/errors.js';
 import { leasesExpired } from '../ops/metrics.js';
-import { sweep } from '../service/compute.js';
+import { sweep } from '../service/sweep.js';
 import type { Store } from '../store/open-store.js';
 
 export interface SweeperOptions {

@@ -1,30 +1,33 @@
 import type { FastifyPluginAsyncTypebox, TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import type { Readable } from 'node:stream';
+import type { ObjectStore } from '../objects/object-store.js';
 import type { Authenticator } from '../service/authenticator.js';
 import * as attempts from '../service/attempts.js';
 import * as networks from '../service/networks.js';
+import { readResultBytes } from '../service/result-body.js';
 import * as tasks from '../service/tasks.js';
 import type { Store } from '../store/open-store.js';
 import { principalOf, requireBearer } from './auth-hook.js';
 import { principalView } from '../auth/principal.js';
 import { userRouteSchemas as R } from './user-route-schemas.js';
 import { sendResultBytes } from './result-bytes.js';
+import type { ResultRef } from '../service/result-body.js';
 import { tokenRoute } from './token-route.js';
 
 export interface RouteOptions {
   readonly store: Store;
   readonly authenticator: Authenticator;
   readonly tokenRateLimit: number;
-  /** Streams a result's bytes to the reply (set when an object store is configured). */
-  readonly openResult?: (sha256: string) => Promise<Readable>;
-  /** A presigned URL for a result's bytes, when downloads are to bypass the API; else undefined. */
-  readonly resultDownloadUrl?: (sha256: string) => Promise<string | undefined>;
+  /** Where result bytes stored as blobs are (set when an object store is configured). */
+  readonly objects?: ObjectStore;
+  /** Result downloads redirect to presigned URLs this long-lived when the store signs them; 0: stream. */
+  readonly presignDownloadsSeconds?: number;
   /** Per-network submission limits; default `defaultNetworkLimits`. */
   readonly networkLimits?: networks.NetworkLimits;
 }
 
 export const userRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, options) => {
-  const { store } = options;
+  const { store, objects } = options;
+  const openResult = objects && ((result: ResultRef) => readResultBytes(store, objects, result));
   await app.register(tokenRoute('user'), {
     store,
     authenticator: options.authenticator,
@@ -230,7 +233,7 @@ export const userRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, o
         schema: R['GET /networks/:key/failures'],
       },
       async (request) =>
-        attempts.listFailures(store, principalOf(request), options.openResult, {
+        attempts.listFailures(store, principalOf(request), openResult, {
           ...request.query,
           network: request.params.key,
         }),
@@ -250,8 +253,7 @@ export const userRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, o
       {
         schema: R['GET /failures'],
       },
-      async (request) =>
-        attempts.listFailures(store, principalOf(request), options.openResult, request.query),
+      async (request) => attempts.listFailures(store, principalOf(request), openResult, request.query),
     );
 
     api.post(
@@ -283,9 +285,10 @@ export const userRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, o
       async (request, reply) =>
         sendResultBytes(
           reply,
+          store,
+          objects,
           await tasks.getResult(store, principalOf(request), request.params.id),
-          options.openResult,
-          options.resultDownloadUrl,
+          { presignSeconds: options.presignDownloadsSeconds },
         ),
     );
 

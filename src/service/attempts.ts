@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import type { ResultRef } from './result-body.js';
 import type { Principal } from '../auth/principal.js';
 import { canAccess, visibleScopes } from '../auth/principal.js';
 import { summarizeErrorText } from '../domain/error-text.js';
@@ -114,7 +115,7 @@ async function readText(stream: Readable): Promise<string> {
 export async function listFailures(
   store: Store,
   principal: Principal,
-  openBlob: ((sha256: string) => Promise<Readable>) | undefined,
+  openResult: ((result: ResultRef) => Promise<Readable>) | undefined,
   filter: Page & { network?: string | undefined; scope?: string | undefined },
 ): Promise<FailureView[]> {
   if (filter.network !== undefined) await requireNetwork(store, principal, filter.network);
@@ -143,7 +144,9 @@ export async function listFailures(
   let bytes = 0;
   for (const row of rows) {
     const traceback =
-      row.blob_sha256 && openBlob ? await readText(await openBlob(row.blob_sha256)) : (row.error ?? '');
+      row.blob_sha256 && row.result_id && openResult
+        ? await readText(await openResult({ id: row.result_id, sha256: row.blob_sha256 }))
+        : (row.error ?? '');
     failures.push({ ...attemptView(row, Number(row.number)), ...summarizeErrorText(traceback), traceback });
     bytes += Buffer.byteLength(traceback);
     if (bytes >= maxFailurePageBytes) break;

@@ -1,4 +1,5 @@
-import type { CreateTableBuilder, Kysely, RawBuilder } from 'kysely';
+import type { CreateTableBuilder, Kysely } from 'kysely';
+import type { ComputeStatements } from './compute-statements.js';
 
 export type BackendName = 'sqlite' | 'postgres';
 
@@ -13,6 +14,8 @@ export interface MigrationHelpers {
     table: CreateTableBuilder<TB, never>,
     column: string,
   ): CreateTableBuilder<TB, string>;
+  /** The column type of raw bytes: `blob` on SQLite, `bytea` on PostgreSQL. */
+  readonly binaryType: 'blob' | 'bytea';
 }
 
 /** Everything that differs between SQLite and PostgreSQL lives behind this interface. */
@@ -47,11 +50,21 @@ export interface Backend {
   /** Drops every table of the database (for `database reset`). */
   dropAllTables<DB>(db: Kysely<DB>): Promise<void>;
   classifyError(error: unknown): ErrorClass | undefined;
+  /** The compute API's claim and completion statements, written for this dialect. */
+  readonly compute: ComputeStatements;
   /**
-   * Appended to a claim's row selection: lock the rows of `alias` and skip those another claimer
-   * holds (PostgreSQL); nothing on SQLite, where the write transaction serializes claimers.
+   * Runs `fn`, whose writes must land as one: as it is on PostgreSQL, where every compute
+   * statement is a single statement; in a write transaction on SQLite, where it is several.
    */
-  skipLocked(alias: string): RawBuilder<unknown>;
+  atomic<DB, T>(db: Kysely<DB>, fn: (db: Kysely<DB>) => Promise<T>): Promise<T>;
+  /**
+   * How many claim statements a hub that answered fewer tasks than asked is given: PostgreSQL
+   * reads a claim's candidates from a snapshot, so a task another claimer took after it is skipped
+   * and a fresh statement picks the next one (8); SQLite serializes claims, so one is final (1).
+   */
+  readonly claimStatementsPerHub: number;
+  /** The tables of the database's current schema, by name. */
+  listTables<DB>(db: Kysely<DB>): Promise<string[]>;
   /**
    * Inside a write transaction: true for exactly one caller among replicas at a time (the
    * sweeper and scheduler leader). PostgreSQL: a transaction-level advisory lock; SQLite: the

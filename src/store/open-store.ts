@@ -50,6 +50,8 @@ export interface OpenStoreOptions {
   readonly backgroundCheckpoints?: boolean;
   /** See {@link Store.skipHistoryWrites}; default false. */
   readonly skipHistoryWrites?: boolean;
+  /** Called with the SQL of every statement run, transaction control included (statement counts). */
+  readonly onStatement?: (sql: string) => void;
 }
 
 export async function openStore(
@@ -74,10 +76,10 @@ export async function openStore(
       replaced = () => statSync(file, { throwIfNoEntry: false })?.ino !== opened;
       if (options.backgroundCheckpoints) stopCheckpoints = checkpointInBackground(raw, file);
     }
-    db = createSqliteKysely<Database>(raw);
+    db = createSqliteKysely<Database>(raw, options.onStatement);
     backend = sqliteBackend;
   } else {
-    db = createPostgresKysely<Database>(createPostgresPool(url, options.maxConnections));
+    db = createPostgresKysely<Database>(createPostgresPool(url, options.maxConnections), options.onStatement);
     backend = postgresBackend;
     try {
       await db.selectNoFrom((eb) => eb.lit(1).as('one')).execute();

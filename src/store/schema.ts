@@ -179,6 +179,11 @@ export interface ResultsTable {
   error: string | null;
   compute_service_id: string | null;
   created_at: string;
+  /**
+   * The bytes of a small result, stored in its row (migration 9); null when they are the blob
+   * `blob_sha256`. The digest and length are filled either way.
+   */
+  body: Buffer | null;
 }
 
 export type { AttemptOutcome };

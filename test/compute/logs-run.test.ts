@@ -1,6 +1,6 @@
 import { text } from 'node:stream/consumers';
 import { afterAll, expect, it } from 'vitest';
-import { sweep } from '../../src/service/compute.js';
+import { sweep } from '../../src/service/sweep.js';
 import { runCli } from '../helpers/cli.js';
 import { describeEachBackend, tempDir } from '../helpers/backends.js';
 import { networkWithTasks, queueClients } from '../helpers/queue.js';

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { expect, it } from 'vitest';
 import { UserClient } from '../../src/client/user-client.js';
 import { blobKey } from '../../src/objects/blob-store.js';
@@ -101,12 +102,12 @@ it.runIf(postgresAdminUrl() !== '')(
       expect(outage.map((p) => p.status).filter((status) => !acceptableStatus(status))).toEqual([]);
       expect(processes.filter((p) => !p.alive()).map((p) => p.log())).toEqual([]);
 
-      // Every task completed exactly once, and every result has its blob.
+      // Every task completed exactly once, and every result has its bytes: in its row, or its blob.
       const check = await openStore({ databaseUrl, busyTimeoutMs: 1000 });
       try {
         const results = await check.db
           .selectFrom('results')
-          .select(['task_id', 'outcome', 'blob_sha256'])
+          .select(['task_id', 'outcome', 'blob_sha256', 'body'])
           .execute();
         expect(
           results
@@ -115,7 +116,10 @@ it.runIf(postgresAdminUrl() !== '')(
             .sort(),
         ).toEqual([...tasks].sort());
         const objects = openObjectStore(objectsUrl);
-        for (const r of results) expect(await objects.head(blobKey(r.blob_sha256!))).toBeDefined();
+        for (const r of results) {
+          if (r.body === null) expect(await objects.head(blobKey(r.blob_sha256!))).toBeDefined();
+          else expect(createHash('sha256').update(r.body).digest('hex')).toBe(r.blob_sha256);
+        }
       } finally {
         await check.close();
       }

@@ -3,10 +3,13 @@ import path from 'node:path';
 import { expect, it } from 'vitest';
 import { blobKey, putBlob } from '../../src/objects/blob-store.js';
 import { openObjectStore } from '../../src/objects/open-object-store.js';
+import { configDefaults } from '../../src/config/resolve-config.js';
 import { describeEachBackend, tempDir } from '../helpers/backends.js';
 import { runCli } from '../helpers/cli.js';
 import { networkWithTasks, queueClients } from '../helpers/queue.js';
 import { startTestServer } from '../helpers/server.js';
+
+const maxInlineResultBytes = configDefaults.inlineResultMaxBytes;
 
 const twoDaysAgo = () => new Date(Date.now() - 2 * 24 * 3600 * 1000);
 
@@ -16,15 +19,15 @@ describeEachBackend('athanor objects gc', (backend) => {
   it('removes old unreferenced blobs and partial uploads, keeps referenced and young ones', async () => {
     const server = await startTestServer(backend, dir);
     const { user, compute } = await queueClients(server);
-    await networkWithTasks(user);
+    await networkWithTasks(user, { count: 2 });
     const { id } = await compute.register('gc-test');
-    const [claim] = await compute.claim(id, { count: 1 });
-    const { sha256: kept } = await compute.submitResult(
-      claim!.task,
-      claim!.leaseToken,
-      'ok',
-      Buffer.from('kept'),
-    );
+    const [claim, inlineClaim] = await compute.claim(id, { count: 2 });
+    // Too large to be stored in its row: a blob the result references.
+    const keptBytes = Buffer.alloc(maxInlineResultBytes + 1, 'k');
+    const { sha256: kept } = await compute.submitResult(claim!.task, claim!.leaseToken, 'ok', keptBytes);
+    // A small result is stored in its row: a blob of the same bytes (an older copy) is not referenced.
+    const inlineBytes = Buffer.from('small enough for its row');
+    await compute.submitResult(inlineClaim!.task, inlineClaim!.leaseToken, 'ok', inlineBytes);
     // An attempt's log is a blob its attempt references.
     const { sha256: log } = await compute.uploadLog(
       claim!.task,
@@ -36,9 +39,16 @@ describeEachBackend('athanor objects gc', (backend) => {
     const objects = openObjectStore(server.config.objectsUrl);
     const { sha256: orphan } = await putBlob(objects, Buffer.from('left behind by a lease that ran out'));
     const { sha256: young } = await putBlob(objects, Buffer.from('an upload about to be referenced'));
+    const { sha256: inlineCopy } = await putBlob(objects, inlineBytes);
     await objects.put('tmp/partial-upload', Buffer.from('half'));
     const file = (key: string) => path.join(objectsDir, ...key.split('/'));
-    for (const key of [blobKey(kept), blobKey(log), blobKey(orphan), 'tmp/partial-upload']) {
+    for (const key of [
+      blobKey(kept),
+      blobKey(log),
+      blobKey(orphan),
+      blobKey(inlineCopy),
+      'tmp/partial-upload',
+    ]) {
       utimesSync(file(key), twoDaysAgo(), twoDaysAgo());
     }
 
@@ -47,7 +57,7 @@ describeEachBackend('athanor objects gc', (backend) => {
     expect(dry.code, dry.stderr).toBe(0);
     expect(JSON.parse(dry.stdout)).toMatchObject({
       dryRun: true,
-      removed: [blobKey(orphan)],
+      removed: [blobKey(orphan), blobKey(inlineCopy)].sort(),
       partials: ['tmp/partial-upload'],
     });
     expect(existsSync(file(blobKey(orphan)))).toBe(true);
@@ -55,7 +65,7 @@ describeEachBackend('athanor objects gc', (backend) => {
     const run = await runCli(['objects', 'gc', '--json'], { env });
     expect(run.code, run.stderr).toBe(0);
     expect(JSON.parse(run.stdout)).toMatchObject({
-      removed: [blobKey(orphan)],
+      removed: [blobKey(orphan), blobKey(inlineCopy)].sort(),
       partials: ['tmp/partial-upload'],
     });
     expect(existsSync(file(blobKey(orphan)))).toBe(false);
@@ -64,7 +74,10 @@ describeEachBackend('athanor objects gc', (backend) => {
     expect(existsSync(file(blobKey(log)))).toBe(true);
     const [result] = await user.taskResults(claim!.task);
     const bytes = Buffer.concat(await (await user.downloadResult(result!.id)).toArray());
-    expect(bytes.toString()).toBe('kept');
+    expect(bytes.equals(keptBytes)).toBe(true);
+    const [inlineResult] = await user.taskResults(inlineClaim!.task);
+    const inline = Buffer.concat(await (await user.downloadResult(inlineResult!.id)).toArray());
+    expect(inline.equals(inlineBytes)).toBe(true);
     const audit = await server.store.db
       .selectFrom('audit_log')
       .select('action')

@@ -1,5 +1,5 @@
 import { expect, it } from 'vitest';
-import { sweep } from '../../src/service/compute.js';
+import { sweep } from '../../src/service/sweep.js';
 import { describeEachBackend, tempDir } from '../helpers/backends.js';
 import { networkWithTasks, queueClients } from '../helpers/queue.js';
 import { call, startTestServer } from '../helpers/server.js';

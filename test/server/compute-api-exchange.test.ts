@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { Readable } from 'node:stream';
 import { expect, it } from 'vitest';
 import { ComputeService } from '../../src/compute/compute-service.js';
-import { sweep } from '../../src/service/compute.js';
+import { sweep } from '../../src/service/sweep.js';
 import { describeEachBackend, tempDir } from '../helpers/backends.js';
 import { networkWithTasks, queueClients } from '../helpers/queue.js';
 import { call, startTestServer } from '../helpers/server.js';

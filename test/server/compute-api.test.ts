@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import fc from 'fast-check';
 import { expect, it } from 'vitest';
-import { sweep } from '../../src/service/compute.js';
+import { sweep } from '../../src/service/sweep.js';
 import { describeEachBackend, tempDir } from '../helpers/backends.js';
 import { networkWithTasks, queueClients } from '../helpers/queue.js';
 import { call, startTestServer } from '../helpers/server.js';

@@ -103,9 +103,10 @@ describeEachBackend('orphaned leases', (backend) => {
     expect(await compute.submitResult(claim!.task, claim!.leaseToken, 'ok', Buffer.from('42'))).toEqual(
       first,
     );
+    // Another outcome under that lease is not a repeat: it conflicts with the recorded result.
     await expect(
       compute.submitResult(claim!.task, claim!.leaseToken, 'failed', Buffer.from('oops')),
-    ).rejects.toMatchObject({ code: 'stale_lease' });
+    ).rejects.toMatchObject({ code: 'result_conflict' });
     await expect(
       compute.submitResult(claim!.task, claim!.leaseToken + 1, 'ok', Buffer.from('42')),
     ).rejects.toMatchObject({ code: 'stale_lease' });

@@ -22,6 +22,7 @@ describe('released migrations are frozen', () => {
       6: '18474b3a970fa0cb4de802c045337bf10601488bbe7f62fcaf5201b672ac36d6',
       7: '447755cf53d216ff529a92ee43b5ddda6571d0468be7c0b4f1af66c15f4a8d91',
       8: 'f03cd566a7410e465e1889565dd4a304a15956c934ebdddf33266b6aa324441f',
+      9: '3db3e2b91291d2fccb8bf5094a5f1f56dc200011caf82dc84202bb6adc71dbae',
     });
   });
 

@@ -267,7 +267,8 @@ async function writeBackup(
                 })
             : table.name === 'results'
               ? (row) => {
-                  if (typeof row.blob_sha256 === 'string')
+                  // A result stored inline (migration 9) travels in its row: no blob to copy.
+                  if (typeof row.blob_sha256 === 'string' && (row.body ?? null) === null)
                     blobCopy?.add(row.blob_sha256, Number(row.size_bytes ?? 0));
                 }
               : table.name === 'task_attempts'

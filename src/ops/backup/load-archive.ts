@@ -12,7 +12,8 @@ import { appVersion } from '../../version.js';
 import type { BackupManifest } from './manifest.js';
 import type { ArchiveReader } from './read-archive.js';
 import type { ReplaceTarget } from './replace-database.js';
-import type { Row } from './snapshot.js';
+import type { LoadRow } from './snapshot.js';
+import { isBytesType } from './snapshot.js';
 
 /**
  * Checks that this release can recreate the backup's schema: every migration the backup carries
@@ -110,7 +111,18 @@ export async function loadArchive(
         `cannot load table ${table.name} of backup ${manifest.id}: ${(cause as Error).message}`,
         { cause },
       );
-    let batch: Row[] = [];
+    // Bytes travel as base64 text (a backup from before the column holds none of them).
+    const bytesColumns = table.columns.filter((c) => isBytesType(c.type)).map((c) => c.name);
+    const decode = (row: LoadRow): LoadRow => {
+      if (bytesColumns.length === 0) return row;
+      const decoded: Record<string, LoadRow[string]> = { ...row };
+      for (const column of bytesColumns) {
+        const value = row[column];
+        if (typeof value === 'string') decoded[column] = Buffer.from(value, 'base64');
+      }
+      return decoded;
+    };
+    let batch: LoadRow[] = [];
     const flush = async () => {
       if (batch.length === 0) return;
       try {
@@ -124,7 +136,7 @@ export async function loadArchive(
     };
     try {
       for await (const row of archive.rows(table)) {
-        batch.push(row);
+        batch.push(decode(row));
         if (batch.length >= rowsPerInsert) await flush();
       }
       await flush();

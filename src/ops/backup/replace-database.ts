@@ -12,7 +12,6 @@ import { openStore } from '../../store/open-store.js';
 import type { Database } from '../../store/schema.js';
 import {
   dropPostgresTables,
-  listPostgresTables,
   postgresTableLoader,
   resetPostgresSequences,
   suspendPostgresForeignKeys,
@@ -21,7 +20,6 @@ import {
 import {
   deferSqliteForeignKeys,
   detachSqliteFile,
-  listSqliteTables,
   replaceSqliteFile,
   sqliteTableLoader,
   suspendSqliteIndexes,
@@ -129,10 +127,7 @@ function removeStaleTemporaries(file: string): void {
 
 /** Tables of the database that hold rows, ignoring migration records and the audit log. */
 export async function tablesHoldingData(store: Store): Promise<string[]> {
-  const names =
-    store.backend.name === 'sqlite'
-      ? await listSqliteTables(store.db as Kysely<unknown>)
-      : await listPostgresTables(store.db as Kysely<unknown>);
+  const names = await store.backend.listTables(store.db);
   const holding: string[] = [];
   for (const name of names) {
     if (name === 'athanor_migrations' || name === 'audit_log') continue;

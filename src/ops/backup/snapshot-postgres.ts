@@ -6,7 +6,7 @@ import pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import { AthanorError } from '../../domain/errors.js';
 import { copyIntoPostgres } from '../../store/dialects/postgres.js';
-import type { Row, RowValue, Snapshot, TableSchema } from './snapshot.js';
+import type { LoadRow, Row, RowValue, Snapshot, TableSchema } from './snapshot.js';
 import { backupValue, dependencyOrder, lineEncoder, unsupportedValue } from './snapshot.js';
 
 const quote = (name: string) => `"${name.replace(/"/g, '""')}"`;
@@ -21,6 +21,7 @@ const supportedTypes = new Set([
   'bigint',
   'real',
   'double precision',
+  'bytea',
 ]);
 const textTypes = new Set(['text', 'character varying', 'character']);
 
@@ -149,7 +150,7 @@ async function describeTable(client: pg.Client, name: string): Promise<TableSche
       throw new AthanorError(
         'backup_incompatible',
         `cannot back up ${name}.${c.column_name}: its type '${c.data_type}' is not one a backup carries ` +
-          `(text, integer, real and their variants). Change the column type in a migration`,
+          `(text, bytea, integer, real and their variants). Change the column type in a migration`,
       );
     }
   }
@@ -386,7 +387,7 @@ export async function suspendPostgresIndexes(db: Kysely<unknown>): Promise<() =>
 
 /** Writes rows into one table as they come, inside the restore's transaction. */
 export interface TableLoader {
-  write(rows: readonly Row[]): Promise<void>;
+  write(rows: readonly LoadRow[]): Promise<void>;
   /** Waits until every row written is in the table. */
   end(): Promise<void>;
 }

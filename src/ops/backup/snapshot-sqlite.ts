@@ -221,7 +221,7 @@ export function sqliteTableLoader(
     async write(rows) {
       for (let start = 0; start < rows.length; start += perStatement) {
         const part = rows.slice(start, start + perStatement);
-        const values: RowValue[] = [];
+        const values: (RowValue | Buffer)[] = [];
         for (const row of part) for (const column of columns) values.push(row[column] ?? null);
         await db.executeQuery(CompiledQuery.raw(textFor(part.length), values));
       }

@@ -1,9 +1,19 @@
 import type { BackendName } from '../../store/backend.js';
 import { AthanorError } from '../../domain/errors.js';
 
-/** A column value as it travels in a backup: the schema uses only text, integer and real. */
+/**
+ * A column value as it travels in a backup: text, integer and real as themselves, bytes (`bytea`,
+ * `blob`) as base64 text.
+ */
 export type RowValue = string | number | null;
 export type Row = Readonly<Record<string, RowValue>>;
+/** A row as it is inserted on restore: bytes columns decoded from their base64 text. */
+export type LoadRow = Readonly<Record<string, RowValue | Buffer>>;
+
+/** Whether a column of this declared type (either backend's, lower case) holds bytes. */
+export function isBytesType(type: string): boolean {
+  return type === 'bytea' || type === 'blob';
+}
 
 export interface TableColumn {
   readonly name: string;
@@ -104,13 +114,14 @@ export function backupValue(table: string, column: string, value: unknown): RowV
     }
     return Number(value);
   }
-  throw unsupportedValue(table, column, Buffer.isBuffer(value) ? 'a blob' : typeof value);
+  if (Buffer.isBuffer(value)) return value.toString('base64');
+  throw unsupportedValue(table, column, typeof value);
 }
 
 export function unsupportedValue(table: string, column: string, what: string): AthanorError {
   return new AthanorError(
     'backup_incompatible',
-    `cannot back up ${table}.${column}: it holds ${what}, and backups carry only text, whole numbers ` +
-      `within ±2^53 and finite reals. Fix the row or the column type, then retry`,
+    `cannot back up ${table}.${column}: it holds ${what}, and backups carry only text, bytes, whole ` +
+      `numbers within ±2^53 and finite reals. Fix the row or the column type, then retry`,
   );
 }

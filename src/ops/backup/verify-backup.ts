@@ -183,7 +183,8 @@ async function restoreIntoScratch(
         const content = createHash('sha256');
         let count = 0;
         for await (const row of snapshotRows(snapshot, live)) {
-          if (table.name === 'results' && typeof row.blob_sha256 === 'string')
+          // A result stored inline (migration 9) has its bytes in the row, no blob.
+          if (table.name === 'results' && typeof row.blob_sha256 === 'string' && (row.body ?? null) === null)
             referenced.add(row.blob_sha256);
           if (table.name === 'task_attempts' && typeof row.log_sha256 === 'string')
             referenced.add(row.log_sha256);

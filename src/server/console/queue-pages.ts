@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { Value } from 'typebox/value';
 import { AthanorError } from '../../domain/errors.js';
+import { sendResultBytes } from '../result-bytes.js';
 import { taskStatuses } from '../../domain/task-state.js';
 import type { TaskStatus } from '../../domain/task-state.js';
 import { getMaintenance } from '../../ops/maintenance.js';
@@ -726,15 +727,9 @@ export function queuePages(app: FastifyInstance, ctx: ConsoleContext): void {
     const user = userOf(request);
     const { id } = request.params as { id: string };
     const result = await tasks.getResult(store, user.principal, id);
-    if (!result.sha256) throw new AthanorError('not_found', `result '${result.id}' has no stored bytes`);
-    const { getBlob } = await import('../../objects/blob-store.js');
-    const stream = await getBlob(ctx.objects, result.sha256);
-    void reply
-      .header('content-type', 'application/octet-stream')
-      .header('content-disposition', `attachment; filename="${result.id}.bin"`)
-      .header('x-athanor-sha256', result.sha256);
-    if (result.sizeBytes !== null) void reply.header('content-length', String(result.sizeBytes));
-    return reply.send(stream);
+    return sendResultBytes(reply, store, ctx.objects, result, {
+      headers: { 'content-disposition': `attachment; filename="${result.id}.bin"` },
+    });
   });
 
   app.get('/compute', async (request, reply) => {

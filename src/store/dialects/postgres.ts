@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { Kysely, PostgresPool, PostgresPoolClient } from 'kysely';
+import type { Kysely, LogEvent, PostgresPool, PostgresPoolClient } from 'kysely';
 import {
   CompiledQuery,
   Kysely as KyselyClass,
@@ -17,6 +17,7 @@ import { AthanorError } from '../../domain/errors.js';
 import type { Backend, ErrorClass } from '../backend.js';
 import { preparedMarker } from '../backend.js';
 import { recordingKysely } from './recorder.js';
+import { postgresComputeStatements } from './postgres/compute.js';
 
 // COUNT(*) and bigint columns arrive as strings by default; every bigint Athanor stores fits in a
 // double, and one number type on both backends keeps the service layer simple.
@@ -156,8 +157,11 @@ class AvailabilityPool implements PostgresPool {
   }
 }
 
-export function createPostgresKysely<DB>(pool: pg.Pool): Kysely<DB> {
-  return new KyselyClass<DB>({ dialect: new PostgresDialect({ pool: new AvailabilityPool(pool) }) });
+export function createPostgresKysely<DB>(pool: pg.Pool, log?: (sql: string) => void): Kysely<DB> {
+  return new KyselyClass<DB>({
+    dialect: new PostgresDialect({ pool: new AvailabilityPool(pool) }),
+    ...(log ? { log: (event: LogEvent) => log(event.query.sql) } : {}),
+  });
 }
 
 function classifyPostgresError(error: unknown): ErrorClass | undefined {
@@ -185,6 +189,7 @@ export const postgresBackend: Backend = {
   migrationHelpers: {
     autoIncrementId: (table, column) =>
       table.addColumn(column, 'integer', (c) => c.primaryKey().generatedByDefaultAsIdentity()),
+    binaryType: 'bytea',
   },
 
   async writeTransaction(db, fn) {
@@ -289,7 +294,14 @@ export const postgresBackend: Backend = {
 
   classifyError: classifyPostgresError,
 
-  skipLocked: (alias: string) => sql`for update of ${sql.raw(alias)} skip locked`,
+  compute: postgresComputeStatements,
+  atomic: (db, fn) => fn(db),
+  claimStatementsPerHub: 8,
+  async listTables(db) {
+    const { rows } = await sql<{ tablename: string }>`
+      select tablename from pg_tables where schemaname = current_schema() order by tablename`.execute(db);
+    return rows.map((r) => r.tablename);
+  },
   async tryLeaderLock(trx, name) {
     const { rows } = await sql<{ locked: boolean }>`
       select pg_try_advisory_xact_lock(hashtext(${`athanor:${name}`})) as locked`.execute(trx);

@@ -3,7 +3,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import SqliteDatabase from 'better-sqlite3';
-import type { Kysely } from 'kysely';
+import type { Kysely, LogEvent } from 'kysely';
 import {
   Kysely as KyselyClass,
   SqliteAdapter,
@@ -15,6 +15,7 @@ import {
 import { AthanorError } from '../../domain/errors.js';
 import type { Backend, ErrorClass } from '../backend.js';
 import { recordingKysely } from './recorder.js';
+import { sqliteComputeStatements } from './sqlite/compute.js';
 
 export interface SqliteOptions {
   /** Create the file (and its directory) when missing; otherwise a missing file is an error. */
@@ -120,8 +121,14 @@ export function checkpointInBackground(raw: SqliteDatabase.Database, file: strin
   };
 }
 
-export function createSqliteKysely<DB>(raw: SqliteDatabase.Database): Kysely<DB> {
-  return new KyselyClass<DB>({ dialect: new SqliteDialect({ database: withStatementCache(raw) }) });
+export function createSqliteKysely<DB>(
+  raw: SqliteDatabase.Database,
+  log?: (sql: string) => void,
+): Kysely<DB> {
+  return new KyselyClass<DB>({
+    dialect: new SqliteDialect({ database: withStatementCache(raw) }),
+    ...(log ? { log: (event: LogEvent) => log(event.query.sql) } : {}),
+  });
 }
 
 const statementCacheSize = 256;
@@ -211,6 +218,7 @@ export const sqliteBackend: Backend = {
   migrationHelpers: {
     autoIncrementId: (table, column) =>
       table.addColumn(column, 'integer', (c) => c.primaryKey().autoIncrement()),
+    binaryType: 'blob',
   },
 
   writeTransaction: immediateTransaction,
@@ -259,7 +267,16 @@ export const sqliteBackend: Backend = {
 
   classifyError: classifySqliteError,
 
-  skipLocked: () => sql``,
+  compute: sqliteComputeStatements,
+  atomic: immediateTransaction,
+  claimStatementsPerHub: 1,
+  async listTables(db) {
+    const { rows } = await sql<{ name: string }>`
+      select name from sqlite_master where type = 'table' and name not like 'sqlite_%' order by name`.execute(
+      db,
+    );
+    return rows.map((r) => r.name);
+  },
   async tryLeaderLock() {
     return true;
   },

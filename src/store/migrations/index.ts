@@ -6,6 +6,7 @@ import { migration0005 } from './0005-task-attempts.js';
 import { migration0006 } from './0006-identity-quotas.js';
 import { migration0007 } from './0007-attempt-logs-progress.js';
 import { migration0008 } from './0008-attempt-log-chunks.js';
+import { migration0009 } from './0009-inline-results.js';
 import type { Migration } from './migration.js';
 
 /** Every migration this release knows, in order. Append only: never edit or remove one. */
@@ -18,4 +19,5 @@ export const migrations: readonly Migration[] = [
   migration0006,
   migration0007,
   migration0008,
+  migration0009,
 ];

@@ -7,7 +7,22 @@ import { scopeIn } from './scope-filter.js';
 import { chunked } from './chunked.js';
 
 export type TaskRow = Selectable<TasksTable>;
-export type ResultRow = Selectable<ResultsTable>;
+/** A result as listed and shown: every column but its inline bytes (read only to serve them). */
+export type ResultRow = Omit<Selectable<ResultsTable>, 'body'>;
+
+const resultColumns = [
+  'id',
+  'task_id',
+  'scope',
+  'attempt',
+  'lease_token',
+  'outcome',
+  'blob_sha256',
+  'size_bytes',
+  'error',
+  'compute_service_id',
+  'created_at',
+] as const satisfies readonly (keyof ResultRow)[];
 
 export async function insertTasks(db: Kysely<Database>, rows: readonly TaskRow[]): Promise<void> {
   for (const chunk of chunked(rows, 100)) await db.insertInto('tasks').values(chunk).execute();
@@ -194,9 +209,20 @@ export async function transformationsInNetwork(
 }
 
 export async function listResults(db: Kysely<Database>, taskId: string): Promise<ResultRow[]> {
-  return db.selectFrom('results').selectAll().where('task_id', '=', taskId).orderBy('created_at').execute();
+  return db
+    .selectFrom('results')
+    .select(resultColumns)
+    .where('task_id', '=', taskId)
+    .orderBy('created_at')
+    .execute();
 }
 
 export async function findResult(db: Kysely<Database>, id: string): Promise<ResultRow | undefined> {
-  return db.selectFrom('results').selectAll().where('id', '=', id).executeTakeFirst();
+  return db.selectFrom('results').select(resultColumns).where('id', '=', id).executeTakeFirst();
+}
+
+/** The bytes of a result stored in its row; undefined when they are a blob (or no such result). */
+export async function findInlineResultBody(db: Kysely<Database>, id: string): Promise<Buffer | undefined> {
+  const row = await db.selectFrom('results').select('body').where('id', '=', id).executeTakeFirst();
+  return row?.body ?? undefined;
 }

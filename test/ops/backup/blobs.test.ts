@@ -13,12 +13,17 @@ import { createBackup } from '../../../src/ops/backup/create-backup.js';
 import { pruneBackups } from '../../../src/ops/backup/prune-backups.js';
 import { restoreBackup } from '../../../src/ops/backup/restore-backup.js';
 import { verifyBackup } from '../../../src/ops/backup/verify-backup.js';
+import { configDefaults } from '../../../src/config/resolve-config.js';
 import { openStore } from '../../../src/store/open-store.js';
 import { describeEachBackend, freshDatabaseUrl, tempDir, testConfig } from '../../helpers/backends.js';
 import { networkWithTasks, queueClients } from '../../helpers/queue.js';
 import { startTestServer } from '../../helpers/server.js';
 
+const maxInlineResultBytes = configDefaults.inlineResultMaxBytes;
+
 const noKeys = { identities: [], passphrases: [] };
+/** Result text padded past the inline limit, so its bytes are stored (and backed up) as a blob. */
+const asBlob = (text: string) => text.padEnd(maxInlineResultBytes + 1, '.');
 const text = async (stream: Readable) => Buffer.concat(await stream.toArray()).toString('utf8');
 
 /** Every file under `dir`, relative to it, with `/` separators. */
@@ -28,7 +33,7 @@ function filesUnder(dir: string): string[] {
     .map((e) => path.relative(dir, path.join(e.parentPath, e.name)).split(path.sep).join('/'));
 }
 
-/** A server whose network has `results` completed tasks, each with its own result bytes. */
+/** A server whose network has `results` completed tasks, each with its own result blob (`asBlob`). */
 async function platformWithResults(backend: 'sqlite' | 'postgres', dir: string, results: string[]) {
   const server = await startTestServer(backend, dir);
   const { user, compute } = await queueClients(server);
@@ -38,7 +43,8 @@ async function platformWithResults(backend: 'sqlite' | 'postgres', dir: string, 
   const shas: string[] = [];
   for (const [i, claim] of claims.entries()) {
     shas.push(
-      (await compute.submitResult(claim.task, claim.leaseToken, 'ok', Buffer.from(results[i]!))).sha256,
+      (await compute.submitResult(claim.task, claim.leaseToken, 'ok', Buffer.from(asBlob(results[i]!))))
+        .sha256,
     );
   }
   const config: Config = { ...server.config, databaseUrl: server.databaseUrl! };
@@ -83,8 +89,8 @@ describeEachBackend('result blobs in backups', (backend) => {
     const restored = await restoreBackup({ target, backup: 'latest', config: restoredConfig, keys: noKeys });
     expect(restored.blobs).toEqual({ copied: 2, present: 0 });
     const into = openObjectStore(restoredConfig.objectsUrl);
-    expect(await text(await getBlob(into, shas[0]!))).toBe('first result');
-    expect(await text(await getBlob(into, shas[1]!))).toBe('second result');
+    expect(await text(await getBlob(into, shas[0]!))).toBe(asBlob('first result'));
+    expect(await text(await getBlob(into, shas[1]!))).toBe(asBlob('second result'));
     // Restoring again over the same object store copies nothing.
     const store = await openStore(restoredConfig);
     await store.close();
@@ -158,7 +164,8 @@ describeEachBackend('result blobs in backups', (backend) => {
     });
     expect(restored.blobs).toEqual({ copied: contents.length, present: 0 });
     const into = openObjectStore(restoredConfig.objectsUrl);
-    for (const [i, sha] of shas.entries()) expect(await text(await getBlob(into, sha))).toBe(contents[i]);
+    for (const [i, sha] of shas.entries())
+      expect(await text(await getBlob(into, sha))).toBe(asBlob(contents[i]!));
   });
 
   it('starts no further blob copy once a failed restore aborts it', async () => {
@@ -289,7 +296,7 @@ describeEachBackend('result blobs in backups', (backend) => {
     });
     expect(restored.blobs.copied).toBe(1);
     expect(await text(await getBlob(openObjectStore(restoredConfig.objectsUrl), shas[0]!))).toBe(
-      `the ${canary} result`,
+      asBlob(`the ${canary} result`),
     );
   });
 });
