@@ -2,6 +2,7 @@ import path from 'node:path';
 import { generateX25519Identity, identityToRecipient } from 'age-encryption';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Config } from '../../../src/config/resolve-config.js';
+import { configDefaults } from '../../../src/config/resolve-config.js';
 import { getBlob } from '../../../src/objects/blob-store.js';
 import { restoreBackup } from '../../../src/ops/backup/restore-backup.js';
 import { verifyBackup } from '../../../src/ops/backup/verify-backup.js';
@@ -67,7 +68,13 @@ describeEachBackend('backups to an S3 target', (backend) => {
     const { user, compute } = await queueClients(server);
     await networkWithTasks(user, { count: 3 });
     const { id } = await compute.register('s3-packs');
-    const bodies = ['small one', 'small two', 'L'.repeat(300 * 1024)];
+    // Past the row limit, so each is a blob (packed), not bytes in its row.
+    const pastRowLimit = configDefaults.inlineResultMaxBytes + 1;
+    const bodies = [
+      'blob one'.padEnd(pastRowLimit, '.'),
+      'blob two'.padEnd(pastRowLimit, '.'),
+      'L'.repeat(300 * 1024),
+    ];
     const shas: string[] = [];
     for (const [i, claim] of (await compute.claim(id, { count: 3 })).entries()) {
       shas.push(
