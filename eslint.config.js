@@ -29,7 +29,7 @@ export default tseslint.config(
     files: ['src/**'],
     ignores: ['src/store/dialects/**', 'src/ops/backup/snapshot-*'],
     rules: {
-      // Only the dialect files know which database is underneath (DESIGN §2).
+      // Only the dialect files know which database is underneath (docs/architecture.md, Layers).
       'no-restricted-imports': [
         'error',
         { paths: ['better-sqlite3', 'pg'], patterns: ['**/dialects/sqlite*', '**/dialects/postgres*'] },

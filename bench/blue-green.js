@@ -265,6 +265,7 @@ async function scenario(backend, root) {
       ATHANOR_DEPLOY_TEST_COMMAND: proxy.testCommand,
       ATHANOR_DEPLOY_RELOAD_COMMAND: proxy.reloadCommand,
       ATHANOR_DEPLOY_DRAIN_TIMEOUT_MS: '120000',
+      ATHANOR_DEPLOY_PROXY_PID_FILE: path.join(prefix, 'nginx.pid'),
     };
     const deploy = async (args) => {
       const result = await runCli(['deploy', ...args], deployEnv);

@@ -25,11 +25,12 @@ import { startWorkers } from './workers.js';
 import { startBenchServer } from './athanor-server.js';
 import { cpuMsBetween, cpuSnapshot } from './proc-cpu.js';
 
-// `npm run bench -- cli`, `-- blue-green`, `-- history` and `-- python`: the scenarios in their own files.
+// `npm run bench -- cli`, `-- blue-green`, `-- history`, `-- python` and `-- manager`: the scenarios in their own files.
 const scenarios = {
   cli: './cli-timing.js',
   'blue-green': './blue-green.js',
   history: './history.js',
+  manager: './manager.js',
   python: './python-client.js',
 };
 if (process.argv[2] in scenarios) {

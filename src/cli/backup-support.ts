@@ -1,9 +1,9 @@
 import type { Command } from 'commander';
 import type { Config } from '../config/resolve-config.js';
-import type { ObjectStore } from '../objects/object-store.js';
 import { chooseBackupTarget } from '../ops/backup/backup-env.js';
 import type { BackupEntry, VerificationRecord } from '../ops/backup/backup-target.js';
 import type { BackupManifest } from '../ops/backup/manifest.js';
+import type { BackupTarget } from '../ops/backup/target.js';
 import type { SchedulerLogFields } from '../ops/schedule/backup-scheduler.js';
 import type { Column } from './output.js';
 import { note } from './output.js';
@@ -12,19 +12,14 @@ import { note } from './output.js';
 // other command's start-up fast.
 export const load = () => import('../ops/backup/index.js');
 
-/** The target a backup is written to and the setting it came from, checked before anything is written. */
-export async function writableTarget(
-  command: Command,
-  config: Config,
-): Promise<{ targetUrl: string; setting: string }> {
-  const choice = targetChoice(command, config);
-  (await load()).openBackupTarget(choice, { forWriting: true });
-  return { targetUrl: choice.url, setting: choice.setting };
+/** The target a backup is written to, checked before anything is written. */
+export async function writableTarget(command: Command, config: Config): Promise<BackupTarget> {
+  return (await load()).BackupTarget.open(targetChoice(command, config), { forWriting: true });
 }
 
 /** The target to read backups from (list, status, verify, restore, prune). */
-export async function resolveTarget(command: Command, config: Config): Promise<ObjectStore> {
-  return (await load()).openBackupTarget(targetChoice(command, config));
+export async function resolveTarget(command: Command, config: Config): Promise<BackupTarget> {
+  return (await load()).BackupTarget.open(targetChoice(command, config));
 }
 
 function targetChoice(command: Command, config: Config) {

@@ -1,6 +1,7 @@
+import { debugRequested, plainOutputRequested } from '../config/environment.js';
 import { AthanorError, errorBody, ExitCode, isAthanorError } from '../domain/errors.js';
 
-const useColor = (): boolean => process.stdout.isTTY === true && !('NO_COLOR' in process.env);
+const useColor = (): boolean => process.stdout.isTTY === true && !plainOutputRequested();
 
 export function bold(text: string): string {
   return useColor() ? `\u001b[1m${text}\u001b[22m` : text;
@@ -59,7 +60,7 @@ export function reportError(error: unknown, json: boolean): ExitCode {
   } else {
     process.stderr.write(`athanor: ${known.message}\n`);
   }
-  if (process.env.ATHANOR_DEBUG === '1') {
+  if (debugRequested()) {
     process.stderr.write(`${(isAthanorError(error) ? error : known).stack ?? ''}\n`);
     if (error instanceof Error && error.cause)
       process.stderr.write(`cause: ${String((error.cause as Error).stack ?? error.cause)}\n`);

@@ -1,3 +1,5 @@
+import { startedByNpm } from '../config/environment.js';
+
 /**
  * `npx athanor …`, `npm exec` and `npm start` run the CLI as npm → `sh -c` → node. A SIGTERM sent
  * to npm's PID (what `$!` gives a script) ends npm and the shell but never reaches node, which
@@ -5,7 +7,7 @@
  * parent is taken as the signal that was meant for us.
  */
 export function stopWhenNpmParentExits(pollMs = 500): void {
-  if (process.env.npm_command === undefined && process.env.npm_lifecycle_event === undefined) return;
+  if (!startedByNpm()) return;
   const parent = process.ppid;
   const timer = setInterval(() => {
     if (process.ppid === parent) return;

@@ -1,6 +1,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import type { SettingName } from '../config/resolve-config.js';
 import { defaultText, settingSpecs } from '../config/resolve-config.js';
+import { processVariables } from '../config/settings.js';
 import { ExitCode, exitCodeMeanings } from '../domain/errors.js';
 import { appVersion } from '../version.js';
 import { printJson, printLine, printTable, reportError } from './output.js';
@@ -67,9 +68,7 @@ function environmentHelp(): string {
       s.env,
       `${s.description} (default ${defaultText(name as SettingName)})`,
     ]),
-    ['ATHANOR_CONFIG', 'config file (default ./athanor.config.json when present)'],
-    ['ATHANOR_DEBUG=1', 'print stack traces'],
-    ['NO_COLOR', 'plain output'],
+    ...Object.values(processVariables).map((v): [string, string] => [v.env, v.description]),
   ];
   // One column for every name, the longest included, so no description starts out of line.
   const width = Math.max(...rows.map(([env]) => env.length)) + 2;

@@ -1,5 +1,12 @@
 import type { Readable } from 'node:stream';
-import type { Claim } from '../domain/api-views.js';
+import type {
+  Claim,
+  DemandView,
+  ManagerDecision,
+  ManagerInstruction,
+  ManagerLaunch,
+  ManagerView,
+} from '../domain/api-views.js';
 import type { ClientOptions } from './http-client.js';
 import { HttpClient } from './http-client.js';
 
@@ -46,10 +53,11 @@ export class ComputeClient {
     this.http = new HttpClient(options, '/compute/v1');
   }
 
-  register(name: string, hostname?: string) {
+  /** Registers a service; one a manager started names the manager and its launch. */
+  register(name: string, hostname?: string, managed?: { manager: string; launch: string }) {
     return this.http.json<{ id: string; leaseTtlMs: number; registrationTtlMs: number }>('/services', {
       method: 'POST',
-      body: { name, hostname },
+      body: { name, hostname, ...managed },
     });
   }
 
@@ -58,7 +66,12 @@ export class ComputeClient {
    * extended and the server releases the others; without, all of them are extended.
    */
   heartbeat(serviceId: string, leases?: readonly HeldLease[]) {
-    return this.http.json<{ leases: { task: string; leaseToken: number }[]; leaseExpiresAt: string }>(
+    return this.http.json<{
+      leases: { task: string; leaseToken: number }[];
+      leaseExpiresAt: string;
+      /** Its manager scales in: finish what is held, claim nothing more, exit. */
+      drain?: boolean;
+    }>(
       `/services/${encodeURIComponent(serviceId)}/heartbeat`,
       leases ? { method: 'POST', body: { leases } } : { method: 'POST' },
     );
@@ -147,5 +160,58 @@ export class ComputeClient {
   async downloadResult(resultId: string): Promise<Readable> {
     const response = await this.http.request(`/results/${encodeURIComponent(resultId)}/download`);
     return response.body;
+  }
+
+  /** Claimable waiting tasks in the identity's scopes (or these), per scope and protocol. */
+  demand(filter: { scopes?: readonly string[]; protocols?: readonly string[] } = {}) {
+    return this.http.json<DemandView>('/demand', {
+      query: {
+        scope: filter.scopes ? [...filter.scopes] : undefined,
+        protocol: filter.protocols ? [...filter.protocols] : undefined,
+      },
+    });
+  }
+
+  registerManager(registration: {
+    name: string;
+    hostname?: string;
+    driver: string;
+    scopes?: readonly string[];
+    minServices: number;
+    maxServices: number;
+  }) {
+    return this.http.json<{ id: string; registrationTtlMs: number; resumed: boolean }>('/managers', {
+      method: 'POST',
+      body: { ...registration, scopes: registration.scopes ? [...registration.scopes] : undefined },
+    });
+  }
+
+  managerHeartbeat(
+    managerId: string,
+    report: {
+      launches: readonly ManagerLaunch[];
+      decisions?: readonly ManagerDecision[];
+      drain?: readonly string[];
+      protocols?: readonly string[];
+    },
+  ) {
+    return this.http.json<ManagerInstruction>(`/managers/${encodeURIComponent(managerId)}/heartbeat`, {
+      method: 'POST',
+      body: report,
+    });
+  }
+
+  deregisterManager(managerId: string) {
+    return this.http.json<{ id: string; state: 'stopped' }>(`/managers/${encodeURIComponent(managerId)}`, {
+      method: 'DELETE',
+    });
+  }
+
+  listManagers() {
+    return this.http.json<ManagerView[]>('/managers');
+  }
+
+  getManager(managerId: string) {
+    return this.http.json<ManagerView>(`/managers/${encodeURIComponent(managerId)}`);
   }
 }

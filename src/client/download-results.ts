@@ -3,11 +3,20 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { copyFile, mkdir, readdir, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import type { Readable } from 'node:stream';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { NetworkResultView } from '../domain/api-views.js';
-import type { UserClient } from './user-client.js';
 import type { ResultOutcome } from '../domain/outcomes.js';
+
+/** What a download asks of the user client: pages of a network's results, and one result's bytes. */
+export interface ResultSource {
+  networkResults(
+    networkKey: string,
+    query: { readonly outcome?: ResultOutcome; readonly limit?: number; readonly after?: string },
+  ): Promise<NetworkResultView[]>;
+  downloadResult(id: string): Promise<Readable>;
+}
 
 /** Where results are cached by default: `$XDG_CACHE_HOME/athanor/results` or `~/.cache/athanor/results`. */
 export function defaultResultCacheDir(): string {
@@ -87,7 +96,7 @@ async function trimCache(dir: string, maxBytes: number): Promise<void> {
 }
 
 /** Every result of the network, page by page. */
-async function listAll(client: UserClient, networkKey: string, outcome: ResultOutcome) {
+async function listAll(client: ResultSource, networkKey: string, outcome: ResultOutcome) {
   const all: NetworkResultView[] = [];
   for (let after: string | undefined; ;) {
     const page = await client.networkResults(networkKey, {
@@ -110,7 +119,7 @@ async function listAll(client: UserClient, networkKey: string, outcome: ResultOu
  * damaged one is fetched again.
  */
 export async function downloadNetworkResults(
-  client: UserClient,
+  client: ResultSource,
   networkKey: string,
   dir: string,
   options: DownloadNetworkResultsOptions = {},

@@ -104,7 +104,8 @@ export class HttpClient {
   async #send(path: string, request: RequestOptions, token?: string): Promise<ClientResponse> {
     const url = new URL(`${this.#base}${path}`);
     for (const [name, value] of Object.entries(request.query ?? {}) as [string, unknown][]) {
-      if (value !== undefined && value !== null) url.searchParams.set(name, String(value));
+      if (Array.isArray(value)) for (const item of value) url.searchParams.append(name, String(item));
+      else if (value !== undefined && value !== null) url.searchParams.set(name, String(value));
     }
     const headers: Record<string, string> = { ...request.headers };
     if (token) headers.authorization = `Bearer ${token}`;

@@ -38,6 +38,10 @@ export interface ComputeServiceOptions extends ClientOptions {
   readonly maxTasks?: number;
   /** Stop claiming after this long, then stop as on SIGTERM; default: no limit. */
   readonly maxTimeMs?: number;
+  /** Exit after this long with nothing to run (no task held, none claimed); default: never. */
+  readonly maxIdleMs?: number;
+  /** Set when a compute manager started this service: registered under its manager and launch. */
+  readonly managed?: { readonly manager: string; readonly launch: string };
   /**
    * How long a result or log upload keeps retrying while the server is unreachable before the
    * service gives up with `server_unreachable` (the lease then simply expires); default 600000 ms.
@@ -138,6 +142,10 @@ export class ComputeService {
   readonly #drained = new AbortController();
   #finished: Promise<void> | undefined;
   #pending: PendingResult[] = [];
+  /** Set when a heartbeat answer says the manager scales in: claim nothing more, finish, exit. */
+  #drainRequested = false;
+  /** When the service last held or claimed work, for `maxIdleMs`. */
+  #busyAt = Date.now();
   /** Set once no claim follows: results are then uploaded one by one instead of queued. */
   #claimsEnded = false;
   /** Wakes the claim loop when a result is queued while every slot is busy. */
@@ -174,6 +182,7 @@ export class ComputeService {
         const registration = await this.client.register(
           this.options.name ?? `athanor-compute@${os.hostname()}`,
           os.hostname(),
+          this.options.managed,
         );
         this.#serviceId = registration.id;
         this.#heartbeatEveryMs = Math.max(200, Math.floor(registration.leaseTtlMs / 4));
@@ -213,7 +222,7 @@ export class ComputeService {
         const serviceId = this.#serviceId;
         const reported = new Map<InFlight, Progress>();
         const logs = await this.#unsentLogs();
-        const { leases } = await this.#oneAtATime(() =>
+        const { leases, drain } = await this.#oneAtATime(() =>
           this.client.heartbeat(
             serviceId,
             [...this.#inFlight.values()].map((run) => {
@@ -231,6 +240,11 @@ export class ComputeService {
             }),
           ),
         );
+        if (drain && !this.#drainRequested) {
+          this.#drainRequested = true;
+          this.#log('the manager scales in (drain): finishing the tasks held, then stopping');
+          this.#resultQueued();
+        }
         for (const [run, progress] of reported) if (run.progress === progress) run.progressSent = true;
         for (const [run, log] of logs) run.log?.markSent(log.offsetBytes + Buffer.byteLength(log.text));
         const held = new Set(leases.map((l) => `${l.task}:${l.leaseToken}`));
@@ -278,10 +292,21 @@ export class ComputeService {
       this.#log(`ran for ${maxTime} ms (--max-time): no new claims`);
       this.#stopping.abort();
     });
+    this.#busyAt = Date.now();
     while (!this.#stopping.signal.aborted) {
-      const left = (this.options.maxTasks ?? Infinity) - this.#claimed;
+      if (this.#inFlight.size > 0 || this.#pending.length > 0) this.#busyAt = Date.now();
+      const idleMs = Date.now() - this.#busyAt;
+      if (this.options.maxIdleMs !== undefined && idleMs >= this.options.maxIdleMs) {
+        this.#log(`nothing to run for ${idleMs} ms (--max-idle): stopping`);
+        break;
+      }
+      const left = this.#drainRequested ? 0 : (this.options.maxTasks ?? Infinity) - this.#claimed;
       if (left <= 0) {
-        this.#log(`claimed ${this.#claimed} task(s) (--max-tasks): finishing them, then stopping`);
+        this.#log(
+          this.#drainRequested
+            ? 'drained: finishing the tasks held, then stopping'
+            : `claimed ${this.#claimed} task(s) (--max-tasks): finishing them, then stopping`,
+        );
         // No claim will carry the results still to come: each goes out on its own.
         this.#claimsEnded = true;
         this.#uploadEach(this.#pending.splice(0));
@@ -303,8 +328,13 @@ export class ComputeService {
           const claim = {
             count: free,
             protocols,
-            // A heartbeat waits for the claim: a long wait must not outlast the leases in flight.
-            waitMs: Math.min(this.options.claimWaitMs ?? 5000, this.#heartbeatEveryMs),
+            // A heartbeat waits for the claim: a long wait must not outlast the leases in flight,
+            // nor the idle limit.
+            waitMs: Math.min(
+              this.options.claimWaitMs ?? 5000,
+              this.#heartbeatEveryMs,
+              Math.max(0, (this.options.maxIdleMs ?? Infinity) - (Date.now() - this.#busyAt)),
+            ),
             ...(this.options.scopes?.length ? { scopes: [...this.options.scopes] } : {}),
             ...(this.options.excludeScopes?.length ? { excludeScopes: [...this.options.excludeScopes] } : {}),
           };
@@ -313,6 +343,7 @@ export class ComputeService {
             ? await this.#exchange(serviceId, results, claim)
             : await this.client.claim(serviceId, claim);
           this.#claimed += claims.length;
+          if (claims.length > 0) this.#busyAt = Date.now();
           for (const claimed of claims) this.#execute(claimed);
         });
         backoff = 500;

@@ -26,7 +26,7 @@ export function assertSha256(sha256: string): string {
   return sha256;
 }
 
-/** The key of a blob: `blobs/sha256/ab/abcdef…` (DESIGN §6). */
+/** The key of a blob: `blobs/sha256/ab/abcdef…` (docs/backup-format.md). */
 export function blobKey(sha256: string): string {
   assertSha256(sha256);
   return `blobs/sha256/${sha256.slice(0, 2)}/${sha256}`;

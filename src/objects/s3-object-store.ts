@@ -1,3 +1,4 @@
+import { processEnvironment } from '../config/environment.js';
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -25,7 +26,7 @@ import type { ObjectInfo, ObjectStore } from './object-store.js';
 
 /** Options of an `s3://` store. */
 export interface S3ObjectStoreOptions {
-  /** Where `AWS_*` settings are read from; default `process.env`. */
+  /** Where `AWS_*` settings are read from; default: the process environment. */
   readonly env?: NodeJS.ProcessEnv;
   /** Keys per ListObjectsV2 page; default 1000, the S3 maximum. */
   readonly listPageSize?: number;
@@ -90,7 +91,7 @@ export class S3ObjectStore implements ObjectStore {
 
   constructor(url: string, options: S3ObjectStoreOptions = {}) {
     const { bucket, prefix } = parseS3Url(url);
-    const env = options.env ?? process.env;
+    const env = options.env ?? processEnvironment();
     const config = clientConfig(env);
     this.#bucket = bucket;
     this.#prefix = prefix;

@@ -71,14 +71,14 @@ async function backupBeforeMigrate(
   const choice = chooseBackupTarget(config, targetFlag, '--backup-target');
   const url = choice.url;
   try {
-    const [{ openBackupTarget }, { createBackup }, { backupEncryption }] = await Promise.all([
-      import('./backup/open-backup-target.js'),
+    const [{ BackupTarget }, { createBackup }, { backupEncryption }] = await Promise.all([
+      import('./backup/target.js'),
       import('./backup/create-backup.js'),
       import('./backup/encryption.js'),
     ]);
     const { manifest } = await createBackup({
       config,
-      target: openBackupTarget(choice, { forWriting: true }),
+      target: BackupTarget.open(choice, { forWriting: true }),
       encryption: backupEncryption(config),
       reason: `pre-migrate ${from} to ${to}`,
     });

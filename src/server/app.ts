@@ -7,22 +7,22 @@ import type { FastifyInstance } from 'fastify';
 import Fastify from 'fastify';
 import type { Config } from '../config/resolve-config.js';
 import { AthanorError, errorBody } from '../domain/errors.js';
+import { appVersion } from '../version.js';
 import { Authenticator } from '../service/authenticator.js';
 import type { Store } from '../store/open-store.js';
-import { assertSchemaCompatible } from '../store/migrator.js';
-import { dependencyRetryAfterSeconds } from '../store/database-availability.js';
-import { appVersion } from '../version.js';
 import { handleError } from './errors.js';
 import { humanLogStream, RequestLogController } from './log-format.js';
 import type { ObjectStore } from '../objects/object-store.js';
 import { openObjectStore } from '../objects/open-object-store.js';
 import { MaintenanceWatch } from '../ops/maintenance.js';
-import { metricsRegistry, scrapeMetrics } from '../ops/metrics.js';
+import { chooseBackupTarget } from '../ops/backup/backup-env.js';
+import type { BackupTarget } from '../ops/backup/target.js';
+import { backupTargetOpener } from '../ops/backup/target.js';
 import { backupGaugeRefresher } from '../ops/schedule/backup-gauges.js';
-import { metricsScrapeAuthorized, refreshQueueMetrics } from './queue-metrics.js';
+import { probeRoutes } from './probe-routes.js';
 import { useJsonBodyParser } from './json-body.js';
 import { ErrorBody, errorResponses, maxKeyLength } from './schemas.js';
-import { buildValidator } from './validation.js';
+import { ajvCustomOptions, buildValidator } from './validation.js';
 import { computeRoutes } from './compute-routes.js';
 import { computeExchangeRoute } from './compute-exchange-route.js';
 import { computeLogRoutes, userLogRoutes } from './log-routes.js';
@@ -45,6 +45,8 @@ export interface AppOptions {
   readonly objects?: ObjectStore;
   /** Drain state and in-flight count shared with the composition root; default: a fresh one. */
   readonly lifecycle?: ServerLifecycle;
+  /** Opens the backup target once for the gauges and the console; default: from `config.backupTarget`. */
+  readonly openBackupTarget?: () => BackupTarget;
 }
 
 /** Builds the HTTP application: both APIs (or one), OpenAPI, health. Does not listen. */
@@ -63,7 +65,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     logController: new RequestLogController(),
     bodyLimit: config.bodyLimitBytes,
     trustProxy: config.trustProxy,
-    ajv: { customOptions: { removeAdditional: false, allErrors: false } },
+    ajv: { customOptions: ajvCustomOptions },
     schemaController: { compilersFactory: { buildValidator: buildValidator() } },
     // The router's limit is the schemas' key limit, so a longer parameter gets the same 400.
     routerOptions: { maxParamLength: maxKeyLength },
@@ -137,52 +139,13 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   refuseWritesInMaintenance(app, maintenance);
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
-  const refreshBackupGauges = backupGaugeRefresher(() => openObjectStore(config.backupTarget));
-  app.get('/metrics', { schema: { hide: true } }, async (request, reply) => {
-    const scoped = metricsScrapeAuthorized(request.headers.authorization, config.metricsToken);
-    await Promise.all([refreshQueueMetrics(store, maintenance, { scoped }), refreshBackupGauges()]);
-    return reply.header('content-type', metricsRegistry.contentType).send(await scrapeMetrics(scoped));
-  });
-  app.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok', version: appVersion }));
-  // Unauthenticated like /healthz: what `deploy status` and balancers need, never a secret.
-  app.get('/readyz', { schema: { hide: true } }, async (_request, reply) => {
-    const facts = { version: appVersion, inFlight: lifecycle.inFlight, requests: lifecycle.started };
-    const notReady = (error: AthanorError) =>
-      reply.status(503).send({ ...errorBody(error), status: 'not_ready', ...facts });
-    try {
-      if (lifecycle.draining) {
-        return await notReady(
-          new AthanorError('shutting_down', 'this server is shutting down; send requests to another one'),
-        );
-      }
-      if (store.replaced()) {
-        throw new AthanorError(
-          'database_unavailable',
-          `the database file was replaced since this server opened it (a restore?): restart the server to use it`,
-        );
-      }
-      const compatibility = await assertSchemaCompatible(store);
-      const state = await maintenance.current();
-      if (state.on) {
-        void reply.header('retry-after', '30');
-        return await notReady(
-          new AthanorError('maintenance', `in maintenance: ${state.reason ?? 'no reason given'}`),
-        );
-      }
-      return {
-        status: 'ready',
-        schema: compatibility.status.databaseVersion,
-        releaseSchema: compatibility.status.releaseVersion,
-        ...facts,
-      };
-    } catch (error) {
-      void reply.header('retry-after', String(dependencyRetryAfterSeconds));
-      return notReady(
-        error instanceof AthanorError
-          ? error
-          : new AthanorError('database_unavailable', 'database unreachable'),
-      );
-    }
+  const openBackupTarget = options.openBackupTarget ?? backupTargetOpener(chooseBackupTarget(config));
+  await app.register(probeRoutes, {
+    store,
+    maintenance,
+    lifecycle,
+    metricsToken: config.metricsToken,
+    refreshBackupGauges: backupGaugeRefresher(openBackupTarget),
   });
 
   await app.register(sweeperPlugin, { store, intervalMs: config.sweepIntervalMs });
@@ -196,6 +159,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     await app.register(computeExchangeRoute, { ...routeOptions, prefix: '/compute/v1' });
     await app.register(computeLogRoutes, { ...routeOptions, prefix: '/compute/v1' });
   }
-  if (api === 'user' || api === 'all') await registerConsole(app, { ...routeOptions, config });
+  if (api === 'user' || api === 'all')
+    await registerConsole(app, { ...routeOptions, config, openBackupTarget });
   return app;
 }

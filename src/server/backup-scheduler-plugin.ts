@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { Config } from '../config/resolve-config.js';
+import type { BackupTarget } from '../ops/backup/target.js';
 import type { ScheduleSettings } from '../ops/schedule/schedule-settings.js';
 import type { Store } from '../store/open-store.js';
 
@@ -7,6 +8,8 @@ export interface BackupSchedulerPluginOptions {
   readonly store: Store;
   readonly config: Config;
   readonly settings: ScheduleSettings;
+  /** Opens `settings.target` once for the whole server (`backupTargetOpener`). */
+  readonly openTarget: () => BackupTarget;
 }
 
 /**
@@ -25,6 +28,7 @@ export async function backupSchedulerPlugin(
     store,
     config,
     ...settings,
+    target: options.openTarget(),
     // pino writes its own numeric level: a second 'level' key would repeat it as text.
     log: (message, { level, ...fields }) => app.log[level](fields, message),
   });

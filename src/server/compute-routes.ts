@@ -2,9 +2,7 @@ import type { FastifyPluginAsyncTypebox, TypeBoxTypeProvider } from '@fastify/ty
 import { Type } from '@fastify/type-provider-typebox';
 import type { Readable } from 'node:stream';
 import { AthanorError } from '../domain/errors.js';
-import type { ObjectStore } from '../objects/object-store.js';
 import * as claims from '../service/claims.js';
-import type { ComputeTimings } from '../service/compute-services.js';
 import * as services from '../service/compute-services.js';
 import * as leases from '../service/leases.js';
 import { submitResult } from '../service/results.js';
@@ -12,48 +10,17 @@ import { getResult } from '../service/tasks.js';
 import { principalOf, requireBearer } from './auth-hook.js';
 import { principalView } from '../auth/principal.js';
 import * as S from './schemas.js';
-import type { RouteOptions } from './user-routes.js';
+import type { ComputeRouteOptions } from './route-options.js';
+import { Claim, claimOptions } from './route-options.js';
 import { sendResultBytes } from './result-bytes.js';
 import { tokenRoute } from './token-route.js';
 import { longPollClaim } from './long-poll-claim.js';
 import { maxBatchedResultBytes } from '../service/exchange.js';
 import { HeartbeatBody, heartbeatReport } from './compute-route-schemas.js';
+import { computeManagerRoutes } from './compute-manager-routes.js';
 
-export interface ComputeRouteOptions extends RouteOptions {
-  readonly objects: ObjectStore;
-  readonly timings: ComputeTimings;
-  /** Successful results read whole and at most this long are stored in their row (the setting). */
-  readonly inlineResultMaxBytes: number;
-  /** Aborted when the server stops listening: waiting long-poll claims return at once. */
-  readonly closing?: AbortSignal;
-}
-
-/** What a claim may ask for besides its count: the claims route and the exchange share it. */
-export const claimOptions = {
-  scopes: Type.Optional(Type.Array(S.ScopeText, { maxItems: 100 })),
-  protocols: Type.Optional(Type.Array(Type.String({ maxLength: 200 }), { maxItems: 100 })),
-  excludeScopes: Type.Optional(
-    Type.Array(S.ScopeText, { maxItems: 100, description: 'never claim tasks in these scopes' }),
-  ),
-  waitMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 60_000 })),
-};
-
-export const Claim = Type.Object({
-  task: Type.String(),
-  scope: Type.String(),
-  leaseToken: Type.Integer(),
-  leaseExpiresAt: Type.Union([Type.String(), Type.Null()]),
-  attempt: Type.Integer(),
-  transformation: S.TransformationView,
-  extends: Type.Union([
-    Type.Object({
-      task: Type.String(),
-      result: Type.Union([Type.String(), Type.Null()]),
-      sha256: Type.Union([Type.String(), Type.Null()]),
-    }),
-    Type.Null(),
-  ]),
-});
+export type { ComputeRouteOptions } from './route-options.js';
+export { Claim, claimOptions } from './route-options.js';
 
 const LeaseToken = S.Body({ leaseToken: S.LeaseToken });
 
@@ -95,6 +62,8 @@ export const computeRoutes: FastifyPluginAsyncTypebox<ComputeRouteOptions> = asy
           body: S.Body({
             name: Type.String({ minLength: 1, maxLength: 200 }),
             hostname: Type.Optional(Type.String({ maxLength: 255 })),
+            manager: Type.Optional(S.Key),
+            launch: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
           }),
           response: {
             200: Type.Object({
@@ -125,6 +94,9 @@ export const computeRoutes: FastifyPluginAsyncTypebox<ComputeRouteOptions> = asy
             200: Type.Object({
               leases: Type.Array(Type.Object({ task: Type.String(), leaseToken: Type.Integer() })),
               leaseExpiresAt: Type.String(),
+              drain: Type.Boolean({
+                description: 'its manager scales in: finish the leases held, claim nothing more, exit',
+              }),
             }),
           },
         },
@@ -181,6 +153,8 @@ export const computeRoutes: FastifyPluginAsyncTypebox<ComputeRouteOptions> = asy
           closing,
         ),
     );
+
+    await plain.register(computeManagerRoutes, { store, timings });
 
     const TaskParams = Type.Object({ id: S.Key });
 

@@ -1,3 +1,4 @@
+import { plainOutputRequested } from '../config/environment.js';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { LogController } from 'fastify';
 import type { DestinationStream } from 'pino';
@@ -52,7 +53,7 @@ function formatValue(value: unknown): string {
  * not on a terminal, logs stay JSON lines for collectors.
  */
 export function humanLogStream(out: NodeJS.WriteStream = process.stdout): DestinationStream {
-  const color = out.isTTY === true && !('NO_COLOR' in process.env);
+  const color = out.isTTY === true && !plainOutputRequested();
   return {
     write(line: string) {
       out.write(formatLogLine(line, color));

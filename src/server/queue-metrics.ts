@@ -9,11 +9,8 @@ import {
   tasksByStatus,
 } from '../ops/metrics.js';
 import { asDatabaseUnavailable } from '../store/database-availability.js';
-import { countActiveServices } from '../store/queries/compute.js';
-import { scopeStatusCounts } from '../store/queries/networks.js';
-import { runningTasksByProgress as progressCounts } from '../store/queries/progress.js';
+import { queueCounts } from '../service/queue-counts.js';
 import type { Store } from '../store/open-store.js';
-import { parseScope } from '../domain/scope.js';
 
 /** Scopes beyond this many are summed under `scope="other"`, so a scrape stays bounded. */
 export const maxScopeSeries = 100;
@@ -54,13 +51,13 @@ export async function refreshQueueMetrics(
 }
 
 async function readQueueGauges(store: Store, maintenance: MaintenanceWatch, scoped: boolean): Promise<void> {
-  const rows = await scopeStatusCounts(store.db, [parseScope('*-*-*')]);
+  const counts = await queueCounts(store);
   tasksByStatus.reset();
-  for (const row of rows) tasksByStatus.inc({ status: row.status }, row.n);
+  for (const row of counts.tasksByScopeAndStatus) tasksByStatus.inc({ status: row.status }, row.n);
   tasksByScope.reset();
-  if (scoped) fillScopeSeries(rows);
-  computeServicesAlive.set(await countActiveServices(store.db));
-  for (const [bucket, n] of await progressCounts(store.db)) runningTasksByProgress.set({ bucket }, n);
+  if (scoped) fillScopeSeries(counts.tasksByScopeAndStatus);
+  computeServicesAlive.set(counts.activeServices);
+  for (const [bucket, n] of counts.runningByProgress) runningTasksByProgress.set({ bucket }, n);
   maintenanceMode.set((await maintenance.current()).on ? 1 : 0);
 }
 

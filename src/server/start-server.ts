@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Config } from '../config/resolve-config.js';
 import type { ScheduleSettings } from '../ops/schedule/schedule-settings.js';
+import { backupTargetOpener } from '../ops/backup/target.js';
 import { resolveScheduleSettings } from '../ops/schedule/schedule-settings.js';
 import { migrateDatabase } from '../ops/migrate.js';
 import { osActor } from '../service/audit.js';
@@ -64,15 +65,16 @@ export async function startServer(config: Config, options: ServeOptions): Promis
     // Loaded on demand: the HTTP stack is heavy, and most commands never need it.
     const { buildApp } = await import('./app.js');
     const lifecycle = new ServerLifecycle();
-    const app = await buildApp({ store, config, api: options.api, lifecycle });
-    built = app;
-    const host = options.host ?? config.host;
-    const port = options.port ?? config.port;
     const settings = resolveScheduleSettings({
       profile: options.backupProfile ?? 'serve',
       config,
     });
-    await app.register(backupSchedulerPlugin, { store, config, settings });
+    const openBackupTarget = backupTargetOpener(settings.target);
+    const app = await buildApp({ store, config, api: options.api, lifecycle, openBackupTarget });
+    built = app;
+    const host = options.host ?? config.host;
+    const port = options.port ?? config.port;
+    await app.register(backupSchedulerPlugin, { store, config, settings, openTarget: openBackupTarget });
     await app.listen({ host, port });
     const address = app.server.address();
     const boundPort = typeof address === 'object' && address ? address.port : port;

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { IdentityKind } from '../domain/identifier.js';
 import * as S from './schemas.js';
-import type { RouteOptions } from './user-routes.js';
+import type { RouteOptions } from './route-options.js';
 
 /**
  * `POST <prefix>/token`: OAuth2 password form or JSON; the same 401 for every refusal. Key checks

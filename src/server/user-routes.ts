@@ -1,29 +1,17 @@
 import type { FastifyPluginAsyncTypebox, TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import type { ObjectStore } from '../objects/object-store.js';
-import type { Authenticator } from '../service/authenticator.js';
 import * as attempts from '../service/attempts.js';
 import * as networks from '../service/networks.js';
 import { readResultBytes } from '../service/result-body.js';
 import * as tasks from '../service/tasks.js';
-import type { Store } from '../store/open-store.js';
 import { principalOf, requireBearer } from './auth-hook.js';
 import { principalView } from '../auth/principal.js';
 import { userRouteSchemas as R } from './user-route-schemas.js';
 import { sendResultBytes } from './result-bytes.js';
 import type { ResultRef } from '../service/result-body.js';
+import type { RouteOptions } from './route-options.js';
 import { tokenRoute } from './token-route.js';
 
-export interface RouteOptions {
-  readonly store: Store;
-  readonly authenticator: Authenticator;
-  readonly tokenRateLimit: number;
-  /** Where result bytes stored as blobs are (set when an object store is configured). */
-  readonly objects?: ObjectStore;
-  /** Result downloads redirect to presigned URLs this long-lived when the store signs them; 0: stream. */
-  readonly presignDownloadsSeconds?: number;
-  /** Per-network submission limits; default `defaultNetworkLimits`. */
-  readonly networkLimits?: networks.NetworkLimits;
-}
+export type { RouteOptions } from './route-options.js';
 
 export const userRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, options) => {
   const { store, objects } = options;

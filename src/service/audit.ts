@@ -1,4 +1,5 @@
 import os from 'node:os';
+import { osUserName } from '../config/environment.js';
 import type { Kysely } from 'kysely';
 import { AthanorError, errorFacts } from '../domain/errors.js';
 import type { Store } from '../store/open-store.js';
@@ -10,13 +11,7 @@ export type { AuditRow };
 
 /** Who acted: `osuser@host` for the CLI, `user:<id>` for an API identity. */
 export function osActor(): string {
-  let user = 'unknown';
-  try {
-    user = os.userInfo().username;
-  } catch {
-    user = process.env.USER ?? 'unknown';
-  }
-  return `${user}@${os.hostname()}`;
+  return `${osUserName()}@${os.hostname()}`;
 }
 
 export interface AuditEvent {

@@ -10,6 +10,7 @@ import type { TokenClaims, TokenSigner } from '../auth/tokens.js';
 import { JwtKeyring } from './jwt-secrets.js';
 import type { ThrottleEvent } from './login-throttle.js';
 import { LoginThrottle } from './login-throttle.js';
+import type { AuthenticatedIdentity } from './identities.js';
 import { authenticateIdentity } from './identities.js';
 
 interface CachedIdentity {
@@ -81,6 +82,22 @@ export class Authenticator {
    * `clientAddress` feeds the failed-key backoff and the per-address limit.
    */
   async issueToken(kind: IdentityKind, identifier: string, key: string, clientAddress = 'unknown') {
+    const identity = await this.checkKey(kind, identifier, key, clientAddress);
+    const signer = await this.keyring.signer();
+    return {
+      access_token: await signer.issue(kind, identifier, this.tokenTtlSeconds, identity.credentialsChangedAt),
+      token_type: 'bearer' as const,
+      expires_in: this.tokenTtlSeconds,
+    };
+  }
+
+  /** Checks a key under the failed-key backoff and the per-address limit (console sign-in, tokens). */
+  async checkKey(
+    kind: IdentityKind,
+    identifier: string,
+    key: string,
+    clientAddress = 'unknown',
+  ): Promise<AuthenticatedIdentity> {
     const who = `${kind}:${identifier}`;
     this.#throttle.admit(who, clientAddress);
     let identity;
@@ -91,12 +108,12 @@ export class Authenticator {
       throw error;
     }
     this.#throttle.succeeded(who, clientAddress);
-    const signer = await this.keyring.signer();
-    return {
-      access_token: await signer.issue(kind, identifier, this.tokenTtlSeconds, identity.credentialsChangedAt),
-      token_type: 'bearer' as const,
-      expires_in: this.tokenTtlSeconds,
-    };
+    return identity;
+  }
+
+  /** How long a token (and a console session) lasts, in seconds. */
+  get tokenLifetimeSeconds(): number {
+    return this.tokenTtlSeconds;
   }
 
   async authenticate(token: string, kind: IdentityKind): Promise<Principal> {

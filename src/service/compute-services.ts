@@ -7,6 +7,7 @@ import * as q from '../store/queries/compute.js';
 import type { LeaseProgress } from '../store/queries/progress.js';
 import { storeLeaseProgress } from '../store/queries/progress.js';
 import type { LogAppend } from '../store/queries/attempt-log-chunks.js';
+import { findManager } from '../store/queries/managers.js';
 import { appendLiveLogs } from './attempt-logs.js';
 
 /** Lease and registration timing; the defaults suit a service heartbeating every 20 s. */
@@ -50,13 +51,27 @@ export async function requireService(
 export async function registerService(
   store: Store,
   principal: Principal,
-  input: { name: string; hostname?: string | undefined },
+  input: {
+    name: string;
+    hostname?: string | undefined;
+    /** The manager that started it, and as which of its launches. */
+    manager?: string | undefined;
+    launch?: string | undefined;
+  },
   timings: ComputeTimings = defaultTimings,
 ) {
   const now = Date.now();
   const id = `svc-${randomBytes(16).toString('hex')}`;
-  await store.transaction((trx) =>
-    q.insertComputeService(trx, {
+  await store.transaction(async (trx) => {
+    if (input.manager) {
+      const manager = await findManager(trx, input.manager);
+      if (!manager || manager.identifier !== principal.identifier)
+        throw new AthanorError(
+          'not_found',
+          `no compute manager '${input.manager}' registered by ${principal.identifier}`,
+        );
+    }
+    await q.insertComputeService(trx, {
       id,
       identifier: principal.identifier,
       name: input.name,
@@ -65,8 +80,11 @@ export async function registerService(
       registered_at: iso(now),
       heartbeat_at: iso(now),
       expires_at: iso(now + timings.registrationTtlMs),
-    }),
-  );
+      manager_id: input.manager ?? null,
+      launch_id: input.manager ? (input.launch ?? null) : null,
+      drain: 0,
+    });
+  });
   return { id, leaseTtlMs: timings.leaseTtlMs, registrationTtlMs: timings.registrationTtlMs };
 }
 
@@ -95,7 +113,7 @@ export async function heartbeat(
   timings: ComputeTimings = defaultTimings,
 ) {
   return store.transaction(async (trx) => {
-    await requireService(store, principal, serviceId, trx);
+    const service = await requireService(store, principal, serviceId, trx);
     const now = Date.now();
     await q.updateComputeService(trx, serviceId, {
       heartbeat_at: iso(now),
@@ -117,6 +135,8 @@ export async function heartbeat(
     return {
       leases: leases.map((l) => ({ task: l.id, leaseToken: l.lease_token })),
       leaseExpiresAt: iso(now + timings.leaseTtlMs),
+      // Its manager asked it to scale in: finish what it holds, claim nothing more, exit.
+      drain: service.drain === 1,
     };
   });
 }

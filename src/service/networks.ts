@@ -335,7 +335,7 @@ export async function addRestartPolicies(
   policies: readonly RestartPolicy[],
 ): Promise<RestartPolicy[]> {
   await requireNetwork(store, principal, key);
-  checkRestartPatterns(policies.map((p) => p.pattern));
+  await checkRestartPatterns(policies.map((p) => p.pattern));
   const now = new Date().toISOString();
   await store.transaction(async (trx) => {
     for (const p of policies) {

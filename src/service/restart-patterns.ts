@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module';
+import { setImmediate } from 'node:timers/promises';
 import { Worker } from 'node:worker_threads';
-import RE2 from 're2';
+import { RE2JS } from 're2js';
 import { AthanorError } from '../domain/errors.js';
 
 /** The longest restart pattern accepted (the API schema says the same). */
@@ -10,9 +11,11 @@ export const maxPatternLength = 1000;
  * Restart policy patterns are RE2 regular expressions, matched anywhere in the failure text
  * (anchor with `^` and `$` to match all of it). RE2 runs in time linear in the text whatever the
  * pattern, so neither a user's pattern nor a failure text can stall the server; it has no
- * backreferences and no lookaround, and a pattern that uses them is refused at submission.
+ * backreferences and no lookaround, and a pattern that uses them is refused at submission. The
+ * engine is re2js, RE2 in plain JavaScript: nothing to compile on install (bench/README.md
+ * compares it with the native addon and the WebAssembly build).
  */
-export function compileRestartPattern(pattern: string): RE2 {
+export function compileRestartPattern(pattern: string): RE2JS {
   // Compiled here only to check it; matching happens on the matcher thread below.
   if (pattern.length === 0 || pattern.length > maxPatternLength) {
     throw new AthanorError(
@@ -21,7 +24,7 @@ export function compileRestartPattern(pattern: string): RE2 {
     );
   }
   try {
-    return new RE2(pattern);
+    return RE2JS.compile(pattern);
   } catch (cause) {
     throw new AthanorError(
       'validation_failed',
@@ -32,27 +35,33 @@ export function compileRestartPattern(pattern: string): RE2 {
   }
 }
 
-/** Checks patterns at submission; the first bad one is refused with 400. */
-export function checkRestartPatterns(patterns: readonly string[]): void {
-  for (const pattern of patterns) compileRestartPattern(pattern);
+/**
+ * Checks patterns at submission; the first bad one is refused with 400. Compiling takes about a
+ * millisecond a pattern in re2js, so other requests run between two.
+ */
+export async function checkRestartPatterns(patterns: readonly string[]): Promise<void> {
+  for (const pattern of patterns) {
+    compileRestartPattern(pattern);
+    await setImmediate();
+  }
 }
 
 /** A match that runs longer than this counts as no match (the task then fails as `error`). */
 export const matchTimeoutMs = 250;
 
 // The matcher thread: RE2 is linear in the text, but a pattern whose DFA blows up still costs
-// hundreds of milliseconds on 64 KiB; off the event loop, and with a deadline, it costs nothing
-// to other requests.
+// milliseconds to tens of milliseconds on 64 KiB; off the event loop, and with a deadline, it
+// costs nothing to other requests.
 const workerSource = `
 const { parentPort, workerData } = require('node:worker_threads');
-const RE2 = require(workerData.re2Path);
+const { RE2JS } = require(workerData.enginePath);
 const cache = new Map();
 parentPort.on('message', ({ id, patterns, text }) => {
   const matched = [];
   for (const pattern of patterns) {
     let expression = cache.get(pattern);
     if (expression === undefined) {
-      try { expression = new RE2(pattern); } catch { expression = null; }
+      try { expression = RE2JS.compile(pattern); } catch { expression = null; }
       if (cache.size >= 1000) cache.clear();
       cache.set(pattern, expression);
     }
@@ -100,7 +109,7 @@ class MatcherThread {
     pending.timer.unref();
   }
 
-  /** A thread holding the RE2 addon keeps the process alive: stop it once idle. */
+  /** An idle thread only holds memory: stop it once idle. */
   #whenIdle(): void {
     if (this.#pending.size > 0) return;
     clearTimeout(this.#idleTimer);
@@ -128,7 +137,7 @@ class MatcherThread {
     if (this.#worker) return this.#worker;
     const worker = new Worker(workerSource, {
       eval: true,
-      workerData: { re2Path: createRequire(import.meta.url).resolve('re2') },
+      workerData: { enginePath: createRequire(import.meta.url).resolve('re2js') },
     });
     worker.unref();
     this.#online = false;
@@ -148,7 +157,7 @@ class MatcherThread {
     worker.on('error', () => {
       if (this.#worker !== worker) return;
       this.#worker = undefined;
-      // A thread that cannot run (the addon failed to load?) must not loop: nothing matches.
+      // A thread that cannot run (the engine failed to load?) must not loop: nothing matches.
       for (const [id, pending] of this.#pending) {
         clearTimeout(pending.timer);
         this.#pending.delete(id);

@@ -1,7 +1,9 @@
-import type { CreateTableBuilder, Kysely } from 'kysely';
+import type { CreateTableBuilder, Kysely, RawBuilder } from 'kysely';
 import type { ComputeStatements } from './compute-statements.js';
 
-export type BackendName = 'sqlite' | 'postgres';
+import type { BackendName } from '../domain/database-url.js';
+
+export type { BackendName };
 
 /** What a database error means, decided from SQLSTATE or SQLite result codes, never message text. */
 export type ErrorClass =
@@ -80,6 +82,11 @@ export interface Backend {
   refreshStatistics<DB>(db: Kysely<DB>, table: string, addedRows: number): Promise<void>;
   /** A Kysely instance that executes nothing and records the SQL it would run. */
   createRecorder(): { db: Kysely<unknown>; statements: string[] };
+  /**
+   * The planner's plan for `query`, one line per step (SQLite `EXPLAIN QUERY PLAN`, PostgreSQL
+   * `EXPLAIN`): how an operator or a test sees that a statement reads an index, not a table.
+   */
+  queryPlan<DB>(db: Kysely<DB>, query: RawBuilder<unknown>): Promise<string[]>;
 }
 
 /**

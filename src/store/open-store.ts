@@ -1,7 +1,6 @@
 import { statSync } from 'node:fs';
 import type { Kysely } from 'kysely';
 import type { Config } from '../config/resolve-config.js';
-import { redactUrl } from '../config/resolve-config.js';
 import { AthanorError } from '../domain/errors.js';
 import type { Backend } from './backend.js';
 import {
@@ -13,7 +12,7 @@ import {
   postgresBackend,
   sqliteBackend,
 } from './dialects/index.js';
-import { parseDatabaseUrl } from './database-url.js';
+import { parseDatabaseUrl, redactUrl } from '../domain/database-url.js';
 import type { Database } from './schema.js';
 
 /** An open state store: the Kysely handle plus what differs between backends. */

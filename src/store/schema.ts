@@ -165,6 +165,37 @@ export interface ComputeServicesTable {
   registered_at: string;
   heartbeat_at: string;
   expires_at: string;
+  /** The manager that started the service, and the launch it was started as; null otherwise. */
+  manager_id: string | null;
+  launch_id: string | null;
+  /** 1 once the manager asked it to drain: its next heartbeat answer says so. */
+  drain: number;
+}
+
+/** A compute manager's registration, its operator controls and its last decision. */
+export interface ComputeManagersTable {
+  id: string;
+  identifier: string;
+  name: string;
+  hostname: string | null;
+  driver: string;
+  /** JSON array of the scopes it asked to serve. */
+  scopes: string;
+  min_services: number;
+  max_services: number;
+  state: 'active' | 'stopped' | 'expired';
+  /** 1 while an operator paused it: it starts nothing. */
+  paused: number;
+  /** An operator's limit below `max_services`; null: none. */
+  cap: number | null;
+  /** 1 once an operator asked it to stop: its next heartbeat answer is `shutdown`. */
+  stop_requested: number;
+  registered_at: string;
+  heartbeat_at: string;
+  expires_at: string;
+  /** JSON of what it reported last: its services and its decision with the reason. */
+  status: string | null;
+  updated_at: string;
 }
 
 export interface ResultsTable {
@@ -220,6 +251,17 @@ export interface AttemptLogChunksTable {
   created_at: string;
 }
 
+/** A signed-in console session; the cookie's value is known only by its SHA-256. */
+export interface ConsoleSessionsTable {
+  token_sha256: string;
+  /** The user identity it signs in. */
+  identifier: string;
+  /** The identity's `credentials_changed_at` at sign-in: a later change ends the session. */
+  credentials_stamp: string;
+  created_at: string;
+  expires_at: string;
+}
+
 export interface Database {
   athanor_migrations: AthanorMigrationsTable;
   identities: IdentitiesTable;
@@ -236,7 +278,9 @@ export interface Database {
   hub_tasks: HubTasksTable;
   restart_policies: RestartPoliciesTable;
   compute_services: ComputeServicesTable;
+  compute_managers: ComputeManagersTable;
   results: ResultsTable;
   task_attempts: TaskAttemptsTable;
   attempt_log_chunks: AttemptLogChunksTable;
+  console_sessions: ConsoleSessionsTable;
 }

@@ -4,7 +4,8 @@ import { describeEachBackend, tempDir } from '../helpers/backends.js';
 import { runCli } from '../helpers/cli.js';
 import { freshStore } from '../helpers/store.js';
 import { freshTarget, populate } from '../ops/backup/fixtures.js';
-import { spawnCli, waitFor } from '../ops/backup/processes.js';
+import { spawnCli } from '../ops/backup/processes.js';
+import { until } from '../helpers/until.js';
 
 describeEachBackend('athanor backup schedule', (backend) => {
   const dir = tempDir();
@@ -30,9 +31,11 @@ describeEachBackend('athanor backup schedule', (backend) => {
     let output = '';
     sidecar.child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
     try {
-      await waitFor(
+      await until(
         'three scheduled backups',
         () => parseLines(output).filter((l) => l.event === 'backup.schedule.backup_done').length >= 3,
+        30_000,
+        5,
       );
     } finally {
       sidecar.child.kill('SIGTERM');

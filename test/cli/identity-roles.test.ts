@@ -2,7 +2,7 @@ import { expect, it } from 'vitest';
 import { listAudit } from '../../src/service/audit.js';
 import { Authenticator } from '../../src/service/authenticator.js';
 import { JwtKeyring } from '../../src/service/jwt-secrets.js';
-import { addIdentity } from '../../src/service/identities.js';
+import { seedIdentity } from '../helpers/identities.js';
 import { describeEachBackend, tempDir } from '../helpers/backends.js';
 import { runCli } from '../helpers/cli.js';
 import { freshStore } from '../helpers/store.js';
@@ -13,12 +13,7 @@ describeEachBackend('athanor identity add-role / remove-role', (backend) => {
   it('grants and withdraws the admin role, audited; withdrawing revokes tokens issued before', async () => {
     const { store, url } = await freshStore(backend, dir);
     const cli = (args: string[]) => runCli(args, { env: { ATHANOR_DATABASE_URL: url } });
-    await addIdentity(store, 'test', {
-      kind: 'user',
-      identifier: 'alice',
-      key: 'alice-key-0123456789',
-      scopes: ['a-b-c'],
-    });
+    await seedIdentity(store, { kind: 'user', identifier: 'alice', scopes: ['a-b-c'] });
 
     const granted = await cli(['identity', 'add-role', '-i', 'alice', '-r', 'admin']);
     expect(granted.code, granted.stderr).toBe(0);
@@ -50,7 +45,7 @@ describeEachBackend('athanor identity add-role / remove-role', (backend) => {
   it('refuses unknown roles, compute identities and missing identities with the usual exit codes', async () => {
     const { store, url } = await freshStore(backend, dir);
     const cli = (args: string[]) => runCli(args, { env: { ATHANOR_DATABASE_URL: url } });
-    await addIdentity(store, 'test', { kind: 'compute', identifier: 'worker', key: 'worker-key-0123456789' });
+    await seedIdentity(store, { kind: 'compute', identifier: 'worker' });
     const unknown = await cli(['identity', 'add-role', '-i', 'alice', '-r', 'root']);
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toContain("'root' is invalid");

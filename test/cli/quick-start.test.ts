@@ -6,6 +6,7 @@ import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { tempDir } from '../helpers/backends.js';
 import { freePort } from '../helpers/postgres-cluster.js';
+import { until } from '../helpers/until.js';
 
 const root = path.resolve(import.meta.dirname, '../..');
 const run = promisify(execFile);
@@ -24,18 +25,6 @@ function checkout(): string {
   for (const entry of ['athanor', 'dist', 'examples', 'package.json'])
     symlinkSync(path.join(root, entry), path.join(dir, entry));
   return dir;
-}
-
-async function until<T>(probe: () => Promise<T | undefined> | T | undefined, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await Promise.resolve()
-      .then(probe)
-      .catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 200));
-  }
 }
 
 const portIsFree = (port: number) =>
@@ -72,6 +61,7 @@ describe('the README quick start', () => {
       up.stdout.on('data', (c: Buffer) => (screen += c.toString()));
       try {
         await until(
+          'the expected state',
           () =>
             screen.includes('is up on') && existsSync(path.join(dir, 'athanor-data/admin.key'))
               ? true
@@ -111,17 +101,21 @@ describe('the README quick start', () => {
       });
       const pid = Number(readFileSync(pidFile, 'utf8'));
       const log = () => readFileSync(path.join(dir, 'up.log'), 'utf8');
-      await until(() => (log().includes('is up on') ? true : undefined), 60_000);
+      await until('the expected state', () => (log().includes('is up on') ? true : undefined), 60_000);
       expect(await portIsFree(port)).toBe(false);
       process.kill(pid, 'SIGTERM');
-      await until(() => {
-        try {
-          process.kill(pid, 0);
-          return undefined;
-        } catch {
-          return true;
-        }
-      }, 30_000);
+      await until(
+        'the expected state',
+        () => {
+          try {
+            process.kill(pid, 0);
+            return undefined;
+          } catch {
+            return true;
+          }
+        },
+        30_000,
+      );
       expect(await portIsFree(port)).toBe(true);
       expect(log()).toMatch(/received SIGTERM: stopping/);
     },

@@ -6,16 +6,7 @@ import { freePort } from '../helpers/postgres-cluster.js';
 import { describeEachBackend, tempDir } from '../helpers/backends.js';
 import { cliPath, runCli } from '../helpers/cli.js';
 import { freshStore } from '../helpers/store.js';
-
-async function until<T>(probe: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
+import { until } from '../helpers/until.js';
 
 describeEachBackend('athanor up', (backend) => {
   const dir = tempDir();
@@ -40,7 +31,11 @@ describeEachBackend('athanor up', (backend) => {
       let log = '';
       child.stderr.on('data', (c: Buffer) => (log += c.toString()));
       try {
-        const keyFile = await until(async () => /ATHANOR_KEY_FILE=(\S+)/.exec(log)?.[1], 30_000);
+        const keyFile = await until(
+          'the expected state',
+          async () => /ATHANOR_KEY_FILE=(\S+)/.exec(log)?.[1],
+          30_000,
+        );
         // The key is shown once, framed, and kept in a file only its owner can read.
         const key = readFileSync(keyFile, 'utf8').trim();
         expect(keyFile).toBe(path.resolve(dataDir, 'admin.key'));
@@ -68,18 +63,26 @@ describeEachBackend('athanor up', (backend) => {
           const task = (await cli(['task', 'create', tf.key])).stdout.trim();
           expect((await cli(['task', 'action', network, task])).code).toBe(0);
         }
-        await until(async () => {
-          const status = JSON.parse((await cli(['network', 'status', network, '--json'])).stdout) as {
-            complete?: number;
-          };
-          return status.complete === 3 ? true : undefined;
-        }, 30_000);
+        await until(
+          'the expected state',
+          async () => {
+            const status = JSON.parse((await cli(['network', 'status', network, '--json'])).stdout) as {
+              complete?: number;
+            };
+            return status.complete === 3 ? true : undefined;
+          },
+          30_000,
+        );
         // A monitor can tell from outside that backups and drills happen.
-        const metrics = await until(async () => {
-          const text = await (await fetch(`${base}/metrics`)).text();
-          const verified = /athanor_backup_last_verified_timestamp_seconds (\d+)/.exec(text)?.[1];
-          return verified && Number(verified) > 0 ? text : undefined;
-        }, 45_000);
+        const metrics = await until(
+          'the expected state',
+          async () => {
+            const text = await (await fetch(`${base}/metrics`)).text();
+            const verified = /athanor_backup_last_verified_timestamp_seconds (\d+)/.exec(text)?.[1];
+            return verified && Number(verified) > 0 ? text : undefined;
+          },
+          45_000,
+        );
         expect(
           Number(/athanor_backup_last_success_timestamp_seconds (\d+)/.exec(metrics)?.[1]),
         ).toBeGreaterThan(0);

@@ -5,12 +5,12 @@ import { expect, it } from 'vitest';
 import { buildApp } from '../../src/server/app.js';
 import { describeEachBackend, tempDir } from '../helpers/backends.js';
 import { networkWithTasks, queueClients } from '../helpers/queue.js';
-import { startComputeRun, waitUntil } from '../helpers/compute-run.js';
+import { startComputeRun } from '../helpers/compute-run.js';
 import { startTestServer } from '../helpers/server.js';
+import { until } from '../helpers/until.js';
 
 const computeRun = (credentials: Parameters<typeof startComputeRun>[0], extra: string[] = []) =>
   startComputeRun(credentials, ['--concurrency', '4', ...extra]);
-const until = waitUntil;
 
 const kill = (child: ChildProcess) => child.kill('SIGKILL');
 
@@ -27,12 +27,12 @@ describeEachBackend('athanor compute run', (backend) => {
       inputs: (i) => ({ seconds: 1.5, i }),
     });
     const doomed = computeRun(computeCredentials);
-    await until(async () => (await user.networkStatus(network)).running === 4, 20_000);
+    await until('the expected state', async () => (await user.networkStatus(network)).running === 4, 20_000);
     kill(doomed.child);
     expect(await doomed.exited).toBe(null);
-    await until(async () => (await user.networkStatus(network)).waiting === 4, 20_000);
+    await until('the expected state', async () => (await user.networkStatus(network)).waiting === 4, 20_000);
     const rescuer = computeRun(computeCredentials);
-    await until(async () => (await user.networkStatus(network)).complete === 4, 30_000);
+    await until('the expected state', async () => (await user.networkStatus(network)).complete === 4, 30_000);
     rescuer.child.kill('SIGTERM');
     expect(await rescuer.exited).toBe(0);
     for (const id of tasks) {
@@ -51,7 +51,7 @@ describeEachBackend('athanor compute run', (backend) => {
       inputs: (i) => ({ seconds: 2, i }),
     });
     const run = computeRun(computeCredentials);
-    await until(async () => (await user.networkStatus(network)).running === 3, 20_000);
+    await until('the expected state', async () => (await user.networkStatus(network)).running === 3, 20_000);
     const port = Number(new URL(first.url).port);
     await first.close();
     // The same database and port come back a little later, as after a restart or a deploy.
@@ -59,7 +59,11 @@ describeEachBackend('athanor compute run', (backend) => {
     const app = await buildApp({ store: first.store, config: first.config, logger: false });
     await app.listen({ host: '127.0.0.1', port });
     try {
-      await until(async () => (await user.networkStatus(network)).complete === 3, 40_000);
+      await until(
+        'the expected state',
+        async () => (await user.networkStatus(network)).complete === 3,
+        40_000,
+      );
       for (const task of await user.listTasks({ network })) expect(task.attempts).toBe(1);
     } finally {
       run.child.kill('SIGTERM');
@@ -77,7 +81,7 @@ describeEachBackend('athanor compute run', (backend) => {
       inputs: (i) => ({ seconds: 1, i }),
     });
     const run = computeRun(computeCredentials);
-    await until(async () => (await user.networkStatus(network)).running === 4, 20_000);
+    await until('the expected state', async () => (await user.networkStatus(network)).running === 4, 20_000);
     run.child.kill('SIGTERM');
     expect(await run.exited).toBe(0);
     expect(await user.networkStatus(network)).toEqual({ complete: 4, waiting: 2 });
@@ -110,11 +114,15 @@ describeEachBackend('athanor compute run', (backend) => {
       inputs: () => ({ count: 48 }),
     });
     const run = computeRun(computeCredentials, ['--protocols', plugin]);
-    await until(async () => {
-      const s = await user.scopeStatus();
-      const counts = s['org-camp-p'] ?? {};
-      return (counts.complete ?? 0) + (counts.error ?? 0) === 3;
-    }, 30_000);
+    await until(
+      'the expected state',
+      async () => {
+        const s = await user.scopeStatus();
+        const counts = s['org-camp-p'] ?? {};
+        return (counts.complete ?? 0) + (counts.error ?? 0) === 3;
+      },
+      30_000,
+    );
     run.child.kill('SIGTERM');
     await run.exited;
     const [ok] = await user.taskResults(squares.tasks[0]!);

@@ -5,11 +5,11 @@ import type { FailureView, TaskDetail } from '../../src/client/user-client.js';
 import { runCli } from '../helpers/cli.js';
 import { describeEachBackend, tempDir } from '../helpers/backends.js';
 import { networkWithTasks, queueClients } from '../helpers/queue.js';
-import { startComputeRun, waitUntil } from '../helpers/compute-run.js';
+import { startComputeRun } from '../helpers/compute-run.js';
 import { startTestServer } from '../helpers/server.js';
+import { until } from '../helpers/until.js';
 
 const computeRun = startComputeRun;
-const until = waitUntil;
 
 describeEachBackend('what happened to my tasks, through real processes', (backend) => {
   const dir = tempDir();
@@ -34,12 +34,20 @@ describeEachBackend('what happened to my tasks, through real processes', (backen
     const endless = await networkWithTasks(user, { protocol: 'endless', inputs: () => ({ marker }) });
     const run = computeRun(computeCredentials, ['--protocols', plugin]);
     try {
-      await until(async () => (await user.getTask(endless.tasks[0]!)).status === 'running', 20_000);
+      await until(
+        'the expected state',
+        async () => (await user.getTask(endless.tasks[0]!)).status === 'running',
+        20_000,
+      );
       await user.setTaskStatus(endless.tasks, 'deleted', 'no longer needed');
-      await until(() => existsSync(marker), 20_000);
+      await until('the expected state', () => existsSync(marker), 20_000);
       // Its one slot is free again: a task submitted now completes.
       const next = await networkWithTasks(user, { name: 'next', protocol: 'echo' });
-      await until(async () => (await user.getTask(next.tasks[0]!)).status === 'complete', 20_000);
+      await until(
+        'the expected state',
+        async () => (await user.getTask(next.tasks[0]!)).status === 'complete',
+        20_000,
+      );
     } finally {
       run.child.kill('SIGTERM');
       await run.exited;
@@ -66,10 +74,14 @@ describeEachBackend('what happened to my tasks, through real processes', (backen
     await user.addRestartPolicies(network, [{ pattern: 'disk full', maxRetries: 1 }]);
     const run = computeRun(computeCredentials, ['--name', 'hist-svc']);
     try {
-      await until(async () => {
-        const status = await user.networkStatus(network);
-        return status.error === 1 && status.complete === 1;
-      }, 30_000);
+      await until(
+        'the expected state',
+        async () => {
+          const status = await user.networkStatus(network);
+          return status.error === 1 && status.complete === 1;
+        },
+        30_000,
+      );
     } finally {
       run.child.kill('SIGTERM');
       await run.exited;

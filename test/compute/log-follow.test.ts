@@ -4,9 +4,10 @@ import { text } from 'node:stream/consumers';
 import { expect, it } from 'vitest';
 import { runCli, startCli } from '../helpers/cli.js';
 import { describeEachBackend, tempDir } from '../helpers/backends.js';
-import { startComputeRun, waitUntil } from '../helpers/compute-run.js';
+import { startComputeRun } from '../helpers/compute-run.js';
 import { networkWithTasks, queueClients } from '../helpers/queue.js';
 import { startTestServer } from '../helpers/server.js';
+import { until } from '../helpers/until.js';
 
 /** A program that prints a numbered line every second until `stopFile` exists (at most 120). */
 const ticker = (stopFile: string) =>
@@ -35,7 +36,7 @@ describeEachBackend('following a running task', (backend) => {
       });
       const task = tasks[0]!;
       const run = startComputeRun(computeCredentials, ['--allow-exec', '--max-tasks', '1']);
-      await waitUntil(async () => (await user.getTask(task)).status === 'running', 60_000);
+      await until('the expected state', async () => (await user.getTask(task)).status === 'running', 60_000);
 
       const env = {
         ATHANOR_URL: server.url,
@@ -43,7 +44,7 @@ describeEachBackend('following a running task', (backend) => {
         ATHANOR_KEY: userCredentials.key,
       };
       const follow = startCli(['task', 'logs', task, '--follow'], { env });
-      await waitUntil(() => ticks(follow.stdout()).length > 0, 60_000);
+      await until('the expected state', () => ticks(follow.stdout()).length > 0, 60_000);
       // The line arrived while the task runs: it stops only once told to.
       expect(existsSync(stopFile)).toBe(false);
       expect((await user.getTask(task)).status).toBe('running');

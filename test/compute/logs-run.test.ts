@@ -4,12 +4,12 @@ import { sweep } from '../../src/service/sweep.js';
 import { runCli } from '../helpers/cli.js';
 import { describeEachBackend, tempDir } from '../helpers/backends.js';
 import { networkWithTasks, queueClients } from '../helpers/queue.js';
-import { startComputeRun, waitUntil } from '../helpers/compute-run.js';
+import { startComputeRun } from '../helpers/compute-run.js';
 import { startTestServer } from '../helpers/server.js';
 import { startTcpProxy } from '../faults/tcp-proxy.js';
+import { until } from '../helpers/until.js';
 
 const computeRun = startComputeRun;
-const until = waitUntil;
 
 describeEachBackend('logs, progress and run limits, through real processes', (backend) => {
   const dir = tempDir();
@@ -59,11 +59,15 @@ describeEachBackend('logs, progress and run limits, through real processes', (ba
     });
     const run = computeRun(computeCredentials, ['--max-time', '8s', '--grace-ms', '200']);
     const seen: number[] = [];
-    await until(async () => {
-      const progress = (await user.getTask(tasks[0]!)).progress;
-      if (progress?.fraction != null && seen.at(-1) !== progress.fraction) seen.push(progress.fraction);
-      return seen.length >= 2;
-    }, 20_000);
+    await until(
+      'the expected state',
+      async () => {
+        const progress = (await user.getTask(tasks[0]!)).progress;
+        if (progress?.fraction != null && seen.at(-1) !== progress.fraction) seen.push(progress.fraction);
+        return seen.length >= 2;
+      },
+      20_000,
+    );
     // It moves between heartbeats, and says what it did.
     expect(seen[1]!).toBeGreaterThan(seen[0]!);
     expect((await user.getTask(tasks[0]!)).progress?.message).toMatch(/^slept \d+\.\d s of 60 s$/);
@@ -85,7 +89,11 @@ describeEachBackend('logs, progress and run limits, through real processes', (ba
     const [attempt] = await user.taskAttempts(tasks[0]!);
     expect(attempt!.outcome).toBe('released');
     // Its log says why it stopped.
-    await until(async () => (await user.taskAttempts(tasks[0]!))[0]!.logSizeBytes !== null, 10_000);
+    await until(
+      'the expected state',
+      async () => (await user.taskAttempts(tasks[0]!))[0]!.logSizeBytes !== null,
+      10_000,
+    );
     const log = await text(await user.attemptLog(tasks[0]!, 1));
     expect(log).toMatch(/interrupted/);
   });
@@ -112,7 +120,11 @@ describeEachBackend('logs, progress and run limits, through real processes', (ba
       '--upload-retry',
       '2s',
     ]);
-    await until(async () => (await user.getTask(tasks[0]!)).status === 'running', 20_000);
+    await until(
+      'the expected state',
+      async () => (await user.getTask(tasks[0]!)).status === 'running',
+      20_000,
+    );
     await proxy.down();
     expect(await run.exited).toBe(1);
     expect(run.log()).toMatch(/gave up sending the result of task-\S+ after 2000 ms/);

@@ -2,8 +2,11 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { redactUrl, resolveConfig } from '../../src/config/resolve-config.js';
+import { resolveConfig } from '../../src/config/resolve-config.js';
+import { redactUrl } from '../../src/domain/database-url.js';
 import { backupDecryptionKeys, backupEncryption } from '../../src/ops/backup/encryption.js';
+import { resolveDeploySettings } from '../../src/ops/deploy/deploy-settings.js';
+import { resolveScheduleSettings } from '../../src/ops/schedule/schedule-settings.js';
 
 function dirWithConfig(content: unknown): string {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'athanor-config-'));
@@ -173,5 +176,29 @@ describe('every setting has one source', () => {
       );
     }
     expect(backupEncryption(resolveConfig({}, {}, cwd))).toEqual({ mode: 'none' });
+  });
+
+  it('reads deploy and retention settings like every other: flag > variable > config file > default', () => {
+    const dir = dirWithConfig({ deployBlueUrl: 'http://10.0.0.5:8081/', backupKeepDaily: 30 });
+    const config = resolveConfig({}, { ATHANOR_BACKUP_KEEP_WEEKLY: '4' }, dir);
+    expect(config).toMatchObject({
+      deployGreenUrl: 'http://127.0.0.1:8082',
+      backupKeepWeekly: 4,
+      backupKeepDaily: 30,
+    });
+    expect(resolveDeploySettings(config).urls.blue).toBe('http://10.0.0.5:8081');
+    expect(resolveDeploySettings(config, { blueUrl: 'http://10.0.0.6:8081' }).urls.blue).toBe(
+      'http://10.0.0.6:8081',
+    );
+    expect(resolveScheduleSettings({ profile: 'serve', config }).retention).toEqual({
+      keepDaily: 30,
+      keepWeekly: 4,
+    });
+    expect(() => resolveConfig({}, { ATHANOR_DEPLOY_DRAIN_TIMEOUT_MS: 'soon' }, dir)).toThrow(
+      /ATHANOR_DEPLOY_DRAIN_TIMEOUT_MS \(deployDrainTimeoutMs\) must be a whole number, got 'soon'/,
+    );
+    expect(() =>
+      resolveDeploySettings(resolveConfig({}, { ATHANOR_DEPLOY_GREEN_URL: 'ftp://x' }, dir)),
+    ).toThrow(/ATHANOR_DEPLOY_GREEN_URL must be an http\(s\) URL/);
   });
 });

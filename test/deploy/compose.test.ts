@@ -7,7 +7,8 @@ import { parse } from 'yaml';
 import { freePort } from '../helpers/postgres-cluster.js';
 import { runCli } from '../helpers/cli.js';
 import { startS3Peer, type S3Peer } from '../helpers/s3-peer.js';
-import { podman, podmanLimits, repoRoot, requireTools, run, until } from './tools.js';
+import { podman, podmanLimits, repoRoot, requireTools, run } from './tools.js';
+import { until } from '../helpers/until.js';
 
 const composeFile = path.join(repoRoot, 'deploy/compose.yaml');
 const makeSecrets = path.join(repoRoot, 'deploy/compose/make-secrets.sh');
@@ -244,6 +245,7 @@ describe.skipIf(
       'api-blue to be ready',
       async () => ((await fetch(`${url}/readyz`)).ok ? true : undefined),
       60_000,
+      250,
     );
 
     const computeCommand = services.compute!.command!.map((a) => (a === 'http://api:8080' ? url : a));
@@ -291,6 +293,7 @@ describe.skipIf(
         return status.complete === tasks.length ? true : undefined;
       },
       60_000,
+      250,
     );
     const results = JSON.parse((await cli(['result', 'list', tasks[0]!, '--json'])).stdout) as {
       id: string;
@@ -325,6 +328,7 @@ describe.skipIf(
         return found.length > 0 ? found : undefined;
       },
       60_000,
+      250,
     ).catch(async (error: Error) => {
       const log = await podman(['logs', 'athanor-compose-backup']);
       throw new Error(`${error.message}\nbackup list: ${lastListing}\nsidecar: ${log.stdout}${log.stderr}`);

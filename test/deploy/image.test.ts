@@ -4,7 +4,8 @@ import path from 'node:path';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { freePort } from '../helpers/postgres-cluster.js';
 import { runCli } from '../helpers/cli.js';
-import { podman, podmanLimits, repoRoot, until } from './tools.js';
+import { podman, podmanLimits, repoRoot } from './tools.js';
+import { until } from '../helpers/until.js';
 
 const image = inject('athanorImage');
 const baseImage = inject('athanorBaseImage');
@@ -113,6 +114,7 @@ describe.skipIf(!image)('the container image', () => {
         `${name} to answer /readyz`,
         async () => ((await fetch(`${url}/readyz`)).ok ? true : undefined),
         60_000,
+        250,
       );
     };
     const logsOf = async (name: string) => {

@@ -61,18 +61,3 @@ export function run(
 export async function podman(args: readonly string[], input?: string): Promise<RunResult> {
   return run('podman', [...podmanGlobal, ...args], { input });
 }
-
-/** Polls until `probe` returns a value, or fails after `timeoutMs`. */
-export async function until<T>(
-  what: string,
-  probe: () => Promise<T | undefined>,
-  timeoutMs: number,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}

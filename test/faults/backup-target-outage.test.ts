@@ -5,8 +5,9 @@ import { tempDir } from '../helpers/backends.js';
 import { startS3Peer } from '../helpers/s3-peer.js';
 import { freshStore } from '../helpers/store.js';
 import { fillAuditLog } from '../ops/backup/fixtures.js';
-import { startAthanor, until } from './processes.js';
+import { startAthanor } from './processes.js';
 import { startTcpProxy } from './tcp-proxy.js';
+import { until } from '../helpers/until.js';
 
 it('the S3 target going away during backup create: backup_target_unavailable naming it, no backup listed, the next one good', async () => {
   const peer = await startS3Peer();

@@ -5,7 +5,8 @@ import { tempDir } from '../helpers/backends.js';
 import { runCli } from '../helpers/cli.js';
 import { networkWithTasks, queueClients } from '../helpers/queue.js';
 import { startTestServer } from '../helpers/server.js';
-import { startAthanor, until } from './processes.js';
+import { startAthanor } from './processes.js';
+import { until } from '../helpers/until.js';
 
 const badValues = ['abc', '-5', '1.5', '99999999999999999999', 'org-*-p x'];
 

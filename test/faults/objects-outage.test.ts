@@ -9,8 +9,9 @@ import { tempDir } from '../helpers/backends.js';
 import { networkWithTasks, queueClients } from '../helpers/queue.js';
 import { startS3Peer } from '../helpers/s3-peer.js';
 import { startTestServer } from '../helpers/server.js';
-import { startAthanor, until } from './processes.js';
+import { startAthanor } from './processes.js';
 import { startTcpProxy } from './tcp-proxy.js';
+import { until } from '../helpers/until.js';
 
 /** Bytes past the default row limit: such a result can only be recorded once its blob is in S3. */
 const largeResultBytes = configDefaults.inlineResultMaxBytes + 1000;

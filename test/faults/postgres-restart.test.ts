@@ -8,7 +8,8 @@ import { tempDir, postgresAdminUrl } from '../helpers/backends.js';
 import type { PostgresCluster } from '../helpers/postgres-cluster.js';
 import { freePort, startPostgresCluster } from '../helpers/postgres-cluster.js';
 import { networkWithTasks } from '../helpers/queue.js';
-import { acceptableStatus, probe, startAthanor, until, prepareDatabase } from './processes.js';
+import { acceptableStatus, probe, startAthanor, prepareDatabase } from './processes.js';
+import { until } from '../helpers/until.js';
 
 const taskCount = 120;
 

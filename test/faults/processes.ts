@@ -1,28 +1,19 @@
 import type { ChildProcess } from 'node:child_process';
 import { spawn } from 'node:child_process';
-import { addIdentity } from '../../src/service/identities.js';
+import { queueIdentities, seedQueueIdentities } from '../helpers/identities.js';
 import { migrate } from '../../src/store/migrator.js';
 import { openStore } from '../../src/store/open-store.js';
 import { cliPath } from '../helpers/cli.js';
 
 /** The user `alice` and the compute identity `hpc` of the fault tests, with their keys. */
-export const faultIdentities = {
-  user: { identifier: 'alice', key: 'alice-key-0123456789' },
-  compute: { identifier: 'hpc', key: 'hpc-key-0123456789' },
-} as const;
+export const faultIdentities = queueIdentities;
 
 /** Migrates the database at `databaseUrl` (created when missing) and adds `faultIdentities` on `org-camp-*`. */
 export async function prepareDatabase(databaseUrl: string): Promise<void> {
   const setup = await openStore({ databaseUrl, busyTimeoutMs: 1000 }, { create: true });
   try {
     await migrate(setup, { lockTimeoutMs: 10_000 });
-    for (const [kind, identity] of Object.entries(faultIdentities)) {
-      await addIdentity(setup, 'test', {
-        kind: kind as 'user' | 'compute',
-        ...identity,
-        scopes: ['org-camp-*'],
-      });
-    }
+    await seedQueueIdentities(setup);
   } finally {
     await setup.close();
   }
@@ -54,24 +45,6 @@ export function startAthanor(args: readonly string[], env: Record<string, string
     }),
   );
   return { child, exited, alive: () => running, log: () => log };
-}
-
-/** Polls `condition` every 100 ms until it holds; fails after `timeoutMs` naming `what`. */
-export async function until(
-  what: string,
-  condition: () => Promise<boolean>,
-  timeoutMs: number,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      if (await condition()) return;
-    } catch {
-      // not yet: the dependency may be down
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 /** One HTTP request with a hard bound: a hang shows up as status 0 rather than a stuck test. */

@@ -8,7 +8,8 @@ import { configDefaults } from '../../src/config/resolve-config.js';
 import { describeEachBackend, freshDatabaseUrl, tempDir } from '../helpers/backends.js';
 import { freePort } from '../helpers/postgres-cluster.js';
 import { networkWithTasks } from '../helpers/queue.js';
-import { probe, startAthanor, until, prepareDatabase } from './processes.js';
+import { probe, startAthanor, prepareDatabase } from './processes.js';
+import { until } from '../helpers/until.js';
 
 const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
 const rounds = 3;

@@ -9,7 +9,8 @@ import { openStore } from '../../src/store/open-store.js';
 import { tempDir } from '../helpers/backends.js';
 import { freePort } from '../helpers/postgres-cluster.js';
 import { networkWithTasks } from '../helpers/queue.js';
-import { probe, startAthanor, until, prepareDatabase } from './processes.js';
+import { probe, startAthanor, prepareDatabase } from './processes.js';
+import { until } from '../helpers/until.js';
 
 const taskCount = 12;
 

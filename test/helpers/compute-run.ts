@@ -33,15 +33,3 @@ export function startComputeRun(
   });
   return { child, exited, log: () => log };
 }
-
-/** Polls `condition` every 100 ms until it holds; throws after `timeoutMs`. */
-export async function waitUntil(
-  condition: () => Promise<boolean> | boolean,
-  timeoutMs: number,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error('timed out waiting for a condition');
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}

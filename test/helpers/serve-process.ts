@@ -1,6 +1,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { spawn } from 'node:child_process';
 import { cliPath } from './cli.js';
+import { until } from './until.js';
 
 /** An `athanor serve` child process, as an operator or a service manager runs it. */
 export interface ServeProcess {
@@ -10,20 +11,6 @@ export interface ServeProcess {
   log(): string;
   /** Resolves with the exit status (a signal name when killed by one). */
   readonly exited: Promise<number | string>;
-}
-
-export async function until<T>(
-  probe: () => Promise<T | undefined>,
-  timeoutMs: number,
-  what = 'a condition',
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 /** What `/readyz` says, whatever its status. */
@@ -52,7 +39,7 @@ export async function startServeProcess(
     throw new Error(`serve exited (${code}) before it was ready: ${log}`);
   });
   await Promise.race([
-    until(async () => ((await readiness(url)).status === 200 ? true : undefined), 30_000, `${url}/readyz`),
+    until(`${url}/readyz`, async () => ((await readiness(url)).status === 200 ? true : undefined), 30_000),
     early,
   ]);
   early.catch(() => {});

@@ -2,7 +2,7 @@ import { afterAll } from 'vitest';
 import type { Config } from '../../src/config/resolve-config.js';
 import { buildApp } from '../../src/server/app.js';
 import type { AppOptions } from '../../src/server/app.js';
-import { addIdentity } from '../../src/service/identities.js';
+import { seedIdentity } from './identities.js';
 import type { BackendName } from '../../src/store/backend.js';
 import type { Store } from '../../src/store/open-store.js';
 import { testConfig } from './backends.js';
@@ -45,9 +45,7 @@ export async function startTestServer(
     databaseUrl: fresh?.url,
     config,
     async addIdentity(kind, identifier, scopes) {
-      const key = `${identifier}-key-0123456789`;
-      await addIdentity(store, 'test', { kind, identifier, key, scopes });
-      return key;
+      return seedIdentity(store, { kind, identifier, scopes });
     },
     async token(kind, identifier, key) {
       const response = await fetch(`${url}${kind === 'user' ? '/v1' : '/compute/v1'}/token`, {

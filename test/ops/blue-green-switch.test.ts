@@ -7,13 +7,13 @@ import { ComputeClient } from '../../src/client/compute-client.js';
 import { UserClient } from '../../src/client/user-client.js';
 import type { Colour } from '../../src/ops/deploy/index.js';
 import { otherColour, renderUpstream } from '../../src/ops/deploy/index.js';
-import { addIdentity } from '../../src/service/identities.js';
 import { describeEachBackend, tempDir } from '../helpers/backends.js';
 import { runCli } from '../helpers/cli.js';
 import { nginxBinary, startNginx } from '../helpers/nginx.js';
 import { freePort } from '../helpers/postgres-cluster.js';
 import type { ServeProcess } from '../helpers/serve-process.js';
 import { startServeProcess } from '../helpers/serve-process.js';
+import { seedQueueIdentities } from '../helpers/identities.js';
 import { freshStore } from '../helpers/store.js';
 
 const nginx = nginxBinary();
@@ -65,20 +65,9 @@ describeEachBackend('blue/green switches behind nginx under load', (backend) => 
     { timeout: 300_000 },
     async () => {
       const { store, url: databaseUrl } = await freshStore(backend, dir);
-      const userKey = 'user-key-0123456789';
-      const computeKey = 'compute-key-0123456789';
-      await addIdentity(store, 'test', {
-        kind: 'user',
-        identifier: 'alice',
-        key: userKey,
-        scopes: ['org-camp-*'],
-      });
-      await addIdentity(store, 'test', {
-        kind: 'compute',
-        identifier: 'hpc',
-        key: computeKey,
-        scopes: ['org-camp-*'],
-      });
+      const { user: alice, compute: hpc } = await seedQueueIdentities(store);
+      const userKey = alice.key;
+      const computeKey = hpc.key;
       const ports: Record<Colour, number> = { blue: await freePort(), green: await freePort() };
       const serveEnv = {
         ATHANOR_DATABASE_URL: databaseUrl,
@@ -114,6 +103,7 @@ describeEachBackend('blue/green switches behind nginx under load', (backend) => 
         ATHANOR_DEPLOY_TEST_COMMAND: proxy.testCommand,
         ATHANOR_DEPLOY_RELOAD_COMMAND: proxy.reloadCommand,
         ATHANOR_DEPLOY_DRAIN_TIMEOUT_MS: '60000',
+        ATHANOR_DEPLOY_PROXY_PID_FILE: path.join(prefix, 'nginx.pid'),
       };
       const deploy = (args: string[]) => runCli(['deploy', ...args], { env: deployEnv });
 

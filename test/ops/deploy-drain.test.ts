@@ -66,6 +66,8 @@ describe('deploy switch waits for the retired colour to go quiet', () => {
       testCommand: 'true',
       reloadCommand: 'true',
       drainTimeoutMs,
+      // No nginx here: the switch falls back to the quiet window.
+      proxyPidFile: path.join(dir, 'no-nginx.pid'),
     };
     return { store, settings, blue };
   }

@@ -4,7 +4,8 @@ import { afterEach, expect, it } from 'vitest';
 import { describeEachBackend, freshDatabaseUrl, tempDir } from '../helpers/backends.js';
 import { runCli } from '../helpers/cli.js';
 import type { CliProcess } from './backup/processes.js';
-import { spawnCli, waitFor } from './backup/processes.js';
+import { spawnCli } from './backup/processes.js';
+import { until } from '../helpers/until.js';
 
 /** A backup every three seconds: a few slots in a short test, and time for each backup to finish. */
 const schedule = '*/3 * * * * *';
@@ -134,16 +135,17 @@ describeEachBackend('two athanor serve processes on one database and one backup 
     const servers = [startServer('a', envFor('a')), startServer('b', envFor('b'))] as const;
     const [a, b] = servers;
 
-    await waitFor('both servers listening', () => servers.every((s) => servingUrl(s) !== undefined), 20_000);
+    await until('both servers listening', () => servers.every((s) => servingUrl(s) !== undefined), 20_000, 5);
     const urls = servers.map((s) => servingUrl(s) as string);
     expect(new Set(urls).size, 'two different ports').toBe(2);
-    for (const url of urls) await waitFor(`${url}/readyz`, () => isReady(url), 10_000);
+    for (const url of urls) await until(`${url}/readyz`, () => isReady(url), 10_000, 5);
 
     // Both servers must have contended for the same slots, or the test would prove nothing.
-    await waitFor(
+    await until(
       `${sharedSlots} slots reached by both servers`,
       () => slotsSeenByBoth(a, b).length >= sharedSlots,
       25_000,
+      5,
     );
     for (const server of servers) server.process.child.kill('SIGTERM');
     const exits = await Promise.all(servers.map((s) => s.process.exited));

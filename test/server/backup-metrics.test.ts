@@ -2,18 +2,9 @@ import { expect, it } from 'vitest';
 import { describeEachBackend, tempDir } from '../helpers/backends.js';
 import { runCli } from '../helpers/cli.js';
 import { startTestServer } from '../helpers/server.js';
+import { until } from '../helpers/until.js';
 
 const gauge = (text: string, name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1]);
-
-async function until<T>(probe: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 500));
-  }
-}
 
 describeEachBackend('backup metrics', (backend) => {
   const dir = tempDir();
@@ -35,10 +26,14 @@ describeEachBackend('backup metrics', (backend) => {
       expect(verified.code, verified.stderr).toBe(0);
       expect((await runCli(['backup', 'status', '--verified'], { env })).code).toBe(0);
 
-      const text = await until(async () => {
-        const body = await scrape();
-        return gauge(body, 'athanor_backup_last_verified_timestamp_seconds') > 0 ? body : undefined;
-      }, 30_000);
+      const text = await until(
+        'the expected state',
+        async () => {
+          const body = await scrape();
+          return gauge(body, 'athanor_backup_last_verified_timestamp_seconds') > 0 ? body : undefined;
+        },
+        30_000,
+      );
       expect(gauge(text, 'athanor_backup_last_success_timestamp_seconds')).toBeGreaterThan(before);
       expect(gauge(text, 'athanor_backup_last_verified_timestamp_seconds')).toBeGreaterThan(before);
       expect(gauge(text, 'athanor_backup_size_bytes')).toBeGreaterThan(0);

@@ -5,12 +5,13 @@ import { Readable } from 'node:stream';
 import { expect, it } from 'vitest';
 import { ComputeClient } from '../../src/client/compute-client.js';
 import { UserClient } from '../../src/client/user-client.js';
-import { addIdentity } from '../../src/service/identities.js';
 import { describeEachBackend, tempDir } from '../helpers/backends.js';
 import { freePort } from '../helpers/postgres-cluster.js';
 import { networkWithTasks } from '../helpers/queue.js';
-import { readiness, startServeProcess, until } from '../helpers/serve-process.js';
+import { readiness, startServeProcess } from '../helpers/serve-process.js';
+import { seedQueueIdentities } from '../helpers/identities.js';
 import { freshStore } from '../helpers/store.js';
+import { until } from '../helpers/until.js';
 
 /** A body that trickles out `chunks` chunks of 64 KiB, one every `everyMs` (or never ends). */
 function slowBody(chunks: number, everyMs: number, seed: string): { stream: Readable; sha256: () => string } {
@@ -36,20 +37,7 @@ describeEachBackend('graceful shutdown of athanor serve', (backend) => {
 
   async function setUp(name: string, env: Record<string, string>) {
     const { store, url: databaseUrl } = await freshStore(backend, dir);
-    const userKey = 'user-key-0123456789';
-    const computeKey = 'compute-key-0123456789';
-    await addIdentity(store, 'test', {
-      kind: 'user',
-      identifier: 'alice',
-      key: userKey,
-      scopes: ['org-camp-*'],
-    });
-    await addIdentity(store, 'test', {
-      kind: 'compute',
-      identifier: 'hpc',
-      key: computeKey,
-      scopes: ['org-camp-*'],
-    });
+    const { user: alice, compute: hpc } = await seedQueueIdentities(store);
     const objectsDir = path.join(dir, `objects-${name}`);
     const server = await startServeProcess(await freePort(), {
       ATHANOR_DATABASE_URL: databaseUrl,
@@ -57,8 +45,8 @@ describeEachBackend('graceful shutdown of athanor serve', (backend) => {
       ATHANOR_OBJECTS_URL: `file:${objectsDir}`,
       ...env,
     });
-    const user = new UserClient({ url: server.url, identifier: 'alice', key: userKey });
-    const compute = new ComputeClient({ url: server.url, identifier: 'hpc', key: computeKey });
+    const user = new UserClient({ url: server.url, identifier: alice.identifier, key: alice.key });
+    const compute = new ComputeClient({ url: server.url, identifier: hpc.identifier, key: hpc.key });
     const { network, tasks } = await networkWithTasks(user, { count: 1 });
     const service = await compute.register('worker');
     const [claim] = await compute.claim(service.id, { count: 1 });
@@ -84,18 +72,19 @@ describeEachBackend('graceful shutdown of athanor serve', (backend) => {
       const longPollStarted = Date.now();
       const longPoll = compute.claim(service.id, { count: 1, waitMs: 40_000 });
       await until(
+        'the expected state',
         async () => (((await readiness(server.url)).body.inFlight as number) >= 2 ? true : undefined),
         10_000,
       );
 
       server.child.kill('SIGTERM');
       const draining = await until(
+        'readiness to turn off',
         async () => {
           const state = await readiness(server.url);
           return state.status === 503 ? state : undefined;
         },
         5_000,
-        'readiness to turn off',
       );
       expect(draining.body).toMatchObject({ error: { code: 'shutting_down' }, status: 'not_ready' });
       // Still serving while balancers take it out: a read works during the delay.
@@ -141,6 +130,7 @@ describeEachBackend('graceful shutdown of athanor serve', (backend) => {
         .submitResult(claim.task, claim.leaseToken, 'ok', stalled.stream)
         .catch((e: Error) => e);
       await until(
+        'the expected state',
         async () => (((await readiness(server.url)).body.inFlight as number) >= 1 ? true : undefined),
         10_000,
       );
@@ -168,7 +158,11 @@ describeEachBackend('graceful shutdown of athanor serve', (backend) => {
   it('exits 1 at once on a second signal during the readiness delay', { timeout: 60_000 }, async () => {
     const { server } = await setUp('twice', { ATHANOR_SHUTDOWN_DELAY_MS: '30000' });
     server.child.kill('SIGTERM');
-    await until(async () => ((await readiness(server.url)).status === 503 ? true : undefined), 5_000);
+    await until(
+      'the expected state',
+      async () => ((await readiness(server.url)).status === 503 ? true : undefined),
+      5_000,
+    );
     server.child.kill('SIGTERM');
     expect(await server.exited).toBe(1);
     expect(server.log()).toContain('received SIGTERM again');

@@ -4,14 +4,7 @@ import { describeEachBackend, tempDir } from '../helpers/backends.js';
 import { runCli } from '../helpers/cli.js';
 import { networkWithTasks, queueClients } from '../helpers/queue.js';
 import { call, startTestServer } from '../helpers/server.js';
-
-async function eventually(check: () => Promise<boolean>, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('condition not reached in time');
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+import { until } from '../helpers/until.js';
 
 describeEachBackend('maintenance mode', (backend) => {
   const dir = tempDir();
@@ -24,7 +17,10 @@ describeEachBackend('maintenance mode', (backend) => {
     const [held, released] = await compute.claim(id, { count: 2 });
 
     await setMaintenance(server.store, 'test', true, 'upgrading the database');
-    await eventually(async () => (await call(server.url, undefined, 'GET', '/readyz')).status === 503);
+    await until(
+      'the expected state',
+      async () => (await call(server.url, undefined, 'GET', '/readyz')).status === 503,
+    );
     const userToken = await server.token(
       'user',
       'operator',
@@ -49,7 +45,10 @@ describeEachBackend('maintenance mode', (backend) => {
     await expect(compute.register('b')).rejects.toMatchObject({ code: 'maintenance' });
 
     await setMaintenance(server.store, 'test', false);
-    await eventually(async () => (await call(server.url, undefined, 'GET', '/readyz')).status === 200);
+    await until(
+      'the expected state',
+      async () => (await call(server.url, undefined, 'GET', '/readyz')).status === 200,
+    );
     expect((await user.setNetworkWeight(network, 0.9)).weight).toBe(0.9);
     const { id: after } = await compute.register('c');
     expect(await compute.claim(after, { count: 1 })).toHaveLength(1);

@@ -3,14 +3,7 @@ import { ComputeService } from '../../src/compute/compute-service.js';
 import { describeEachBackend, tempDir } from '../helpers/backends.js';
 import { networkWithTasks, queueClients } from '../helpers/queue.js';
 import { startTestServer } from '../helpers/server.js';
-
-async function until(condition: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+import { until } from '../helpers/until.js';
 
 describeEachBackend('orphaned leases', (backend) => {
   const dir = tempDir();
@@ -28,13 +21,13 @@ describeEachBackend('orphaned leases', (backend) => {
     });
     const running = service.start();
     try {
-      await until(async () => service.serviceId !== undefined, 10_000, 'the service to register');
+      await until('the service to register', async () => service.serviceId !== undefined, 10_000);
       const [lost] = await compute.claim(service.serviceId!, { count: 1 });
       expect(lost?.task).toBe(tasks[0]);
       // No read of 'running' here: the service's next heartbeat (every 375 ms) may already have
       // released it. The next claim's lease token below shows this claim took place.
       // Heartbeats come every lease TTL / 4; four lease TTLs are plenty for the orphan to go back.
-      await until(async () => (await user.getTask(tasks[0]!)).status === 'waiting', 6_000, 'the orphan');
+      await until('the orphan', async () => (await user.getTask(tasks[0]!)).status === 'waiting', 6_000);
       const { id: otherId } = await compute.register('other');
       const [again] = await compute.claim(otherId, { count: 1 });
       expect(again).toMatchObject({ task: tasks[0], leaseToken: lost!.leaseToken + 1 });

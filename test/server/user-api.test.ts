@@ -1,6 +1,7 @@
 import { expect, it } from 'vitest';
 import { UserClient } from '../../src/client/user-client.js';
-import { addIdentity, listIdentities } from '../../src/service/identities.js';
+import { listIdentities } from '../../src/service/identities.js';
+import { seedIdentity } from '../helpers/identities.js';
 import { migrate } from '../../src/store/migrator.js';
 import { migrations } from '../../src/store/migrations/index.js';
 import { describeEachBackend, tempDir } from '../helpers/backends.js';
@@ -186,10 +187,9 @@ describeEachBackend('upgrading from migration 1', (backend) => {
     const { store } = await freshStore(backend, dir, { migrated: false });
     await migrate(store, { lockTimeoutMs: 5000, to: 1 });
     for (let i = 0; i < 20; i++) {
-      await addIdentity(store, 'test', {
+      await seedIdentity(store, {
         kind: i % 2 ? 'user' : 'compute',
         identifier: `id${i}`,
-        key: `key-${i}-0123456789`,
         scopes: [`org${i}-*-*`, 'shared-camp-proj'],
       });
     }

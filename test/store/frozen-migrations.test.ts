@@ -23,6 +23,8 @@ describe('released migrations are frozen', () => {
       7: '447755cf53d216ff529a92ee43b5ddda6571d0468be7c0b4f1af66c15f4a8d91',
       8: 'f03cd566a7410e465e1889565dd4a304a15956c934ebdddf33266b6aa324441f',
       9: '3db3e2b91291d2fccb8bf5094a5f1f56dc200011caf82dc84202bb6adc71dbae',
+      10: '17e6fa56caaec54fdb06ad1267bedb1d945aa15ef318807000aa1762877e43ec',
+      11: 'a37ded3510790ca1f1fd52f016a759d8e336913c2753efd27fb727f541159e87',
     });
   });
 

@@ -1,6 +1,6 @@
 import { Command } from 'commander';
 import { AthanorError } from '../../domain/errors.js';
-import { parseDuration } from '../../ops/schedule/parse-duration.js';
+import { parseDuration } from '../../domain/parse-duration.js';
 import { listAudit } from '../../service/audit.js';
 import { integerOption, wantsJson, withStore } from '../context.js';
 import { printJson, printTable } from '../output.js';

@@ -3,7 +3,7 @@ import { AthanorError } from '../../domain/errors.js';
 import type { RetentionPolicy } from '../../ops/backup/retention.js';
 import type { BackupAge } from '../../ops/schedule/backup-freshness.js';
 import { backupAgeJson, freshnessVerdict } from '../../ops/schedule/backup-freshness.js';
-import { formatDuration, parseDuration } from '../../ops/schedule/parse-duration.js';
+import { formatDuration, parseDuration } from '../../domain/parse-duration.js';
 import { resolveScheduleSettings, scheduleEnv } from '../../ops/schedule/schedule-settings.js';
 import { jsonLog, load, resolveTarget, textLog } from '../backup-support.js';
 import { commandConfig, confirm, integerOption, wantsJson } from '../context.js';
@@ -127,6 +127,7 @@ export function addRetentionVerbs(command: Command): void {
           store,
           config,
           ...settings,
+          target: (await load()).BackupTarget.open(settings.target),
           log: json ? jsonLog : textLog,
         });
         const signal = await stopped;

@@ -1,6 +1,7 @@
 import { Command, Option } from 'commander';
 import type { SettingName } from '../../config/resolve-config.js';
-import { defaultText, redactUrl, settingSpecs } from '../../config/resolve-config.js';
+import { defaultText, settingSpecs } from '../../config/resolve-config.js';
+import { redactUrl } from '../../domain/database-url.js';
 import { AthanorError } from '../../domain/errors.js';
 import { backupEnv } from '../../ops/backup/backup-env.js';
 import type { VerificationRecord } from '../../ops/backup/backup-target.js';
@@ -82,7 +83,9 @@ export function backupCommand(): Command {
         result = await ops.takeBackup({
           config,
           destination:
-            options.output !== undefined ? { output: options.output } : await writableTarget(cmd, config),
+            options.output !== undefined
+              ? { output: options.output }
+              : { target: await writableTarget(cmd, config) },
           chunkBytes: options.chunkSize,
           verify: options.verify,
           onProgress: (p: BackupProgress) =>

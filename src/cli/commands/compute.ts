@@ -1,10 +1,10 @@
 import { Command } from 'commander';
-import { AthanorError, isAthanorError } from '../../domain/errors.js';
+import { AthanorError } from '../../domain/errors.js';
 import { collect, commandConfig, integerOption } from '../context.js';
-import { parseScope } from '../../domain/scope.js';
-import { parseDuration } from '../../ops/schedule/parse-duration.js';
 import { note } from '../output.js';
 import { untilSignal } from '../signals.js';
+import { computeManagerCommand } from './compute-manager.js';
+import { durationOption, scopeOption } from '../compute-options.js';
 
 interface RunOptions {
   url?: string;
@@ -19,23 +19,11 @@ interface RunOptions {
   excludeScope?: string[];
   maxTasks?: number;
   maxTime?: number;
+  maxIdle?: number;
+  manager?: string;
+  launch?: string;
   uploadRetry?: number;
   maxLogBytes: number;
-}
-
-const durationOption = (flag: string) => (value: string) => parseDuration(value, flag);
-
-/** Checks each scope flag as it is parsed, so a bad scope is refused before the service registers. */
-function scopeOption(flag: string) {
-  return (value: string, previous: string[] = []): string[] => {
-    try {
-      parseScope(value);
-    } catch (error) {
-      if (!isAthanorError(error)) throw error;
-      throw new AthanorError(error.code, `${flag} ${error.message}`, { cause: error });
-    }
-    return collect(value, previous);
-  };
 }
 
 export function computeCommand(): Command {
@@ -73,6 +61,13 @@ export function computeCommand(): Command {
       durationOption('--max-time'),
     )
     .option(
+      '--max-idle <duration>',
+      'exit 0 after this long with nothing to run (e.g. 10m); what compute managers start their services with',
+      durationOption('--max-idle'),
+    )
+    .option('--manager <id>', 'the compute manager that started this service (set by the manager)')
+    .option('--launch <id>', "this service's launch id within its manager (set by the manager)")
+    .option(
       '--upload-retry <duration>',
       'how long a result upload retries while the server is unreachable before giving up (default 10m)',
       durationOption('--upload-retry'),
@@ -96,6 +91,11 @@ export function computeCommand(): Command {
       30_000,
     )
     .action(async (options: RunOptions, cmd: Command) => {
+      if (options.launch && !options.manager)
+        throw new AthanorError(
+          'invalid_argument',
+          '--launch needs --manager: it names a launch of that manager',
+        );
       const config = commandConfig(cmd);
       const identifier = options.id ?? config.computeId ?? config.id;
       const key = options.key ?? config.computeKey ?? config.key;
@@ -118,6 +118,10 @@ export function computeCommand(): Command {
         excludeScopes: options.excludeScope,
         maxTasks: options.maxTasks,
         maxTimeMs: options.maxTime,
+        maxIdleMs: options.maxIdle,
+        managed: options.manager
+          ? { manager: options.manager, launch: options.launch ?? 'unnamed' }
+          : undefined,
         uploadRetryMs: options.uploadRetry,
         maxLogBytes: options.maxLogBytes,
         protocols,
@@ -134,5 +138,6 @@ export function computeCommand(): Command {
       await running;
       note(`[compute] stopped after ${service.completed} completed and ${service.failed} failed task(s)`);
     });
+  command.addCommand(computeManagerCommand());
   return command;
 }

@@ -1,9 +1,11 @@
 import { Command } from 'commander';
+import type { SettingName } from '../../config/resolve-config.js';
+import { defaultText, settingSpecs } from '../../config/resolve-config.js';
 import { AthanorError } from '../../domain/errors.js';
 import type { DeploySettingName, SwitchOutcome } from '../../ops/deploy/index.js';
 import {
   deployLog,
-  deploySettingSpecs,
+  deploySettingNames,
   deployStatus,
   parseColour,
   resolveDeploySettings,
@@ -11,7 +13,7 @@ import {
   switchColour,
 } from '../../ops/deploy/index.js';
 import { osActor } from '../../service/audit.js';
-import { integerOption, wantsJson, withStore } from '../context.js';
+import { commandConfig, integerOption, wantsJson, withStore } from '../context.js';
 import { note, printJson, printLine, printTable } from '../output.js';
 
 const flagOf: Readonly<Record<DeploySettingName, string>> = {
@@ -21,23 +23,15 @@ const flagOf: Readonly<Record<DeploySettingName, string>> = {
   testCommand: '--test-command <command>',
   reloadCommand: '--reload-command <command>',
   drainTimeoutMs: '--drain-timeout-ms <ms>',
-};
-
-const descriptions: Readonly<Record<DeploySettingName, string>> = {
-  blueUrl: 'where the blue colour serves',
-  greenUrl: 'where the green colour serves',
-  upstreamFile: 'the nginx upstream file to rewrite',
-  testCommand: 'checks the proxy configuration',
-  reloadCommand: 'reloads the proxy',
-  drainTimeoutMs: 'how long to wait for the retired colour to finish its requests',
+  proxyPidFile: '--proxy-pid-file <file>',
 };
 
 function withSettings(command: Command): Command {
-  for (const [name, spec] of Object.entries(deploySettingSpecs) as [
-    DeploySettingName,
-    { env: string; fallback: string },
-  ][])
-    command.option(flagOf[name], `${descriptions[name]} (${spec.env}, default ${spec.fallback})`);
+  for (const [name, setting] of Object.entries(deploySettingNames) as [DeploySettingName, SettingName][])
+    command.option(
+      flagOf[name],
+      `${settingSpecs[setting].description} (${settingSpecs[setting].env}, default ${defaultText(setting)})`,
+    );
   return command;
 }
 
@@ -62,7 +56,7 @@ export function deployCommand(): Command {
         "each colour's address, version, schema, readiness and requests in flight; exit 3 if the live one is not ready",
       ),
   ).action(async (options: Record<DeploySettingName, string | undefined>, cmd: Command) => {
-    const status = await deployStatus(resolveDeploySettings(options));
+    const status = await deployStatus(resolveDeploySettings(commandConfig(cmd), options));
     if (wantsJson(cmd)) printJson(status);
     else {
       printTable(status.colours, [
@@ -86,7 +80,7 @@ export function deployCommand(): Command {
       .description('send traffic to a ready colour, then wait until the other has no request in flight'),
   ).action(async (colour: string, options: Record<DeploySettingName, string | undefined>, cmd: Command) => {
     const target = parseColour(colour);
-    const settings = resolveDeploySettings(options);
+    const settings = resolveDeploySettings(commandConfig(cmd), options);
     const outcome = await withStore(cmd, (store) =>
       switchColour(store, settings, target, { actor: osActor(), verb: 'switch', onStep: note }),
     );
@@ -95,7 +89,7 @@ export function deployCommand(): Command {
   withSettings(
     command.command('rollback').description('switch back to the colour that was live before the last switch'),
   ).action(async (options: Record<DeploySettingName, string | undefined>, cmd: Command) => {
-    const settings = resolveDeploySettings(options);
+    const settings = resolveDeploySettings(commandConfig(cmd), options);
     const outcome = await withStore(cmd, (store) =>
       rollbackColour(store, settings, { actor: osActor(), onStep: note }),
     );

@@ -3,7 +3,7 @@ import { Command, Option } from 'commander';
 import type { NetworkState, TransformationInput } from '../../client/user-client.js';
 import { AthanorError } from '../../domain/errors.js';
 import { networkStates } from '../../domain/network-state.js';
-import { parseDuration } from '../../ops/schedule/parse-duration.js';
+import { parseDuration } from '../../domain/parse-duration.js';
 import { userClient, wantsJson } from '../context.js';
 import { printJson, printLine, printTable } from '../output.js';
 import { numberOption } from '../queue-output.js';

@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { formatDuration, parseDuration } from '../../ops/schedule/parse-duration.js';
+import { formatDuration, parseDuration } from '../../domain/parse-duration.js';
 import { osActor } from '../../service/audit.js';
 import { wantsJson, withStore } from '../context.js';
 import { note, printJson, printLine } from '../output.js';

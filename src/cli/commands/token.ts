@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { parseDuration } from '../../ops/schedule/parse-duration.js';
+import { parseDuration } from '../../domain/parse-duration.js';
 import { osActor } from '../../service/audit.js';
 import { rotateJwtSecret } from '../../service/jwt-secrets.js';
 import { commandConfig, wantsJson, withStore } from '../context.js';

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { Command } from 'commander';
 import { commandConfig, integerOption, portOption } from '../context.js';
-import { redactUrl } from '../../config/resolve-config.js';
+import { redactUrl } from '../../domain/database-url.js';
 import { appVersion } from '../../version.js';
 import { note } from '../output.js';
 import { stopOnSignal, untilSignal } from '../signals.js';
@@ -74,7 +74,7 @@ export function upCommand(): Command {
         database: redactUrl(config.databaseUrl),
         objects: config.objectsUrl,
         backups: backups.schedule
-          ? `'${backups.schedule}' (UTC) to ${backups.targetUrl}; restore drills '${backups.drillSchedule ?? 'off'}'`
+          ? `'${backups.schedule}' (UTC) to ${backups.target.url}; restore drills '${backups.drillSchedule ?? 'off'}'`
           : 'not scheduled (ATHANOR_BACKUP_SCHEDULE=off)',
         console: config.consolePath
           ? `${server.url}${config.consolePath}/`

@@ -15,11 +15,6 @@ export const backupEnv = {
   identityFile: settingSpecs.backupAgeIdentityFile.env,
 } as const;
 
-/** The backup target URL: the one given (a `--target` flag), else the `backupTarget` setting. */
-export function backupTargetUrl(config: Pick<Config, 'backupTarget'>, given?: string | undefined): string {
-  return given ?? config.backupTarget;
-}
-
 /** A backup target URL and the setting it came from, so an error can name what the user set. */
 export interface BackupTargetChoice {
   readonly url: string;
@@ -27,7 +22,7 @@ export interface BackupTargetChoice {
   readonly setting: string;
 }
 
-/** As `backupTargetUrl`, with where the URL came from. */
+/** The backup target: the URL given (a `--target` flag), else the `backupTarget` setting, with where it came from. */
 export function chooseBackupTarget(
   config: Pick<Config, 'backupTarget' | 'dataDir'>,
   given?: string | undefined,

@@ -30,7 +30,7 @@ import type { Row, Snapshot, TableSchema } from './snapshot.js';
 import { lineEncoder } from './snapshot.js';
 import { ByteMeter, chain } from './streams.js';
 import { acquireTargetLease } from './target-lease.js';
-import { backupTargetStore } from './target-unavailable.js';
+import { BackupTarget } from './target.js';
 import { isSecretRow, withoutSecretRows } from './secret-rows.js';
 
 /** Default uncompressed size of one table chunk file: 64 MiB. */
@@ -115,7 +115,7 @@ async function reconcileTargetMarker(
 export async function createBackup(options: CreateBackupOptions): Promise<BackupResult> {
   const now = options.now ?? (() => new Date());
   const actor = options.actor ?? osActor();
-  const target = backupTargetStore(options.target);
+  const target = BackupTarget.of(options.target);
   const startedAt = now();
   const started = performance.now();
   const id = newBackupId(startedAt);

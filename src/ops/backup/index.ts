@@ -2,7 +2,7 @@
 // it only when a backup verb runs and every other command starts fast.
 export { openObjectStore } from '../../objects/open-object-store.js';
 export { listBackups } from './backup-target.js';
-export { openBackupTarget } from './open-backup-target.js';
+export { BackupTarget, backupTargetOpener } from './target.js';
 export { backupDecryptionKeys, backupEncryption } from './encryption.js';
 export { pruneBackups } from './prune-backups.js';
 export { restoreBackup } from './restore-backup.js';

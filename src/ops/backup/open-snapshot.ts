@@ -1,4 +1,4 @@
-import { parseDatabaseUrl } from '../../store/database-url.js';
+import { parseDatabaseUrl } from '../../domain/database-url.js';
 import type { Snapshot } from './snapshot.js';
 import { openPostgresSnapshot } from './snapshot-postgres.js';
 import { openSqliteSnapshot } from './snapshot-sqlite.js';

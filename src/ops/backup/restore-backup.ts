@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely';
 import type { Config } from '../../config/resolve-config.js';
-import { redactUrl } from '../../config/resolve-config.js';
+import { redactUrl } from '../../domain/database-url.js';
 import { AthanorError, errorFacts, isAthanorError } from '../../domain/errors.js';
 import type { ObjectStore } from '../../objects/object-store.js';
 import { osActor } from '../../service/audit.js';

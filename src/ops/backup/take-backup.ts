@@ -1,23 +1,18 @@
 import path from 'node:path';
 import type { Config } from '../../config/resolve-config.js';
 import type { ObjectStore } from '../../objects/object-store.js';
-import { openObjectStore } from '../../objects/open-object-store.js';
 import type { VerificationRecord } from './backup-target.js';
 import type { BackupProgress } from './create-backup.js';
 import { createBackup } from './create-backup.js';
-import { openBackupTarget } from './open-backup-target.js';
 import { backupDecryptionKeys, backupEncryption } from './encryption.js';
 import type { BackupManifest } from './manifest.js';
+import type { BackupTarget } from './target.js';
 import { verifyBackup } from './verify-backup.js';
 
 export interface TakeBackupOptions {
   readonly config: Config;
-  /**
-   * Where it goes: a backup target URL (with the setting it came from, for messages), or
-   * `{ output }` for one tar file.
-   */
-  readonly destination:
-    { readonly targetUrl: string; readonly setting?: string | undefined } | { readonly output: string };
+  /** Where it goes: an opened backup target, or `{ output }` for one tar file. */
+  readonly destination: { readonly target: BackupTarget } | { readonly output: string };
   /** Uncompressed bytes per chunk file; default 64 MiB. */
   readonly chunkBytes?: number | undefined;
   /** Also restore it into a scratch database and check every row; default false. */
@@ -80,10 +75,7 @@ export async function takeBackup(options: TakeBackupOptions): Promise<TakeBackup
       verification,
     };
   }
-  const target =
-    destination.setting === undefined
-      ? openObjectStore(destination.targetUrl)
-      : openBackupTarget({ url: destination.targetUrl, setting: destination.setting });
+  const { target } = destination;
   const result = await createBackup({ ...common, target });
   if (options.verify) await verify(target, result.manifest);
   return { manifest: result.manifest, targetUrl: result.targetUrl, output: undefined, verification };

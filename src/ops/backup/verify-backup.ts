@@ -6,7 +6,7 @@ import type { Config } from '../../config/resolve-config.js';
 import { AthanorError, errorFacts, isAthanorError } from '../../domain/errors.js';
 import type { ObjectStore } from '../../objects/object-store.js';
 import { osActor } from '../../service/audit.js';
-import { sqliteDatabaseUrl } from '../../store/database-url.js';
+import { sqliteDatabaseUrl } from '../../domain/database-url.js';
 import { migrations as releaseMigrations } from '../../store/migrations/index.js';
 import type { Migration } from '../../store/migrations/migration.js';
 import { appVersion } from '../../version.js';

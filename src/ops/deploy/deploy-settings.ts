@@ -1,3 +1,5 @@
+import type { Config, SettingName } from '../../config/resolve-config.js';
+import { settingSpecs } from '../../config/resolve-config.js';
 import { AthanorError } from '../../domain/errors.js';
 
 export const colours = ['blue', 'green'] as const;
@@ -15,29 +17,36 @@ export interface DeploySettings {
   readonly reloadCommand: string;
   /** How long a switch waits for the retired colour's requests to finish; default 90000 ms. */
   readonly drainTimeoutMs: number;
+  /**
+   * nginx's pid file: a switch waits until the workers nginx ran before the reload have exited;
+   * without it, until the retired colour received nothing for a second. Default /run/nginx.pid.
+   */
+  readonly proxyPidFile: string;
 }
 
-/** The deploy settings, their environment variables and defaults: one table for code and help. */
-export const deploySettingSpecs = {
-  blueUrl: { env: 'ATHANOR_DEPLOY_BLUE_URL', fallback: 'http://127.0.0.1:8081' },
-  greenUrl: { env: 'ATHANOR_DEPLOY_GREEN_URL', fallback: 'http://127.0.0.1:8082' },
-  upstreamFile: { env: 'ATHANOR_DEPLOY_UPSTREAM_FILE', fallback: '/etc/nginx/conf.d/athanor-upstream.conf' },
-  testCommand: { env: 'ATHANOR_DEPLOY_TEST_COMMAND', fallback: 'nginx -t' },
-  reloadCommand: { env: 'ATHANOR_DEPLOY_RELOAD_COMMAND', fallback: 'nginx -s reload' },
-  drainTimeoutMs: { env: 'ATHANOR_DEPLOY_DRAIN_TIMEOUT_MS', fallback: '90000' },
-} as const;
+/** The deploy settings of `settingSpecs`, by the short name their flags use. */
+export const deploySettingNames = {
+  blueUrl: 'deployBlueUrl',
+  greenUrl: 'deployGreenUrl',
+  upstreamFile: 'deployUpstreamFile',
+  testCommand: 'deployTestCommand',
+  reloadCommand: 'deployReloadCommand',
+  drainTimeoutMs: 'deployDrainTimeoutMs',
+  proxyPidFile: 'deployProxyPidFile',
+} as const satisfies Record<string, SettingName>;
 
-export type DeploySettingName = keyof typeof deploySettingSpecs;
+export type DeploySettingName = keyof typeof deploySettingNames;
 
-/** Flags win over `ATHANOR_DEPLOY_*` variables, which win over the defaults. */
+type DeployConfig = Pick<Config, (typeof deploySettingNames)[DeploySettingName]>;
+
+/** Flags win over the `deploy*` settings (`ATHANOR_DEPLOY_*`, the config file, the defaults). */
 export function resolveDeploySettings(
-  flags: Partial<Record<DeploySettingName, string | undefined>>,
-  env: NodeJS.ProcessEnv = process.env,
+  config: DeployConfig,
+  flags: Partial<Record<DeploySettingName, string | undefined>> = {},
 ): DeploySettings {
   const pick = (name: DeploySettingName): string => {
-    const spec = deploySettingSpecs[name];
-    const value = flags[name] ?? env[spec.env];
-    return value === undefined || value === '' ? spec.fallback : value;
+    const value = flags[name];
+    return value === undefined || value === '' ? String(config[deploySettingNames[name]]) : value;
   };
   const url = (name: 'blueUrl' | 'greenUrl') => {
     const text = pick(name);
@@ -48,7 +57,7 @@ export function resolveDeploySettings(
     } catch {
       throw new AthanorError(
         'invalid_config',
-        `${deploySettingSpecs[name].env} must be an http(s) URL such as http://127.0.0.1:8081, got '${text}'`,
+        `${settingSpecs[deploySettingNames[name]].env} must be an http(s) URL such as http://127.0.0.1:8081, got '${text}'`,
       );
     }
   };
@@ -56,7 +65,7 @@ export function resolveDeploySettings(
   if (!Number.isSafeInteger(drain) || drain < 0) {
     throw new AthanorError(
       'invalid_config',
-      `${deploySettingSpecs.drainTimeoutMs.env} must be a whole number of milliseconds, got '${pick('drainTimeoutMs')}'`,
+      `--drain-timeout-ms must be a whole number of milliseconds, got '${pick('drainTimeoutMs')}'`,
     );
   }
   return Object.freeze({
@@ -65,6 +74,7 @@ export function resolveDeploySettings(
     testCommand: pick('testCommand'),
     reloadCommand: pick('reloadCommand'),
     drainTimeoutMs: drain,
+    proxyPidFile: pick('proxyPidFile'),
   });
 }
 

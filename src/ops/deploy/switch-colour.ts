@@ -8,6 +8,8 @@ import type { ColourState } from './colour-probe.js';
 import { probeColour } from './colour-probe.js';
 import type { Colour, DeploySettings } from './deploy-settings.js';
 import { colours, otherColour } from './deploy-settings.js';
+import type { ProxyWorkers } from './proxy-workers.js';
+import { proxyWorkers, workersStillRunning } from './proxy-workers.js';
 import { liveColourOf, readUpstream, renderUpstream, writeUpstreamAtomically } from './upstream-file.js';
 
 const run = promisify(exec);
@@ -112,6 +114,8 @@ export async function switchColour(
     step(`${target} ${targetState.version} is ready at ${targetState.url} (schema ${targetState.schema})`);
     await writeUpstreamAtomically(settings.upstreamFile, renderUpstream(target, settings.urls[target]));
     step(`wrote ${settings.upstreamFile}`);
+    // The workers serving now: once they have all exited, nothing sends to the retired colour.
+    const oldWorkers = await proxyWorkers(settings.proxyPidFile);
     try {
       await runProxyCommand('the proxy configuration check', settings.testCommand);
       await runProxyCommand('the proxy reload', settings.reloadCommand);
@@ -126,8 +130,8 @@ export async function switchColour(
     }
     step(`reloaded the proxy: ${target} is live`);
     const drain = from
-      ? await waitForDrain(settings, from, step)
-      : { inFlight: 0, receiving: false, waitedMs: 0 };
+      ? await waitForDrain(settings, from, step, oldWorkers)
+      : { inFlight: 0, receiving: false, waitedMs: 0, oldWorkers: [] };
     const outcome: SwitchOutcome = {
       from,
       to: target,
@@ -140,8 +144,21 @@ export async function switchColour(
     await recordAudit(store, {
       ...event,
       outcome: 'ok',
-      details: { ...outcome, drained: drain.inFlight === 0 && !drain.receiving },
+      details: {
+        ...outcome,
+        drained: drain.inFlight === 0 && !drain.receiving && drain.oldWorkers.length === 0,
+      },
     });
+    if (from && drain.oldWorkers.length > 0) {
+      throw new AthanorError(
+        'deploy_drain_timeout',
+        `${target} is live in ${settings.upstreamFile}, but nginx's workers from before the reload ` +
+          `(pid ${drain.oldWorkers.join(', ')}) still ran ${settings.drainTimeoutMs} ms ` +
+          `(ATHANOR_DEPLOY_DRAIN_TIMEOUT_MS) after it, and may still send requests to ${from}: did ` +
+          `'${settings.reloadCommand}' reload the nginx of ${settings.proxyPidFile}? Check it before stopping ${from}`,
+        { details: { ...outcome } },
+      );
+    }
     if (from && drain.receiving) {
       throw new AthanorError(
         'deploy_drain_timeout',
@@ -170,19 +187,58 @@ export async function switchColour(
 
 /**
  * How long the retired colour must receive no new request, with none in flight, before a switch
- * calls it drained. `nginx -s reload` returns before the old workers stop sending to it, so a
- * single probe that finds nothing in flight can come while they still do.
+ * calls it drained when nginx's workers cannot be watched (no pid file, no /proc): `nginx -s
+ * reload` returns before the old workers stop sending to it, so a single probe that finds
+ * nothing in flight can come while they still do.
  */
 export const drainQuietMs = 1_000;
 
+interface Drain {
+  readonly inFlight: number;
+  readonly receiving: boolean;
+  readonly waitedMs: number;
+  /** nginx workers from before the reload still running when the wait ended. */
+  readonly oldWorkers: readonly number[];
+}
+
+/**
+ * Waits until the retired colour is drained. With nginx's workers from before the reload known,
+ * exactly: once they have exited (each finishes the requests it holds first), nothing can send
+ * to the retired colour any more, and it is drained when it has nothing in flight. Without
+ * them, on a quiet window: nothing in flight and no new request for `drainQuietMs`.
+ */
 async function waitForDrain(
   settings: DeploySettings,
   retired: Colour,
   step: (line: string) => void,
-): Promise<{ inFlight: number; receiving: boolean; waitedMs: number }> {
+  oldWorkers: ProxyWorkers | undefined,
+): Promise<Drain> {
   const started = Date.now();
-  // The first probe that found it idle, and the request count it had then.
+  if (oldWorkers) {
+    for (;;) {
+      const running = await workersStillRunning(oldWorkers);
+      if (running.length === 0) break;
+      if (Date.now() - started >= settings.drainTimeoutMs) {
+        const state = await probeColour(retired, settings.urls[retired]);
+        return {
+          inFlight: state.inFlight ?? 0,
+          receiving: false,
+          waitedMs: Date.now() - started,
+          oldWorkers: running,
+        };
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    step(
+      `nginx's workers from before the reload (pid ${oldWorkers.workerPids.join(', ')}) have exited ` +
+        `(waited ${Date.now() - started} ms); nothing sends to ${retired} any more`,
+    );
+  } else {
+    step(`no nginx workers found from ${settings.proxyPidFile}: waiting until ${retired} goes quiet`);
+  }
+  // The first probe that found it idle, and the request count it had then (the quiet window).
   let idleSince: { at: number; requests: number | undefined } | undefined;
+  let received = false;
   for (;;) {
     const probedAt = Date.now();
     const state = await probeColour(retired, settings.urls[retired]);
@@ -190,24 +246,30 @@ async function waitForDrain(
     // A colour that stopped answering has nothing in flight any more and receives nothing.
     if (!state.reachable) {
       step(`${retired} no longer answers (waited ${waitedMs} ms)`);
-      return { inFlight: 0, receiving: false, waitedMs };
+      return { inFlight: 0, receiving: false, waitedMs, oldWorkers: [] };
     }
     const inFlight = state.inFlight ?? 0;
-    // New requests since the last probe start the quiet window again.
-    const received = idleSince !== undefined && state.requests !== idleSince.requests;
-    if (inFlight > 0) idleSince = undefined;
-    else if (!idleSince || received) idleSince = { at: probedAt, requests: state.requests };
-    else if (probedAt - idleSince.at >= drainQuietMs) {
-      step(
-        `${retired} has no request in flight and received none for ${drainQuietMs} ms ` +
-          `(waited ${waitedMs} ms); it can be stopped`,
-      );
-      return { inFlight: 0, receiving: false, waitedMs };
+    if (oldWorkers && inFlight === 0) {
+      step(`${retired} has no request in flight (waited ${waitedMs} ms); it can be stopped`);
+      return { inFlight: 0, receiving: false, waitedMs, oldWorkers: [] };
+    }
+    if (!oldWorkers) {
+      // New requests since the last probe start the quiet window again.
+      received = idleSince !== undefined && state.requests !== idleSince.requests;
+      if (inFlight > 0) idleSince = undefined;
+      else if (!idleSince || received) idleSince = { at: probedAt, requests: state.requests };
+      else if (probedAt - idleSince.at >= drainQuietMs) {
+        step(
+          `${retired} has no request in flight and received none for ${drainQuietMs} ms ` +
+            `(waited ${waitedMs} ms); it can be stopped`,
+        );
+        return { inFlight: 0, receiving: false, waitedMs, oldWorkers: [] };
+      }
     }
     // Out of time: idle at the last probe, with no new request since the one before, counts as
     // drained (a drain timeout shorter than the quiet window is the operator's choice).
     if (waitedMs >= settings.drainTimeoutMs)
-      return { inFlight, receiving: inFlight === 0 && received, waitedMs };
+      return { inFlight, receiving: inFlight === 0 && received, waitedMs, oldWorkers: [] };
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
 }

@@ -1,6 +1,6 @@
 import type { BackupEntry } from '../backup/backup-target.js';
 import { AthanorError } from '../../domain/errors.js';
-import { formatDuration } from './parse-duration.js';
+import { formatDuration } from '../../domain/parse-duration.js';
 import { scheduleEnv } from './schedule-settings.js';
 
 /** One backup as the freshness check sees it. */

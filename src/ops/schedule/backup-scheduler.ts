@@ -4,7 +4,6 @@ import { Cron } from 'croner';
 import type { Config } from '../../config/resolve-config.js';
 import { AthanorError, errorFacts } from '../../domain/errors.js';
 import type { ObjectStore } from '../../objects/object-store.js';
-import { openObjectStore } from '../../objects/open-object-store.js';
 import { osActor, recordAudit } from '../../service/audit.js';
 import type { Store } from '../../store/open-store.js';
 import { backupIdTime } from '../backup/backup-id.js';
@@ -15,6 +14,7 @@ import { backupDecryptionKeys, backupEncryption } from '../backup/encryption.js'
 import type { BackupKeySettings } from '../backup/encryption.js';
 import { pruneBackups } from '../backup/prune-backups.js';
 import type { RetentionPolicy } from '../backup/retention.js';
+import { BackupTarget } from '../backup/target.js';
 import { verifyBackup } from '../backup/verify-backup.js';
 import { backupDuration, backupLastSuccess, backupLastVerified, backupRuns, backupSize } from '../metrics.js';
 import { backupFreshness } from './backup-freshness.js';
@@ -58,10 +58,8 @@ export interface BackupSchedulerOptions {
   readonly drillSchedule?: string | undefined;
   /** Applied after each scheduled backup; default none (never prune). */
   readonly retention?: RetentionPolicy | undefined;
-  /** The backup target URL; ignored when `target` is given. */
-  readonly targetUrl?: string;
-  /** An opened target; default `openObjectStore(targetUrl)`. */
-  readonly target?: ObjectStore;
+  /** The opened target (`BackupTarget.open`); a plain store is taken as one. */
+  readonly target: ObjectStore;
   /** Encryption of new backups; default from the environment, as the CLI reads it. */
   readonly encryption?: EncryptionSettings;
   /** Keys that open backups for the drill; default from the environment. */
@@ -135,8 +133,7 @@ export function startBackupScheduler(options: BackupSchedulerOptions): BackupSch
       // A broken logger must not stop the scheduler.
     }
   };
-  const target = options.target ?? (options.targetUrl ? openObjectStore(options.targetUrl) : undefined);
-  if (!target) throw new AthanorError('invalid_argument', 'the backup scheduler needs a target URL');
+  const target = BackupTarget.of(options.target);
   const encryption = options.encryption ?? backupEncryption(options.config);
   const keys = options.keys ?? backupDecryptionKeys(options.config);
   const actor = options.actor ?? `scheduler:${osActor()}`;

@@ -1,8 +1,9 @@
 import { Cron } from 'croner';
-import type { Config } from '../../config/resolve-config.js';
+import type { Config, SettingName } from '../../config/resolve-config.js';
 import { settingSpecs } from '../../config/resolve-config.js';
 import { AthanorError } from '../../domain/errors.js';
-import { backupTargetUrl } from '../backup/backup-env.js';
+import type { BackupTargetChoice } from '../backup/backup-env.js';
+import { chooseBackupTarget } from '../backup/backup-env.js';
 import type { RetentionPolicy } from '../backup/retention.js';
 
 /** The environment variables of scheduled backups, for the code, `--help` and the docs. */
@@ -13,12 +14,6 @@ export const scheduleEnv = {
   drillSchedule: settingSpecs.backupDrillSchedule.env,
   /** Retention after each scheduled backup: `hourly=24,daily=7` (or `off`). */
   keep: settingSpecs.backupKeep.env,
-  keepLast: 'ATHANOR_BACKUP_KEEP_LAST',
-  keepHourly: 'ATHANOR_BACKUP_KEEP_HOURLY',
-  keepDaily: 'ATHANOR_BACKUP_KEEP_DAILY',
-  keepWeekly: 'ATHANOR_BACKUP_KEEP_WEEKLY',
-  keepMonthly: 'ATHANOR_BACKUP_KEEP_MONTHLY',
-  keepYearly: 'ATHANOR_BACKUP_KEEP_YEARLY',
 } as const;
 
 /**
@@ -42,8 +37,8 @@ export interface ScheduleSettings {
   readonly drillSchedule: string | undefined;
   /** Retention applied after each scheduled backup; undefined: never prune. */
   readonly retention: RetentionPolicy | undefined;
-  /** Backup target URL: `ATHANOR_BACKUP_TARGET`, default `file:<data dir>/backups`. */
-  readonly targetUrl: string;
+  /** The backup target (`--target`, else `ATHANOR_BACKUP_TARGET`, default `file:<data dir>/backups`). */
+  readonly target: BackupTargetChoice;
 }
 
 export interface ScheduleOverrides {
@@ -53,8 +48,6 @@ export interface ScheduleOverrides {
   readonly keep?: string | undefined;
   readonly targetUrl?: string | undefined;
 }
-
-type Env = Readonly<Record<string, string | undefined>>;
 
 const offWords = new Set(['off', 'none', 'false', 'no', '0']);
 const isOff = (value: string) => offWords.has(value.trim().toLowerCase());
@@ -82,6 +75,26 @@ const keepNames: Readonly<Record<string, keyof RetentionPolicy>> = {
   yearly: 'keepYearly',
 };
 
+/** The single-rule settings (`ATHANOR_BACKUP_KEEP_<RULE>`), each beside its rule. */
+const keepRuleSettings = {
+  keepLast: 'backupKeepLast',
+  keepHourly: 'backupKeepHourly',
+  keepDaily: 'backupKeepDaily',
+  keepWeekly: 'backupKeepWeekly',
+  keepMonthly: 'backupKeepMonthly',
+  keepYearly: 'backupKeepYearly',
+} as const satisfies Record<keyof RetentionPolicy, SettingName>;
+
+type ScheduleConfig = Pick<
+  Config,
+  | 'backupTarget'
+  | 'dataDir'
+  | 'backupSchedule'
+  | 'backupDrillSchedule'
+  | 'backupKeep'
+  | (typeof keepRuleSettings)[keyof RetentionPolicy]
+>;
+
 /** Parses `hourly=24,daily=7` (also `last=`, `weekly=`, `monthly=`, `yearly=`); throws `invalid_config`. */
 export function parseRetentionPolicy(text: string, source: string): RetentionPolicy {
   const policy: Partial<Record<keyof RetentionPolicy, number>> = {};
@@ -101,28 +114,24 @@ export function parseRetentionPolicy(text: string, source: string): RetentionPol
 }
 
 function retentionFrom(
-  configured: string | undefined,
-  env: Env,
+  config: ScheduleConfig,
   override: string | undefined,
 ): RetentionPolicy | undefined | 'off' {
-  const combined = override ?? nonEmpty(configured);
+  const combined = override ?? nonEmpty(config.backupKeep);
   if (combined !== undefined && isOff(combined)) return 'off';
   const policy: Partial<Record<keyof RetentionPolicy, number>> = {
     ...(combined !== undefined
       ? parseRetentionPolicy(combined, override !== undefined ? '--keep' : scheduleEnv.keep)
       : {}),
   };
-  // With --keep on the command line, the single-rule variables do not mix in: the flag is the policy.
+  // With --keep on the command line, the single-rule settings do not mix in: the flag is the policy.
   if (override === undefined) {
-    for (const [name, option] of Object.entries(keepNames)) {
-      const variable = `ATHANOR_BACKUP_KEEP_${name.toUpperCase()}`;
-      const raw = nonEmpty(env[variable]);
-      if (raw === undefined) continue;
-      const count = Number(raw);
-      if (!/^\d+$/.test(raw.trim()) || !Number.isSafeInteger(count)) {
-        throw new AthanorError('invalid_config', `${variable} must be a whole number, got '${raw}'`);
-      }
-      policy[option] = count;
+    for (const [option, setting] of Object.entries(keepRuleSettings) as [
+      keyof RetentionPolicy,
+      SettingName,
+    ][]) {
+      const count = config[setting as (typeof keepRuleSettings)[keyof RetentionPolicy]];
+      if (count !== undefined) policy[option] = count;
     }
   }
   return Object.keys(policy).length === 0 ? undefined : policy;
@@ -145,16 +154,14 @@ function scheduleFrom(
 /**
  * Resolves what the backup scheduler should run: flags (overrides) > the `backupSchedule`,
  * `backupDrillSchedule`, `backupKeep` and `backupTarget` settings > the profile's defaults. `off`
- * disables a part. The single-rule `ATHANOR_BACKUP_KEEP_<RULE>` variables are read from `env`.
+ * disables a part; the single-rule `backupKeep<Rule>` settings add to `backupKeep`.
  * Throws `invalid_config` naming the variable for a bad value.
  */
 export function resolveScheduleSettings(options: {
   readonly profile: ScheduleProfile;
-  readonly config: Pick<Config, 'backupTarget' | 'backupSchedule' | 'backupDrillSchedule' | 'backupKeep'>;
-  readonly env?: Env;
+  readonly config: ScheduleConfig;
   readonly overrides?: ScheduleOverrides;
 }): ScheduleSettings {
-  const env = options.env ?? process.env;
   const overrides = options.overrides ?? {};
   const autopilot = options.profile !== 'serve';
   const schedule = scheduleFrom(
@@ -172,7 +179,7 @@ export function resolveScheduleSettings(options: {
     '--drill-schedule',
     schedule !== undefined ? scheduleDefaults.drillSchedule : undefined,
   );
-  const fromEnv = retentionFrom(options.config.backupKeep, env, overrides.keep);
+  const fromEnv = retentionFrom(options.config, overrides.keep);
   const retention =
     fromEnv === 'off' ? undefined : (fromEnv ?? (autopilot ? scheduleDefaults.retention : undefined));
   if (retention && Object.values(retention).every((count) => !count)) {
@@ -182,8 +189,8 @@ export function resolveScheduleSettings(options: {
         `or 'off' to never prune`,
     );
   }
-  const targetUrl = backupTargetUrl(options.config, overrides.targetUrl);
-  return { schedule, drillSchedule, retention, targetUrl };
+  const target = chooseBackupTarget(options.config, overrides.targetUrl);
+  return { schedule, drillSchedule, retention, target };
 }
 
 function nonEmpty(value: string | undefined): string | undefined {

@@ -3,6 +3,7 @@ import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest 
 import type { Config } from '../../config/resolve-config.js';
 import { AthanorError } from '../../domain/errors.js';
 import type { ObjectStore } from '../../objects/object-store.js';
+import type { BackupTarget } from '../../ops/backup/target.js';
 import type { Authenticator } from '../../service/authenticator.js';
 import type { Store } from '../../store/open-store.js';
 import { prepareErrorReply, toAthanorError } from '../errors.js';
@@ -11,8 +12,14 @@ import type { ConsoleContext } from './context.js';
 import { field, formOf, sendPage } from './context.js';
 import { html } from './html.js';
 import { notice, page } from './layout.js';
-import { operatorPages } from './operator-pages.js';
-import { queuePages } from './queue-pages.js';
+import { auditPages } from './audit-pages.js';
+import { backupPages } from './backup-pages.js';
+import { computePages } from './compute-pages.js';
+import { identityPages } from './identity-pages.js';
+import { maintenancePages } from './maintenance-pages.js';
+import { networkPages } from './network-pages.js';
+import { overviewPage } from './overview-page.js';
+import { taskPages } from './task-pages.js';
 import { ConsoleSessions, tokensEqual } from './session.js';
 
 export interface ConsoleOptions {
@@ -20,6 +27,8 @@ export interface ConsoleOptions {
   readonly config: Config;
   readonly authenticator: Authenticator;
   readonly objects: ObjectStore;
+  /** The server's backup target, opened on first use. */
+  readonly openBackupTarget: () => BackupTarget;
   /** Sign-in attempts per minute per client address. */
   readonly tokenRateLimit: number;
 }
@@ -45,11 +54,12 @@ export const consolePlugin: FastifyPluginAsync<ConsoleOptions & { prefix: string
   options,
 ) => {
   const base = options.prefix;
-  const sessions = new ConsoleSessions(options.store, options.authenticator, base);
+  const sessions = await ConsoleSessions.open(options.store, options.authenticator, base);
   const ctx: ConsoleContext = {
     store: options.store,
     config: options.config,
     objects: options.objects,
+    openBackupTarget: options.openBackupTarget,
     sessions,
     base,
   };
@@ -140,7 +150,7 @@ export const consolePlugin: FastifyPluginAsync<ConsoleOptions & { prefix: string
       const key = typeof form.key === 'string' ? form.key : '';
       let session;
       try {
-        session = await sessions.signIn(identifier, key);
+        session = await sessions.signIn(identifier, key, request.ip);
       } catch (error) {
         const known = toAthanorError(error);
         if (known.code !== 'unauthenticated') throw error;
@@ -155,13 +165,23 @@ export const consolePlugin: FastifyPluginAsync<ConsoleOptions & { prefix: string
     '/signout',
     { config: { consolePublic: true, writesInMaintenance: true } },
     async (request, reply) => {
-      sessions.clearSession(request, reply);
+      await sessions.endSession(request, reply);
       return reply.redirect(`${base}/signin`, 303);
     },
   );
 
-  queuePages(app, ctx);
-  operatorPages(app, ctx);
+  // One plugin per page group; each inherits the session, CSRF and error handling above.
+  for (const pages of [
+    overviewPage,
+    networkPages,
+    taskPages,
+    computePages,
+    identityPages,
+    auditPages,
+    backupPages,
+    maintenancePages,
+  ])
+    await app.register(pages, ctx);
 
   async function signinPage(
     request: FastifyRequest,

@@ -2,6 +2,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Config } from '../../config/resolve-config.js';
 import { AthanorError } from '../../domain/errors.js';
 import type { ObjectStore } from '../../objects/object-store.js';
+import type { BackupTarget } from '../../ops/backup/target.js';
 import { principalName } from '../../auth/principal.js';
 import { recordAudit, recordFailure } from '../../service/audit.js';
 import type { Store } from '../../store/open-store.js';
@@ -25,6 +26,8 @@ export interface ConsoleContext {
   readonly store: Store;
   readonly config: Config;
   readonly objects: ObjectStore;
+  /** The server's backup target, opened on first use. */
+  readonly openBackupTarget: () => BackupTarget;
   readonly sessions: ConsoleSessions;
   /** The console's URL path, e.g. `/console`. */
   readonly base: string;

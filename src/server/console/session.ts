@@ -2,8 +2,13 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type {} from '@fastify/cookie';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Principal } from '../../auth/principal.js';
-import { isAthanorError } from '../../domain/errors.js';
 import type { Authenticator } from '../../service/authenticator.js';
+import {
+  consoleCsrfKey,
+  endConsoleSession,
+  resolveConsoleSession,
+  startConsoleSession,
+} from '../../service/console-sessions.js';
 import { listIdentityRoles } from '../../service/identity-roles.js';
 import type { Store } from '../../store/open-store.js';
 
@@ -19,40 +24,45 @@ export const sessionCookie = 'athanor_session';
 export const signinCookie = 'athanor_signin';
 
 /**
- * Console sessions are user API tokens kept in an HttpOnly cookie: checking one is the API's own
- * check, so a disable, key rotation, scope narrowing or expiry ends the session as soon as the
- * authenticator's identity cache turns over (2 s), on every replica.
+ * Console sessions are rows of the state store named by a random cookie value (not API tokens:
+ * a copied cookie opens nothing but this console, and only until the session ends). Every
+ * request reads its row, so a sign-out, a disable, a key rotation, a narrowed scope or a
+ * withdrawn role ends the session at once, on every replica.
  */
 export class ConsoleSessions {
-  readonly #csrfKey: Buffer;
-
-  constructor(
+  private constructor(
     private readonly store: Store,
     private readonly authenticator: Authenticator,
     private readonly path: string,
-  ) {
-    // The form tokens are MACs of cookie values no other origin can read (the session token, the
-    // sign-in challenge): their secrecy is the cookie's, so every replica derives the same tokens
-    // without sharing a key, and a rotated JWT secret does not void open forms.
-    this.#csrfKey = createHmac('sha256', 'athanor console csrf').update(path).digest();
+    // The form tokens are MACs of cookie values no other origin can read (the session value, the
+    // sign-in challenge) under a key generated once and kept in the state store: every replica
+    // derives the same tokens, and knowing a cookie is not enough to compute its token.
+    private readonly csrfKey: Buffer,
+  ) {}
+
+  static async open(store: Store, authenticator: Authenticator, path: string): Promise<ConsoleSessions> {
+    return new ConsoleSessions(store, authenticator, path, await consoleCsrfKey(store));
   }
 
-  async signIn(identifier: string, key: string): Promise<{ token: string; maxAgeSeconds: number }> {
-    const issued = await this.authenticator.issueToken('user', identifier, key);
-    return { token: issued.access_token, maxAgeSeconds: issued.expires_in };
+  async signIn(
+    identifier: string,
+    key: string,
+    clientAddress: string,
+  ): Promise<{ token: string; maxAgeSeconds: number }> {
+    const identity = await this.authenticator.checkKey('user', identifier, key, clientAddress);
+    const lifetimeSeconds = this.authenticator.tokenLifetimeSeconds;
+    return {
+      token: await startConsoleSession(this.store, identity, lifetimeSeconds),
+      maxAgeSeconds: lifetimeSeconds,
+    };
   }
 
   /** The session's user, or undefined when there is none or it ended. */
   async current(request: FastifyRequest): Promise<ConsoleUser | undefined> {
     const token = request.cookies[sessionCookie];
     if (!token) return undefined;
-    let principal: Principal;
-    try {
-      principal = await this.authenticator.authenticate(token, 'user');
-    } catch (error) {
-      if (isAthanorError(error) && error.code === 'unauthenticated') return undefined;
-      throw error;
-    }
+    const principal = await resolveConsoleSession(this.store, token);
+    if (!principal) return undefined;
     const roles = await listIdentityRoles(this.store, { kind: 'user', identifier: principal.identifier });
     return { principal, admin: roles.includes('admin'), csrf: this.#mac(`session:${token}`) };
   }
@@ -77,7 +87,10 @@ export class ConsoleSessions {
     void reply.clearCookie(signinCookie, { path: this.path });
   }
 
-  clearSession(request: FastifyRequest, reply: FastifyReply): void {
+  /** Signs out: the session ends in the state store, not only in this browser. */
+  async endSession(request: FastifyRequest, reply: FastifyReply): Promise<void> {
+    const token = request.cookies[sessionCookie];
+    if (token) await endConsoleSession(this.store, token);
     void reply.clearCookie(sessionCookie, this.#cookieOptions(request, 0));
   }
 
@@ -93,7 +106,7 @@ export class ConsoleSessions {
   }
 
   #mac(text: string): string {
-    return createHmac('sha256', this.#csrfKey).update(text).digest('base64url');
+    return createHmac('sha256', this.csrfKey).update(text).digest('base64url');
   }
 }
 

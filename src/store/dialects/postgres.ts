@@ -308,6 +308,11 @@ export const postgresBackend: Backend = {
     return rows[0]?.locked === true;
   },
 
+  async queryPlan(db, query) {
+    const { rows } = await sql<{ 'QUERY PLAN': string }>`explain ${query}`.execute(db);
+    return rows.map((r) => r['QUERY PLAN']);
+  },
+
   async refreshStatistics(db, table, addedRows) {
     if (addedRows <= 0) return;
     // Autovacuum analyzes a table only after its naptime (a minute by default); until then a claim

@@ -282,6 +282,11 @@ export const sqliteBackend: Backend = {
   },
   async refreshStatistics() {},
 
+  async queryPlan(db, query) {
+    const { rows } = await sql<{ detail: string }>`explain query plan ${query}`.execute(db);
+    return rows.map((r) => r.detail);
+  },
+
   createRecorder: () =>
     recordingKysely({
       createAdapter: () => new SqliteAdapter(),

@@ -7,6 +7,8 @@ import { migration0006 } from './0006-identity-quotas.js';
 import { migration0007 } from './0007-attempt-logs-progress.js';
 import { migration0008 } from './0008-attempt-log-chunks.js';
 import { migration0009 } from './0009-inline-results.js';
+import { migration0010 } from './0010-console-sessions.js';
+import { migration0011 } from './0011-compute-managers.js';
 import type { Migration } from './migration.js';
 
 /** Every migration this release knows, in order. Append only: never edit or remove one. */
@@ -20,4 +22,6 @@ export const migrations: readonly Migration[] = [
   migration0007,
   migration0008,
   migration0009,
+  migration0010,
+  migration0011,
 ];

@@ -7,7 +7,8 @@ import { describeEachBackend, tempDir } from '../../helpers/backends.js';
 import { runCli } from '../../helpers/cli.js';
 import { freshStore } from '../../helpers/store.js';
 import { configFor, fillAuditLog, freshTarget } from './fixtures.js';
-import { spawnCli, waitFor } from './processes.js';
+import { spawnCli } from './processes.js';
+import { until } from '../../helpers/until.js';
 
 // Small chunks make a backup of this database a few hundred files: slow enough to kill half-way.
 const chunkSize = '16384';
@@ -42,7 +43,7 @@ describeEachBackend('a backup process that dies', (backend) => {
     for (const point of killPoints) {
       const before = newChunks();
       const run = spawnCli(['backup', 'create', '--chunk-size', chunkSize], env);
-      await waitFor(point.name, async () => point.ready() && newChunks() >= before);
+      await until(point.name, async () => point.ready() && newChunks() >= before, 30_000, 5);
       run.child.kill('SIGKILL');
       const exit = await run.exited;
       expect(exit.signal, `${point.name}: ${exit.stderr}`).toBe('SIGKILL');

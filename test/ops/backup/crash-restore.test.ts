@@ -9,7 +9,8 @@ import { describeEachBackend, tempDir } from '../../helpers/backends.js';
 import { runCli } from '../../helpers/cli.js';
 import { freshStore } from '../../helpers/store.js';
 import { configFor, dumpDatabase, fillAuditLog, freshTarget, populate, withoutAudit } from './fixtures.js';
-import { spawnCli, waitFor } from './processes.js';
+import { spawnCli } from './processes.js';
+import { until } from '../../helpers/until.js';
 
 describeEachBackend('a restore that dies half-way', (backend) => {
   const dir = tempDir();
@@ -62,10 +63,10 @@ describeEachBackend('a restore that dies half-way', (backend) => {
     }
     try {
       const run = spawnCli(['backup', 'restore', manifest.id, '--force', '--yes'], env);
-      await waitFor('the restore to be loading rows', loading);
+      await until('the restore to be loading rows', loading, 30_000, 5);
       run.child.kill('SIGKILL');
       expect((await run.exited).signal).toBe('SIGKILL');
-      await waitFor('the killed restore to be gone', settled);
+      await until('the killed restore to be gone', settled, 30_000, 5);
     } finally {
       await client?.end();
     }

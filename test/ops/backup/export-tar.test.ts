@@ -22,7 +22,8 @@ import { networkWithTasks, queueClients } from '../../helpers/queue.js';
 import { startTestServer } from '../../helpers/server.js';
 import { freshStore } from '../../helpers/store.js';
 import { configFor, dumpDatabase, fillAuditLog, populate, withoutAudit } from './fixtures.js';
-import { spawnCli, waitFor } from './processes.js';
+import { spawnCli } from './processes.js';
+import { until } from '../../helpers/until.js';
 import { configDefaults } from '../../../src/config/resolve-config.js';
 
 /** The entries of a tar file, in order, as the system `tar` lists them. */
@@ -275,7 +276,7 @@ describe('backup create --output [sqlite]', () => {
         .filter((name) => name.includes('.ndjson.')).length;
 
     const run = spawnCli(['backup', 'create', '--output', output, '--chunk-size', '16384'], env);
-    await waitFor('the first chunks are written', () => chunksWritten() >= 5);
+    await until('the first chunks are written', () => chunksWritten() >= 5, 30_000, 5);
     run.child.kill('SIGKILL');
     const exit = await run.exited;
     expect(exit.signal, exit.stderr).toBe('SIGKILL');

@@ -31,16 +31,3 @@ export function spawnCli(args: readonly string[], env: Record<string, string>): 
   }>((resolve) => child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr })));
   return { child, exited };
 }
-
-/** Polls `ready` every few milliseconds until it holds; fails after `timeoutMs`. */
-export async function waitFor(
-  what: string,
-  ready: () => boolean | Promise<boolean>,
-  timeoutMs = 30_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await ready())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}

@@ -9,8 +9,8 @@ import { describeEachBackend, tempDir } from '../../helpers/backends.js';
 import { runCli } from '../../helpers/cli.js';
 import { freshStore } from '../../helpers/store.js';
 import { configFor, freshTarget, populate } from '../backup/fixtures.js';
-import { waitFor } from '../backup/processes.js';
 import { gaugeValue, keysUnder, runCount, watchedScheduler } from './scheduler-fixtures.js';
+import { until } from '../../helpers/until.js';
 
 const everySecond = '* * * * * *';
 
@@ -31,7 +31,12 @@ describeEachBackend('backup scheduler', (backend) => {
       retention: { keepLast: 2 },
     });
     try {
-      await waitFor('three scheduled backups', () => results.filter((r) => r.outcome === 'ok').length >= 3);
+      await until(
+        'three scheduled backups',
+        () => results.filter((r) => r.outcome === 'ok').length >= 3,
+        30_000,
+        5,
+      );
     } finally {
       await scheduler.stop();
     }
@@ -69,7 +74,12 @@ describeEachBackend('backup scheduler', (backend) => {
     });
     try {
       // A second failure at a later slot shows the first one did not stop the scheduler.
-      await waitFor('two failed slots', () => results.filter((r) => r.outcome === 'error').length >= 2);
+      await until(
+        'two failed slots',
+        () => results.filter((r) => r.outcome === 'error').length >= 2,
+        30_000,
+        5,
+      );
       const status = await runCli(['backup', 'status', '--target', targetUrl], {
         env: { ATHANOR_DATABASE_URL: url },
       });
@@ -102,7 +112,12 @@ describeEachBackend('backup scheduler', (backend) => {
     const drillsBefore = await runCount('drill', 'ok');
     const { scheduler, results } = watchedScheduler({ store, config, target, drillSchedule: everySecond });
     try {
-      await waitFor('a restore drill', () => results.some((r) => r.kind === 'drill' && r.outcome === 'ok'));
+      await until(
+        'a restore drill',
+        () => results.some((r) => r.kind === 'drill' && r.outcome === 'ok'),
+        30_000,
+        5,
+      );
     } finally {
       await scheduler.stop();
     }

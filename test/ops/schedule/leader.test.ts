@@ -9,8 +9,8 @@ import type { S3Peer } from '../../helpers/s3-peer.js';
 import { startS3Peer } from '../../helpers/s3-peer.js';
 import { freshStore } from '../../helpers/store.js';
 import { configFor, freshTarget, populate } from '../backup/fixtures.js';
-import { waitFor } from '../backup/processes.js';
 import { watchedScheduler } from './scheduler-fixtures.js';
+import { until } from '../../helpers/until.js';
 
 let peer: S3Peer;
 beforeAll(async () => {
@@ -46,7 +46,7 @@ describeEachBackend('backup scheduler replicas', (backend) => {
     ];
     const all = (): ScheduledRunResult[] => replicas.flatMap((r) => r.results);
     try {
-      await waitFor('four slots run', () => all().filter((r) => r.outcome === 'ok').length >= 4);
+      await until('four slots run', () => all().filter((r) => r.outcome === 'ok').length >= 4, 30_000, 5);
     } finally {
       await Promise.all(replicas.map((r) => r.scheduler.stop()));
       await otherStore.close();

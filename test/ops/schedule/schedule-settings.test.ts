@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { resolveConfig } from '../../../src/config/resolve-config.js';
-import { formatDuration, parseDuration } from '../../../src/ops/schedule/parse-duration.js';
+import { formatDuration, parseDuration } from '../../../src/domain/parse-duration.js';
 import { resolveScheduleSettings } from '../../../src/ops/schedule/schedule-settings.js';
 
 const resolve = (
@@ -11,7 +11,6 @@ const resolve = (
   resolveScheduleSettings({
     profile,
     config: resolveConfig({ dataDir: '/srv/athanor' }, env, '/'),
-    env,
     overrides,
   });
 
@@ -21,14 +20,14 @@ describe('backup schedule settings', () => {
       schedule: undefined,
       drillSchedule: undefined,
       retention: undefined,
-      targetUrl: 'file:/srv/athanor/backups',
+      target: { url: 'file:/srv/athanor/backups', setting: 'default' },
     });
     for (const profile of ['up', 'sidecar'] as const) {
       expect(resolve(profile)).toEqual({
         schedule: '0 * * * *',
         drillSchedule: '30 3 * * *',
         retention: { keepHourly: 24, keepDaily: 7 },
-        targetUrl: 'file:/srv/athanor/backups',
+        target: { url: 'file:/srv/athanor/backups', setting: 'default' },
       });
     }
   });
@@ -44,7 +43,10 @@ describe('backup schedule settings', () => {
       schedule: '15 */6 * * *',
       drillSchedule: '30 3 * * *',
       retention: { keepDaily: 7, keepWeekly: 4, keepLast: 3 },
-      targetUrl: 's3://bucket/athanor',
+      target: {
+        url: 's3://bucket/athanor',
+        setting: 'ATHANOR_BACKUP_TARGET (or "backupTarget" in the config file)',
+      },
     });
     expect(
       resolve('serve', env, {
@@ -57,7 +59,7 @@ describe('backup schedule settings', () => {
       schedule: '0 2 * * *',
       drillSchedule: undefined,
       retention: { keepMonthly: 12 },
-      targetUrl: 'file:x',
+      target: { url: 'file:x', setting: '--target' },
     });
     expect(resolve('up', { ATHANOR_BACKUP_SCHEDULE: 'off', ATHANOR_BACKUP_KEEP: 'off' })).toMatchObject({
       schedule: undefined,
@@ -80,7 +82,7 @@ describe('backup schedule settings', () => {
       /ATHANOR_BACKUP_KEEP: 'hourly:24' is not a retention rule/,
     );
     expect(() => resolve('up', { ATHANOR_BACKUP_KEEP_WEEKLY: 'four' })).toThrow(
-      /ATHANOR_BACKUP_KEEP_WEEKLY must be a whole number/,
+      /ATHANOR_BACKUP_KEEP_WEEKLY \(backupKeepWeekly\) must be a whole number/,
     );
     expect(() => resolve('up', { ATHANOR_BACKUP_KEEP: 'daily=0' })).toThrow(/every rule keeps 0 backups/);
     expect(() => resolve('up', { ATHANOR_BACKUP_KEEP: 'yearly=x' })).toThrow(

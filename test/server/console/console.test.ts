@@ -1,4 +1,5 @@
 import { expect, it } from 'vitest';
+import { maintenanceNoticeMs } from '../../../src/ops/maintenance.js';
 import { listAudit } from '../../../src/service/audit.js';
 import { grantRole } from '../../../src/service/identity-roles.js';
 import { setIdentityDisabled, setIdentityKey } from '../../../src/service/identities.js';
@@ -277,6 +278,8 @@ describeEachBackend('web console', (backend) => {
     expect(audit.map((a) => a.action)).toEqual(['identity.add', 'identity.disable']);
     // Maintenance can be turned on and back off from the console, writes refused in between.
     await admin.post('/console/maintenance', '/console/maintenance', { on: '1', reason: 'upgrade' });
+    // Servers re-read maintenance mode every second.
+    await new Promise((resolve) => setTimeout(resolve, maintenanceNoticeMs));
     const refused = await admin.post('/console/networks', '/console/networks', {
       scope: 'lab-n-m',
       name: 'during-maintenance',

@@ -1,4 +1,7 @@
-import type { BackendName } from './backend.js';
+import path from 'node:path';
+
+/** The database backends Athanor runs on; `store/dialects/<name>.ts` holds each one's specifics. */
+export type BackendName = 'sqlite' | 'postgres';
 
 /** Where a database URL points: a SQLite file (or `:memory:`), or a PostgreSQL connection string. */
 export type DatabaseLocation =
@@ -21,4 +24,19 @@ export function parseDatabaseUrl(url: string): DatabaseLocation | undefined {
 /** The database URL of the SQLite file at `file`. */
 export function sqliteDatabaseUrl(file: string): string {
   return `${sqlitePrefix}${file}`;
+}
+
+/**
+ * The URL with a relative SQLite path made absolute against `cwd` (`:memory:` and PostgreSQL
+ * URLs as they are); undefined when it is no database URL.
+ */
+export function absoluteDatabaseUrl(url: string, cwd: string): string | undefined {
+  const location = parseDatabaseUrl(url);
+  if (location?.backend !== 'sqlite') return location?.url;
+  return location.file === ':memory:' ? url : sqliteDatabaseUrl(path.resolve(cwd, location.file));
+}
+
+/** A URL with its password replaced, for messages and logs. */
+export function redactUrl(url: string): string {
+  return url.replace(/\/\/([^:/@]+):([^@]*)@/, '//$1:***@');
 }

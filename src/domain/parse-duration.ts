@@ -1,4 +1,4 @@
-import { AthanorError } from '../../domain/errors.js';
+import { AthanorError } from './errors.js';
 
 const unitMs: Readonly<Record<string, number>> = {
   s: 1000,
