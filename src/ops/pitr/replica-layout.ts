@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { AthanorError, isAthanorError } from '../../domain/errors.js';
 import type { ObjectStore } from '../../objects/object-store.js';
 import { readObject } from '../backup/backup-target.js';
@@ -131,4 +131,19 @@ export function* decodeGroups(bytes: Buffer): Generator<{ readAtMs: number; fram
     yield { readAtMs, frames: bytes.subarray(offset + 12, end) };
     offset = end;
   }
+}
+
+/**
+ * Where the replica keeps a result blob, under its blobs root: plaintext at `sha256/ab/<sha256>`,
+ * as in the object store; encrypted under a directory named after the recipients
+ * (`age-<id>/sha256/ab/<sha256>.age`), so a restore only meets blobs its own key opens.
+ */
+export function blobTargetPath(sha256: string, recipients: readonly string[] | undefined): string {
+  const tail = `sha256/${sha256.slice(0, 2)}/${sha256}`;
+  if (!recipients) return `blobs/${tail}`;
+  const keyId = createHash('sha256')
+    .update([...recipients].sort().join('\n'))
+    .digest('hex')
+    .slice(0, 16);
+  return `blobs/age-${keyId}/${tail}.age`;
 }

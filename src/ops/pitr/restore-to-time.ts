@@ -9,14 +9,13 @@ import type { ObjectStore } from '../../objects/object-store.js';
 import { openObjectStore } from '../../objects/open-object-store.js';
 import { sqliteDatabaseUrl } from '../../domain/database-url.js';
 import { openStore } from '../../store/open-store.js';
-import { blobTargetPath } from '../backup/backup-blobs.js';
 import { createBackup } from '../backup/create-backup.js';
 import type { DecryptionKeys, EncryptionSettings } from '../backup/encryption.js';
 import { prepareDecryption } from '../backup/encryption.js';
 import { readObject } from '../backup/backup-target.js';
 import type { RestoreResult } from '../backup/restore-backup.js';
 import { restoreBackup } from '../backup/restore-backup.js';
-import { listGenerations, replicaKeys } from './replica-layout.js';
+import { blobTargetPath, listGenerations, replicaKeys } from './replica-layout.js';
 import type { ReplicaPoint } from './sqlite-replica-restore.js';
 import { rebuildReplica } from './sqlite-replica-restore.js';
 

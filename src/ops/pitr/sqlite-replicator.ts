@@ -9,7 +9,6 @@ import { errorFacts, isAthanorError } from '../../domain/errors.js';
 import { getBlob } from '../../objects/blob-store.js';
 import type { ObjectStore } from '../../objects/object-store.js';
 import { appVersion } from '../../version.js';
-import { blobTargetPath } from '../backup/backup-blobs.js';
 import { readObject } from '../backup/backup-target.js';
 import type { EncryptionSettings, StreamEncrypter } from '../backup/encryption.js';
 import { prepareEncryption } from '../backup/encryption.js';
@@ -20,6 +19,7 @@ import {
   listGenerations,
   listSegments,
   newGenerationId,
+  blobTargetPath,
   replicaFormat,
   replicaFormatVersion,
   replicaKeys,
