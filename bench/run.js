@@ -19,18 +19,21 @@ import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { resolveConfig } from '../dist/config/resolve-config.js';
+import { growDrained } from './fill-drained.js';
 import { startCluster } from './postgres-cluster.js';
 import { startWorkers } from './workers.js';
 import { startBenchServer } from './athanor-server.js';
 import { cpuMsBetween, cpuSnapshot } from './proc-cpu.js';
 
-// `npm run bench -- cli`, `-- blue-green`, `-- history`, `-- python`, `-- manager` and `-- events`: the scenarios in their own files.
+// `npm run bench -- cli`, `-- blue-green`, `-- history`, `-- python`, `-- manager`, `-- pitr` and
+// `-- events`: the scenarios in their own files.
 const scenarios = {
   cli: './cli-timing.js',
   'blue-green': './blue-green.js',
   history: './history.js',
   manager: './manager.js',
   python: './python-client.js',
+  pitr: './pitr.js',
   events: './events.js',
 };
 if (process.argv[2] in scenarios) {
@@ -51,6 +54,8 @@ const latencyClaims = Number(process.env.BENCH_LATENCY_CLAIMS ?? (quick ? 20 : 1
 const peerProcesses = 4;
 const onlyBackups = process.env.BENCH_ONLY === 'backups';
 const backupRepeats = Number(process.env.BENCH_BACKUP_REPEATS ?? 1);
+const backupFill = Number(process.env.BENCH_BACKUP_FILL ?? 0);
+const fillBlobs = process.env.BENCH_FILL_BLOBS !== '0';
 const benchStarted = Date.now();
 const root = mkdtempSync(path.join(os.tmpdir(), 'athanor-bench-'));
 const cluster = await startCluster();
@@ -473,6 +478,14 @@ try {
       log(`${r.system} ×${r.claimers} batch ${r.batch}: ${r.tasksPerSecond} tasks/s`);
       if (backend === 'postgres') lastPostgres = r;
       else lastSqlite = r;
+      if (backupFill > 0) {
+        const filled = performance.now();
+        const objectsUrl = resolveConfig({ databaseUrl: r.databaseUrl, dataDir: r.dataDir }, {}).objectsUrl;
+        r.tasks = await growDrained(r, backupFill, { distinctBlobs: fillBlobs, objectsUrl });
+        log(
+          `${r.system}: grown to ${r.tasks} tasks in ${((performance.now() - filled) / 1000).toFixed(1)} s`,
+        );
+      }
     }
   }
   for (let pass = 0; pass < (onlyBackups ? 0 : repeats); pass++) {

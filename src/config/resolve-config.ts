@@ -19,6 +19,8 @@ interface DerivedSettings {
   readonly objectsUrl: string;
   /** Backup target URL; default `file:<dataDir>/backups`. */
   readonly backupTarget: string;
+  /** pgBackRest configuration file; default `<dataDir>/pgbackrest/pgbackrest.conf`. */
+  readonly pgbackrestConfig: string;
   /** The local manager driver's pid files and logs; default `<dataDir>/managers`. */
   readonly managerStateDir: string;
   /** URL path of the web console; undefined when set to `off`. */
@@ -71,6 +73,10 @@ export function resolveConfig(
     objectsUrl: read.objectsUrl ?? `file:${path.join(dataDir, 'objects')}`,
     backupTarget: read.backupTarget ?? `file:${path.join(dataDir, 'backups')}`,
     managerStateDir: read.managerStateDir ?? path.join(dataDir, 'managers'),
+    pgbackrestConfig: path.resolve(
+      cwd,
+      read.pgbackrestConfig ?? path.join(dataDir, 'pgbackrest', 'pgbackrest.conf'),
+    ),
     consolePath: parseConsolePath(read.consolePath),
     strategyModules: Object.freeze(
       (read.strategyModules ?? '')

@@ -153,6 +153,25 @@ export const settingSpecs = {
     description: 'bearer token for the per-scope series of /metrics (or ATHANOR_METRICS_TOKEN_FILE)',
     defaultText: 'none: /metrics names no scope',
   },
+  pitr: {
+    env: 'ATHANOR_PITR',
+    kind: 'boolean',
+    description:
+      'continuous replication of a SQLite database to the backup target, for point-in-time restore: 1 or 0',
+    defaultText: 'on wherever scheduled backups are',
+  },
+  pitrWindowHours: {
+    env: 'ATHANOR_PITR_WINDOW_HOURS',
+    kind: 'integer',
+    description: 'how far back a point-in-time restore can go; objects gc keeps blobs this long',
+    default: 24,
+  },
+  pgbackrestConfig: {
+    env: 'ATHANOR_PGBACKREST_CONFIG',
+    kind: 'string',
+    description: "pgBackRest configuration file that 'backup pitr setup' writes for PostgreSQL",
+    defaultText: '<data dir>/pgbackrest/pgbackrest.conf',
+  },
   backupTarget: {
     env: 'ATHANOR_BACKUP_TARGET',
     kind: 'string',

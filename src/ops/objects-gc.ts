@@ -10,6 +10,11 @@ export interface GarbageCollectionOptions {
   readonly objects: ObjectStore;
   /** Only objects older than this are removed; default one day, at least `minimumGraceMs`. */
   readonly graceMs?: number;
+  /**
+   * The point-in-time window: blobs younger than this are kept too, so that a restore to any
+   * point inside it finds every blob its results reference; default 0 (no window).
+   */
+  readonly pitrWindowMs?: number;
   /** Decide and report, delete nothing. */
   readonly dryRun?: boolean;
   readonly actor: string;
@@ -53,7 +58,7 @@ export async function collectGarbage(options: GarbageCollectionOptions): Promise
       `the grace period must be at least ${minimumGraceMs / 3_600_000} hours: a blob stored again is only renewed once it is an hour old`,
     );
   }
-  const cutoff = (options.now?.() ?? new Date()).getTime() - graceMs;
+  const cutoff = (options.now?.() ?? new Date()).getTime() - Math.max(graceMs, options.pitrWindowMs ?? 0);
   const dryRun = options.dryRun ?? false;
   const removed: string[] = [];
   const partials: string[] = [];

@@ -10,6 +10,7 @@ import type { Store } from '../store/open-store.js';
 import { openStore } from '../store/open-store.js';
 import type { ApiSelection } from './app.js';
 import { backupSchedulerPlugin } from './backup-scheduler-plugin.js';
+import { pitrPlugin } from './pitr-plugin.js';
 import { ServerLifecycle } from './lifecycle.js';
 
 export interface ServeOptions {
@@ -75,6 +76,7 @@ export async function startServer(config: Config, options: ServeOptions): Promis
     const host = options.host ?? config.host;
     const port = options.port ?? config.port;
     await app.register(backupSchedulerPlugin, { store, config, settings, openTarget: openBackupTarget });
+    await app.register(pitrPlugin, { config, settings });
     await app.listen({ host, port });
     const address = app.server.address();
     const boundPort = typeof address === 'object' && address ? address.port : port;

@@ -61,6 +61,11 @@ describeEachBackend('athanor objects gc', (backend) => {
       partials: ['tmp/partial-upload'],
     });
     expect(existsSync(file(blobKey(orphan)))).toBe(true);
+    // Inside a longer point-in-time window, a two-day-old blob may be referenced by a point to restore.
+    const windowed = await runCli(['objects', 'gc', '--dry-run', '--json'], {
+      env: { ...env, ATHANOR_PITR_WINDOW_HOURS: '72' },
+    });
+    expect(JSON.parse(windowed.stdout)).toMatchObject({ removed: [], partials: [] });
 
     const run = await runCli(['objects', 'gc', '--json'], { env });
     expect(run.code, run.stderr).toBe(0);

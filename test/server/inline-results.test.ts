@@ -6,7 +6,10 @@ import { sql } from 'kysely';
 import { afterAll, expect, it } from 'vitest';
 import type { Config } from '../../src/config/resolve-config.js';
 import { openObjectStore } from '../../src/objects/open-object-store.js';
+import type { ObjectStore } from '../../src/objects/object-store.js';
+import { readPackIndex } from '../../src/ops/backup/blob-packs.js';
 import { createBackup } from '../../src/ops/backup/create-backup.js';
+import type { BackupManifest } from '../../src/ops/backup/manifest.js';
 import { restoreBackup } from '../../src/ops/backup/restore-backup.js';
 import { verifyBackup } from '../../src/ops/backup/verify-backup.js';
 import { configDefaults } from '../../src/config/resolve-config.js';
@@ -33,6 +36,14 @@ function blobFiles(objectsUrl: string): string[] {
 /** Bytes of every value, so a body that is not valid text still comes back exactly. */
 function binaryBody(sizeBytes: number, seed: number): Buffer {
   return Buffer.from(Array.from({ length: sizeBytes }, (_, i) => (i * 31 + seed) % 256));
+}
+
+/** The blobs a backup holds in its packs, sorted. */
+async function packedBlobs(target: ObjectStore, manifest: BackupManifest): Promise<string[]> {
+  const held: string[] = [];
+  for (const pack of manifest.packs ?? [])
+    held.push(...(await readPackIndex(target, manifest, pack)).map((e) => e.sha256));
+  return held.sort();
 }
 
 describeEachBackend('small results stored in their row', (backend) => {
@@ -142,7 +153,7 @@ describeEachBackend('small results stored in their row', (backend) => {
     const { manifest } = await createBackup({ config, target, encryption: { mode: 'none' } });
     // Only the large result's blob is copied; the small ones travel in the results table.
     const large = [...bodies.values()].find((b) => b.length > maxInlineResultBytes)!;
-    expect(manifest.blobs?.map((b) => b.sha256)).toEqual([sha256(large)]);
+    expect(await packedBlobs(target, manifest)).toEqual([sha256(large)]);
     for (const mode of ['quick', 'full'] as const) {
       const verified = await verifyBackup({
         target,
@@ -187,7 +198,7 @@ describeEachBackend('small results stored in their row', (backend) => {
 });
 
 describeEachBackend('a backup from before results were stored in their rows', (backend) => {
-  it('format 1 with a blob for every result still restores: migrated forward, every result downloads from its blob', async () => {
+  it('at migration 8, with a blob for every result, still restores: migrated forward, every result downloads from its blob', async () => {
     const dir = tempDir();
     // Every result a blob, as the previous release stored them.
     const server = await startTestServer(backend, dir, { inlineResultMaxBytes: 0 });
@@ -207,11 +218,11 @@ describeEachBackend('a backup from before results were stored in their rows', (b
     const config: Config = { ...server.config, databaseUrl: server.databaseUrl! };
     const target = openObjectStore(`file:${path.join(dir, `old-target-${backend}`)}`);
     const { manifest } = await createBackup({ config, target, encryption: { mode: 'none' } });
-    expect(manifest).toMatchObject({ formatVersion: 1, schema: { version: 8 } });
+    expect(manifest).toMatchObject({ formatVersion: 2, schema: { version: 8 } });
     expect(manifest.tables.find((t) => t.name === 'results')!.columns.map((c) => c.name)).not.toContain(
       'body',
     );
-    expect(manifest.blobs?.map((b) => b.sha256).sort()).toEqual([...bodies.values()].map(sha256).sort());
+    expect(await packedBlobs(target, manifest)).toEqual([...bodies.values()].map(sha256).sort());
 
     const restoredConfig = {
       ...testConfig(await freshDatabaseUrl(backend, dir), dir),

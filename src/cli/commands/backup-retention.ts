@@ -152,6 +152,8 @@ export function addRetentionVerbs(command: Command): void {
       const ops = await load();
       const target = await resolveTarget(cmd, config);
       const entries = await ops.listBackups(target);
+      const pitr = await import('../../ops/pitr/index.js');
+      const continuous = await pitr.continuousProtection(config, target, 60_000);
       const verdict = freshnessVerdict(entries, new Date(), {
         maxAgeMs,
         maxAgeText: options.maxAge,
@@ -167,6 +169,7 @@ export function addRetentionVerbs(command: Command): void {
           backups: verdict.backups,
           newest: backupAgeJson(verdict.newest),
           newestVerified: backupAgeJson(verdict.newestVerified),
+          pointInTime: continuous ? pitr.verdictJson(continuous) : null,
         });
       } else {
         const describe = (age: BackupAge | undefined) =>
@@ -174,8 +177,10 @@ export function addRetentionVerbs(command: Command): void {
         printLine(`${bold('target')}           ${target.url}`);
         printLine(`${bold('newest backup')}    ${describe(verdict.newest)}`);
         printLine(`${bold('newest verified')}  ${describe(verdict.newestVerified)}`);
+        if (continuous) for (const line of pitr.verdictLines(continuous)) printLine(`point in time: ${line}`);
         if (verdict.ok) printLine(`ok: younger than ${options.maxAge}`);
       }
       if (verdict.problem) throw verdict.problem;
+      if (continuous?.problem) throw continuous.problem;
     });
 }

@@ -16,6 +16,8 @@ import {
   writableTarget,
 } from '../backup-support.js';
 import { addRetentionVerbs } from './backup-retention.js';
+import type { PointInTimeOptions } from './backup-pitr.js';
+import { pitrCommand, restoreByTime, withPointInTime } from './backup-pitr.js';
 import { commandConfig, confirm, integerOption, wantsJson } from '../context.js';
 import { note, printJson, printLine, printTable } from '../output.js';
 import { progressBar } from '../progress-bar.js';
@@ -176,13 +178,11 @@ export function backupCommand(): Command {
       if (!record.ok) throw ops.verificationFailedError(record);
     });
 
-  command
-    .command('restore')
+  withPointInTime(command.command('restore'))
     .description(
       'replace the database with a backup (atomically), then migrate it to this release; result blobs go ' +
         'back into the object store. Servers on the database are held in maintenance mode meanwhile',
     )
-    .argument('<backup>', "a backup id, or 'latest'")
     .option('--force', 'replace a database that holds data, after taking a safety backup of it')
     .option(
       '--no-migrate',
@@ -190,7 +190,12 @@ export function backupCommand(): Command {
     )
     .option('-y, --yes', 'do not ask for confirmation (with --force)')
     .action(
-      async (backup: string, options: { force?: boolean; yes?: boolean; migrate: boolean }, cmd: Command) => {
+      async (
+        backup: string | undefined,
+        options: PointInTimeOptions & { force?: boolean; yes?: boolean; migrate: boolean },
+        cmd: Command,
+      ) => {
+        if ((await restoreByTime(backup, options, cmd)) || backup === undefined) return;
         const config = commandConfig(cmd);
         const ops = await load();
         const target = await resolveTarget(cmd, config);
@@ -232,5 +237,6 @@ export function backupCommand(): Command {
     );
 
   addRetentionVerbs(command);
+  command.addCommand(pitrCommand());
   return command;
 }

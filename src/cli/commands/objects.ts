@@ -27,6 +27,8 @@ export function objectsCommand(): Command {
           store,
           objects: openObjectStore(config.objectsUrl),
           graceMs,
+          // Off only where point-in-time recovery is switched off.
+          pitrWindowMs: config.pitr === false ? 0 : config.pitrWindowHours * 3_600_000,
           dryRun: options.dryRun === true,
           actor: osActor(),
         }),
@@ -38,7 +40,8 @@ export function objectsCommand(): Command {
       const verb = result.dryRun ? 'would remove' : 'removed';
       printLine(
         `${verb} ${result.removed.length} unreferenced blobs and ${result.partials.length} partial uploads ` +
-          `(${result.removedBytes} bytes) of ${result.blobs} blobs; kept everything younger than ${formatDuration(graceMs)}`,
+          `(${result.removedBytes} bytes) of ${result.blobs} blobs; kept everything younger than ${formatDuration(graceMs)}` +
+          ' (and than the point-in-time window, ATHANOR_PITR_WINDOW_HOURS)',
       );
       if (result.dryRun) for (const key of [...result.removed, ...result.partials]) note(key);
     });

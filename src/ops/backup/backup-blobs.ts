@@ -1,12 +1,12 @@
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { AthanorError, isAthanorError } from '../../domain/errors.js';
-import { getBlob, getSmallBlob, hasFreshBlob, putBlob, putSmallBlobs } from '../../objects/blob-store.js';
+import { hasFreshBlob, putBlob, putSmallBlobs } from '../../objects/blob-store.js';
 import type { ObjectStore } from '../../objects/object-store.js';
-import type { StreamDecrypter, StreamEncrypter } from './encryption.js';
+import type { StreamDecrypter } from './encryption.js';
 import type { BackupManifest, ManifestBlob } from './manifest.js';
 import { mapLimited } from '../../domain/map-limited.js';
-import { ByteMeter, chain } from './streams.js';
+import { packsPrefix, restorePackedBlobs } from './blob-packs.js';
 
 /** Blobs copied at the same time by a backup or a restore. */
 const blobCopyConcurrency = 8;
@@ -14,8 +14,6 @@ const blobCopyConcurrency = 8;
 const smallBlobBytes = 256 * 1024;
 /** Blobs per batch, and the bytes a batch may hold in memory. */
 const blobBatchCount = 2000;
-/** While no batch is running, a backup starts one as soon as this many blobs wait. */
-const idleBatchCount = 256;
 const blobBatchBytes = 32 * 1024 * 1024;
 
 /**
@@ -65,168 +63,6 @@ async function gatherSmall(stream: Readable, limit: number): Promise<Buffer | Re
 /** Where result blobs live at a backup target, shared by every backup that references them. */
 export const blobsPrefix = 'blobs/';
 
-/**
- * The target path of a result blob. Plaintext blobs sit at `blobs/sha256/ab/<sha256>`, as in the
- * object store. Encrypted ones sit under a directory named after the recipients they were
- * encrypted to (`blobs/age-<id>/sha256/ab/<sha256>.age`), so a backup only reuses blobs its own
- * key opens.
- */
-export function blobTargetPath(sha256: string, recipients: readonly string[] | undefined): string {
-  const tail = `sha256/${sha256.slice(0, 2)}/${sha256}`;
-  if (!recipients) return `${blobsPrefix}${tail}`;
-  const keyId = createHash('sha256')
-    .update([...recipients].sort().join('\n'))
-    .digest('hex')
-    .slice(0, 16);
-  return `${blobsPrefix}age-${keyId}/${tail}.age`;
-}
-
-export interface CopyBlobsResult {
-  readonly blobs: readonly ManifestBlob[];
-  /** Referenced by a result but absent from the object store: recorded, not fatal. */
-  readonly missing: readonly string[];
-  /** How many were already at the target (deduplicated). */
-  readonly reused: number;
-}
-
-/** Where a backup's blobs go, and how. */
-export interface BlobCopyOptions {
-  readonly objects: ObjectStore;
-  readonly target: ObjectStore;
-  readonly encrypter: StreamEncrypter | undefined;
-  readonly recipients: readonly string[] | undefined;
-}
-
-/** A copy of result blobs to a backup target that runs while the snapshot is still being read. */
-export interface BlobCopy {
-  /** A blob a snapshot row references (its plaintext size from the row); repeats are ignored. */
-  add(sha256: string, sizeBytes: number): void;
-  /** Copies what is left and resolves once every blob is durable at the target, in sha256 order. */
-  finish(): Promise<CopyBlobsResult>;
-  /** Starts no more batches and waits for the running one (after a failed snapshot). */
-  abandon(): Promise<void>;
-}
-
-/**
- * Copies the result blobs a backup references from the object store to the target, each read once
- * and checked against its digest on the way; a blob already at the target is not copied again.
- * Blobs are added as the snapshot's rows are read and copied in batches, one batch at a time, while
- * the tables are still being written.
- */
-export function startBlobCopy(options: BlobCopyOptions): BlobCopy {
-  const seen = new Set<string>();
-  const state = { missing: new Set<string>(), reused: 0 };
-  const copied: ManifestBlob[] = [];
-  let pending: [string, number][] = [];
-  let pendingBytes = 0;
-  let running: Promise<void> = Promise.resolve();
-  let queued = 0;
-  let failure: { readonly error: unknown } | undefined;
-  let abandoned = false;
-  const flush = () => {
-    if (pending.length === 0) return;
-    const batch = pending;
-    pending = [];
-    pendingBytes = 0;
-    queued += 1;
-    running = running.then(async () => {
-      try {
-        if (failure || abandoned) return;
-        for (const blob of await copyBatch(batch, options, state)) if (blob) copied.push(blob);
-      } catch (error) {
-        failure = { error };
-      } finally {
-        queued -= 1;
-      }
-    });
-  };
-  return {
-    add(sha256, sizeBytes) {
-      if (seen.has(sha256) || failure || abandoned) return;
-      seen.add(sha256);
-      pending.push([sha256, sizeBytes]);
-      pendingBytes += Math.min(sizeBytes, smallBlobBytes);
-      const full = pending.length >= blobBatchCount || pendingBytes >= blobBatchBytes;
-      if (full || (queued === 0 && pending.length >= idleBatchCount)) flush();
-    },
-    async finish() {
-      flush();
-      await running;
-      if (failure) throw failure.error;
-      const bySha = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
-      return {
-        blobs: copied.sort((a, b) => bySha(a.sha256, b.sha256)),
-        missing: [...state.missing].sort(bySha),
-        reused: state.reused,
-      };
-    },
-    async abandon() {
-      abandoned = true;
-      pending = [];
-      await running;
-    },
-  };
-}
-
-/** One batch of blobs to the target: small ones gathered and published together, large ones streamed. */
-async function copyBatch(
-  batch: readonly (readonly [string, number])[],
-  options: BlobCopyOptions,
-  state: { missing: Set<string>; reused: number },
-): Promise<(ManifestBlob | undefined)[]> {
-  // Small blobs are gathered in memory and published together (`putMany`: each fsynced, every
-  // directory synced once before it resolves); large ones stream on their own.
-  const small: { key: string; body: Buffer }[] = [];
-  const answers = await mapLimited(batch, blobCopyConcurrency, async ([sha256, sizeBytes]) => {
-    const path = blobTargetPath(sha256, options.recipients);
-    const stored = await options.target.head(path);
-    if (stored) {
-      state.reused += 1;
-      return { sha256, sizeBytes, path, storedSizeBytes: stored.sizeBytes };
-    }
-    let source: Readable | Buffer | undefined;
-    try {
-      if (sizeBytes <= smallBlobBytes)
-        source = await getSmallBlob(options.objects, sha256, 2 * smallBlobBytes);
-      source ??= await getBlob(options.objects, sha256);
-    } catch (error) {
-      if (isAthanorError(error) && error.code === 'not_found') {
-        state.missing.add(sha256);
-        return undefined;
-      }
-      throw error;
-    }
-    let gathered: Readable | Buffer = source;
-    if (options.encrypter) {
-      const encrypted = await options.encrypter.encrypt(
-        Buffer.isBuffer(source) ? Readable.from([source]) : source,
-      );
-      gathered = sizeBytes <= smallBlobBytes ? await gatherSmall(encrypted, 2 * smallBlobBytes) : encrypted;
-    } else if (!Buffer.isBuffer(source) && sizeBytes <= smallBlobBytes) {
-      gathered = await gatherSmall(source, 2 * smallBlobBytes);
-    }
-    let storedSizeBytes: number;
-    if (Buffer.isBuffer(gathered)) {
-      small.push({ key: path, body: gathered });
-      storedSizeBytes = gathered.length;
-    } else {
-      const meter = new ByteMeter();
-      await options.target.put(path, chain(gathered, meter));
-      storedSizeBytes = meter.sizeBytes;
-    }
-    return { sha256, sizeBytes, path, storedSizeBytes };
-  });
-  await putAll(options.target, small);
-  return answers;
-}
-
-/** Writes small objects durably: through `putMany` where the store shares work, else one by one. */
-async function putAll(store: ObjectStore, objects: readonly { key: string; body: Buffer }[]): Promise<void> {
-  if (objects.length === 0) return;
-  if (store.putMany) await store.putMany(objects);
-  else await mapLimited(objects, blobCopyConcurrency, (o) => store.put(o.key, o.body));
-}
-
 /** What is wrong with one of a backup's blobs at the target, or undefined when it is sound. */
 export async function checkBackupBlob(
   target: ObjectStore,
@@ -272,6 +108,7 @@ export async function restoreBlobs(options: {
   /** Once aborted (the restore failed elsewhere), no further batch is started. */
   readonly signal?: AbortSignal;
 }): Promise<{ copied: number; present: number }> {
+  if (options.manifest.packs) return restorePackedBlobs(options);
   let copied = 0;
   let present = 0;
   const blobs = options.manifest.blobs ?? [];
@@ -332,17 +169,25 @@ function corruptBlob(manifest: BackupManifest, blob: ManifestBlob, problem: stri
 }
 
 /**
- * The blobs at a target that no backup in `manifests` references. Only call this while holding the
- * writer lease, with the manifests of every backup the target keeps.
+ * The blob files (format 1) and packs with their indexes (format 2) at a target that no backup in
+ * `manifests` references. Only call this while holding the writer lease, with the manifests of
+ * every backup the target keeps.
  */
 export async function unreferencedBlobs(
   target: ObjectStore,
   manifests: readonly BackupManifest[],
 ): Promise<string[]> {
-  const referenced = new Set(manifests.flatMap((m) => (m.blobs ?? []).map((b) => b.path)));
+  const referenced = new Set(
+    manifests.flatMap((m) => [
+      ...(m.blobs ?? []).map((b) => b.path),
+      ...(m.packs ?? []).flatMap((p) => [p.path, p.index.path]),
+    ]),
+  );
   const unreferenced: string[] = [];
-  for await (const object of target.list(blobsPrefix)) {
-    if (!referenced.has(object.key)) unreferenced.push(object.key);
+  for (const prefix of [blobsPrefix, packsPrefix]) {
+    for await (const object of target.list(prefix)) {
+      if (!referenced.has(object.key)) unreferenced.push(object.key);
+    }
   }
   return unreferenced;
 }

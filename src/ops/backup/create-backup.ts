@@ -9,8 +9,8 @@ import { appVersion } from '../../version.js';
 import { auditBackupEvent } from './backup-audit.js';
 import { newBackupId } from './backup-id.js';
 import { mapLimited } from '../../domain/map-limited.js';
-import type { BlobCopy } from './backup-blobs.js';
-import { startBlobCopy } from './backup-blobs.js';
+import type { PackedBlobCopy, PackedBlobs } from './blob-packs.js';
+import { startPackedBlobCopy } from './blob-packs.js';
 import { backupKeys, listBackups, readObject, targetKeys } from './backup-target.js';
 import { readCheckedFile } from './read-archive.js';
 import { compressionExtension, createCompressor, defaultCompression } from './compression.js';
@@ -31,7 +31,7 @@ import { lineEncoder } from './snapshot.js';
 import { ByteMeter, chain } from './streams.js';
 import { acquireTargetLease } from './target-lease.js';
 import { BackupTarget } from './target.js';
-import { withoutSecretRows } from './secret-rows.js';
+import { isSecretRow, withoutSecretRows } from './secret-rows.js';
 
 /** Default uncompressed size of one table chunk file: 64 MiB. */
 export const defaultChunkBytes = 64 * 1024 * 1024;
@@ -56,6 +56,8 @@ export interface CreateBackupOptions {
   readonly encryption: EncryptionSettings;
   /** Uncompressed bytes per chunk file; default 64 MiB. */
   readonly chunkBytes?: number;
+  /** Plaintext blob bytes per pack file; default 256 MiB. */
+  readonly packBytes?: number;
   /** Why the backup is taken, recorded in the manifest; default `manual`. */
   readonly reason?: string;
   /** Who takes it, for the audit log and the lease; default the OS user@host. */
@@ -227,16 +229,21 @@ async function writeBackup(
   const migrations: ManifestMigration[] = [];
   const objects =
     options.objects ?? (options.config.objectsUrl ? openObjectStore(options.config.objectsUrl) : undefined);
-  // Blobs are copied while the tables are still being read: each as soon as a row references it.
-  const blobCopy: BlobCopy | undefined = objects
-    ? startBlobCopy({
-        objects,
-        target,
-        encrypter,
-        recipients: manifestEncryption.mode === 'none' ? undefined : manifestEncryption.recipients,
-      })
-    : undefined;
+  let blobCopy: PackedBlobCopy | undefined;
   try {
+    // Blobs are packed while the tables are still being read: each as soon as a row references it.
+    blobCopy = objects
+      ? await startPackedBlobCopy({
+          backupId: id,
+          objects,
+          target,
+          compression,
+          encrypter,
+          recipients: manifestEncryption.mode === 'none' ? undefined : manifestEncryption.recipients,
+          previous: await previousManifest(target),
+          ...(options.packBytes !== undefined ? { packBytes: options.packBytes } : {}),
+        })
+      : undefined;
     const extension = `ndjson.${compressionExtension[compression]}${encrypter ? '.age' : ''}`;
     // Tables are read (and compressed, on zlib's thread pool) several at a time when the snapshot
     // allows it; the manifest lists them, and their files, in dependency order all the same.
@@ -289,7 +296,13 @@ async function writeBackup(
   } finally {
     await snapshot.close();
   }
-  const copied = await blobCopy?.finish();
+  let copied: PackedBlobs | undefined;
+  try {
+    copied = await blobCopy?.finish();
+  } catch (error) {
+    await blobCopy?.abandon();
+    throw error;
+  }
   const completedAt = now();
   migrations.sort((a, b) => a.id - b.id);
   return {
@@ -305,7 +318,7 @@ async function writeBackup(
     encryption: manifestEncryption,
     tables,
     files,
-    ...(copied ? { blobs: copied.blobs, missingBlobs: copied.missing } : {}),
+    ...(copied ? { packs: copied.packs, blobCount: copied.blobCount, missingBlobs: copied.missing } : {}),
     totals: {
       rows: tables.reduce((sum, t) => sum + t.rowCount, 0),
       files: files.length,
@@ -318,6 +331,12 @@ async function writeBackup(
       durationMs: Math.round(performance.now() - started),
     },
   };
+}
+
+/** The newest backup at the target whose manifest can be read and lists packs, if any. */
+async function previousManifest(target: ObjectStore): Promise<BackupManifest | undefined> {
+  const backups = await listBackups(target);
+  return backups.reverse().find((entry) => entry.manifest?.packs)?.manifest;
 }
 
 /**
@@ -338,6 +357,57 @@ async function previousPassphraseKey(target: ObjectStore): Promise<Buffer | unde
 
 const lineBatchBytes = 64 * 1024;
 const progressEveryRows = 1000;
+const lineFeed = 0x0a;
+
+function countLines(block: Buffer): number {
+  let count = 0;
+  for (let at = block.indexOf(lineFeed); at !== -1; at = block.indexOf(lineFeed, at + 1)) count += 1;
+  return count;
+}
+
+/**
+ * The table's NDJSON lines in blocks of whole lines, each row handed to `onRow` and the secret rows
+ * left out. Lines the database writes itself are parsed here only where a row must be looked at.
+ */
+async function* tableBlocks(
+  snapshot: Snapshot,
+  table: TableSchema,
+  onRow: ((row: Row) => void) | undefined,
+): AsyncGenerator<Buffer> {
+  const secrets = table.name === 'settings';
+  if (snapshot.lines) {
+    for await (const block of snapshot.lines(table)) {
+      if (!onRow && !secrets) {
+        yield block;
+        continue;
+      }
+      const lines = block.toString('utf8').split('\n');
+      lines.pop();
+      let text = '';
+      for (const line of lines) {
+        const row = JSON.parse(line) as Row;
+        if (secrets && isSecretRow(table.name, row)) continue;
+        onRow?.(row);
+        text += `${line}\n`;
+      }
+      if (text !== '') yield Buffer.from(text);
+    }
+    return;
+  }
+  const encode = lineEncoder(table.columns.map((c) => c.name));
+  let text = '';
+  for await (const batch of withoutSecretRows(table.name, snapshot.batches(table))) {
+    for (const row of batch) {
+      text += `${encode(row)}\n`;
+      onRow?.(row);
+      if (text.length >= lineBatchBytes) {
+        yield Buffer.from(text);
+        text = '';
+      }
+    }
+  }
+  if (text !== '') yield Buffer.from(text);
+}
 
 async function writeTable(
   snapshot: Snapshot,
@@ -346,51 +416,45 @@ async function writeTable(
     readonly extension: string;
     readonly chunkBytes: number;
     readonly writeFile: (path: string, source: Readable) => Promise<ManifestFile>;
-    readonly onRow: ((row: Record<string, unknown>) => void) | undefined;
+    readonly onRow: ((row: Row) => void) | undefined;
     readonly onProgress: (rows: number, tableDone: boolean) => void;
   },
 ): Promise<ManifestTable> {
   const content = createHash('sha256');
   const chunks: string[] = [];
-  const encode = lineEncoder(table.columns.map((c) => c.name));
   let rowCount = 0;
-  const iterator = withoutSecretRows(table.name, snapshot.batches(table))[Symbol.asyncIterator]();
-  // Rows not yet written: the batch the last chunk stopped in, from `offset` on.
-  let pending: readonly Row[] = [];
-  let offset = 0;
+  const iterator = tableBlocks(snapshot, table, context.onRow);
+  // Lines not yet written: the rest of the block the last chunk stopped in.
+  let pending: Buffer | undefined;
   let done = false;
   const fill = async () => {
-    while (offset >= pending.length && !done) {
+    while (!pending && !done) {
       const next = await iterator.next();
       if (next.done) done = true;
-      else [pending, offset] = [next.value, 0];
+      else if (next.value.length > 0) pending = next.value;
     }
   };
   try {
     await fill();
-    while (offset < pending.length) {
+    while (pending) {
       const path = `tables/${encodeURIComponent(table.name)}.${chunks.length}.${context.extension}`;
-      // Rows flow from the snapshot straight into the compressor: at most a batch of rows and of
-      // lines is in memory, and a chunk ends at the first row past the size limit.
+      // Lines flow from the snapshot straight into the compressor: at most a block of them is in
+      // memory, and a chunk ends at the first row past the size limit.
       async function* chunkLines(): AsyncGenerator<Buffer> {
         let chunkBytes = 0;
-        while (offset < pending.length && chunkBytes < context.chunkBytes) {
-          let text = '';
-          let textBytes = 0;
-          const first = rowCount;
-          while (offset < pending.length && chunkBytes < context.chunkBytes && textBytes < lineBatchBytes) {
-            const row = pending[offset++] as Row;
-            const line = `${encode(row)}\n`;
-            const lineBytes = Buffer.byteLength(line);
-            text += line;
-            textBytes += lineBytes;
-            chunkBytes += lineBytes;
-            rowCount += 1;
-            context.onRow?.(row);
+        while (pending && chunkBytes < context.chunkBytes) {
+          let block: Buffer = pending;
+          pending = undefined;
+          if (chunkBytes + block.length > context.chunkBytes) {
+            const end = block.indexOf(lineFeed, context.chunkBytes - chunkBytes - 1) + 1;
+            if (end < block.length) pending = block.subarray(end);
+            block = block.subarray(0, end);
           }
-          const bytes = Buffer.from(text);
-          content.update(bytes);
-          yield bytes;
+          const first = rowCount;
+          rowCount += countLines(block);
+          chunkBytes += block.length;
+          content.update(block);
+          yield block;
           if (Math.floor(rowCount / progressEveryRows) > Math.floor(first / progressEveryRows))
             context.onProgress(rowCount, false);
           await fill();
@@ -400,7 +464,7 @@ async function writeTable(
       chunks.push(path);
     }
   } finally {
-    await iterator.return?.();
+    await iterator.return(undefined);
   }
   context.onProgress(rowCount, true);
   return {

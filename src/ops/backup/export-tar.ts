@@ -167,12 +167,16 @@ async function* backupObjects(target: ObjectStore, manifest: BackupManifest): As
     if (object.key === manifestKey) manifestObject = object;
     else yield object;
   }
-  for (const blob of manifest.blobs ?? []) {
-    const object = await target.head(blob.path);
+  const shared = [
+    ...(manifest.blobs ?? []).map((b) => b.path),
+    ...(manifest.packs ?? []).flatMap((p) => [p.path, p.index.path]),
+  ];
+  for (const key of shared) {
+    const object = await target.head(key);
     if (!object) {
       throw new AthanorError(
         'internal',
-        `backup ${manifest.id} lists ${blob.path} but ${target.url} does not hold it; nothing was written`,
+        `backup ${manifest.id} lists ${key} but ${target.url} does not hold it; nothing was written`,
       );
     }
     yield object;

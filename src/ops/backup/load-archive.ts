@@ -100,11 +100,17 @@ export async function loadArchive(
           `create; restore it with Athanor ${manifest.appVersion}`,
       );
     }
-    const insert = await target.rowInserter(
+    const loader = target.tableLoader(
       trx,
       table.name,
       table.columns.map((c) => c.name),
     );
+    const unloadable = (cause: unknown) =>
+      new AthanorError(
+        'backup_incompatible',
+        `cannot load table ${table.name} of backup ${manifest.id}: ${(cause as Error).message}`,
+        { cause },
+      );
     // Bytes travel as base64 text (a backup from before the column holds none of them).
     const bytesColumns = table.columns.filter((c) => isBytesType(c.type)).map((c) => c.name);
     const decode = (row: LoadRow): LoadRow => {
@@ -120,23 +126,30 @@ export async function loadArchive(
     const flush = async () => {
       if (batch.length === 0) return;
       try {
-        await insert(batch);
+        await loader.write(batch);
       } catch (cause) {
-        throw new AthanorError(
-          'backup_incompatible',
-          `cannot load table ${table.name} of backup ${manifest.id}: ${(cause as Error).message}`,
-          { cause },
-        );
+        throw unloadable(cause);
       }
       rowsDone += batch.length;
       options.onProgress?.({ table: table.name, rowsDone, rowsTotal });
       batch = [];
     };
-    for await (const row of archive.rows(table)) {
-      batch.push(decode(row));
-      if (batch.length >= rowsPerInsert) await flush();
+    try {
+      for await (const row of archive.rows(table)) {
+        batch.push(decode(row));
+        if (batch.length >= rowsPerInsert) await flush();
+      }
+      await flush();
+    } catch (error) {
+      // The COPY in flight must end before the transaction can roll back on its connection.
+      await loader.end().catch(() => {});
+      throw error;
     }
-    await flush();
+    try {
+      await loader.end();
+    } catch (cause) {
+      throw unloadable(cause);
+    }
   }
   try {
     await finishLoad();

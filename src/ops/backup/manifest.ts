@@ -6,7 +6,7 @@ import type { TableColumn } from './snapshot.js';
 
 export const backupFormat = 'athanor-backup';
 /** Version of the layout in docs/backup-format.md; readers refuse a newer one. */
-export const backupFormatVersion = 1;
+export const backupFormatVersion = 2;
 
 /** One stored file of a backup, as stored (after compression and encryption). */
 export interface ManifestFile {
@@ -25,6 +25,20 @@ export interface ManifestBlob {
   readonly path: string;
   /** Size of the stored file (after encryption). */
   readonly storedSizeBytes: number;
+}
+
+/** A pack of result blobs at the target (format 2), shared by every backup that lists it. */
+export interface ManifestPack {
+  /** Path relative to the target's root, e.g. `packs/20261122T013000Z-a1b2c3.0.tar.gz`. */
+  readonly path: string;
+  /** Size and sha256 of the stored file (after compression and encryption). */
+  readonly sizeBytes: number;
+  readonly sha256: string;
+  /** The pack's index: one NDJSON line `{sha256, sizeBytes}` per blob, in pack order. */
+  readonly index: { readonly path: string; readonly sizeBytes: number; readonly sha256: string };
+  readonly blobCount: number;
+  /** Plaintext bytes of the blobs it holds. */
+  readonly blobBytes: number;
 }
 
 export interface ManifestTable {
@@ -65,8 +79,15 @@ export interface BackupManifest {
   /** Every table, each after the tables it references (the restore order). */
   readonly tables: readonly ManifestTable[];
   readonly files: readonly ManifestFile[];
-  /** Result blobs the backup's results reference (absent in backups taken before blobs were kept). */
+  /**
+   * Format 1: the result blobs the backup's results reference, one file each (absent in backups
+   * taken before blobs were kept).
+   */
   readonly blobs?: readonly ManifestBlob[];
+  /** Format 2: the packs that hold the result blobs the backup's rows reference. */
+  readonly packs?: readonly ManifestPack[];
+  /** Format 2: how many blobs the backup holds in its packs. */
+  readonly blobCount?: number;
   /** Blobs results referenced that the object store did not have when the backup was taken. */
   readonly missingBlobs?: readonly string[];
   readonly totals: { readonly rows: number; readonly files: number; readonly sizeBytes: number };

@@ -11,7 +11,7 @@ import { openStore } from '../../store/open-store.js';
 import type { Database } from '../../store/schema.js';
 import {
   dropPostgresTables,
-  postgresRowInserter,
+  postgresTableLoader,
   resetPostgresSequences,
   suspendPostgresForeignKeys,
   suspendPostgresIndexes,
@@ -20,10 +20,10 @@ import {
   deferSqliteForeignKeys,
   detachSqliteFile,
   replaceSqliteFile,
-  sqliteRowInserter,
+  sqliteTableLoader,
   suspendSqliteIndexes,
 } from './snapshot-sqlite.js';
-import type { LoadRow } from './snapshot.js';
+import type { TableLoader } from './snapshot-postgres.js';
 
 /** The database a restore replaces, and how its contents are swapped in one step. */
 export interface ReplaceTarget {
@@ -35,12 +35,8 @@ export interface ReplaceTarget {
    * moved past the loaded ids.
    */
   prepareLoad(trx: Kysely<Database>): Promise<() => Promise<void>>;
-  /** The fastest way this backend has to insert many rows of one table (inside the transaction). */
-  rowInserter(
-    trx: Kysely<Database>,
-    table: string,
-    columns: readonly string[],
-  ): Promise<(rows: readonly LoadRow[]) => Promise<void>>;
+  /** The fastest way this backend has to load many rows into one table (inside the transaction). */
+  tableLoader(trx: Kysely<Database>, table: string, columns: readonly string[]): TableLoader;
 }
 
 /**
@@ -73,7 +69,7 @@ export async function replaceDatabase<T>(
         backend: store.backend,
         displayUrl: redactUrl(url),
         prepareLoad: async (trx) => suspendSqliteIndexes(trx as Kysely<unknown>),
-        rowInserter: async (trx, table, columns) => sqliteRowInserter(trx as Kysely<unknown>, table, columns),
+        tableLoader: (trx, table, columns) => sqliteTableLoader(trx as Kysely<unknown>, table, columns),
       };
       const result = await store.transaction(async (trx) => {
         await deferSqliteForeignKeys(trx as Kysely<unknown>);
@@ -103,7 +99,7 @@ export async function replaceDatabase<T>(
         await resetPostgresSequences(trx as Kysely<unknown>);
       };
     },
-    rowInserter: (trx, table, columns) => postgresRowInserter(trx as Kysely<unknown>, table, columns),
+    tableLoader: (trx, table, columns) => postgresTableLoader(trx as Kysely<unknown>, table, columns),
   };
   try {
     return await store.backend.withMigrationLock(store.db, config.lockTimeoutMs, (conn) =>

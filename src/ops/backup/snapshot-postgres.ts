@@ -1,9 +1,13 @@
 import type { Kysely } from 'kysely';
-import { CompiledQuery, sql } from 'kysely';
+import { sql } from 'kysely';
+import { once } from 'node:events';
+import { PassThrough } from 'node:stream';
 import pg from 'pg';
+import { to as copyTo } from 'pg-copy-streams';
 import { AthanorError } from '../../domain/errors.js';
-import type { LoadRow, Row, Snapshot, TableSchema } from './snapshot.js';
-import { backupValue, dependencyOrder } from './snapshot.js';
+import { copyIntoPostgres } from '../../store/dialects/postgres.js';
+import type { LoadRow, Row, RowValue, Snapshot, TableSchema } from './snapshot.js';
+import { backupValue, dependencyOrder, lineEncoder, unsupportedValue } from './snapshot.js';
 
 const quote = (name: string) => `"${name.replace(/"/g, '""')}"`;
 
@@ -110,6 +114,16 @@ export async function openPostgresSnapshot(
           idle.push(reader);
         }
       },
+      async *lines(table) {
+        const reader = idle.pop();
+        if (!reader)
+          throw new AthanorError('internal', 'more tables read at once than the snapshot has connections');
+        try {
+          yield* copyLines(reader, table);
+        } finally {
+          idle.push(reader);
+        }
+      },
       async close() {
         if (closed) return;
         closed = true;
@@ -191,6 +205,95 @@ async function* readBatches(client: pg.Client, table: TableSchema, cursor: strin
   } finally {
     await client.query(`close ${quote(cursor)}`).catch(() => {});
   }
+}
+
+const floatTypes = new Set(['real', 'double precision']);
+const maxSafe = '9007199254740991';
+/** Lines gathered into one block before they are handed on: about 256 KiB. */
+const blockBytes = 256 * 1024;
+const lineFeed = 0x0a;
+/**
+ * A number PostgreSQL spells differently from JavaScript: an exponent (`1e-05`, `1e+20`) or `-0`.
+ * Only such lines are parsed and encoded again, so that a line is the same bytes on either backend.
+ */
+const foreignNumber = /[0-9]e[+-]|[:,]-0[,}]/;
+
+/**
+ * The table's rows as NDJSON lines written by PostgreSQL: `row_to_json` of each row in backup
+ * order, through `COPY … TO STDOUT`, all in C on the server. CSV format with a delimiter and a
+ * quote byte no JSON text holds (JSON escapes every control character) passes each line through
+ * verbatim; a row holding a value a backup cannot carry comes out as an empty line instead.
+ */
+async function* copyLines(client: pg.Client, table: TableSchema): AsyncGenerator<Buffer> {
+  const names = table.columns.map((c) => c.name);
+  const textColumns = new Set(table.columns.filter((c) => textTypes.has(c.type)).map((c) => c.name));
+  const order = (table.primaryKey.length > 0 ? table.primaryKey : names)
+    .map((c) => (textColumns.has(c) ? `t.${quote(c)} collate "C"` : `t.${quote(c)}`))
+    .join(', ');
+  const bigints = table.columns.filter((c) => c.type === 'bigint').map((c) => c.name);
+  const floats = table.columns.filter((c) => floatTypes.has(c.type)).map((c) => c.name);
+  const refused = [
+    ...bigints.map((c) => `t.${quote(c)} not between -${maxSafe} and ${maxSafe}`),
+    ...floats.map((c) => `t.${quote(c)} in ('NaN', 'Infinity', '-Infinity')`),
+  ];
+  const line =
+    refused.length > 0
+      ? `case when ${refused.join(' or ')} then null else row_to_json(t)::text end`
+      : 'row_to_json(t)::text';
+  // Bytes travel as base64 text (without the line breaks `encode` puts in every 76 characters).
+  const bytes = new Set(table.columns.filter((c) => c.type === 'bytea').map((c) => c.name));
+  const source =
+    bytes.size === 0
+      ? `${quote(table.name)} t`
+      : `(select ${names
+          .map((c) =>
+            bytes.has(c) ? `translate(encode(${quote(c)}, 'base64'), e'\\n', '') as ${quote(c)}` : quote(c),
+          )
+          .join(', ')} from ${quote(table.name)}) t`;
+  const statement =
+    `copy (select ${line} from ${source} order by ${order}) ` +
+    `to stdout (format csv, delimiter e'\\x01', quote e'\\x02', escape e'\\x02')`;
+  const encode = floats.length > 0 ? lineEncoder(names) : undefined;
+  const stream = client.query(copyTo(statement));
+  let parts: Buffer[] = [];
+  let size = 0;
+  const finish = (): Buffer => {
+    const block = parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts, size);
+    parts = [];
+    size = 0;
+    if (block[0] === lineFeed || block.includes('\n\n')) {
+      throw unsupportedValue(
+        table.name,
+        [...bigints, ...floats].join('/'),
+        'an integer beyond ±2^53 or a non-finite real',
+      );
+    }
+    return encode && foreignNumber.test(block.toString('latin1')) ? respell(block, encode) : block;
+  };
+  try {
+    for await (const data of stream as AsyncIterable<Buffer>) {
+      parts.push(data);
+      size += data.length;
+      // Every CopyData message is one whole row, so the blocks end at line ends.
+      if (size >= blockBytes && data[data.length - 1] === lineFeed) yield finish();
+    }
+    if (size > 0) {
+      if (parts.at(-1)?.at(-1) !== lineFeed)
+        throw new AthanorError('internal', `COPY of ${table.name} ended inside a line`);
+      yield finish();
+    }
+  } finally {
+    stream.destroy();
+  }
+}
+
+/** The block with every line that holds a number in PostgreSQL's spelling encoded the JavaScript way. */
+function respell(block: Buffer, encode: (row: Row) => string): Buffer {
+  const lines = block.toString('utf8').split('\n');
+  lines.pop();
+  let text = '';
+  for (const line of lines) text += `${foreignNumber.test(line) ? encode(JSON.parse(line) as Row) : line}\n`;
+  return Buffer.from(text);
 }
 
 /**
@@ -282,31 +385,54 @@ export async function suspendPostgresIndexes(db: Kysely<unknown>): Promise<() =>
   };
 }
 
+/** Writes rows into one table as they come, inside the restore's transaction. */
+export interface TableLoader {
+  write(rows: readonly LoadRow[]): Promise<void>;
+  /** Waits until every row written is in the table. */
+  end(): Promise<void>;
+}
+
+/** COPY text spelling of one value: `\N` for null, backslash escapes for the bytes COPY treats specially. */
+function copyValue(value: RowValue | Buffer | undefined): string {
+  if (value === null || value === undefined) return '\\N';
+  if (typeof value === 'number') return String(value);
+  // bytea's hex input form, its backslash doubled for the COPY text format.
+  if (Buffer.isBuffer(value)) return `\\\\x${value.toString('hex')}`;
+  return /[\\\n\r\t]/.test(value) ? value.replace(/[\\\n\r\t]/g, copyEscape) : value;
+}
+const copyEscape = (c: string) => (c === '\\' ? '\\\\' : c === '\n' ? '\\n' : c === '\r' ? '\\r' : '\\t');
+
 /**
- * Inserts rows into a table with one statement per batch whatever its size: each column travels
- * as one array parameter, unnested on the server (no per-row parameters, no statement per row).
+ * Loads a table with one `COPY … FROM STDIN` (text format), as pg_restore does: the rows stream to
+ * the server as they are written, and PostgreSQL parses them into the column types itself.
  */
-export async function postgresRowInserter(
+export function postgresTableLoader(
   db: Kysely<unknown>,
   table: string,
   columns: readonly string[],
-): Promise<(rows: readonly LoadRow[]) => Promise<void>> {
-  const { rows: types } = await sql<{ name: string; type: string }>`
-    select a.attname as name, format_type(a.atttypid, a.atttypmod) as type from pg_attribute a
-    where a.attrelid = ${quote(table)}::regclass and a.attnum > 0 and not a.attisdropped`.execute(db);
-  const typeOf = new Map(types.map((t) => [t.name, t.type]));
-  const arrays = columns.map((column, i) => {
-    const type = typeOf.get(column);
-    if (!type) {
-      throw new AthanorError('backup_incompatible', `table ${table} has no column ${column} to restore into`);
-    }
-    return `$${i + 1}::${type}[]`;
-  });
-  const text =
-    `insert into ${quote(table)} (${columns.map(quote).join(', ')}) ` +
-    `select * from unnest(${arrays.join(', ')})`;
-  return async (rows) => {
-    const values = columns.map((column) => rows.map((row) => row[column] ?? null));
-    await db.executeQuery(CompiledQuery.raw(text, values));
+): TableLoader {
+  const stream = new PassThrough();
+  // A failed COPY destroys the stream; its error reaches the caller through `copied`.
+  stream.on('error', () => {});
+  const copied = copyIntoPostgres(db, table, columns, stream);
+  // Until `end` awaits it, a failed COPY must not be an unhandled rejection.
+  copied.catch(() => {});
+  return {
+    async write(rows) {
+      let text = '';
+      for (const row of rows) {
+        let line = '';
+        for (let i = 0; i < columns.length; i++) {
+          line += (i === 0 ? '' : '\t') + copyValue(row[columns[i] as string]);
+        }
+        text += `${line}\n`;
+      }
+      if (stream.destroyed) await copied;
+      if (!stream.write(text)) await Promise.race([once(stream, 'drain'), copied]);
+    },
+    async end() {
+      stream.end();
+      await copied;
+    },
   };
 }

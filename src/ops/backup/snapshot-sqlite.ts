@@ -4,7 +4,8 @@ import SqliteDatabase from 'better-sqlite3';
 import type { Kysely } from 'kysely';
 import { CompiledQuery, sql } from 'kysely';
 import { AthanorError } from '../../domain/errors.js';
-import type { LoadRow, Row, RowValue, Snapshot, TableColumn, TableSchema } from './snapshot.js';
+import type { TableLoader } from './snapshot-postgres.js';
+import type { Row, RowValue, Snapshot, TableColumn, TableSchema } from './snapshot.js';
 import { backupValue, dependencyOrder } from './snapshot.js';
 
 const quote = (name: string) => `"${name.replace(/"/g, '""')}"`;
@@ -199,11 +200,11 @@ const maxParametersPerInsert = 30_000;
  * Inserts rows into a table with multi-row statements whose text is built once per batch size,
  * not once per batch.
  */
-export function sqliteRowInserter(
+export function sqliteTableLoader(
   db: Kysely<unknown>,
   table: string,
   columns: readonly string[],
-): (rows: readonly LoadRow[]) => Promise<void> {
+): TableLoader {
   const perStatement = Math.max(1, Math.floor(maxParametersPerInsert / Math.max(1, columns.length)));
   const head = `insert into ${quote(table)} (${columns.map(quote).join(', ')}) values `;
   const tuple = `(${columns.map(() => '?').join(', ')})`;
@@ -216,12 +217,15 @@ export function sqliteRowInserter(
     }
     return text;
   };
-  return async (rows) => {
-    for (let start = 0; start < rows.length; start += perStatement) {
-      const part = rows.slice(start, start + perStatement);
-      const values: (RowValue | Buffer)[] = [];
-      for (const row of part) for (const column of columns) values.push(row[column] ?? null);
-      await db.executeQuery(CompiledQuery.raw(textFor(part.length), values));
-    }
+  return {
+    async write(rows) {
+      for (let start = 0; start < rows.length; start += perStatement) {
+        const part = rows.slice(start, start + perStatement);
+        const values: (RowValue | Buffer)[] = [];
+        for (const row of part) for (const column of columns) values.push(row[column] ?? null);
+        await db.executeQuery(CompiledQuery.raw(textFor(part.length), values));
+      }
+    },
+    end: async () => {},
   };
 }

@@ -49,6 +49,12 @@ export interface Snapshot {
    * `parallelTables` of them at a time.
    */
   batches(table: TableSchema): AsyncIterable<readonly Row[]>;
+  /**
+   * The table's NDJSON lines as the database itself writes them (PostgreSQL's `COPY … TO STDOUT`),
+   * in blocks of whole lines, each line exactly what `lineEncoder` makes of the row; the same
+   * rows, order and connections as `batches`. Absent where rows are encoded here instead.
+   */
+  lines?(table: TableSchema): AsyncIterable<Buffer>;
   /** How many tables can be read at the same time; 1 when reads share one connection. */
   readonly parallelTables: number;
   close(): Promise<void>;
@@ -112,7 +118,7 @@ export function backupValue(table: string, column: string, value: unknown): RowV
   throw unsupportedValue(table, column, typeof value);
 }
 
-function unsupportedValue(table: string, column: string, what: string): AthanorError {
+export function unsupportedValue(table: string, column: string, what: string): AthanorError {
   return new AthanorError(
     'backup_incompatible',
     `cannot back up ${table}.${column}: it holds ${what}, and backups carry only text, bytes, whole ` +

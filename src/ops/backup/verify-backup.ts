@@ -12,6 +12,7 @@ import type { Migration } from '../../store/migrations/migration.js';
 import { appVersion } from '../../version.js';
 import { auditBackupEvent } from './backup-audit.js';
 import { checkBackupBlob } from './backup-blobs.js';
+import { checkPacks } from './blob-packs.js';
 import type { VerificationMode, VerificationRecord } from './backup-target.js';
 import { readManifest, resolveBackupId, targetKeys } from './backup-target.js';
 import type { DecryptionKeys } from './encryption.js';
@@ -83,6 +84,10 @@ export async function verifyBackup(options: VerifyBackupOptions): Promise<Verifi
           const problem = await checkBackupBlob(options.target, blob, undefined, { readContent: !encrypted });
           if (problem) problems.push({ file: blob.path, problem });
         }
+        // Packs are checked as stored, against the manifest's sha256: no key needed.
+        problems.push(
+          ...(await checkPacks(options.target, manifest, undefined, { readContent: false })).problems,
+        );
       } else {
         try {
           rows = await restoreIntoScratch(manifest, options, problems);
@@ -147,6 +152,8 @@ async function restoreIntoScratch(
     if (problem) problems.push({ file: blob.path, problem });
     options.onProgress?.({ done: index + 1, total: manifest.blobs?.length ?? 0, what: 'result blobs' });
   }
+  const packed = await checkPacks(options.target, manifest, archive.decrypter, { readContent: true });
+  problems.push(...packed.problems);
   const referenced = new Set<string>();
   const dir = mkdtempSync(path.join(options.scratchDir ?? os.tmpdir(), 'athanor-verify-'));
   const scratchFile = path.join(dir, 'scratch.db');
@@ -200,9 +207,13 @@ async function restoreIntoScratch(
     } finally {
       await snapshot.close();
     }
-    if (manifest.blobs) {
+    if (manifest.blobs || manifest.packs) {
       // Every result's bytes are in the backup, or were already missing from the object store.
-      const kept = new Set([...manifest.blobs.map((b) => b.sha256), ...(manifest.missingBlobs ?? [])]);
+      const kept = new Set([
+        ...(manifest.blobs ?? []).map((b) => b.sha256),
+        ...packed.held,
+        ...(manifest.missingBlobs ?? []),
+      ]);
       const unkept = [...referenced].filter((sha256) => !kept.has(sha256));
       if (unkept.length > 0) {
         problems.push({

@@ -1,6 +1,9 @@
 import { createHash, randomBytes } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import type { Kysely, LogEvent, PostgresPool, PostgresPoolClient } from 'kysely';
 import {
+  CompiledQuery,
   Kysely as KyselyClass,
   PostgresAdapter,
   PostgresDialect,
@@ -9,6 +12,7 @@ import {
   sql,
 } from 'kysely';
 import pg from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
 import { AthanorError } from '../../domain/errors.js';
 import type { Backend, ErrorClass } from '../backend.js';
 import { preparedMarker } from '../backend.js';
@@ -63,6 +67,33 @@ function preparedName(text: string): string {
   return name;
 }
 
+/** Marks a statement as `COPY … FROM STDIN` whose only parameter is the stream of its data. */
+const copyFromMarker = '/* athanor:copy-from */ ';
+
+/**
+ * Streams `source` (PostgreSQL's COPY text format) into `table` with one `COPY … FROM STDIN` on the
+ * caller's connection, so inside its transaction; returns the rows copied. Kysely has no COPY, so
+ * the statement travels to the pool client below marked, with the stream as its parameter.
+ */
+export async function copyIntoPostgres(
+  db: Kysely<unknown>,
+  table: string,
+  columns: readonly string[],
+  source: Readable,
+): Promise<number> {
+  const id = (name: string) => `"${name.replace(/"/g, '""')}"`;
+  const text = `${copyFromMarker}copy ${id(table)} (${columns.map(id).join(', ')}) from stdin`;
+  const result = await db.executeQuery(CompiledQuery.raw(text, [source]));
+  return Number(result.numAffectedRows ?? 0);
+}
+
+async function runCopyFrom(client: pg.PoolClient, text: string, source: Readable) {
+  const sink = client.query(copyFrom(text.slice(copyFromMarker.length)));
+  await pipeline(source, sink);
+  // Reported as a write so that Kysely passes the row count on as `numAffectedRows`.
+  return { command: 'UPDATE', rowCount: sink.rowCount, rows: [] };
+}
+
 /** Clients whose connection failed: every error they report means the database went away. */
 const lostClients = new WeakSet<object>();
 
@@ -95,9 +126,11 @@ class AvailabilityPool implements PostgresPool {
         const values = parameters as unknown[];
         const prepared = sqlText.startsWith(preparedMarker);
         const run = () =>
-          prepared
-            ? client.query({ name: preparedName(sqlText), text: sqlText, values })
-            : client.query(sqlText, values);
+          sqlText.startsWith(copyFromMarker)
+            ? runCopyFrom(client, sqlText, values[0] as Readable)
+            : prepared
+              ? client.query({ name: preparedName(sqlText), text: sqlText, values })
+              : client.query(sqlText, values);
         try {
           try {
             return await run();

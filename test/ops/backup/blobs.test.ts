@@ -3,10 +3,11 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { expect, it } from 'vitest';
 import type { Config } from '../../../src/config/resolve-config.js';
-import { blobKey, getBlob, hasBlob } from '../../../src/objects/blob-store.js';
+import { getBlob, hasBlob } from '../../../src/objects/blob-store.js';
 import type { ObjectStore } from '../../../src/objects/object-store.js';
 import { openObjectStore } from '../../../src/objects/open-object-store.js';
 import { restoreBlobs } from '../../../src/ops/backup/backup-blobs.js';
+import { readPackIndex } from '../../../src/ops/backup/blob-packs.js';
 import { listBackups, resolveBackupId } from '../../../src/ops/backup/backup-target.js';
 import { createBackup } from '../../../src/ops/backup/create-backup.js';
 import { pruneBackups } from '../../../src/ops/backup/prune-backups.js';
@@ -53,7 +54,7 @@ async function platformWithResults(backend: 'sqlite' | 'postgres', dir: string, 
 describeEachBackend('result blobs in backups', (backend) => {
   const dir = tempDir();
 
-  it('copies each referenced blob to the target once and restores it into an empty object store', async () => {
+  it('packs each referenced blob once at the target and restores it into an empty object store', async () => {
     const { config, shas, objects } = await platformWithResults(backend, dir, [
       'first result',
       'second result',
@@ -63,11 +64,21 @@ describeEachBackend('result blobs in backups', (backend) => {
 
     const first = await createBackup({ config, target, encryption: { mode: 'none' } });
     const second = await createBackup({ config, target, encryption: { mode: 'none' } });
-    expect(first.manifest.blobs?.map((b) => b.sha256).sort()).toEqual([...shas].sort());
-    expect(second.manifest.blobs).toEqual(first.manifest.blobs);
-    // Stored once, under the same content address as in the object store.
-    const blobFiles = filesUnder(targetDir).filter((f) => f.startsWith('blobs/'));
-    expect(blobFiles.sort()).toEqual(shas.map((sha) => blobKey(sha)).sort());
+    expect(first.manifest.formatVersion).toBe(2);
+    expect(first.manifest.blobCount).toBe(2);
+    expect(first.manifest.packs).toHaveLength(1);
+    const pack = first.manifest.packs![0]!;
+    expect(pack.path).toMatch(new RegExp(`^packs/${first.manifest.id}\\.0\\.tar\\.(gz|zst)$`));
+    expect(pack.blobCount).toBe(2);
+    const index = await readPackIndex(target, first.manifest, pack);
+    expect(index.map((e) => e.sha256).sort()).toEqual([...shas].sort());
+    // The second backup lists the first one's pack instead of packing the same blobs again.
+    expect(second.manifest.packs).toEqual(first.manifest.packs);
+    expect(second.manifest.blobCount).toBe(2);
+    expect(filesUnder(targetDir).filter((f) => f.startsWith('packs/'))).toEqual(
+      [pack.path, pack.index.path].sort(),
+    );
+    expect(filesUnder(targetDir).filter((f) => f.startsWith('blobs/'))).toEqual([]);
 
     // A new installation: an empty database and an empty object store.
     const restoredObjects = path.join(dir, `objects-restored-${backend}`);
@@ -95,13 +106,65 @@ describeEachBackend('result blobs in backups', (backend) => {
     expect(await hasBlob(objects, shas[0]!)).toBe(true);
   });
 
-  it('restores small blobs in batches and a large one streamed, byte for byte', async () => {
+  it('packs only the blobs earlier packs lack, and restores a backup from its own and earlier packs', async () => {
+    const server = await startTestServer(backend, dir);
+    const { user, compute } = await queueClients(server);
+    await networkWithTasks(user, { count: 3 });
+    const { id } = await compute.register('blob-dedup');
+    const claims = await compute.claim(id, { count: 3 });
+    const submit = async (i: number) =>
+      (
+        await compute.submitResult(
+          claims[i]!.task,
+          claims[i]!.leaseToken,
+          'ok',
+          Buffer.from(asBlob(`result ${i}`)),
+        )
+      ).sha256;
+    const config: Config = { ...server.config, databaseUrl: server.databaseUrl! };
+    const target = openObjectStore(`file:${path.join(dir, `target-${backend}-dedup`)}`);
+    const shas = [await submit(0), await submit(1)];
+    const first = await createBackup({ config, target, encryption: { mode: 'none' } });
+    shas.push(await submit(2));
+    const second = await createBackup({ config, target, encryption: { mode: 'none' } });
+    expect(first.manifest.packs).toHaveLength(1);
+    expect(second.manifest.blobCount).toBe(3);
+    expect(second.manifest.packs).toHaveLength(2);
+    expect(second.manifest.packs).toContainEqual(first.manifest.packs![0]);
+    const added = second.manifest.packs!.find((p) => p.path !== first.manifest.packs![0]!.path)!;
+    expect(added.path).toContain(second.manifest.id);
+    expect((await readPackIndex(target, second.manifest, added)).map((e) => e.sha256)).toEqual([shas[2]]);
+
+    const restoredConfig = {
+      ...testConfig(await freshDatabaseUrl(backend, dir), dir),
+      objectsUrl: `file:${path.join(dir, `objects-dedup-${backend}`)}`,
+    };
+    // By id: two backups taken within one second need not sort in the order they were taken.
+    const restored = await restoreBackup({
+      target,
+      backup: second.manifest.id,
+      config: restoredConfig,
+      keys: noKeys,
+    });
+    expect(restored.blobs).toEqual({ copied: 3, present: 0 });
+    const into = openObjectStore(restoredConfig.objectsUrl);
+    for (const [i, sha] of shas.entries())
+      expect(await text(await getBlob(into, sha))).toBe(asBlob(`result ${i}`));
+    expect((await verifyBackup({ target, backup: second.manifest.id, mode: 'full', keys: noKeys })).ok).toBe(
+      true,
+    );
+  });
+
+  it('restores small blobs in batches and a large one streamed, byte for byte, from several packs', async () => {
     const large = 'L'.repeat(300 * 1024);
     const contents = [...Array.from({ length: 12 }, (_, i) => `small result ${i}`), large];
     const { config, shas } = await platformWithResults(backend, dir, contents);
     const target = openObjectStore(`file:${path.join(dir, `target-${backend}-batches`)}`);
-    const { manifest } = await createBackup({ config, target, encryption: { mode: 'none' } });
-    expect(manifest.blobs?.length).toBe(contents.length);
+    // A small pack size spreads the blobs over several packs.
+    const { manifest } = await createBackup({ config, target, encryption: { mode: 'none' }, packBytes: 64 });
+    expect(manifest.blobCount).toBe(contents.length);
+    expect(manifest.packs!.length).toBeGreaterThan(2);
+    expect(manifest.packs!.reduce((n, p) => n + p.blobCount, 0)).toBe(contents.length);
     const restoredConfig = {
       ...testConfig(await freshDatabaseUrl(backend, dir), dir),
       objectsUrl: `file:${path.join(dir, `objects-batches-${backend}`)}`,
@@ -137,7 +200,7 @@ describeEachBackend('result blobs in backups', (backend) => {
     expect(existsSync(intoDir) ? filesUnder(intoDir) : []).toEqual([]);
   });
 
-  it('finds the backups at a target without walking its shared blobs', async () => {
+  it('finds the backups at a target without walking its shared packs', async () => {
     const { config } = await platformWithResults(backend, dir, ['one', 'two', 'three']);
     const target = openObjectStore(`file:${path.join(dir, `target-${backend}-scan`)}`);
     const { manifest } = await createBackup({ config, target, encryption: { mode: 'none' } });
@@ -160,24 +223,26 @@ describeEachBackend('result blobs in backups', (backend) => {
     expect(await resolveBackupId(watched, 'latest')).toBe(manifest.id);
     expect((await listBackups(watched)).map((entry) => entry.id)).toEqual([manifest.id]);
     expect(listed.some((key) => key.startsWith(`${manifest.id}/`))).toBe(true);
-    expect(listed.filter((key) => key.startsWith('blobs/'))).toEqual([]);
+    expect(listed.filter((key) => key.startsWith('blobs/') || key.startsWith('packs/'))).toEqual([]);
   });
 
-  it('names a damaged blob in verify (quick and full) and refuses to restore it', async () => {
-    const { config, shas } = await platformWithResults(backend, dir, ['intact bytes']);
+  it('names a damaged pack in verify (quick and full) and refuses to restore it', async () => {
+    const { config } = await platformWithResults(backend, dir, ['intact bytes']);
     const targetDir = path.join(dir, `target-${backend}-damaged`);
     const target = openObjectStore(`file:${targetDir}`);
     const { manifest } = await createBackup({ config, target, encryption: { mode: 'none' } });
     expect((await verifyBackup({ target, backup: manifest.id, mode: 'full', keys: noKeys })).ok).toBe(true);
 
-    const file = path.join(targetDir, blobKey(shas[0]!));
+    const packPath = manifest.packs![0]!.path;
+    const file = path.join(targetDir, packPath);
     const bytes = readFileSync(file);
-    bytes[0] = bytes[0]! ^ 0x01;
+    // A byte in the middle: inside the compressed blob data, not in the gzip header.
+    bytes[Math.floor(bytes.length / 2)] = bytes[Math.floor(bytes.length / 2)]! ^ 0x01;
     writeFileSync(file, bytes);
     for (const mode of ['quick', 'full'] as const) {
       const record = await verifyBackup({ target, backup: manifest.id, mode, keys: noKeys });
       expect(record.ok, mode).toBe(false);
-      expect(record.problems.map((p) => p.file)).toContain(blobKey(shas[0]!));
+      expect(record.problems.map((p) => p.file)).toContain(packPath);
     }
     const emptyConfig = {
       ...testConfig(await freshDatabaseUrl(backend, dir), dir),
@@ -185,7 +250,7 @@ describeEachBackend('result blobs in backups', (backend) => {
     };
     await expect(
       restoreBackup({ target, backup: manifest.id, config: emptyConfig, keys: noKeys }),
-    ).rejects.toMatchObject({ code: 'backup_corrupt', message: expect.stringContaining(blobKey(shas[0]!)) });
+    ).rejects.toMatchObject({ code: 'backup_corrupt', message: expect.stringContaining(packPath) });
     // Nothing was restored: the database is still empty.
     const store = await openStore({ ...emptyConfig }).catch(() => undefined);
     if (store) {
@@ -195,7 +260,7 @@ describeEachBackend('result blobs in backups', (backend) => {
     }
   });
 
-  it('shares blobs between passphrase backups, keeps them encrypted, and prune removes only unreferenced ones', async () => {
+  it('shares packs between passphrase backups, keeps them encrypted, and prune removes only unreferenced ones', async () => {
     const canary = 'CANARY-blob-7d3e91';
     const { config, shas } = await platformWithResults(backend, dir, [`the ${canary} result`]);
     const targetDir = path.join(dir, `target-${backend}-encrypted`);
@@ -203,24 +268,34 @@ describeEachBackend('result blobs in backups', (backend) => {
     const encryption = { mode: 'passphrase' as const, passphrase: 'correct horse battery staple' };
     const first = await createBackup({ config, target, encryption });
     const second = await createBackup({ config, target, encryption });
-    expect(second.manifest.blobs).toEqual(first.manifest.blobs);
-    const blobFiles = filesUnder(targetDir).filter((f) => f.startsWith('blobs/'));
-    expect(blobFiles).toHaveLength(1);
-    expect(blobFiles[0]).toMatch(
-      new RegExp(`^blobs/age-[0-9a-f]{16}/sha256/${shas[0]!.slice(0, 2)}/${shas[0]}\\.age$`),
+    expect(second.manifest.packs).toEqual(first.manifest.packs);
+    const blobFiles = filesUnder(targetDir)
+      .filter((f) => f.startsWith('packs/'))
+      .sort();
+    expect(blobFiles).toHaveLength(2);
+    expect(blobFiles[1]).toMatch(
+      new RegExp(`^packs/age-[0-9a-f]{16}/${first.manifest.id}\\.0\\.tar\\.(gz|zst)\\.age$`),
     );
+    // The index lists digests and sizes only, as the manifest of format 1 did.
+    expect((await readPackIndex(target, first.manifest, first.manifest.packs![0]!))[0]?.sha256).toBe(shas[0]);
     for (const file of filesUnder(targetDir)) {
       expect(readFileSync(path.join(targetDir, file)).includes(canary), file).toBe(false);
     }
 
-    // A stray blob nobody references (a backup that died after copying it) goes; referenced ones stay.
-    await target.put('blobs/sha256/ff/' + 'f'.repeat(64), Buffer.from('orphan'));
+    // A stray pack nobody lists (a backup that died after writing it) goes; listed ones stay, also
+    // when the backup that wrote them is pruned, as long as a kept backup lists them.
+    const stray = `packs/age-0000000000000000/20261101T000000Z-abcdef.0.tar.gz.age`;
+    await target.put(stray, Buffer.from('orphan'));
     const dryRun = await pruneBackups({ target, policy: { keepLast: 1 }, dryRun: true });
-    expect(dryRun.blobs).toEqual(['blobs/sha256/ff/' + 'f'.repeat(64)]);
-    expect(filesUnder(targetDir).filter((f) => f.startsWith('blobs/'))).toHaveLength(2);
+    expect(dryRun.blobs).toEqual([stray]);
+    expect(filesUnder(targetDir).filter((f) => f.startsWith('packs/'))).toHaveLength(3);
     const pruned = await pruneBackups({ target, policy: { keepLast: 1 } });
     expect(pruned.remove).toEqual([first.manifest.id]);
-    expect(filesUnder(targetDir).filter((f) => f.startsWith('blobs/'))).toEqual(blobFiles);
+    expect(
+      filesUnder(targetDir)
+        .filter((f) => f.startsWith('packs/'))
+        .sort(),
+    ).toEqual(blobFiles);
 
     const restoredConfig = {
       ...testConfig(await freshDatabaseUrl(backend, dir), dir),

@@ -107,7 +107,7 @@ describeEachBackend('backup create --output', (backend) => {
     }
   });
 
-  it('packs the result blobs the manifest lists, before the manifest', async () => {
+  it('holds the packs of result blobs the manifest lists, before the manifest', async () => {
     const server = await startTestServer(backend, dir);
     const { user, compute } = await queueClients(server);
     await networkWithTasks(user, { count: 2 });
@@ -132,8 +132,11 @@ describeEachBackend('backup create --output', (backend) => {
     const { id: backupId } = JSON.parse(created.stdout) as { id: string };
 
     const entries = tarEntries(output);
-    const blobEntries = entries.filter((e) => e.startsWith('blobs/'));
-    expect(blobEntries.sort()).toEqual(shas.map((sha) => `blobs/sha256/${sha.slice(0, 2)}/${sha}`).sort());
+    const packEntries = entries.filter((e) => e.startsWith('packs/'));
+    expect(packEntries.sort()).toEqual([
+      expect.stringMatching(new RegExp(`^packs/${backupId}\\.0\\.index\\.ndjson\\.(gz|zst)$`)),
+      expect.stringMatching(new RegExp(`^packs/${backupId}\\.0\\.tar\\.(gz|zst)$`)),
+    ]);
     expect(entries.at(-1)).toBe(`${backupId}/manifest.json`);
 
     const extracted = path.join(dir, `extracted-blobs-${backend}`);

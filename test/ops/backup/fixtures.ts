@@ -113,7 +113,9 @@ export async function populate(
             big:
               i % 3 === 0 ? Number.MAX_SAFE_INTEGER - i : i % 3 === 1 ? -Number.MAX_SAFE_INTEGER + i : null,
             ratio: [0.5, -1.25, 3, null, 1024.125][i % 5] ?? null,
-            precise: [1 / 3, 1e300, -2.5e-300, Math.PI, null][i % 5] ?? null,
+            // Numbers PostgreSQL and JavaScript spell differently: exponents either side, and -0.
+            precise:
+              [1 / 3, 1e300, -2.5e-300, Math.PI, null, 1e-5, 1e20, -0, 123456789012345680][i % 9] ?? null,
             label: awkwardText[i % awkwardText.length] ?? null,
             parent_part: null,
             parent_n: null,
