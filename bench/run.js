@@ -25,7 +25,8 @@ import { startWorkers } from './workers.js';
 import { startBenchServer } from './athanor-server.js';
 import { cpuMsBetween, cpuSnapshot } from './proc-cpu.js';
 
-// `npm run bench -- cli`, `-- blue-green`, `-- history`, `-- python`, `-- manager` and `-- pitr`: the scenarios in their own files.
+// `npm run bench -- cli`, `-- blue-green`, `-- history`, `-- python`, `-- manager`, `-- pitr` and
+// `-- events`: the scenarios in their own files.
 const scenarios = {
   cli: './cli-timing.js',
   'blue-green': './blue-green.js',
@@ -33,6 +34,7 @@ const scenarios = {
   manager: './manager.js',
   python: './python-client.js',
   pitr: './pitr.js',
+  events: './events.js',
 };
 if (process.argv[2] in scenarios) {
   await import(scenarios[process.argv[2]]);

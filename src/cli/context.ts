@@ -8,9 +8,9 @@ import type { OpenStoreOptions, Store } from '../store/open-store.js';
 
 /** A user API client from --url/--id/--key, else the `url`, `id` and `key` settings. */
 export function userClient(command: Command): UserClient {
-  const options = command.optsWithGlobals<{ url?: string; id?: string; key?: string }>();
+  const options = command.optsWithGlobals<{ url?: string; server?: string; id?: string; key?: string }>();
   const config = commandConfig(command);
-  const url = options.url ?? config.url;
+  const url = options.server ?? options.url ?? config.url;
   const identifier = options.id ?? config.id;
   const key = options.key ?? config.key;
   if (!identifier || !key) {

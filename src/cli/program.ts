@@ -26,10 +26,20 @@ const commandModules: Readonly<Record<string, () => Promise<Command[]>>> = {
   network: async () => [(await import('./commands/network.js')).networkCommand()],
   task: async () => [(await import('./commands/task.js')).taskCommand()],
   result: async () => [(await import('./commands/result.js')).resultCommand()],
+  events: async () => [(await import('./commands/events.js')).eventsCommand()],
+  webhook: async () => [(await import('./commands/webhook.js')).webhookCommand()],
+  strategy: async () => [(await import('./commands/strategy.js')).strategyCommand()],
 };
 
 /** User-API commands: they take the server URL and the user identity. */
-const userApiCommands: ReadonlySet<string> = new Set(['network', 'task', 'result']);
+const userApiCommands: ReadonlySet<string> = new Set([
+  'network',
+  'task',
+  'result',
+  'events',
+  'webhook',
+  'strategy',
+]);
 
 /** Global options that take a value, so the word after them is not a command name. */
 const globalValueOptions: ReadonlySet<string> = new Set(['--database-url', '--data-dir', '--config']);
@@ -119,8 +129,10 @@ export async function buildProgram(names: readonly string[] = Object.keys(comman
   );
   for (const command of loaded.flat()) {
     if (userApiCommands.has(command.name())) {
+      // `webhook add --url` names the endpoint, so there the server's URL is `--server`.
+      const urlFlag = command.name() === 'webhook' ? '--server <url>' : '--url <url>';
       command
-        .option('--url <url>', 'server URL (ATHANOR_URL, default http://127.0.0.1:8080)')
+        .option(urlFlag, 'server URL (ATHANOR_URL, default http://127.0.0.1:8080)')
         .option('--id <identity>', 'user identity (ATHANOR_ID)')
         .option('--key <key>', 'its key (ATHANOR_KEY or ATHANOR_KEY_FILE; prefer those to this flag)');
     }

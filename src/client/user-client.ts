@@ -14,6 +14,21 @@ import { downloadNetworkResults } from './download-results.js';
 import type { ClientOptions } from './http-client.js';
 import { HttpClient } from './http-client.js';
 import type { NetworkState } from '../domain/network-state.js';
+import type { DeliveryView, EventView, StrategyView, WebhookView } from '../domain/event-types.js';
+import { AthanorError } from '../domain/errors.js';
+import { parseEventStream } from './event-stream.js';
+
+export type { DeliveryView, EventView, StrategyView, WebhookView };
+
+export interface EventsQuery {
+  readonly after?: number;
+  readonly scope?: string;
+  /** Comma separated event types. */
+  readonly type?: string;
+  readonly network?: string;
+  readonly limit?: number;
+}
+
 import type { ResultOutcome } from '../domain/outcomes.js';
 
 export type {
@@ -275,5 +290,121 @@ export class UserClient {
     return this.http.json<Record<string, Partial<Record<TaskStatus, number>>>>('/status', {
       query: { scope },
     });
+  }
+
+  /** A page of events after `after`, oldest first, with the cursor of the next page. */
+  events(query: EventsQuery = {}) {
+    return this.http.json<{ events: EventView[]; next: number }>('/events', { query });
+  }
+
+  /**
+   * Follows the event log as Server-Sent Events from `after` on; reconnects with the last id seen
+   * (Last-Event-ID) when the connection drops, so no event is missed or repeated.
+   */
+  async *followEvents(query: EventsQuery = {}, signal?: AbortSignal): AsyncGenerator<EventView> {
+    let last = query.after;
+    const { after: _, ...filter } = query;
+    while (!signal?.aborted) {
+      try {
+        const response = await this.http.request('/events', {
+          query: filter,
+          headers: {
+            accept: 'text/event-stream',
+            ...(last === undefined ? {} : { 'last-event-id': String(last) }),
+          },
+        });
+        signal?.addEventListener('abort', () => response.body.destroy(), { once: true });
+        for await (const event of parseEventStream(response.body)) {
+          last = event.id;
+          yield event;
+        }
+      } catch (error) {
+        if (signal?.aborted) return;
+        if (
+          error instanceof AthanorError &&
+          error.code !== 'database_unavailable' &&
+          error.code !== 'maintenance'
+        )
+          throw error;
+      }
+      if (!signal?.aborted) await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+  }
+
+  addWebhook(input: { url: string; scope: string; events?: readonly string[] }) {
+    return this.http.json<WebhookView & { secret: string }>('/webhooks', { method: 'POST', body: input });
+  }
+
+  listWebhooks() {
+    return this.http.json<WebhookView[]>('/webhooks');
+  }
+
+  getWebhook(id: string, deliveries?: number) {
+    return this.http.json<WebhookView & { deliveries: DeliveryView[] }>(
+      `/webhooks/${encodeURIComponent(id)}`,
+      {
+        query: { deliveries },
+      },
+    );
+  }
+
+  removeWebhook(id: string) {
+    return this.http.json<{ id: string; removed: true }>(`/webhooks/${encodeURIComponent(id)}`, {
+      method: 'DELETE',
+    });
+  }
+
+  testWebhook(id: string) {
+    return this.http.json<{
+      ok: boolean;
+      statusCode: number | null;
+      error: string | null;
+      durationMs: number;
+    }>(`/webhooks/${encodeURIComponent(id)}/test`, { method: 'POST' });
+  }
+
+  enableWebhook(id: string) {
+    return this.http.json<WebhookView>(`/webhooks/${encodeURIComponent(id)}/enable`, { method: 'POST' });
+  }
+
+  listStrategies() {
+    return this.http.json<{ name: string; description: string; parameters: unknown }[]>('/strategies');
+  }
+
+  setStrategy(networkKey: string, name: string, params?: unknown) {
+    return this.http.json<StrategyView>(`/networks/${encodeURIComponent(networkKey)}/strategy`, {
+      method: 'PUT',
+      body: { name, ...(params === undefined ? {} : { params }) },
+    });
+  }
+
+  getStrategy(networkKey: string) {
+    return this.http.json<StrategyView>(`/networks/${encodeURIComponent(networkKey)}/strategy`);
+  }
+
+  removeStrategy(networkKey: string) {
+    return this.http.json<{ network: string; removed: true }>(
+      `/networks/${encodeURIComponent(networkKey)}/strategy`,
+      {
+        method: 'DELETE',
+      },
+    );
+  }
+
+  previewStrategy(networkKey: string) {
+    return this.http.json<{ strategy: StrategyView; actions: unknown[] }>(
+      `/networks/${encodeURIComponent(networkKey)}/strategy/preview`,
+    );
+  }
+
+  /** Makes sure `count` tasks of the transformation exist; creates only the difference (idempotent). */
+  ensureTasks(
+    transformationKey: string,
+    input: { count: number; network?: string; priority?: number; weight?: number },
+  ) {
+    return this.http.json<{ transformation: string; existing: number; created: string[] }>(
+      `/transformations/${encodeURIComponent(transformationKey)}/tasks/ensure`,
+      { method: 'POST', body: input },
+    );
   }
 }

@@ -25,6 +25,8 @@ interface DerivedSettings {
   readonly managerStateDir: string;
   /** URL path of the web console; undefined when set to `off`. */
   readonly consolePath: string | undefined;
+  /** Modules with more strategies, from the comma-separated setting; default none. */
+  readonly strategyModules: readonly string[];
   /** The config file that was read, if any. */
   readonly configFile: string | undefined;
 }
@@ -76,6 +78,12 @@ export function resolveConfig(
       read.pgbackrestConfig ?? path.join(dataDir, 'pgbackrest', 'pgbackrest.conf'),
     ),
     consolePath: parseConsolePath(read.consolePath),
+    strategyModules: Object.freeze(
+      (read.strategyModules ?? '')
+        .split(',')
+        .map((m) => m.trim())
+        .filter(Boolean),
+    ),
     configFile,
   });
 }

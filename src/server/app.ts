@@ -29,6 +29,9 @@ import { computeLogRoutes, userLogRoutes } from './log-routes.js';
 import { ServerLifecycle } from './lifecycle.js';
 import { refuseWritesInMaintenance } from './maintenance-gate.js';
 import { sweeperPlugin } from './sweeper-plugin.js';
+import { eventsPlugin } from './events-plugin.js';
+import { eventRoutes } from './event-routes.js';
+import { loadStrategies } from '../service/strategies/strategies.js';
 import { userRoutes } from './user-routes.js';
 import { registerConsole } from './console/console-plugin.js';
 
@@ -149,10 +152,14 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   });
 
   await app.register(sweeperPlugin, { store, intervalMs: config.sweepIntervalMs });
+  const strategies = await loadStrategies(config.strategyModules);
+  const inMaintenance = async () => (await maintenance.current()).on;
+  await app.register(eventsPlugin, { store, config, strategies, inMaintenance });
 
   if (api === 'user' || api === 'all') {
     await app.register(userRoutes, { ...routeOptions, prefix: '/v1' });
     await app.register(userLogRoutes, { ...routeOptions, prefix: '/v1' });
+    await app.register(eventRoutes, { ...routeOptions, config, strategies, prefix: '/v1' });
   }
   if (api === 'compute' || api === 'all') {
     await app.register(computeRoutes, { ...routeOptions, prefix: '/compute/v1' });

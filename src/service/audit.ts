@@ -90,6 +90,8 @@ export const auditActionFamilies: readonly string[] = [
   'network',
   'task',
   'deploy',
+  'webhook',
+  'strategy',
 ];
 
 export async function listAudit(

@@ -1,3 +1,4 @@
+import { recordNetworkEvent } from './events/record-events.js';
 import { createHash } from 'node:crypto';
 import { setImmediate } from 'node:timers/promises';
 import type { Principal } from '../auth/principal.js';
@@ -196,6 +197,10 @@ export async function submitNetwork(
       },
       keys,
     );
+    if (inserted)
+      await recordNetworkEvent(trx, { key, scope: formatScope(scope) }, 'network.submitted', now, {
+        name: input.name,
+      });
     // The commit, and then the answer of 100,000 keys, each in a turn of the event loop of its own.
     await setImmediate();
     return inserted;
@@ -240,6 +245,7 @@ export async function setNetworkStates(
       }
       if (row.state !== state) {
         await q.updateNetworkState(trx, key, state, now);
+        await recordNetworkEvent(trx, row, 'network.state_changed', now, { from: row.state, to: state });
         if (state !== 'active') {
           const running = await runningTasksOfNetwork(trx, key);
           await revokeOrphanedLeases(trx, running, `network ${key} was set ${state}`);

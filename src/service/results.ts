@@ -1,3 +1,4 @@
+import { recordTaskEvents } from './events/record-events.js';
 import { createHash, randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { Kysely } from 'kysely';
@@ -120,7 +121,7 @@ async function recordResult(
       endedAt: now,
       resultId,
     });
-    const status = await applyRestartPolicies(trx, task, restartMatches);
+    const status = await applyRestartPolicies(trx, task, restartMatches, now);
     await updateTasks(trx, [taskId], {
       lease_service_id: null,
       lease_expires_at: null,
@@ -155,6 +156,7 @@ async function completeWith(
     serviceId: leased.lease_service_id,
     now: iso(Date.now()),
     history: !store.skipHistoryWrites,
+    events: !store.skipEventWrites,
   };
   const { backend } = store;
   const completed = await backend.atomic(store.db, (db) => backend.compute.completeLease(db, done));
@@ -215,7 +217,9 @@ export async function recordCompletions(
   const at = iso(Date.now());
   const history = !store.skipHistoryWrites;
   const { backend } = store;
-  const complete = (db: Kysely<Database>) => backend.compute.completeLeases(db, holder, leases, at, history);
+  const events = !store.skipEventWrites;
+  const complete = (db: Kysely<Database>) =>
+    backend.compute.completeLeases(db, holder, leases, at, history, events);
   const completed = trx ? await complete(trx) : await backend.atomic(store.db, complete);
   return leases.map((l) => ({ resultId: l.resultId, completed: completed.has(l.taskId) }));
 }
@@ -289,16 +293,28 @@ async function applyRestartPolicies(
   trx: Store['db'],
   task: TaskRow,
   matchedPatterns: ReadonlySet<string>,
+  now: string,
 ): Promise<'waiting' | 'error'> {
   const rows = await q.policiesForTask(trx, task.id);
   const keep = new Set<string>();
+  let exhausted = false;
   for (const row of rows) {
-    if (row.pattern === null || row.max_retries === null) continue;
-    if (task.restarts < row.max_retries && matchedPatterns.has(row.pattern)) keep.add(row.network_key);
+    if (row.pattern === null || row.max_retries === null || !matchedPatterns.has(row.pattern)) continue;
+    if (task.restarts < row.max_retries) keep.add(row.network_key);
+    else exhausted = true;
   }
+  const status = keep.size > 0 ? 'waiting' : 'error';
+  // Its events name the hubs it was on, so they are written before it leaves them.
+  if (status === 'error')
+    await recordTaskEvents(
+      trx,
+      [task.id],
+      exhausted ? ['task.error', 'task.retries_exhausted'] : ['task.error'],
+      now,
+    );
   const leave = [...new Set(rows.map((r) => r.network_key))].filter((k) => !keep.has(k));
   for (const networkKey of leave) await removeFromHubs(trx, [task.id], networkKey);
-  return keep.size > 0 ? 'waiting' : 'error';
+  return status;
 }
 
 async function readPrefix(objects: ObjectStore, sha256: string, maxBytes: number): Promise<string> {

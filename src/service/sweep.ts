@@ -3,6 +3,7 @@ import { closeOpenAttempts } from '../store/queries/attempts.js';
 import * as q from '../store/queries/compute.js';
 import { expireManagers } from '../store/queries/managers.js';
 import { iso } from './compute-services.js';
+import { recordServiceLost } from './events/record-events.js';
 
 /**
  * One sweep: expired registrations (of services and managers) become `expired`, and every running task whose lease ran out
@@ -18,6 +19,7 @@ export async function sweep(store: Store, now = Date.now()) {
     let released = 0;
     for (const serviceId of services) {
       const tasks = await q.releaseLeases(trx, { serviceId }, at);
+      await recordServiceLost(trx, serviceId, tasks, at);
       await closeOpenAttempts(trx, tasks, {
         outcome: 'expired',
         endedAt: at,

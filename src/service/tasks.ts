@@ -1,3 +1,4 @@
+import { recordTaskEvents } from './events/record-events.js';
 import { randomBytes } from 'node:crypto';
 import type { Principal } from '../auth/principal.js';
 import { canAccess, principalName, visibleScopes } from '../auth/principal.js';
@@ -36,6 +37,38 @@ export interface CreateTasksInput {
   readonly priority?: number | undefined;
 }
 
+/** New waiting tasks of a transformation, as `createTasks` and `ensureTasks` insert them. */
+export function buildTaskRows(
+  principal: Principal,
+  transformation: { key: string; scope: string },
+  count: number,
+  options: { extends?: string | undefined; priority?: number | undefined },
+): q.TaskRow[] {
+  const now = new Date().toISOString();
+  return Array.from({ length: count }, () => ({
+    id: newTaskId(),
+    scope: transformation.scope,
+    transformation_key: transformation.key,
+    extends_task_id: options.extends ?? null,
+    status: 'waiting',
+    priority: options.priority ?? 10,
+    attempts: 0,
+    restarts: 0,
+    created_at: now,
+    created_by: principalName(principal),
+    updated_at: now,
+    lease_service_id: null,
+    lease_token: 0,
+    lease_expires_at: null,
+    last_error: null,
+    status_changed_at: now,
+    status_reason: null,
+    progress_fraction: null,
+    progress_message: null,
+    progress_at: null,
+  }));
+}
+
 export async function createTasks(
   store: Store,
   principal: Principal,
@@ -68,29 +101,10 @@ export async function createTasks(
       }
     }
     await checkWaitingTasksQuota(trx, principal, count);
-    const now = new Date().toISOString();
-    const rows: q.TaskRow[] = Array.from({ length: count }, () => ({
-      id: newTaskId(),
-      scope: transformation.scope,
-      transformation_key: transformationKey,
-      extends_task_id: input.extends ?? null,
-      status: 'waiting',
-      priority: input.priority ?? 10,
-      attempts: 0,
-      restarts: 0,
-      created_at: now,
-      created_by: principalName(principal),
-      updated_at: now,
-      lease_service_id: null,
-      lease_token: 0,
-      lease_expires_at: null,
-      last_error: null,
-      status_changed_at: now,
-      status_reason: null,
-      progress_fraction: null,
-      progress_message: null,
-      progress_at: null,
-    }));
+    const rows = buildTaskRows(principal, transformation, count, {
+      extends: input.extends,
+      priority: input.priority,
+    });
     await q.insertTasks(trx, rows);
     return rows.map(taskView);
   });
@@ -253,6 +267,8 @@ export async function setTaskStatuses(
         endedAt: now,
         reason: `the task was set ${status}${statusReason === null ? '' : `: ${statusReason}`}`,
       });
+      if (status === 'invalid' || status === 'deleted')
+        await recordTaskEvents(trx, all, [status === 'invalid' ? 'task.invalid' : 'task.deleted'], now);
       await q.removeFromHubs(trx, all, undefined);
     } else if (changed.length > 0) {
       await q.updateTasks(trx, changed, {

@@ -43,6 +43,8 @@ export interface CompletedLease {
   readonly now: string;
   /** Close the lease's attempt; false only for the history benchmark. */
   readonly history?: boolean | undefined;
+  /** Write the task's `task.complete` event; false only for the events benchmark. */
+  readonly events?: boolean | undefined;
 }
 
 /**
@@ -55,7 +57,7 @@ export interface LeaseHolder {
 }
 
 /** A lease of a batch completion: `CompletedLease` without what the statement reads itself. */
-export type BatchedLease = Omit<CompletedLease, 'now' | 'serviceId' | 'history'>;
+export type BatchedLease = Omit<CompletedLease, 'now' | 'serviceId' | 'history' | 'events'>;
 
 /**
  * The compute API's hot statements, written once per dialect (`store/dialects/<name>/compute.ts`).
@@ -79,6 +81,7 @@ export interface ComputeStatements {
    * `completeLease` for many leases, each checked by the write itself (live and held by `holder`),
    * in a fixed number of statements whatever their number. Answers the tasks completed; the others
    * (stale, foreign, outside the scopes, or a task named twice after its first) had nothing written.
+   * With `events`, each completed task's `task.complete` event is written by the same statements.
    */
   completeLeases(
     db: Kysely<Database>,
@@ -86,5 +89,6 @@ export interface ComputeStatements {
     leases: readonly BatchedLease[],
     now: string,
     history: boolean,
+    events?: boolean,
   ): Promise<Set<string>>;
 }

@@ -33,6 +33,11 @@ export interface Store {
    * set in a running installation: attempts are part of what Athanor records.
    */
   readonly skipHistoryWrites?: boolean;
+  /**
+   * Internal, for the events benchmark only: completed tasks write no event. Never set in a
+   * running installation: webhooks, event readers and strategies depend on every event.
+   */
+  readonly skipEventWrites?: boolean;
   close(): Promise<void>;
 }
 
@@ -49,6 +54,8 @@ export interface OpenStoreOptions {
   readonly backgroundCheckpoints?: boolean;
   /** See {@link Store.skipHistoryWrites}; default false. */
   readonly skipHistoryWrites?: boolean;
+  /** See {@link Store.skipEventWrites}; default false. */
+  readonly skipEventWrites?: boolean;
   /** Called with the SQL of every statement run, transaction control included (statement counts). */
   readonly onStatement?: (sql: string) => void;
 }
@@ -101,6 +108,7 @@ export async function openStore(
     transaction: (fn) => backend.writeTransaction(db, fn),
     replaced,
     ...(options.skipHistoryWrites ? { skipHistoryWrites: true } : {}),
+    ...(options.skipEventWrites ? { skipEventWrites: true } : {}),
     async close() {
       await stopCheckpoints();
       await db.destroy();

@@ -251,6 +251,67 @@ export interface AttemptLogChunksTable {
   created_at: string;
 }
 
+/** One entry of the event log; `position` is set by the sequencer once its transaction committed. */
+export interface EventsTable {
+  id: Generated<number>;
+  position: number | null;
+  scope: string;
+  type: string;
+  network_key: string | null;
+  /** The task, network or compute service the event is about. */
+  subject: string | null;
+  /** JSON details. */
+  data: string | null;
+  created_at: string;
+}
+
+export interface WebhookEndpointsTable {
+  id: string;
+  url: string;
+  scope: string;
+  /** JSON array of event types; empty: every type. */
+  event_types: string;
+  /** The signing secret (`whsec_…`); shown to its creator once, never logged. */
+  secret: string;
+  state: 'active' | 'disabled';
+  disabled_reason: string | null;
+  /** Every event up to this position was delivered (or is not for this endpoint). */
+  delivered_position: number;
+  /** Failed attempts in a row at the next event. */
+  failures: number;
+  failing_since: string | null;
+  next_attempt_at: string | null;
+  created_by: string;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface WebhookDeliveriesTable {
+  id: Generated<number>;
+  endpoint_id: string;
+  event_position: number | null;
+  event_type: string;
+  attempt: number;
+  outcome: 'ok' | 'failed';
+  status_code: number | null;
+  error: string | null;
+  duration_ms: number;
+  at: string;
+}
+
+export interface NetworkStrategiesTable {
+  network_key: string;
+  name: string;
+  /** JSON parameters, checked against the strategy's schema when set. */
+  params: string;
+  state: 'active' | 'stopped';
+  last_error: string | null;
+  last_run_at: string | null;
+  runs: number;
+  created_by: string;
+  updated_at: string;
+}
+
 /** A signed-in console session; the cookie's value is known only by its SHA-256. */
 export interface ConsoleSessionsTable {
   token_sha256: string;
@@ -282,5 +343,9 @@ export interface Database {
   results: ResultsTable;
   task_attempts: TaskAttemptsTable;
   attempt_log_chunks: AttemptLogChunksTable;
+  events: EventsTable;
+  webhook_endpoints: WebhookEndpointsTable;
+  webhook_deliveries: WebhookDeliveriesTable;
+  network_strategies: NetworkStrategiesTable;
   console_sessions: ConsoleSessionsTable;
 }

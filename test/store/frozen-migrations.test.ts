@@ -25,6 +25,7 @@ describe('released migrations are frozen', () => {
       9: '3db3e2b91291d2fccb8bf5094a5f1f56dc200011caf82dc84202bb6adc71dbae',
       10: '17e6fa56caaec54fdb06ad1267bedb1d945aa15ef318807000aa1762877e43ec',
       11: 'a37ded3510790ca1f1fd52f016a759d8e336913c2753efd27fb727f541159e87',
+      12: 'e172e56fe3fa967e6dfe613b3014a3c03e42dd4740958804252b034b1a718ec6',
     });
   });
 

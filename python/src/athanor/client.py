@@ -253,6 +253,76 @@ class Client:
         """Task counts by status per scope."""
         return self._http.call("scope_status", query={"scope": scope})  # type: ignore[no-any-return]
 
+    # -- events, webhooks, strategies -------------------------------------------------------
+
+    def events(self, after: int = 0, **filters: Any) -> dict[str, Any]:
+        """A page of events after ``after`` (``{"events", "next"}``); filters: scope, type, network, limit."""
+        return self._http.call("events", query={"after": after, **filters})  # type: ignore[no-any-return]
+
+    def add_webhook(self, url: str, scope: str, events: Sequence[str] | None = None) -> dict[str, Any]:
+        """Adds a webhook endpoint; the answer holds its signing ``secret``, shown this once."""
+        body: dict[str, Any] = {"url": url, "scope": scope}
+        if events is not None:
+            body["events"] = list(events)
+        return self._http.call("add_webhook", body=body)  # type: ignore[no-any-return]
+
+    def list_webhooks(self) -> list[dict[str, Any]]:
+        return self._http.call("list_webhooks")  # type: ignore[no-any-return]
+
+    def get_webhook(self, webhook: str, deliveries: int | None = None) -> dict[str, Any]:
+        """An endpoint with its newest deliveries."""
+        return self._http.call("get_webhook", {"id": webhook}, query={"deliveries": deliveries})  # type: ignore[no-any-return]
+
+    def remove_webhook(self, webhook: str) -> dict[str, Any]:
+        return self._http.call("remove_webhook", {"id": webhook})  # type: ignore[no-any-return]
+
+    def test_webhook(self, webhook: str) -> dict[str, Any]:
+        """Sends a signed ``webhook.test`` message now; ``{"ok", "statusCode", "error", "durationMs"}``."""
+        return self._http.call("test_webhook", {"id": webhook})  # type: ignore[no-any-return]
+
+    def enable_webhook(self, webhook: str) -> dict[str, Any]:
+        return self._http.call("enable_webhook", {"id": webhook})  # type: ignore[no-any-return]
+
+    def list_strategies(self) -> list[dict[str, Any]]:
+        return self._http.call("list_strategies")  # type: ignore[no-any-return]
+
+    def set_strategy(
+        self, network: str | m.Network | m.Submitted, name: str, params: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Names the network's strategy; the server runs it whenever the network's results change."""
+        body: dict[str, Any] = {"name": name}
+        if params is not None:
+            body["params"] = params
+        return self._http.call("set_strategy", {"key": _key(network)}, body=body)  # type: ignore[no-any-return]
+
+    def get_strategy(self, network: str | m.Network | m.Submitted) -> dict[str, Any]:
+        return self._http.call("get_strategy", {"key": _key(network)})  # type: ignore[no-any-return]
+
+    def remove_strategy(self, network: str | m.Network | m.Submitted) -> dict[str, Any]:
+        return self._http.call("remove_strategy", {"key": _key(network)})  # type: ignore[no-any-return]
+
+    def preview_strategy(self, network: str | m.Network | m.Submitted) -> dict[str, Any]:
+        """What the strategy would do now; nothing is done."""
+        return self._http.call("preview_strategy", {"key": _key(network)})  # type: ignore[no-any-return]
+
+    def ensure_tasks(
+        self,
+        transformation: str,
+        count: int,
+        network: str | m.Network | m.Submitted | None = None,
+        priority: int | None = None,
+        weight: float | None = None,
+    ) -> dict[str, Any]:
+        """Makes sure ``count`` tasks of the transformation exist, creating only the difference."""
+        body: dict[str, Any] = {"count": count}
+        if network is not None:
+            body["network"] = _key(network)
+        if priority is not None:
+            body["priority"] = priority
+        if weight is not None:
+            body["weight"] = weight
+        return self._http.call("ensure_tasks", {"key": transformation}, body=body)  # type: ignore[no-any-return]
+
     def watch(
         self,
         network: str | m.Network | m.Submitted,

@@ -175,6 +175,39 @@ export function taskCommand(): Command {
     });
 
   addTaskHistoryCommands(command);
+  command
+    .command('ensure')
+    .argument('<transformation>')
+    .requiredOption(
+      '-n, --count <n>',
+      'how many tasks must exist (complete, waiting or running)',
+      integerOption('--count', { min: 0 }),
+    )
+    .option('--network <network>', "count and put new tasks on this network's hub")
+    .option(
+      '-w, --weight <weight>',
+      'hub weight of new tasks, 0 to 1 (default 0.5)',
+      numberOption('--weight'),
+    )
+    .option('-p, --priority <n>', '1 is the highest (default 10)', integerOption('--priority', { min: 1 }))
+    .description('make sure N tasks of a transformation exist, creating only the difference (safe to repeat)')
+    .action(
+      async (
+        key: string,
+        options: { count: number; network?: string; weight?: number; priority?: number },
+        cmd: Command,
+      ) => {
+        const answer = await userClient(cmd).ensureTasks(key, {
+          count: options.count,
+          ...(options.network === undefined ? {} : { network: options.network }),
+          ...(options.weight === undefined ? {} : { weight: options.weight }),
+          ...(options.priority === undefined ? {} : { priority: options.priority }),
+        });
+        if (wantsJson(cmd)) printJson(answer);
+        else for (const id of answer.created) printLine(id);
+        process.stderr.write(`${answer.existing} existed, ${answer.created.length} created\n`);
+      },
+    );
   addTaskLogsCommand(command);
   return command;
 }

@@ -9,6 +9,7 @@ import { migration0008 } from './0008-attempt-log-chunks.js';
 import { migration0009 } from './0009-inline-results.js';
 import { migration0010 } from './0010-console-sessions.js';
 import { migration0011 } from './0011-compute-managers.js';
+import { migration0012 } from './0012-events-webhooks-strategies.js';
 import type { Migration } from './migration.js';
 
 /** Every migration this release knows, in order. Append only: never edit or remove one. */
@@ -24,4 +25,5 @@ export const migrations: readonly Migration[] = [
   migration0009,
   migration0010,
   migration0011,
+  migration0012,
 ];

@@ -1,3 +1,4 @@
+import { taskEventsCte } from '../../queries/events.js';
 import { sql } from 'kysely';
 import { preparedMarker } from '../../backend.js';
 import type { BatchedLease, ComputeStatements } from '../../compute-statements.js';
@@ -50,12 +51,13 @@ export const postgresComputeStatements: ComputeStatements = {
           reason = null
         where task_id = ${done.taskId} and lease_token = ${done.leaseToken} and ended_at is null
           and exists (select 1 from done) and ${done.history ?? true}),
+      events as (${taskEventsCte('done', 'task.complete', done.now, done.events ?? true)}),
       hubs as (delete from hub_tasks where task_id in (select id from done))
       select id from done`.execute(db);
     return rows.length > 0;
   },
 
-  async completeLeases(db, holder, leases, now, history) {
+  async completeLeases(db, holder, leases, now, history, events = true) {
     const completed = new Set<string>();
     const seen = new Set<string>();
     const firsts = leases.filter((l) => !seen.has(l.taskId) && Boolean(seen.add(l.taskId)));
@@ -110,6 +112,7 @@ export const postgresComputeStatements: ComputeStatements = {
           from done
           where a.task_id = done.id and a.lease_token = done.lease_token and a.ended_at is null
             and ${history}),
+        events as (${taskEventsCte('done', 'task.complete', now, events)}),
         hubs as (delete from hub_tasks where task_id in (select id from done))
         select id from done`.execute(db);
       for (const row of rows) completed.add(row.id);

@@ -2,6 +2,7 @@ import { sql } from 'kysely';
 import type { ComputeStatements } from '../../compute-statements.js';
 import { chunked } from '../../queries/chunked.js';
 import { claimedRows, completionUpdate, leaseUpdate } from '../../queries/claim-sql.js';
+import { insertTaskEvents } from '../../queries/events.js';
 import { scopeCondition } from '../../queries/scope-filter.js';
 import type { TaskRow } from '../../queries/tasks.js';
 
@@ -75,11 +76,12 @@ export const sqliteComputeStatements: ComputeStatements = {
         .where('ended_at', 'is', null)
         .execute();
     }
+    if (done.events ?? true) await insertTaskEvents(db, [done.taskId], 'task.complete', done.now);
     await db.deleteFrom('hub_tasks').where('task_id', '=', done.taskId).execute();
     return true;
   },
 
-  async completeLeases(db, holder, leases, now, history) {
+  async completeLeases(db, holder, leases, now, history, events = true) {
     const completed = new Set<string>();
     const seen = new Set<string>();
     const firsts = leases.filter((l) => !seen.has(l.taskId) && Boolean(seen.add(l.taskId)));
@@ -117,6 +119,13 @@ export const sqliteComputeStatements: ComputeStatements = {
           where r.id in ${idList(rows.map((r) => r.id))} and task_attempts.task_id = r.task_id
             and task_attempts.lease_token = r.lease_token and task_attempts.ended_at is null`.execute(db);
       }
+      if (events)
+        await insertTaskEvents(
+          db,
+          rows.map((r) => r.task_id),
+          'task.complete',
+          now,
+        );
       await sql`delete from hub_tasks where task_id in ${tasks}`.execute(db);
       for (const row of rows) completed.add(row.task_id);
     }
