@@ -27,7 +27,12 @@ export default tseslint.config(
   },
   {
     files: ['src/**'],
-    ignores: ['src/store/dialects/**', 'src/ops/backup/snapshot-*', 'src/ops/pitr/sqlite-*', 'src/ops/pitr/pgbackrest.ts'],
+    ignores: [
+      'src/store/dialects/**',
+      'src/ops/backup/snapshot-*',
+      'src/ops/pitr/sqlite-*',
+      'src/ops/pitr/pgbackrest.ts',
+    ],
     rules: {
       // Only the dialect files know which database is underneath (docs/architecture.md, Layers).
       'no-restricted-imports': [
