@@ -458,7 +458,9 @@ export async function restorePgbackrestToTime(options: {
   const facts = await clusterFacts(options.config.databaseUrl);
   const info = await repositoryInfo(facts, configFile);
   const oldest = info.backups[0];
-  if (!oldest || options.toTime < oldest.stoppedAt) {
+  // pgBackRest keeps a backup's stop time in whole seconds and needs it before the target's whole
+  // second: a target within the second a backup stopped has no backup set to start from.
+  if (!oldest || Math.floor(options.toTime.getTime() / 1000) <= oldest.stoppedAt.getTime() / 1000) {
     throw new AthanorError(
       'invalid_argument',
       `--to-time ${options.toTime.toISOString()} is before the oldest base backup in the repository ` +

@@ -83,7 +83,8 @@ describe.runIf(available)('PostgreSQL point-in-time recovery through pgBackRest'
     expect(setup.code).toBe(0);
 
     await writeRows(cluster.url, 0, 200);
-    await new Promise((resolve) => setTimeout(resolve, 600));
+    // More than a second after the base backup stopped: pgBackRest counts its stop time in seconds.
+    await new Promise((resolve) => setTimeout(resolve, 1500));
     const between = new Date();
     await new Promise((resolve) => setTimeout(resolve, 600));
     await writeRows(cluster.url, 200, 400);
