@@ -9,9 +9,10 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 120_000,
     pool: 'forks',
-    // Most files wait on processes, timers and lease expiry rather than compute: two at a time
-    // keeps two cores busy (Vitest's default is one fewer than the cores, so one here).
-    maxWorkers: 2,
+    // Most files wait on processes, timers and lease expiry rather than compute: three at a time
+    // keeps two cores busy (a whole run used about 1.5 cores with two; Vitest's default is one
+    // fewer than the cores, so one here).
+    maxWorkers: 3,
     reporters: ['default'],
   },
 });
