@@ -294,7 +294,7 @@ export class ComputeManager {
       ...(this.options.scopes ?? []).flatMap((s) => ['--scope', s]),
       ...(standing
         ? []
-        : ['--max-idle', `${Math.max(1, Math.round((this.options.idleTimeoutMs ?? 600_000) / 1000))}s`]),
+        : ['--max-idle', `${serviceMaxIdleMs(this.options.idleTimeoutMs ?? 600_000) / 1000}s`]),
       ...(this.options.serviceArgs ?? []),
     ];
     return { launch, standing, args };
@@ -307,3 +307,12 @@ const retryable = (error: unknown) =>
     error.code === 'maintenance' ||
     error.status >= 500 ||
     error.code === 'not_found');
+
+/**
+ * The `--max-idle` of a service the manager starts: a little under the idle timeout, since
+ * deregistering and exiting take a second or two, so that one idle timeout after the queue drained
+ * the service is gone, not just about to go.
+ */
+export function serviceMaxIdleMs(idleTimeoutMs: number): number {
+  return Math.max(1000, Math.round(idleTimeoutMs - Math.min(2000, idleTimeoutMs / 2)));
+}

@@ -75,7 +75,7 @@ describe('compute manager, Kubernetes driver against a loopback batch/v1 Jobs AP
       });
       const container = job.spec.template.spec.containers[0];
       expect(container.args).toEqual(
-        expect.arrayContaining(['compute', 'run', '--manager', '--max-idle', '3s', '--url', server.url]),
+        expect.arrayContaining(['compute', 'run', '--manager', '--max-idle', '1.5s', '--url', server.url]),
       );
       expect(container.env).toEqual(
         expect.arrayContaining([

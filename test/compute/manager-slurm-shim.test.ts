@@ -106,7 +106,7 @@ describe('compute manager, Slurm driver against sbatch/squeue/scancel on PATH', 
       expect(script).toContain('#SBATCH --account=chem');
       expect(script).toContain('#SBATCH --signal=B:TERM@120');
       expect(script).toMatch(/exec \S+ \S+main\.js compute run --name hpc\/[0-9a-f]+ --manager mgr-/);
-      expect(script).toContain('--max-idle 3s');
+      expect(script).toContain('--max-idle 1.5s');
       // The key travels in the job's environment, never in its script.
       expect(script).not.toContain(computeCredentials.key);
       expect(readFileSync(path.join(shims.state, `${jobId}.out`), 'utf8')).toMatch(
