@@ -1,4 +1,6 @@
 import { writeFileSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { expect, it } from 'vitest';
 import type { EventView } from '../../src/domain/event-types.js';
@@ -15,13 +17,42 @@ describeEachBackend('backup.failed event', (backend) => {
   const dir = tempDir();
 
   it('is recorded when a backup fails, readable by admins only, and not for a backup that succeeds', async () => {
-    const server = await startTestServer(backend, dir, { eventsIntervalMs: 50 });
+    const server = await startTestServer(backend, dir, {
+      eventsIntervalMs: 50,
+      webhookAllowPrivate: true,
+      webhookRetryBaseMs: 100,
+      webhookRetryMaxMs: 800,
+    });
+    // A receiver on loopback that notes which endpoint each delivery was for (by path).
+    const received: { path: string; type: string }[] = [];
+    const receiver = http.createServer((request, response) => {
+      let body = '';
+      request.setEncoding('utf8');
+      request.on('data', (chunk: string) => (body += chunk));
+      request.on('end', () => {
+        received.push({ path: request.url ?? '', type: (JSON.parse(body) as { type: string }).type });
+        response.writeHead(204).end();
+      });
+    });
+    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+    const hook = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`;
     const adminKey = await server.addIdentity('user', 'opsadmin', ['ops-x-y']);
     await grantRole(server.store, 'test', { kind: 'user', identifier: 'opsadmin' }, 'admin');
     // A user holding every scope, but no role: installation events are still not theirs.
     const plainKey = await server.addIdentity('user', 'everywhere', ['*-*-*']);
     const admin = await server.token('user', 'opsadmin', adminKey);
     const plain = await server.token('user', 'everywhere', plainKey);
+    for (const [token, who, scope] of [
+      [admin, 'admin', 'ops-x-y'],
+      [plain, 'plain', '*-*-*'],
+    ] as const) {
+      const added = await call(server.url, token, 'POST', '/v1/webhooks', {
+        url: `${hook}/${who}`,
+        scope,
+        events: ['backup.failed'],
+      });
+      expect(added.status).toBe(200);
+    }
     const config = testConfig(server.databaseUrl!, dir);
 
     await createBackup({
@@ -62,6 +93,12 @@ describeEachBackend('backup.failed event', (backend) => {
     expect(await read(plain)).toEqual([]);
     const all = await call(server.url, plain, 'GET', '/v1/events');
     expect((all.body as { events: EventView[] }).events.filter((e) => e.scope === '@operator')).toEqual([]);
+
+    await until('the admin webhook delivery', () => received.some((r) => r.path === '/admin'));
+    // The plain user's endpoint, past the admin's delivery and a few more rounds, got nothing.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(received).toEqual([{ path: '/admin', type: 'backup.failed' }]);
+    receiver.close();
 
     // Withdrawing the role withdraws the events.
     await revokeRole(server.store, 'test', { kind: 'user', identifier: 'opsadmin' }, 'admin');
