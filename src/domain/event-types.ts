@@ -11,7 +11,16 @@ export const eventTypes = [
   'compute_service.lost',
   'strategy.set',
   'strategy.failed',
+  'backup.failed',
 ] as const;
+
+/**
+ * The scope of events about the installation rather than any user's objects (`backup.failed`).
+ * Not a valid `org-campaign-project` scope, so no stored object or granted scope ever equals it:
+ * only identities holding the `admin` role read these events, and a scope filter does not hide
+ * them from an admin (a network filter does).
+ */
+export const operatorEventScope = '@operator';
 
 export type EventType = (typeof eventTypes)[number];
 

@@ -140,11 +140,12 @@ export async function createBackup(options: CreateBackupOptions): Promise<Backup
       await lease.release();
     }
   } catch (error) {
-    await auditBackupEvent(options.config, {
-      ...auditEvent,
-      outcome: 'error',
-      details: { backupId: id, ...errorFacts(error) },
-    });
+    const facts = errorFacts(error);
+    await auditBackupEvent(
+      options.config,
+      { ...auditEvent, outcome: 'error', details: { backupId: id, ...facts } },
+      { target: options.auditTarget ?? target.url, backupId: id, ...facts },
+    );
     throw error;
   }
   await auditBackupEvent(options.config, {

@@ -3,6 +3,7 @@ import { AthanorError } from '../../domain/errors.js';
 import { parseScope } from '../../domain/scope.js';
 import type { Store } from '../../store/open-store.js';
 import { findIdentity, listScopes } from '../../store/queries/identities.js';
+import { listRoles } from '../../store/queries/identity-roles.js';
 
 /**
  * The identity named `kind:identifier` (as objects record who made them) with its scopes now:
@@ -18,6 +19,12 @@ export async function currentPrincipal(store: Store, name: string): Promise<Prin
   if (identity.expires_at !== null && identity.expires_at < new Date().toISOString()) return undefined;
   const scopes = (await listScopes(store.db, kind, identifier)).map(parseScope);
   return { kind, identifier, scopes };
+}
+
+/** True when the identity holds the `admin` role now: it reads the operator scope's events. */
+export async function readsOperatorEvents(store: Store, principal: Principal): Promise<boolean> {
+  if (principal.kind !== 'user') return false;
+  return (await listRoles(store.db, principal.kind, principal.identifier)).includes('admin');
 }
 
 export function ownerGone(name: string, what: string): AthanorError {

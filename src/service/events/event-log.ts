@@ -8,6 +8,7 @@ import type { Store } from '../../store/open-store.js';
 import type { EventRow } from '../../store/queries/events.js';
 import * as q from '../../store/queries/events.js';
 import { parseQueryScope } from '../networks.js';
+import { readsOperatorEvents } from './acting-principal.js';
 
 /** Most events one page (or one sequencer round) holds. */
 export const maxEventsPerPage = 1000;
@@ -123,7 +124,10 @@ export function parseEventTypes(types: readonly string[] | undefined, field: str
   return list;
 }
 
-/** Events after a position that the caller's scopes cover, oldest first. */
+/**
+ * Events after a position that the caller's scopes cover, oldest first; for an admin also the
+ * operator scope's events (`backup.failed`), unless a network is asked for.
+ */
 export async function readEvents(
   store: Store,
   principal: Principal,
@@ -136,6 +140,7 @@ export async function readEvents(
     types: parseEventTypes(query.types, 'querystring/type'),
     networkKeys: query.network === undefined ? undefined : [query.network],
     limit: Math.min(query.limit ?? maxEventsPerPage, maxEventsPerPage),
+    operator: await readsOperatorEvents(store, principal),
   });
   return rows.map(eventView);
 }

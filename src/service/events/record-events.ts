@@ -1,5 +1,6 @@
 import type { Kysely } from 'kysely';
 import type { EventType } from '../../domain/event-types.js';
+import { operatorEventScope } from '../../domain/event-types.js';
 import type { NewEvent } from '../../store/queries/events.js';
 import { insertEvents, insertTaskEvents } from '../../store/queries/events.js';
 import type { Database } from '../../store/schema.js';
@@ -58,4 +59,20 @@ export async function recordServiceLost(
     data: { service: serviceId, tasksReturned: Number(r.n) },
   }));
   await insertEvents(trx, events, now);
+}
+
+/**
+ * `backup.failed`, in the operator scope (admins only): a backup, scheduled or by hand, that
+ * wrote nothing. `data` holds the target's URL, the backup id and the error's code and message.
+ */
+export async function recordBackupFailed(
+  db: Kysely<Database>,
+  data: { target: string; backupId: string; actor: string; code: string; message: string },
+  now: string,
+): Promise<void> {
+  await insertEvents(
+    db,
+    [{ scope: operatorEventScope, type: 'backup.failed', subject: data.backupId, data }],
+    now,
+  );
 }

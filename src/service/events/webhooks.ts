@@ -12,7 +12,7 @@ import { lastPosition, listEvents } from '../../store/queries/events.js';
 import type { WebhookDeliveryRow, WebhookEndpointRow } from '../../store/queries/webhooks.js';
 import * as q from '../../store/queries/webhooks.js';
 import { audited } from '../audit.js';
-import { currentPrincipal } from './acting-principal.js';
+import { currentPrincipal, readsOperatorEvents } from './acting-principal.js';
 import { eventView, parseEventTypes } from './event-log.js';
 import type { DeliveryAnswer, DeliveryLimits } from './webhook-request.js';
 import { checkWebhookTarget, parseWebhookUrl, sendWebhook } from './webhook-request.js';
@@ -251,6 +251,7 @@ export async function deliverEndpoint(
     scopes,
     types: JSON.parse(endpoint.event_types) as string[],
     limit: options.batch,
+    operator: owner ? await readsOperatorEvents(store, owner) : false,
   });
   let delivered = 0;
   let position = endpoint.delivered_position;

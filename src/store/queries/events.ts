@@ -1,5 +1,6 @@
-import type { Kysely, RawBuilder } from 'kysely';
+import type { Kysely, RawBuilder, SqlBool } from 'kysely';
 import { sql } from 'kysely';
+import { operatorEventScope } from '../../domain/event-types.js';
 import type { Scope } from '../../domain/scope.js';
 import type { Database } from '../schema.js';
 import { chunked } from './chunked.js';
@@ -119,17 +120,21 @@ export interface EventFilter {
   readonly types?: readonly string[] | undefined;
   readonly networkKeys?: readonly string[] | undefined;
   readonly limit: number;
+  /** Also the events of the operator scope (for admins); without it, never them. */
+  readonly operator?: boolean | undefined;
 }
 
 /** Numbered events after a position, in position order, within the scopes. */
 export async function listEvents(db: Kysely<Database>, filter: EventFilter): Promise<EventRow[]> {
-  if (filter.scopes.length === 0) return [];
+  const operator = filter.operator === true && !filter.networkKeys?.length;
+  if (filter.scopes.length === 0 && !operator) return [];
+  const within = sql<SqlBool>`(${scopeCondition('scope', filter.scopes)} and scope <> ${operatorEventScope})`;
   let query = db
     .selectFrom('events')
     .select(['position', 'scope', 'type', 'network_key', 'subject', 'data', 'created_at'])
     .where('position', 'is not', null)
     .where('position', '>', filter.after)
-    .where(scopeCondition('scope', filter.scopes))
+    .where(operator ? sql<SqlBool>`(${within} or scope = ${operatorEventScope})` : within)
     .orderBy('position')
     .limit(filter.limit);
   if (filter.types?.length) query = query.where('type', 'in', filter.types);
