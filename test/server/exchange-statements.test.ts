@@ -14,8 +14,13 @@ describeEachBackend('one transaction per exchange', (backend) => {
     const { store } = await freshStore(backend, dir, {
       open: { onStatement: (sql) => recording?.push(sql) },
     });
-    // No sweep runs while statements are counted.
-    const server = await startTestServer(backend, dir, { store, sweepIntervalMs: 3_600_000 });
+    // No sweep, and no numbering of events, webhooks or strategies, runs while statements are
+    // counted: each is a transaction of its own.
+    const server = await startTestServer(backend, dir, {
+      store,
+      sweepIntervalMs: 3_600_000,
+      eventsIntervalMs: 0,
+    });
     const { user, compute } = await queueClients(server);
     const sizes = [1, 10, 100];
     const rounds = 3;
